@@ -1,0 +1,3 @@
+from runicorn_lite.cli import main
+
+main()

@@ -1,0 +1,64 @@
+"""The app factory: one Starlette app over one data root."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+
+from runicorn_lite.api import health, v1, v2, web
+from runicorn_lite.api.context import AppContext
+from runicorn_lite.api.errors import EXCEPTION_HANDLERS
+from runicorn_lite.api.middleware import RateLimitMiddleware, ResponseTimeMiddleware
+from runicorn_lite.api.openapi import openapi_route
+from runicorn_lite.db import Database
+from runicorn_lite.db.schema import INDEX_MIGRATIONS
+from runicorn_lite.ingest import Indexer, Watcher
+from runicorn_lite.settings import Settings
+
+log = logging.getLogger("runicorn_lite")
+
+
+def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
+    """Build the app. With ``ingest`` the lifespan starts the background scan and watcher;
+    without it (tests), call ``app.state.ctx.indexer.scan()`` yourself.
+    """
+    from runicorn_lite.optimization import create_app as create_optimization_app
+
+    settings.ensure_dirs()
+    index = Database(settings.index_path, INDEX_MIGRATIONS)
+    indexer = Indexer(settings.root, index)
+    ctx = AppContext(settings=settings, index=index, indexer=indexer, started_at=time.time())
+    optimization = create_optimization_app(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if ingest:
+            ctx.watcher = Watcher(indexer, watch=settings.watch, rescan_interval=settings.rescan_interval)
+            ctx.watcher.start()
+        try:
+            yield
+        finally:
+            if ctx.watcher is not None:
+                ctx.watcher.stop()
+            optimization.state.db.close()
+            index.close()
+
+    routes: list[BaseRoute] = [
+        *health.routes(),
+        *v2.routes(),
+        *v1.routes(),
+        Mount("/api/iris/optimization", app=optimization),
+        *web.routes(),
+    ]
+    routes.append(openapi_route())
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.ctx = ctx
+    app.state.optimization = optimization
+    app.add_middleware(RateLimitMiddleware, enabled=settings.rate_limit)
+    app.add_middleware(ResponseTimeMiddleware)
+    return app

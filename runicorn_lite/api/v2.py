@@ -1,0 +1,256 @@
+"""``/api/v2``: experiment queries answered from the index."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runicorn_lite import rundir
+from runicorn_lite.api.context import context
+from runicorn_lite.api.errors import bad_request, not_found
+from runicorn_lite.api.params import get_bool, get_choice, get_csv, get_float, get_int, get_str, json_object
+from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.db.schema import SORT_COLUMNS
+from runicorn_lite.queries import analytics
+from runicorn_lite.queries.experiments import (
+    ExperimentFilter,
+    experiment_row,
+    find_for_write,
+    get_experiment,
+    list_experiments,
+    metrics_summary,
+)
+from runicorn_lite.queries.metrics import load_series, pivot
+
+MAX_PER_PAGE = 1000
+MAX_PAGE = 1_000_000
+MAX_BATCH = 1000
+MAX_DOWNSAMPLE = 100_000
+_STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def parse_filter(request: Request, *, with_list_only: bool = True) -> ExperimentFilter:
+    """The list filters of a request (400 for any that is malformed)."""
+    q = request.query_params
+    statuses = get_csv(q, "status")
+    if statuses:
+        bad = [s for s in statuses if s not in rundir.STATUSES]
+        if bad:
+            raise bad_request(
+                f"Parameter 'status' has unknown value(s) {', '.join(bad)}; allowed: {', '.join(rundir.STATUSES)}"
+            )
+    created_after = get_float(q, "created_after")
+    created_before = get_float(q, "created_before")
+    if with_list_only:
+        best_min, best_max = get_float(q, "best_metric_min"), get_float(q, "best_metric_max")
+        return ExperimentFilter(
+            project=get_str(q, "project"),
+            name=get_str(q, "name"),
+            statuses=tuple(statuses) if statuses else None,
+            tags=tuple(t for t in (get_csv(q, "tags") or ())) or None,
+            search=get_str(q, "search"),
+            created_after=created_after,
+            created_before=created_before,
+            best_metric_min=best_min,
+            best_metric_max=best_max,
+            include_deleted=get_bool(q, "include_deleted", False),
+        )
+    return ExperimentFilter(
+        project=get_str(q, "project"),
+        statuses=tuple(statuses) if statuses else None,
+        created_after=created_after,
+        created_before=created_before,
+    )
+
+
+async def list_experiments_endpoint(request: Request) -> Response:
+    start = time.perf_counter()
+    ctx = context(request)
+    q = request.query_params
+    f = parse_filter(request)
+    page = get_int(q, "page", 1, 1, MAX_PAGE)
+    per_page = get_int(q, "per_page", 50, 1, MAX_PER_PAGE)
+    order_by = get_choice(q, "order_by", "created_at", tuple(SORT_COLUMNS))
+    desc = get_bool(q, "order_desc", True)
+    experiments, total = await run_in_threadpool(
+        ctx.index.read, lambda conn: list_experiments(conn, ctx.root, f, order_by, desc, page, per_page)
+    )
+    return JSONResponse(
+        {
+            "experiments": experiments,
+            "total": total,
+            "page": page,
+            "per_page": per_page,
+            "has_next": page * per_page < total,
+            "has_prev": page > 1,
+            "query_time_ms": _ms(start),
+        }
+    )
+
+
+def _check_id(exp_id: str) -> str:
+    if not rundir.is_valid_run_id(exp_id):
+        raise not_found(f"Experiment {exp_id[:200]} not found")
+    return exp_id
+
+
+async def experiment_detail(request: Request) -> Response:
+    start = time.perf_counter()
+    ctx = context(request)
+    exp_id = _check_id(request.path_params["exp_id"])
+
+    def query(conn: Any) -> tuple | None:
+        found = get_experiment(conn, exp_id)
+        if found is None:
+            return None
+        pk, row = found
+        return row, metrics_summary(conn, pk), bool(
+            conn.execute("SELECT environment_available FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
+        )
+
+    found = await run_in_threadpool(ctx.index.read, query)
+    if found is None:
+        raise not_found(f"Experiment {exp_id} not found")
+    row, summary, env = found
+    experiment = experiment_row(row, ctx.root, True)
+    run_dir = Path(experiment["run_dir"])
+    file_count = await run_in_threadpool(rundir.count_files, run_dir)
+    return JSONResponse(
+        {
+            "experiment": experiment,
+            "metrics_summary": summary,
+            "environment_available": env,
+            "file_count": file_count,
+            "query_time_ms": _ms(start),
+        }
+    )
+
+
+def parse_step_range(raw: str | None) -> tuple[int | None, int | None] | None:
+    """``min:max`` inclusive, either side may be empty (``100:``); None when absent."""
+    if raw is None:
+        return None
+    match = _STEP_RANGE.match(raw)
+    if match is None:
+        raise bad_request(f"Invalid step_range format, use 'min:max' (integers, either may be empty); got '{raw}'")
+    lo = int(match.group(1)) if match.group(1) is not None else None
+    hi = int(match.group(2)) if match.group(2) is not None else None
+    for v in (lo, hi):
+        if v is not None and not _INT64[0] <= v <= _INT64[1]:
+            raise bad_request("Invalid step_range: steps must fit in 64 bits")
+    if lo is not None and hi is not None and lo > hi:
+        raise bad_request(f"Invalid step_range: min ({lo}) is greater than max ({hi})")
+    return lo, hi
+
+
+async def metrics_fast(request: Request) -> Response:
+    start = time.perf_counter()
+    ctx = context(request)
+    exp_id = _check_id(request.path_params["exp_id"])
+    q = request.query_params
+    names = get_csv(q, "metric_names", max_items=1000)
+    step_range = parse_step_range(get_str(q, "step_range"))
+    downsample = None
+    if get_str(q, "downsample") is not None:
+        downsample = get_int(q, "downsample", 0, 2, MAX_DOWNSAMPLE)
+    lo, hi = step_range if step_range else (None, None)
+
+    def query(conn: Any) -> dict | None:
+        found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
+        if found is None:
+            return None
+        return load_series(conn, found[0], names, lo, hi)
+
+    series = await run_in_threadpool(ctx.index.read, query)
+    if series is None:
+        raise not_found(f"Experiment {exp_id} not found")
+    columns, rows, total, downsampled = pivot(series, downsample)
+    return JSONResponse(
+        {
+            "columns": columns,
+            "rows": rows,
+            "query_time_ms": _ms(start),
+            "total_points": total,
+            "applied_filters": {
+                "metrics": names if names is not None else columns[1:],
+                "step_range": {"min": lo, "max": hi} if step_range else None,
+                "downsampled": downsampled,
+                "downsample": downsample,
+            },
+        }
+    )
+
+
+async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, Any]]:
+    body = await json_object(request, max_bytes=4 << 20)
+    ids = body.get("exp_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise bad_request("Field 'exp_ids' is required: a list of experiment id strings")
+    ids = list(dict.fromkeys(ids))
+    if len(ids) > MAX_BATCH:
+        raise bad_request(f"Cannot {verb} more than {MAX_BATCH} experiments at once")
+    if not ids:
+        raise bad_request(f"Field 'exp_ids' must name at least one experiment to {verb}")
+    return ids, body
+
+
+async def batch_delete(request: Request) -> Response:
+    ctx = context(request)
+    ids, body = await _ids_body(request, "delete")
+    reason = body.get("reason", "user_batch_delete")
+    if reason is None:
+        reason = "user_batch_delete"
+    if not isinstance(reason, str) or len(reason) > 1000:
+        raise bad_request("Field 'reason' must be a string of at most 1000 characters")
+    results = await run_in_threadpool(ctx.delete_runs, ids, reason)
+    return _batch_answer("deleted", results)
+
+
+async def batch_restore(request: Request) -> Response:
+    ctx = context(request)
+    ids, _body = await _ids_body(request, "restore")
+    results = await run_in_threadpool(ctx.restore_runs, ids)
+    return _batch_answer("restored", results)
+
+
+def _batch_answer(verb: str, results: dict[str, bool]) -> Response:
+    ok = sum(results.values())
+    body: dict[str, Any] = {verb: ok, "failed": len(results) - ok, "results": results}
+    if verb != "deleted":
+        # The restore answer keeps the delete answer's shape (DECISIONS: "the same shape").
+        body["deleted"] = ok
+    return JSONResponse(body)
+
+
+async def analytics_summary(request: Request) -> Response:
+    start = time.perf_counter()
+    ctx = context(request)
+    f = parse_filter(request, with_list_only=False)
+    data = await run_in_threadpool(ctx.index.read, lambda conn: analytics.summary(conn, f))
+    data["query_time_ms"] = _ms(start)  # type: ignore[index]
+    return JSONResponse(data)
+
+
+def routes() -> list[Route]:
+    """The V2 routes (mounted under /api/v2)."""
+    return [
+        Route("/api/v2/experiments", list_experiments_endpoint, methods=["GET"]),
+        Route("/api/v2/experiments/batch-delete", batch_delete, methods=["POST"]),
+        Route("/api/v2/experiments/batch-restore", batch_restore, methods=["POST"]),
+        Route("/api/v2/experiments/{exp_id}", experiment_detail, methods=["GET"]),
+        Route("/api/v2/experiments/{exp_id}/metrics/fast", metrics_fast, methods=["GET"]),
+        Route("/api/v2/analytics/summary", analytics_summary, methods=["GET"]),
+    ]
+

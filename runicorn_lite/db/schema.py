@@ -1,0 +1,124 @@
+"""Schema of the index: derived from run directories, deletable and rebuildable at any time."""
+
+from __future__ import annotations
+
+from runicorn_lite.db import Migration
+
+# Columns a list may be ordered by (the V2 whitelist) → the SQL column. Only these identifiers
+# are ever put into an ORDER BY.
+SORT_COLUMNS = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "best_metric_value": "best_metric_value",
+    "status": "status",
+    "name": "name",
+    "project": "project",
+    "ended_at": "ended_at",
+}
+# Sort columns that can hold NULL: ascending order puts NULLs last through an expression index
+# on (col IS NULL, col, id).
+NULLABLE_SORT_COLUMNS = ("best_metric_value", "ended_at")
+
+
+def _sort_indexes() -> str:
+    statements = []
+    for col in SORT_COLUMNS:
+        # Live (not deleted) rows: the common case, a partial index the planner can walk in
+        # either direction, so ORDER BY .. LIMIT never sorts the whole table.
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS idx_sort_live_{col} ON experiments({col}, id) "
+            "WHERE deleted_at IS NULL;"
+        )
+        statements.append(f"CREATE INDEX IF NOT EXISTS idx_sort_all_{col} ON experiments({col}, id);")
+    for col in NULLABLE_SORT_COLUMNS:
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS idx_sort_live_nl_{col} ON experiments({col} IS NULL, {col}, id) "
+            "WHERE deleted_at IS NULL;"
+        )
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS idx_sort_all_nl_{col} ON experiments({col} IS NULL, {col}, id);"
+        )
+    return "\n".join(statements)
+
+
+INDEX_MIGRATIONS = [
+    Migration(
+        "0001_experiments",
+        """
+        CREATE TABLE experiments (
+            pk INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            run_dir TEXT NOT NULL UNIQUE,          -- relative to the data root
+            generation TEXT NOT NULL,
+            project TEXT NOT NULL,
+            name TEXT NOT NULL,
+            path TEXT NOT NULL,
+            alias TEXT,
+            description TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',       -- JSON list, for output; filters use exp_tags
+            status TEXT NOT NULL,
+            exit_reason TEXT,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            ended_at REAL,
+            pid INTEGER,
+            hostname TEXT,
+            best_metric_name TEXT,
+            best_metric_value REAL,
+            best_metric_step INTEGER,
+            best_metric_mode TEXT,
+            primary_metric TEXT,
+            primary_mode TEXT,
+            deleted_at REAL,
+            delete_reason TEXT,
+            environment_available INTEGER NOT NULL DEFAULT 0,
+            n_points INTEGER NOT NULL DEFAULT 0,
+            -- ingest bookkeeping: what was read, so an unchanged run costs nothing
+            files_sig TEXT NOT NULL DEFAULT '',
+            events_ino INTEGER,
+            events_offset INTEGER NOT NULL DEFAULT 0,
+            events_last_step INTEGER,
+            live_best_value REAL,
+            live_best_step INTEGER,
+            indexed_at REAL NOT NULL
+        );
+        -- The indexes named by the V2 document.
+        CREATE INDEX idx_experiments_project ON experiments(project);
+        CREATE INDEX idx_experiments_status ON experiments(status);
+        CREATE INDEX idx_experiments_created_at ON experiments(created_at);
+        CREATE INDEX idx_experiments_best_metric ON experiments(best_metric_name, best_metric_value);
+        CREATE INDEX idx_experiments_deleted_at ON experiments(deleted_at);
+        -- What the filters and analytics need beyond them.
+        CREATE INDEX idx_experiments_project_name ON experiments(project, name);
+        CREATE INDEX idx_experiments_project_status ON experiments(project, status);
+        CREATE INDEX idx_experiments_best_value ON experiments(best_metric_value);
+
+        CREATE TABLE exp_tags (
+            tag TEXT NOT NULL,
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            PRIMARY KEY (tag, exp_pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_exp_tags_exp ON exp_tags(exp_pk);
+
+        -- Metric points packed per (experiment, metric) into chunks of steps: a run's curves
+        -- come back in one indexed range read, and ingest writes a few rows per run rather
+        -- than one per point.
+        CREATE TABLE metric_chunks (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            min_step INTEGER NOT NULL,
+            max_step INTEGER NOT NULL,
+            steps BLOB NOT NULL,                   -- int64 array
+            vals BLOB NOT NULL,                    -- float64 array (NaN/Infinity kept)
+            PRIMARY KEY (exp_pk, metric, chunk)
+        ) WITHOUT ROWID;
+
+        -- Substring search (case-insensitive) over project, name, path, alias, description,
+        -- tags and id.
+        CREATE VIRTUAL TABLE experiments_fts USING fts5(body, tokenize = 'trigram');
+        """,
+    ),
+    Migration("0002_sort_indexes", _sort_indexes()),
+]

@@ -1,0 +1,8 @@
+"""Ingest: run directories → the SQLite index (full scans, incremental refreshes, a watcher)."""
+
+from __future__ import annotations
+
+from runicorn_lite.ingest.indexer import Indexer, IndexState
+from runicorn_lite.ingest.watcher import Watcher
+
+__all__ = ["Indexer", "IndexState", "Watcher"]

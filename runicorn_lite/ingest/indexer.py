@@ -1,0 +1,517 @@
+"""Index run directories into SQLite: one writer, batched transactions, incremental reads.
+
+A run is re-read only when its small files changed (size, mtime) or its events.jsonl grew; a
+grown events.jsonl is read from the byte offset where the last read stopped. Everything is
+derived from the files, so deleting the index and scanning again reproduces it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from runicorn_lite import rundir
+from runicorn_lite.db import Database, StoreError
+from runicorn_lite.db.chunks import CHUNK_POINTS, pack, split_sorted, unpack
+
+log = logging.getLogger("runicorn_lite.ingest")
+
+# Runs prepared (files read) before one write transaction commits them.
+BATCH_RUNS = 200
+# ... or this many seconds of reading, whichever comes first, so progress shows while scanning.
+BATCH_SECONDS = 0.5
+
+
+@dataclass
+class IndexState:
+    """What /api/health reports about indexing. Plain fields, written by the indexer thread."""
+
+    scanning: bool = False
+    scans_completed: int = 0
+    runs_seen: int = 0
+    runs_indexed: int = 0
+    runs_in_index: int = 0
+    last_scan_started_at: float | None = None
+    last_scan_finished_at: float | None = None
+    last_scan_duration_s: float | None = None
+    last_change_at: float | None = None
+    last_ingest_lag_s: float | None = None
+    errors: int = 0
+    watcher: str = "off"
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready copy."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Known:
+    pk: int
+    id: str
+    files_sig: str
+    events_ino: int | None
+    events_offset: int
+    events_last_step: int | None
+    status: str
+    pid: int | None
+    hostname: str | None
+
+
+@dataclass
+class _Prepared:
+    """A run read from disk, ready to be written."""
+
+    rel: str
+    info: rundir.RunInfo
+    files_sig: str
+    files_changed: bool
+    events_ino: int | None
+    events: rundir.EventsChunk | None
+    full_events: bool
+    known: _Known | None
+    body: str = ""
+
+
+class Indexer:
+    """Keeps the index in step with the run directories under one data root.
+
+    Thread-safe: scans and refreshes are serialised by one lock (one writer).
+    """
+
+    def __init__(self, root: Path, db: Database) -> None:
+        self.root = Path(root)
+        self.db = db
+        self.state = IndexState()
+        self._lock = threading.RLock()
+        self._known: dict[str, _Known] = {}
+        self._load_known()
+
+    # -- public ---------------------------------------------------------------------------
+
+    def scan(self, progress: Callable[[int, int], None] | None = None) -> IndexState:
+        """Walk every run directory once; index what changed, drop what vanished."""
+        with self._lock:
+            st = self.state
+            started = time.time()
+            st.scanning = True
+            st.last_scan_started_at = started
+            st.runs_seen = 0
+            st.runs_indexed = 0
+            try:
+                seen: set[str] = set()
+                batch: list[_Prepared] = []
+                batch_started = time.monotonic()
+                for loc in rundir.iter_runs(self.root):
+                    rel = self._rel(loc.run_dir)
+                    if rel in seen:
+                        continue
+                    seen.add(rel)
+                    st.runs_seen += 1
+                    prepared = self._prepare(loc, rel)
+                    if prepared is not None:
+                        batch.append(prepared)
+                    if len(batch) >= BATCH_RUNS or (
+                        batch and time.monotonic() - batch_started > BATCH_SECONDS
+                    ):
+                        self._write(batch)
+                        st.runs_indexed += len(batch)
+                        batch = []
+                        batch_started = time.monotonic()
+                        if progress:
+                            progress(st.runs_seen, st.runs_indexed)
+                if batch:
+                    self._write(batch)
+                    st.runs_indexed += len(batch)
+                vanished = [rel for rel in self._known if rel not in seen]
+                if vanished:
+                    self._remove(vanished)
+                if progress:
+                    progress(st.runs_seen, st.runs_indexed)
+            finally:
+                st.scanning = False
+                finished = time.time()
+                st.last_scan_finished_at = finished
+                st.last_scan_duration_s = round(finished - started, 4)
+                st.scans_completed += 1
+                st.runs_in_index = len(self._known)
+            return st
+
+    def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None) -> int:
+        """Re-read the given run directories now (from the watcher or after an API write).
+
+        A directory that no longer holds a run is removed from the index. Returns how many
+        runs were written or removed.
+        """
+        with self._lock:
+            batch: list[_Prepared] = []
+            gone: list[str] = []
+            for run_dir in {Path(p) for p in run_dirs}:
+                rel = self._rel(run_dir)
+                loc = rundir.location_of(self.root, run_dir)
+                if loc is None:
+                    if rel in self._known:
+                        gone.append(rel)
+                    continue
+                prepared = self._prepare(loc, rel)
+                if prepared is not None:
+                    batch.append(prepared)
+            if batch:
+                self._write(batch)
+            if gone:
+                self._remove(gone)
+            self.state.runs_in_index = len(self._known)
+            if changed_at is not None and (batch or gone):
+                self.state.last_ingest_lag_s = round(time.time() - changed_at, 4)
+            return len(batch) + len(gone)
+
+    def known_run_dir(self, path: Path) -> Path | None:
+        """The indexed run directory that ``path`` is, or lies in; None if there is none."""
+        try:
+            rel_parts = Path(path).relative_to(self.root).parts
+        except ValueError:
+            return None
+        for depth in range(len(rel_parts), 0, -1):
+            rel = "/".join(rel_parts[:depth])
+            if rel in self._known:
+                return self.root / rel
+        return None
+
+    def check_live_runs(self) -> int:
+        """Refresh runs marked running whose process is gone (reported failed from now on)."""
+        dead = [
+            self.root / rel
+            for rel, k in list(self._known.items())
+            if k.status == "running" and rundir.pid_is_gone(k.pid, k.hostname)
+        ]
+        if not dead:
+            return 0
+        with self._lock:
+            for run_dir in dead:
+                known = self._known.get(self._rel(run_dir))
+                if known:
+                    known.files_sig = ""  # force a re-read of the status
+        return self.refresh(dead)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _rel(self, run_dir: Path) -> str:
+        try:
+            return Path(run_dir).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(run_dir).as_posix()
+
+    def _load_known(self) -> None:
+        def load(conn: sqlite3.Connection) -> list[tuple]:
+            return conn.execute(
+                "SELECT run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step,"
+                " status, pid, hostname FROM experiments"
+            ).fetchall()
+
+        rows = self.db.read(load)
+        self._known = {row[0]: _Known(*row[1:]) for row in rows}  # type: ignore[union-attr]
+        self.state.runs_in_index = len(self._known)
+
+    def _prepare(self, loc: rundir.RunLocation, rel: str) -> _Prepared | None:
+        known = self._known.get(rel)
+        files_sig, events_stat = rundir.file_signature(loc.run_dir)
+        events_ino = events_stat[0] if events_stat else None
+        events_size = events_stat[1] if events_stat else 0
+        if known is not None:
+            same_events = known.events_ino == events_ino and events_size == known.events_offset
+            if known.files_sig == files_sig and same_events:
+                return None  # unchanged: costs two stats per file, nothing more
+        try:
+            info = rundir.read_run(loc)
+        except OSError as exc:  # vanished or unreadable mid-read; picked up when it changes
+            log.warning("skipping run %s: %s", rel, exc)
+            self.state.errors += 1
+            return None
+        if info is None:
+            return None
+        full = (
+            known is None
+            or known.id != info.id
+            or known.events_ino != events_ino
+            or events_size < known.events_offset
+        )
+        events = None
+        if events_stat is not None:
+            if full:
+                events = rundir.read_events(loc.run_dir / rundir.EVENTS)
+            elif events_size > known.events_offset:  # type: ignore[union-attr]
+                events = rundir.read_events(
+                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step  # type: ignore[union-attr]
+                )
+            if events is not None and events.bad_lines:
+                log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
+        files_changed = known is None or known.files_sig != files_sig or known.id != info.id
+        body = "\n".join(
+            x
+            for x in (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
+            if x
+        )
+        return _Prepared(
+            rel=rel,
+            info=info,
+            files_sig=files_sig,
+            files_changed=files_changed,
+            events_ino=events_ino,
+            events=events,
+            full_events=full,
+            known=known,
+            body=body,
+        )
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _write(self, batch: list[_Prepared]) -> None:
+        now = time.time()
+        try:
+            with self.db.write() as conn:
+                for item in batch:
+                    self._write_one(conn, item, now)
+        except (StoreError, sqlite3.Error) as exc:
+            # Keep the in-memory view equal to the database: forget this batch, it is retried
+            # on the next scan or change.
+            log.error("index write failed (%s); %d run(s) will be retried", exc, len(batch))
+            self.state.errors += 1
+            self._load_known()
+            return
+        self.state.last_change_at = now
+
+    def _write_one(self, conn: sqlite3.Connection, item: _Prepared, now: float) -> None:
+        info = item.info
+        known = item.known
+        # The same id found at another directory (moved to the recycle bin, say): one row.
+        if known is None or known.id != info.id:
+            row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
+            if row is not None and row[1] != item.rel:
+                self._known.pop(row[1], None)
+                conn.execute("UPDATE experiments SET run_dir = ? WHERE pk = ?", (item.rel, row[0]))
+            if known is not None and known.id != info.id:
+                self._delete_pk(conn, known.pk)
+                known = None
+
+        events = item.events
+        offset = known.events_offset if known and not item.full_events else 0
+        last_step = known.events_last_step if known and not item.full_events else None
+        if events is not None:
+            offset, last_step = events.offset, events.last_step
+
+        pk = conn.execute(
+            """
+            INSERT INTO experiments (
+                id, run_dir, generation, project, name, path, alias, description, tags, status,
+                exit_reason, created_at, updated_at, ended_at, pid, hostname, best_metric_name,
+                best_metric_value, best_metric_step, best_metric_mode, primary_metric,
+                primary_mode, deleted_at, delete_reason, environment_available, files_sig,
+                events_ino, events_offset, events_last_step, indexed_at)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            ON CONFLICT(id) DO UPDATE SET
+                run_dir = excluded.run_dir, generation = excluded.generation,
+                project = excluded.project, name = excluded.name, path = excluded.path,
+                alias = excluded.alias, description = excluded.description,
+                tags = excluded.tags, status = excluded.status,
+                exit_reason = excluded.exit_reason, created_at = excluded.created_at,
+                updated_at = excluded.updated_at, ended_at = excluded.ended_at,
+                pid = excluded.pid, hostname = excluded.hostname,
+                best_metric_name = excluded.best_metric_name,
+                best_metric_value = excluded.best_metric_value,
+                best_metric_step = excluded.best_metric_step,
+                best_metric_mode = excluded.best_metric_mode,
+                primary_metric = excluded.primary_metric, primary_mode = excluded.primary_mode,
+                deleted_at = excluded.deleted_at, delete_reason = excluded.delete_reason,
+                environment_available = excluded.environment_available,
+                files_sig = excluded.files_sig, events_ino = excluded.events_ino,
+                events_offset = excluded.events_offset,
+                events_last_step = excluded.events_last_step, indexed_at = excluded.indexed_at
+            RETURNING pk
+            """,
+            (
+                info.id, item.rel, info.generation, info.project, info.name, info.path,
+                info.alias, info.description, orjson.dumps(info.tags).decode(), info.status,
+                info.exit_reason, info.created_at, info.updated_at, info.ended_at, info.pid,
+                info.hostname, info.best_metric_name, _finite(info.best_metric_value),
+                info.best_metric_step, info.best_metric_mode, info.primary_metric,
+                info.primary_mode, info.deleted_at, info.delete_reason,
+                int(info.environment_available), item.files_sig, item.events_ino, offset,
+                last_step, now,
+            ),
+        ).fetchone()[0]
+
+        if item.files_changed or known is None:
+            conn.execute("DELETE FROM exp_tags WHERE exp_pk = ?", (pk,))
+            conn.executemany(
+                "INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags]
+            )
+            conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
+            conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
+
+        if item.full_events:
+            conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
+        if events is not None and events.points:
+            if item.full_events:
+                self._insert_series(conn, pk, events.points)
+            else:
+                self._merge_series(conn, pk, events.points)
+        if events is not None or item.full_events or item.files_changed:
+            previous = None
+            if known is not None and not item.full_events and not item.files_changed:
+                previous = conn.execute(
+                    "SELECT live_best_value, live_best_step FROM experiments WHERE pk = ?", (pk,)
+                ).fetchone()
+            self._update_derived(conn, pk, info, events, previous)
+
+        self._known[item.rel] = _Known(
+            pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
+        )
+
+    @staticmethod
+    def _insert_series(conn: sqlite3.Connection, pk: int, points: dict[str, dict[int, float]]) -> None:
+        rows = []
+        for metric, series in points.items():
+            for chunk_no, (steps, vals) in enumerate(split_sorted(series)):
+                rows.append((pk, metric, chunk_no, len(steps), steps[0], steps[-1], *pack(steps, vals)))
+        conn.executemany(
+            "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+
+    @staticmethod
+    def _merge_series(conn: sqlite3.Connection, pk: int, points: dict[str, dict[int, float]]) -> None:
+        """Merge appended points: new steps extend the last chunk; re-logged steps overwrite."""
+        for metric, series in points.items():
+            chunks = conn.execute(
+                "SELECT chunk, n, min_step, max_step FROM metric_chunks"
+                " WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
+                (pk, metric),
+            ).fetchall()
+            if not chunks:
+                Indexer._insert_series(conn, pk, {metric: series})
+                continue
+            # A point goes to the first chunk whose range ends at or after it (a gap before a
+            # chunk joins that chunk), or to the last chunk when it lies past every range.
+            highs = [c[3] for c in chunks]
+            last_chunk = chunks[-1][0]
+            touched: dict[int, dict[int, float]] = {}
+            for step, value in series.items():
+                i = bisect.bisect_left(highs, step)
+                target = chunks[i][0] if i < len(chunks) else last_chunk
+                touched.setdefault(target, {})[step] = value
+            next_chunk = last_chunk + 1
+            for chunk_no, new_points in touched.items():
+                row = conn.execute(
+                    "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                    (pk, metric, chunk_no),
+                ).fetchone()
+                steps, vals = unpack(row[0], row[1])
+                merged = dict(zip(steps, vals))
+                merged.update(new_points)
+                parts = split_sorted(merged, CHUNK_POINTS) if chunk_no == last_chunk else [
+                    (sorted(merged), [merged[s] for s in sorted(merged)])
+                ]
+                first_steps, first_vals = parts[0]
+                conn.execute(
+                    "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?"
+                    " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                    (len(first_steps), first_steps[0], first_steps[-1], *pack(first_steps, first_vals), pk, metric, chunk_no),
+                )
+                for extra_steps, extra_vals in parts[1:]:
+                    conn.execute(
+                        "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals)"
+                        " VALUES (?,?,?,?,?,?,?,?)",
+                        (pk, metric, next_chunk, len(extra_steps), extra_steps[0], extra_steps[-1], *pack(extra_steps, extra_vals)),
+                    )
+                    next_chunk += 1
+
+    @staticmethod
+    def _update_derived(
+        conn: sqlite3.Connection,
+        pk: int,
+        info: rundir.RunInfo,
+        events: rundir.EventsChunk | None,
+        previous: tuple[float | None, int | None] | None,
+    ) -> None:
+        """Point count, and the best metric of a live run that declared a primary metric.
+
+        With ``previous`` (the best before this append) only the appended points are looked at.
+        """
+        n_points = conn.execute(
+            "SELECT coalesce(sum(n), 0) FROM metric_chunks WHERE exp_pk = ?", (pk,)
+        ).fetchone()[0]
+        live_value = live_step = None
+        if info.best_metric_value is None and info.primary_metric:
+            mode = info.primary_mode or "max"
+            if previous is not None:
+                new = (events.points.get(info.primary_metric) or {}) if events else {}
+                live_value, live_step = _best_in(new.items(), mode, *previous)
+            else:
+                live_value, live_step = _best_of(conn, pk, info.primary_metric, mode)
+        if live_value is not None:
+            conn.execute(
+                "UPDATE experiments SET n_points = ?, live_best_value = ?, live_best_step = ?,"
+                " best_metric_name = ?, best_metric_value = ?, best_metric_step = ?, best_metric_mode = ?"
+                " WHERE pk = ?",
+                (n_points, live_value, live_step, info.primary_metric, live_value, live_step,
+                 info.primary_mode or "max", pk),
+            )
+        else:
+            conn.execute("UPDATE experiments SET n_points = ? WHERE pk = ?", (n_points, pk))
+
+    def _remove(self, rels: list[str]) -> None:
+        try:
+            with self.db.write() as conn:
+                for rel in rels:
+                    known = self._known.get(rel)
+                    if known is not None:
+                        self._delete_pk(conn, known.pk)
+        except (StoreError, sqlite3.Error) as exc:
+            log.error("index delete failed: %s", exc)
+            self.state.errors += 1
+            self._load_known()
+            return
+        for rel in rels:
+            self._known.pop(rel, None)
+        self.state.last_change_at = time.time()
+
+    @staticmethod
+    def _delete_pk(conn: sqlite3.Connection, pk: int) -> None:
+        conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
+        conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _best_of(conn: sqlite3.Connection, pk: int, metric: str, mode: str) -> tuple[float | None, int | None]:
+    """Best finite value of one series (NaN and infinities never count as best)."""
+    best: tuple[float | None, int | None] = (None, None)
+    for steps_blob, vals_blob in conn.execute(
+        "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
+    ):
+        steps, vals = unpack(steps_blob, vals_blob)
+        best = _best_in(zip(steps, vals), mode, *best)
+    return best
+
+
+def _best_in(
+    points: Iterable[tuple[int, float]], mode: str, best_value: float | None, best_step: int | None
+) -> tuple[float | None, int | None]:
+    """Fold ``points`` into a running best (the earliest step wins a tie)."""
+    for step, value in points:
+        if not math.isfinite(value):
+            continue
+        if best_value is None or (value > best_value if mode == "max" else value < best_value):
+            best_value, best_step = value, step
+    return best_value, best_step

@@ -1,0 +1,146 @@
+"""Background ingest: a full scan at start, then file events, with a periodic rescan as fallback.
+
+One daemon thread runs it all, so the index has one writer. File events come from watchfiles;
+where they cannot be had (inotify watch limit, some network mounts) the periodic rescan keeps
+the index current, at a shorter interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from runicorn_lite import rundir
+from runicorn_lite.ingest.indexer import Indexer
+from runicorn_lite.settings import STORE_DIRNAME
+
+log = logging.getLogger("runicorn_lite.ingest")
+
+# Rescan interval when file events are unavailable.
+POLL_FALLBACK_S = 2.0
+# How often the live-run pid check runs.
+PID_CHECK_S = 5.0
+_RUN_FILES = frozenset(
+    {rundir.META, rundir.STATUS, rundir.SUMMARY, rundir.EVENTS, rundir.DELETED, rundir.ENVIRONMENT}
+)
+
+
+def _wanted(change: object, path: str) -> bool:
+    """watchfiles filter: our own store and SQLite side files never trigger an ingest."""
+    name = path.rsplit("/", 1)[-1]
+    if f"/{STORE_DIRNAME}" in path or name.startswith("runicorn.db"):
+        return False
+    if name.endswith((".tmp", ".lock")):
+        return False
+    return True
+
+
+def _runs_below(root: Path, directory: Path) -> list[Path]:
+    """Run directories at or below ``directory`` (not descending into runs)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        if rundir.META in filenames or rundir.STATUS in filenames:
+            if rundir.location_of(root, Path(dirpath)) is not None:
+                found.append(Path(dirpath))
+            dirnames[:] = []
+    return found
+
+
+class Watcher:
+    """Runs the initial scan, then follows changes until :meth:`stop`."""
+
+    def __init__(self, indexer: Indexer, *, watch: bool = True, rescan_interval: float = 30.0) -> None:
+        self.indexer = indexer
+        self.watch = watch
+        self.rescan_interval = rescan_interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background thread (returns at once)."""
+        self._thread = threading.Thread(target=self._run, name="runicorn-lite-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.indexer.scan()
+        except Exception:  # never let a bad tree kill the server; the next rescan retries
+            log.exception("initial scan failed")
+            self.indexer.state.errors += 1
+        if not self.watch:
+            self.indexer.state.watcher = "off"
+            return
+        try:
+            self._follow_events()
+        except Exception as exc:
+            log.warning("file events unavailable (%s); polling every %.0f s", exc, POLL_FALLBACK_S)
+        if not self._stop.is_set():
+            self._poll(min(self.rescan_interval or POLL_FALLBACK_S, POLL_FALLBACK_S))
+
+    def _follow_events(self) -> None:
+        from watchfiles import watch
+
+        self.indexer.state.watcher = "watchfiles"
+        last_rescan = last_pid_check = time.monotonic()
+        root = self.indexer.root
+        root.mkdir(parents=True, exist_ok=True)
+        for changes in watch(
+            root,
+            watch_filter=_wanted,
+            stop_event=self._stop,
+            debounce=150,
+            step=30,
+            rust_timeout=1000,
+            yield_on_timeout=True,
+            raise_interrupt=False,
+        ):
+            received = time.time()
+            if changes:
+                self._apply(changes, received)
+            now = time.monotonic()
+            if self.rescan_interval and now - last_rescan >= self.rescan_interval:
+                self._safe(self.indexer.scan)
+                last_rescan = now
+            if now - last_pid_check >= PID_CHECK_S:
+                self._safe(self.indexer.check_live_runs)
+                last_pid_check = now
+
+    def _poll(self, interval: float) -> None:
+        self.indexer.state.watcher = "polling"
+        while not self._stop.wait(interval):
+            self._safe(self.indexer.scan)
+
+    def _apply(self, changes: set[tuple[object, str]], received: float) -> None:
+        run_dirs: set[Path] = set()
+        root = self.indexer.root
+        for _change, raw in changes:
+            path = Path(raw)
+            known = self.indexer.known_run_dir(path)
+            if known is not None:
+                run_dirs.add(known)
+                continue
+            # A new run: the changed file sits in the run directory, or the change is a
+            # directory (a run, or a tree of runs moved in at once, which brings no file events).
+            candidate = path.parent if path.name in _RUN_FILES else path
+            if rundir.location_of(root, candidate) is not None:
+                run_dirs.add(candidate)
+            elif path.is_dir():
+                run_dirs.update(_runs_below(root, path))
+        if run_dirs:
+            self._safe(lambda: self.indexer.refresh(run_dirs, changed_at=received))
+
+    def _safe(self, fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            fn()
+        except Exception:
+            log.exception("ingest step failed; it is retried on the next change or rescan")
+            self.indexer.state.errors += 1

@@ -1,0 +1,175 @@
+"""API keys: created by the CLI, checked by the server on every request.
+
+A key is ``sk_live_`` + 40 URL-safe random characters. Only its SHA-256 is stored, with a short
+display prefix so that ``keys list`` / ``keys revoke`` can name it. The server looks the hash up
+in SQLite on every request (a primary-key probe, microseconds), so keys created or revoked while
+it runs take effect at once, with no cache to invalidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from runicorn_lite.db import Database
+from runicorn_lite.optimization.timeutil import now_iso
+
+KEY_PREFIX = "sk_live_"
+# Generated keys match this; anything else that starts with sk_live_ cannot be one of ours,
+# but we still only say "invalid format" for what does not look like a key at all.
+KEY_FORMAT = re.compile(r"sk_live_[A-Za-z0-9_\-]{8,200}")
+DISPLAY_PREFIX_LEN = len(KEY_PREFIX) + 8
+MAX_PROJECT_LEN = 200
+MAX_LABEL_LEN = 200
+# last_used_at is informational: writing it on every request would put every read through the
+# single writer, so it is refreshed at most once per interval per key.
+LAST_USED_INTERVAL_S = 60.0
+
+
+class KeyCommandError(Exception):
+    """A key command could not be done (unknown key, ambiguous prefix, bad project name)."""
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What is stored about a key (never the key itself)."""
+
+    id: str
+    prefix: str
+    project_id: str
+    label: str | None
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a valid key speaks for."""
+
+    key_id: str
+    project_id: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def _row_to_info(row: tuple) -> KeyInfo:  # type: ignore[type-arg]
+    return KeyInfo(*row)
+
+
+_COLUMNS = "id, prefix, project_id, label, created_at, last_used_at, revoked_at"
+
+
+def create_key(db: Database, project_id: str, label: str | None = None) -> tuple[str, KeyInfo]:
+    """Make a new key for ``project_id``; returns the key (shown once) and its stored record."""
+    project_id = project_id.strip()
+    if not project_id:
+        raise KeyCommandError("project must not be empty")
+    if len(project_id) > MAX_PROJECT_LEN:
+        raise KeyCommandError(f"project must be at most {MAX_PROJECT_LEN} characters")
+    if label is not None and len(label) > MAX_LABEL_LEN:
+        raise KeyCommandError(f"label must be at most {MAX_LABEL_LEN} characters")
+    key = KEY_PREFIX + secrets.token_urlsafe(30)
+    info = KeyInfo(
+        id="key_" + uuid.uuid4().hex[:16],
+        prefix=key[:DISPLAY_PREFIX_LEN],
+        project_id=project_id,
+        label=label,
+        created_at=now_iso(),
+        last_used_at=None,
+        revoked_at=None,
+    )
+    with db.write() as conn:
+        conn.execute(
+            "INSERT INTO api_keys (id, prefix, key_hash, project_id, label, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (info.id, info.prefix, hash_key(key), info.project_id, info.label, info.created_at),
+        )
+    return key, info
+
+
+def list_keys(db: Database) -> list[KeyInfo]:
+    """Every key, oldest first, revoked ones included."""
+
+    def query(conn: sqlite3.Connection) -> list[KeyInfo]:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id")
+        return [_row_to_info(row) for row in rows]
+
+    return db.read(query)  # type: ignore[return-value]
+
+
+def revoke_key(db: Database, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
+    """Revoke the key named by its id, its display prefix (or a unique start of it), or the
+    full key. Returns the key and whether it was active before (revoking twice is harmless)."""
+    needle = key_id_or_prefix.strip()
+    if not needle:
+        raise KeyCommandError("give a key id or prefix")
+    with db.write() as conn:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM api_keys WHERE id = ? OR prefix = ? OR key_hash = ?",
+            (needle, needle, hash_key(needle)),
+        ).fetchall()
+        if not rows and needle.startswith(KEY_PREFIX) and len(needle) > len(KEY_PREFIX):
+            # LIKE would treat _ in sk_live_ as a wildcard; compare the prefix exactly instead.
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE substr(prefix, 1, ?) = ?",
+                (len(needle), needle),
+            ).fetchall()
+        if not rows:
+            raise KeyCommandError(f"no key matches {needle!r}")
+        if len(rows) > 1:
+            raise KeyCommandError(f"{needle!r} matches {len(rows)} keys; give the key id instead")
+        info = _row_to_info(rows[0])
+        if info.revoked_at is not None:
+            return info, False
+        revoked_at = now_iso()
+        conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (revoked_at, info.id))
+    return KeyInfo(**{**info.__dict__, "revoked_at": revoked_at}), True
+
+
+class KeyChecker:
+    """Resolves bearer tokens to principals, reading SQLite on every call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._last_used: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, token: str) -> Principal | None:
+        """The principal of an active key, or None for an unknown or revoked one."""
+        digest = hash_key(token)
+
+        def query(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            return conn.execute(
+                "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                (digest,),
+            ).fetchone()
+
+        row = self._db.read(query)
+        if row is None:
+            return None
+        key_id, project_id = row  # type: ignore[misc]
+        self._touch(key_id)
+        return Principal(key_id=key_id, project_id=project_id)
+
+    def _touch(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_used.get(key_id)
+            if last is not None and now - last < LAST_USED_INTERVAL_S:
+                return
+            self._last_used[key_id] = now
+        with self._db.write() as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), key_id))

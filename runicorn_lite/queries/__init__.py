@@ -1,0 +1,1 @@
+"""Queries over the index: experiments, metrics (with downsampling), analytics."""

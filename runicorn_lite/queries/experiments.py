@@ -1,0 +1,202 @@
+"""SQL over the index for experiment lists, details and deletions' lookups.
+
+Every value is a bound parameter; the only identifiers ever formatted into SQL come from
+``SORT_COLUMNS`` and ``EXPERIMENT_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+
+EXPERIMENT_COLUMNS = (
+    "id, project, name, status, created_at, best_metric_name, best_metric_value, pid, run_dir,"
+    " path, alias, tags, description, ended_at, updated_at, exit_reason, deleted_at"
+)
+MIN_TRIGRAM = 3
+
+
+class RunRef(NamedTuple):
+    """Where a run is and what a delete or restore needs to know of it."""
+
+    rel_dir: str  # relative to the data root
+    status: str
+    deleted_at: float | None
+    path: str
+
+
+@dataclass(frozen=True)
+class ExperimentFilter:
+    """The V2 list filters; every one applies to the rows and to ``total``."""
+
+    project: str | None = None
+    name: str | None = None
+    statuses: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    search: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+    best_metric_min: float | None = None
+    best_metric_max: float | None = None
+    include_deleted: bool = False
+
+
+def where_clause(f: ExperimentFilter) -> tuple[str, list[Any]]:
+    """WHERE text (with ``?`` placeholders) and its parameters."""
+    terms: list[str] = []
+    params: list[Any] = []
+    if not f.include_deleted:
+        terms.append("deleted_at IS NULL")
+    if f.project is not None:
+        terms.append("project = ?")
+        params.append(f.project)
+    if f.name is not None:
+        terms.append("name = ?")
+        params.append(f.name)
+    if f.statuses:
+        terms.append(f"status IN ({','.join('?' * len(f.statuses))})")
+        params.extend(f.statuses)
+    if f.tags:
+        terms.append(f"pk IN (SELECT exp_pk FROM exp_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
+        params.extend(f.tags)
+    if f.created_after is not None:
+        terms.append("created_at >= ?")
+        params.append(f.created_after)
+    if f.created_before is not None:
+        terms.append("created_at <= ?")
+        params.append(f.created_before)
+    if f.best_metric_min is not None:
+        terms.append("best_metric_value >= ?")
+        params.append(f.best_metric_min)
+    if f.best_metric_max is not None:
+        terms.append("best_metric_value <= ?")
+        params.append(f.best_metric_max)
+    if f.search:
+        sql, search_params = search_clause(f.search)
+        terms.append(sql)
+        params.extend(search_params)
+    return (" AND ".join(terms) if terms else "1"), params
+
+
+def search_clause(text: str) -> tuple[str, list[Any]]:
+    """Every word must occur (case-insensitively) somewhere in the searchable text.
+
+    Words of three characters or more go through the FTS5 trigram index; shorter words cannot
+    use trigrams and are checked on the rows the longer words left (or on all rows when the
+    query has only short words).
+    """
+    words = list(dict.fromkeys(w for w in text.split() if w))
+    long_words = [w for w in words if len(w) >= MIN_TRIGRAM]
+    short_words = [w for w in words if len(w) < MIN_TRIGRAM]
+    inner: list[str] = []
+    params: list[Any] = []
+    if long_words:
+        inner.append("experiments_fts MATCH ?")
+        params.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in long_words))
+    for word in short_words:
+        inner.append("instr(lower(body), ?) > 0")
+        params.append(word.lower())
+    return f"pk IN (SELECT rowid FROM experiments_fts WHERE {' AND '.join(inner)})", params
+
+
+def order_clause(order_by: str, desc: bool) -> str:
+    """ORDER BY text: NULLs last in both directions, ties broken by id (same direction)."""
+    col = SORT_COLUMNS[order_by]  # KeyError for anything not whitelisted
+    if desc:
+        # NULL sorts lowest in SQLite, so a descending walk puts NULLs last by itself.
+        return f"{col} DESC, id DESC"
+    if col in NULLABLE_SORT_COLUMNS:
+        return f"{col} IS NULL, {col}, id"
+    return f"{col}, id"
+
+
+def experiment_row(row: sqlite3.Row | tuple, root: Path, include_deleted: bool) -> dict[str, Any]:
+    """A list/detail experiment object from a row of EXPERIMENT_COLUMNS."""
+    (exp_id, project, name, status, created_at, best_name, best_value, pid, run_dir, path, alias,
+     tags, description, ended_at, updated_at, exit_reason, deleted_at) = row
+    obj: dict[str, Any] = {
+        "id": exp_id,
+        "project": project,
+        "name": name,
+        "status": status,
+        "created_at": created_at,
+        "best_metric_name": best_name,
+        "best_metric_value": best_value,
+        "pid": pid,
+        "run_dir": str(root / run_dir),
+        "path": path,
+        "alias": alias,
+        "tags": orjson.loads(tags),
+        "description": description,
+        "ended_at": ended_at,
+        "updated_at": updated_at,
+    }
+    if exit_reason is not None:
+        obj["exit_reason"] = exit_reason
+    if include_deleted:
+        obj["deleted_at"] = deleted_at
+    return obj
+
+
+def list_experiments(
+    conn: sqlite3.Connection,
+    root: Path,
+    f: ExperimentFilter,
+    order_by: str,
+    desc: bool,
+    page: int,
+    per_page: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of experiments and the total that match (two indexed statements)."""
+    where, params = where_clause(f)
+    rows = conn.execute(
+        f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
+        f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?",
+        (*params, per_page, (page - 1) * per_page),
+    ).fetchall()
+    total = conn.execute(f"SELECT count(*) FROM experiments WHERE {where}", params).fetchone()[0]
+    return [experiment_row(r, root, f.include_deleted) for r in rows], total
+
+
+def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple | None:
+    """(pk, row of EXPERIMENT_COLUMNS) for an id, deleted ones included; None if unknown."""
+    row = conn.execute(
+        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (exp_id,)
+    ).fetchone()
+    return (row[0], row[1:]) if row else None
+
+
+def metrics_summary(conn: sqlite3.Connection, pk: int) -> dict[str, Any]:
+    """Point count, metric names and step range of one experiment."""
+    n, lo, hi = conn.execute(
+        "SELECT coalesce(sum(n), 0), min(min_step), max(max_step) FROM metric_chunks WHERE exp_pk = ?",
+        (pk,),
+    ).fetchone()
+    names = [r[0] for r in conn.execute(
+        "SELECT DISTINCT metric FROM metric_chunks WHERE exp_pk = ? ORDER BY metric", (pk,)
+    )]
+    return {
+        "total_data_points": n,
+        "available_metrics": names,
+        "step_range": {"min": lo, "max": hi} if lo is not None else None,
+    }
+
+
+def find_for_write(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RunRef]:
+    """id → RunRef for the ids the index knows."""
+    out: dict[str, RunRef] = {}
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        for exp_id, run_dir, status, deleted_at, path in conn.execute(
+            "SELECT id, run_dir, status, deleted_at, path FROM experiments"
+            f" WHERE id IN ({','.join('?' * len(part))})",
+            part,
+        ):
+            out[exp_id] = RunRef(run_dir, status, deleted_at, path)
+    return out

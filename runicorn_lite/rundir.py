@@ -1,0 +1,602 @@
+"""The run-directory format: where runs live, tolerant readers, atomic writers.
+
+This is the one module that knows the on-disk layout written by the real Runicorn SDK (0.4-0.5
+"legacy" and 0.6+ "modern" generations) and by our own SDK. The ingester and the V1 endpoints
+both read through it; the SDK and the API write through it.
+
+Readers never raise on bad files: a missing, empty, truncated or non-JSON file reads as "absent",
+and a directory that vanishes mid-read yields what could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+RUNS_DIRNAME = "runs"
+RECYCLE_DIRNAME = ".recycle"
+META = "meta.json"
+STATUS = "status.json"
+SUMMARY = "summary.json"
+EVENTS = "events.jsonl"
+LOGS = "logs.txt"
+ENVIRONMENT = "environment.json"
+DELETED = ".deleted"
+# The files whose size and mtime decide whether a run changed (events.jsonl is tracked apart,
+# by byte offset).
+SMALL_FILES = (META, STATUS, SUMMARY, DELETED, ENVIRONMENT)
+
+# Top-level folders that are never projects in the legacy layout.
+NOT_PROJECTS = frozenset({RUNS_DIRNAME, "archive", "artifacts", "webui", "index"})
+
+STATUSES = ("running", "finished", "failed", "interrupted")
+_STATUS_ALIASES = {
+    "running": "running",
+    "finished": "finished",
+    "completed": "finished",
+    "success": "finished",
+    "succeeded": "finished",
+    "failed": "failed",
+    "error": "failed",
+    "crashed": "failed",
+    "interrupted": "interrupted",
+    "killed": "interrupted",
+    "cancelled": "interrupted",
+    "canceled": "interrupted",
+    "aborted": "interrupted",
+}
+# Keys of a metrics event that are bookkeeping, not metrics.
+NON_METRIC_KEYS = frozenset({"global_step", "step", "time", "stage", "epoch"})
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+def is_valid_run_id(run_id: str) -> bool:
+    """True for ids that are safe as a single path segment (no ``/``, no ``..``, no NUL)."""
+    return bool(_RUN_ID_RE.match(run_id)) and ".." not in run_id
+
+
+def normalize_status(raw: object) -> str:
+    """Map any status string to running|finished|failed|interrupted (unknown → finished)."""
+    if isinstance(raw, str):
+        return _STATUS_ALIASES.get(raw.strip().lower(), "finished")
+    return "finished"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerant readers
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when missing, empty, truncated or not an object."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.strip():
+        return None
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes bare NaN/Infinity, which orjson refuses.
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    return obj if isinstance(obj, dict) else None
+
+
+def parse_event_line(line: bytes) -> dict[str, Any] | None:
+    """One events.jsonl line as a dict, or None when it is not a JSON object."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(line)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _as_float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+    return None
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
+@dataclass
+class EventsChunk:
+    """What one read of events.jsonl produced.
+
+    ``points`` maps metric name → {step: value} (last value logged at a step wins).
+    ``offset`` is where the next read starts: just after the last complete line.
+    """
+
+    points: dict[str, dict[int, float]] = field(default_factory=dict)
+    offset: int = 0
+    last_step: int | None = None
+    lines: int = 0
+    bad_lines: int = 0
+
+
+def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> EventsChunk:
+    """Read metric points from ``events.jsonl`` starting at byte ``offset``.
+
+    A last line without its newline is half-written (the run is live): it is left for the next
+    read. A complete line that is not JSON is skipped and counted in ``bad_lines``. Events with
+    no step get the one after the last seen, as the real SDK numbers them.
+    """
+    out = EventsChunk(offset=offset, last_step=last_step)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return out
+    end = data.rfind(b"\n")
+    if end < 0:
+        return out
+    out.offset = offset + end + 1
+    points = out.points
+    step_auto = last_step
+    for line in data[: end + 1].split(b"\n"):
+        if not line.strip():
+            continue
+        out.lines += 1
+        event = parse_event_line(line)
+        if event is None:
+            out.bad_lines += 1
+            continue
+        if event.get("type", "metrics") != "metrics":
+            continue
+        payload = event.get("data")
+        if not isinstance(payload, dict):
+            continue
+        step = _as_int(payload.get("global_step"))
+        if step is None:
+            step = _as_int(payload.get("step"))
+        if step is None:
+            step = 0 if step_auto is None else step_auto + 1
+        step_auto = step if step_auto is None else max(step_auto, step)
+        for key, raw in payload.items():
+            if key in NON_METRIC_KEYS:
+                continue
+            value = _as_float(raw)
+            if value is None:
+                continue
+            series = points.get(key)
+            if series is None:
+                series = points[key] = {}
+            series[step] = value
+    out.last_step = step_auto
+    return out
+
+
+@dataclass
+class RunLocation:
+    """A run directory found on disk, with what its place in the tree says about it."""
+
+    run_dir: Path
+    run_id: str
+    generation: str  # "modern" | "legacy"
+    segments: tuple[str, ...]  # modern: path segments between runs/ and the id; legacy: (project, name)
+    in_recycle: bool = False
+
+
+@dataclass
+class RunInfo:
+    """Everything about a run except its metric points, read from its small files."""
+
+    id: str
+    run_dir: Path
+    generation: str
+    project: str
+    name: str
+    path: str
+    alias: str | None
+    description: str | None
+    tags: list[str]
+    status: str
+    raw_status: str | None
+    exit_reason: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    updated_at: float
+    pid: int | None
+    hostname: str | None
+    summary: dict[str, Any]
+    best_metric_name: str | None
+    best_metric_value: float | None
+    best_metric_step: int | None
+    best_metric_mode: str | None
+    primary_metric: str | None
+    primary_mode: str | None
+    deleted_at: float | None
+    delete_reason: str | None
+    original_status: str | None
+    environment_available: bool
+    meta: dict[str, Any]
+
+
+def _is_run_dir(names: set[str]) -> bool:
+    return META in names or STATUS in names
+
+
+def _listdir(path: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as it:
+            return list(it)
+    except OSError:
+        return []
+
+
+def _subdirs(entries: list[os.DirEntry[str]]) -> list[os.DirEntry[str]]:
+    out = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                out.append(entry)
+        except OSError:
+            continue
+    return out
+
+
+def iter_runs(root: Path) -> Iterator[RunLocation]:
+    """Every run directory under ``root``, both generations, soft-deleted ones included."""
+    root = Path(root)
+    runs_root = root / RUNS_DIRNAME
+    yield from _walk_modern(runs_root, ())
+    for project in _subdirs(_listdir(root)):
+        if project.name in NOT_PROJECTS or project.name.startswith("."):
+            continue
+        for name in _subdirs(_listdir(Path(project.path))):
+            if name.name.startswith("."):
+                continue
+            legacy_runs = Path(name.path) / RUNS_DIRNAME
+            for run in _subdirs(_listdir(legacy_runs)):
+                if run.name.startswith(".") or not is_valid_run_id(run.name):
+                    continue
+                names = {e.name for e in _listdir(Path(run.path))}
+                if _is_run_dir(names):
+                    yield RunLocation(
+                        Path(run.path), run.name, "legacy", (project.name, name.name)
+                    )
+
+
+def _walk_modern(directory: Path, segments: tuple[str, ...], depth: int = 0) -> Iterator[RunLocation]:
+    if depth > 32:
+        return
+    for entry in _subdirs(_listdir(directory)):
+        if entry.name == RECYCLE_DIRNAME and depth == 0:
+            for run in _subdirs(_listdir(Path(entry.path))):
+                names = {e.name for e in _listdir(Path(run.path))}
+                if _is_run_dir(names) and is_valid_run_id(run.name):
+                    yield RunLocation(Path(run.path), run.name, "modern", (), in_recycle=True)
+            continue
+        if entry.name.startswith("."):
+            continue
+        sub = Path(entry.path)
+        names = {e.name for e in _listdir(sub)}
+        if _is_run_dir(names):
+            if is_valid_run_id(entry.name):
+                yield RunLocation(sub, entry.name, "modern", segments)
+        else:
+            yield from _walk_modern(sub, (*segments, entry.name), depth + 1)
+
+
+def location_of(root: Path, run_dir: Path) -> RunLocation | None:
+    """The RunLocation of ``run_dir`` (which must lie under ``root``), or None if it is not a run."""
+    try:
+        rel = Path(run_dir).relative_to(root).parts
+    except ValueError:
+        return None
+    if not rel or not is_valid_run_id(rel[-1]):
+        return None
+    try:
+        names = set(os.listdir(run_dir))
+    except OSError:
+        return None
+    if not _is_run_dir(names):
+        return None
+    if rel[0] == RUNS_DIRNAME:
+        if len(rel) == 3 and rel[1] == RECYCLE_DIRNAME:
+            return RunLocation(Path(run_dir), rel[-1], "modern", (), in_recycle=True)
+        if len(rel) >= 2 and not any(p.startswith(".") for p in rel[1:]):
+            return RunLocation(Path(run_dir), rel[-1], "modern", tuple(rel[1:-1]))
+        return None
+    if len(rel) == 4 and rel[2] == RUNS_DIRNAME and rel[0] not in NOT_PROJECTS:
+        if not rel[0].startswith("."):
+            return RunLocation(Path(run_dir), rel[-1], "legacy", (rel[0], rel[1]))
+    return None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _float_or_none(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _tags(value: object) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    seen: dict[str, None] = {}
+    for tag in value:
+        if isinstance(tag, str) and tag.strip():
+            seen.setdefault(tag.strip(), None)
+    return list(seen)
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """A modern ``path`` ("cv/yolo/ablation") as (project, name); name is ``default`` when absent."""
+    parts = [p for p in path.replace("\\", "/").split("/") if p and p not in (".", "..")]
+    if not parts:
+        return "default", "default"
+    return parts[0], "/".join(parts[1:]) or "default"
+
+
+_HOSTNAME = socket.gethostname()
+
+
+def pid_is_gone(pid: int | None, hostname: str | None) -> bool:
+    """True when ``pid`` ran on this host and no such process exists any more."""
+    if pid is None or pid <= 0 or hostname != _HOSTNAME:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
+def read_run(loc: RunLocation) -> RunInfo | None:
+    """Read a run's small files. None when the directory vanished or holds no run any more."""
+    run_dir = loc.run_dir
+    meta = read_json_object(run_dir / META)
+    status_obj = read_json_object(run_dir / STATUS)
+    if meta is None and status_obj is None and not run_dir.is_dir():
+        return None
+    meta = meta or {}
+    status_obj = status_obj or {}
+    summary = read_json_object(run_dir / SUMMARY) or {}
+    deleted = read_json_object(run_dir / DELETED)
+    deleted_exists = deleted is not None or (run_dir / DELETED).exists()
+
+    if loc.generation == "modern":
+        raw_path = _str_or_none(meta.get("path"))
+        if raw_path is None:
+            raw_path = "/".join(loc.segments) if loc.segments else None
+        if raw_path is None and isinstance(deleted, dict):
+            raw_path = _str_or_none(deleted.get("original_path"))
+        project, name = split_path(raw_path or "default")
+        path = raw_path.strip("/") if raw_path else project
+    else:
+        project = _str_or_none(meta.get("project")) or loc.segments[0]
+        name = _str_or_none(meta.get("name")) or loc.segments[1]
+        path = f"{project}/{name}"
+
+    mtimes = []
+    for fname in (META, STATUS, SUMMARY, EVENTS):
+        try:
+            mtimes.append((run_dir / fname).stat().st_mtime)
+        except OSError:
+            pass
+    try:
+        dir_mtime = run_dir.stat().st_mtime
+    except OSError:
+        dir_mtime = 0.0
+    updated_at = max(mtimes) if mtimes else dir_mtime
+
+    started_at = _float_or_none(status_obj.get("started_at"))
+    created_at = _float_or_none(meta.get("created_at")) or started_at or dir_mtime
+    raw_status = status_obj.get("status") if isinstance(status_obj.get("status"), str) else None
+    status = normalize_status(raw_status) if raw_status is not None else "running"
+    exit_reason = _str_or_none(status_obj.get("exit_reason"))
+    pid = meta.get("pid") if isinstance(meta.get("pid"), int) and not isinstance(meta.get("pid"), bool) else None
+    hostname = _str_or_none(meta.get("hostname"))
+    if status == "running" and pid_is_gone(pid, hostname):
+        status, exit_reason = "failed", "process_not_found"
+
+    primary = meta.get("primary_metric")
+    primary_name = primary_mode = None
+    if isinstance(primary, dict):
+        primary_name = _str_or_none(primary.get("name"))
+        primary_mode = "min" if primary.get("mode") == "min" else "max"
+    elif isinstance(primary, str) and primary:
+        primary_name = primary
+        primary_mode = "min" if meta.get("primary_metric_mode") == "min" else "max"
+
+    best_name = _str_or_none(summary.get("best_metric_name"))
+    best_value = _float_or_none(summary.get("best_metric_value"))
+    best_step = _as_int(summary.get("best_metric_step"))
+    best_mode = summary.get("best_metric_mode") if summary.get("best_metric_mode") in ("max", "min") else None
+
+    deleted_at = None
+    delete_reason = original_status = None
+    if deleted_exists or loc.in_recycle:
+        deleted = deleted or {}
+        deleted_at = _float_or_none(deleted.get("deleted_at"))
+        if deleted_at is None:
+            try:
+                deleted_at = (run_dir / DELETED).stat().st_mtime
+            except OSError:
+                deleted_at = dir_mtime
+        delete_reason = _str_or_none(deleted.get("reason"))
+        original_status = _str_or_none(deleted.get("original_status"))
+
+    return RunInfo(
+        id=loc.run_id,
+        run_dir=run_dir,
+        generation=loc.generation,
+        project=project,
+        name=name,
+        path=path,
+        alias=_str_or_none(meta.get("alias")),
+        description=_str_or_none(meta.get("description")),
+        tags=_tags(meta.get("tags")),
+        status=status,
+        raw_status=raw_status,
+        exit_reason=exit_reason,
+        created_at=created_at,
+        started_at=started_at,
+        ended_at=_float_or_none(status_obj.get("ended_at")),
+        updated_at=updated_at,
+        pid=pid,
+        hostname=hostname,
+        summary=summary,
+        best_metric_name=best_name,
+        best_metric_value=best_value,
+        best_metric_step=best_step,
+        best_metric_mode=best_mode,
+        primary_metric=primary_name,
+        primary_mode=primary_mode,
+        deleted_at=deleted_at,
+        delete_reason=delete_reason,
+        original_status=original_status,
+        environment_available=(run_dir / ENVIRONMENT).is_file(),
+        meta=meta,
+    )
+
+
+def file_signature(run_dir: Path) -> tuple[str, tuple[int, int, int] | None]:
+    """(signature of the small files, (inode, size, mtime_ns) of events.jsonl or None).
+
+    Two reads of an unchanged run give equal signatures; that is how a rescan skips it.
+    """
+    parts = []
+    for fname in SMALL_FILES:
+        try:
+            st = os.stat(run_dir / fname)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+    try:
+        st = os.stat(run_dir / EVENTS)
+        events = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        events = None
+    return "|".join(parts), events
+
+
+def count_files(run_dir: Path) -> int:
+    """Number of regular files in the run directory, recursively (0 if it vanished)."""
+    total = 0
+    for _dirpath, _dirs, files in os.walk(run_dir):
+        total += len(files)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Writers
+
+
+def _json_default(obj: object) -> object:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()  # type: ignore[attr-defined]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()  # type: ignore[attr-defined]
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps_json(obj: object) -> str:
+    """JSON text as the real SDK writes it (Python's json, bare NaN/Infinity allowed)."""
+    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+
+
+def atomic_write_json(path: Path, obj: object, *, durable: bool = True) -> None:
+    """Write ``obj`` to ``path`` atomically: temp file in the same folder, fsync, rename.
+
+    ``durable=False`` skips the fsync: readers still never see a half-written file, but a
+    power cut may lose the write (fine for a training script's own bookkeeping).
+    """
+    path = Path(path)
+    text = json.dumps(obj, ensure_ascii=False, indent=2, default=_json_default)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def mark_deleted(run_dir: Path, original_status: str, reason: str, now: float) -> None:
+    """Soft-delete: write the ``.deleted`` marker into the run directory."""
+    atomic_write_json(
+        Path(run_dir) / DELETED,
+        {"deleted_at": now, "reason": reason, "original_status": original_status},
+    )
+
+
+def unmark_deleted(root: Path, run_dir: Path, run_id: str, path: str) -> Path:
+    """Restore a soft-deleted run; a run in the modern recycle bin moves back to ``path``.
+
+    Returns the run directory after the restore.
+    """
+    run_dir = Path(run_dir)
+    try:
+        os.unlink(run_dir / DELETED)
+    except FileNotFoundError:
+        pass
+    if run_dir.parent.name == RECYCLE_DIRNAME and run_dir.parent.parent.name == RUNS_DIRNAME:
+        target_parent = Path(root) / RUNS_DIRNAME
+        for segment in path.split("/"):
+            if segment and segment not in (".", "..") and not segment.startswith("."):
+                target_parent = target_parent / segment
+        target = target_parent / run_id
+        if not target.exists():
+            target_parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, target)
+            return target
+    return run_dir
+
+
+def update_meta(run_dir: Path, changes: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
+    """Merge ``changes`` into meta.json atomically; returns the new meta."""
+    meta = read_json_object(run_dir / META) or {}
+    meta.update(changes)
+    atomic_write_json(run_dir / META, meta, durable=durable)
+    return meta

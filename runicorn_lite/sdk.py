@@ -1,0 +1,302 @@
+"""What a training script imports: ``init``, then ``log`` / ``log_text`` / ``summary`` / ``finish``.
+
+Runs are written in the modern Runicorn layout (``<root>/runs/<project>/<name>/<run_id>/``) with
+the same files and shapes as the real SDK, so the real viewer can read them too. ``log`` is one
+buffered append to events.jsonl (flushed at most every 0.2 s by a background thread), never a
+database write.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as _dt
+import math
+import os
+import platform
+import secrets
+import socket
+import sys
+import threading
+import time
+import weakref
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from runicorn_lite import rundir
+from runicorn_lite.settings import default_root
+
+FLUSH_INTERVAL_S = 0.2
+
+
+def new_run_id(now: float | None = None) -> str:
+    """``YYYYMMDD_HHMMSS_`` (local time) and six hex digits, as the real SDK names runs."""
+    stamp = _dt.datetime.fromtimestamp(now if now is not None else time.time())
+    return f"{stamp:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
+
+
+def _clean_segment(part: str) -> str:
+    part = part.strip().replace("\\", "/")
+    if not part or part in (".", "..") or part.startswith(".") or "\x00" in part:
+        raise ValueError(f"invalid project/name/path segment: {part!r}")
+    return part
+
+
+def _event_line(event: dict[str, Any]) -> bytes:
+    try:
+        # orjson would turn NaN/Infinity into null; the format keeps them (bare, as json does).
+        if not any(isinstance(v, float) and not math.isfinite(v) for v in event["data"].values()):
+            return orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    except TypeError:
+        pass
+    return (rundir.dumps_json(event) + "\n").encode()
+
+
+class Run:
+    """One run directory being written by a training script. Thread-safe."""
+
+    def __init__(self, run_dir: Path, run_id: str, path: str, started_at: float) -> None:
+        self.run_dir = run_dir
+        self.id = run_id
+        self.path = path
+        self.project, self.name = rundir.split_path(path)
+        self.started_at = started_at
+        self._lock = threading.Lock()
+        self._events = open(run_dir / rundir.EVENTS, "ab", buffering=1 << 16)  # noqa: SIM115
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        self._step = 0
+        self._primary: tuple[str, str] | None = None
+        self._best: tuple[float, int] | None = None
+        self._finished = False
+        _flusher.add(self)
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def set_primary_metric(self, name: str, mode: str = "max") -> None:
+        """Declare the metric whose best value is the run's best (``mode`` "max" or "min")."""
+        if mode not in ("max", "min"):
+            raise ValueError("mode must be 'max' or 'min'")
+        with self._lock:
+            self._primary = (name, mode)
+            self._best = None
+            rundir.update_meta(self.run_dir, {"primary_metric": {"name": name, "mode": mode}}, durable=False)
+
+    def log(self, data: dict[str, Any], step: int | None = None, stage: str | None = None) -> None:
+        """Append one metrics event. ``step`` defaults to the previous step + 1."""
+        if not isinstance(data, dict):
+            raise TypeError("log() takes a dict of metric values")
+        now = time.time()
+        with self._lock:
+            self._check_open()
+            if step is None:
+                step = self._step + 1
+            step = int(step)
+            self._step = max(self._step, step)
+            payload = dict(data)
+            payload["global_step"] = step
+            payload["time"] = now
+            if stage is not None:
+                payload["stage"] = stage
+            self._events.write(_event_line({"ts": now, "type": "metrics", "data": payload}))
+            self._dirty = True
+            if self._primary is not None:
+                self._track_best(data.get(self._primary[0]), step)
+            if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+                self._flush_locked()
+
+    def log_text(self, text: str) -> None:
+        """Append console text to logs.txt, one ``HH:MM:SS | line`` per line."""
+        stamp = time.strftime("%H:%M:%S")
+        lines = "".join(f"{stamp} | {line}\n" for line in str(text).splitlines() or [""])
+        with self._lock:
+            with open(self.run_dir / rundir.LOGS, "a", encoding="utf-8") as fh:
+                fh.write(lines)
+
+    def summary(self, values: dict[str, Any]) -> None:
+        """Merge ``values`` into summary.json (written atomically)."""
+        with self._lock:
+            current = rundir.read_json_object(self.run_dir / rundir.SUMMARY) or {}
+            current.update(values)
+            rundir.atomic_write_json(self.run_dir / rundir.SUMMARY, current, durable=False)
+
+    def finish(self, status: str = "finished") -> None:
+        """Flush, write the best metric into summary.json and close the run with ``status``."""
+        status = rundir.normalize_status(status)
+        if status == "running":
+            status = "finished"
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+            self._flush_locked()
+            self._events.close()
+            if self._primary is not None and self._best is not None:
+                current = rundir.read_json_object(self.run_dir / rundir.SUMMARY) or {}
+                current.update(
+                    best_metric_value=self._best[0],
+                    best_metric_name=self._primary[0],
+                    best_metric_step=self._best[1],
+                    best_metric_mode=self._primary[1],
+                )
+                rundir.atomic_write_json(self.run_dir / rundir.SUMMARY, current, durable=False)
+            state = rundir.read_json_object(self.run_dir / rundir.STATUS) or {}
+            state.update(status=status, ended_at=time.time())
+            state.setdefault("started_at", self.started_at)
+            rundir.atomic_write_json(self.run_dir / rundir.STATUS, state, durable=False)
+        _flusher.discard(self)
+
+    def flush(self) -> None:
+        """Write buffered events to disk now."""
+        with self._lock:
+            if not self._events.closed:
+                self._flush_locked()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.finish("finished")
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self.finish("interrupted")
+        else:
+            self.finish("failed")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise RuntimeError(f"run {self.id} is finished")
+
+    def _track_best(self, value: object, step: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return
+        value = float(value)
+        if not math.isfinite(value):
+            return
+        assert self._primary is not None
+        better = self._best is None or (
+            value > self._best[0] if self._primary[1] == "max" else value < self._best[0]
+        )
+        if better:
+            self._best = (value, step)
+
+    def _flush_locked(self) -> None:
+        if self._dirty:
+            self._events.flush()
+            self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def _flush_if_dirty(self) -> None:
+        if self._dirty and self._lock.acquire(blocking=False):
+            try:
+                if not self._events.closed:
+                    self._flush_locked()
+            finally:
+                self._lock.release()
+
+
+class _Flusher:
+    """One daemon thread that flushes idle runs, so the last events reach disk promptly."""
+
+    def __init__(self) -> None:
+        self._runs: weakref.WeakSet[Run] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, run: Run) -> None:
+        with self._lock:
+            self._runs.add(run)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="runicorn-lite-flush", daemon=True)
+                self._thread.start()
+
+    def discard(self, run: Run) -> None:
+        with self._lock:
+            self._runs.discard(run)
+
+    def flush_all(self) -> None:
+        with self._lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.flush()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL_S)
+            with self._lock:
+                runs = list(self._runs)
+            for run in runs:
+                run._flush_if_dirty()
+
+
+_flusher = _Flusher()
+atexit.register(_flusher.flush_all)
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    *,
+    path: str | None = None,
+    root: str | os.PathLike[str] | None = None,
+    storage: str | os.PathLike[str] | None = None,
+    tags: list[str] | None = None,
+    description: str | None = None,
+    alias: str | None = None,
+    run_id: str | None = None,
+) -> Run:
+    """Start a run and write its directory.
+
+    Either ``project`` (+ optional ``name``) or a Runicorn-style ``path`` ("cv/yolo/ablation")
+    names it. ``root`` (or ``storage``, the real SDK's word) defaults to $RUNICORN_LITE_ROOT or
+    ./runicorn-data.
+    """
+    if path is None:
+        path = "/".join(p for p in (project or "default", name) if p)
+    segments = [_clean_segment(p) for p in path.replace("\\", "/").split("/") if p]
+    if not segments:
+        raise ValueError("a run needs a project or a path")
+    path = "/".join(segments)
+    base = Path(root or storage or default_root()).expanduser().resolve()
+    now = time.time()
+    if run_id is not None and not rundir.is_valid_run_id(run_id):
+        raise ValueError(f"invalid run id: {run_id!r}")
+    parent = base / rundir.RUNS_DIRNAME / Path(*segments)
+    parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(100):
+        candidate = run_id or new_run_id(now)
+        run_dir = parent / candidate
+        try:
+            run_dir.mkdir()
+            break
+        except FileExistsError:
+            if run_id is not None:
+                raise
+    else:  # pragma: no cover - 100 collisions of 24 random bits in one second
+        raise RuntimeError("could not find a free run id")
+    run_id = candidate
+    meta = {
+        "id": run_id,
+        "path": path,
+        "alias": alias,
+        "tags": list(dict.fromkeys(t for t in (tags or []) if isinstance(t, str) and t)),
+        "description": description,
+        "created_at": now,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "pid": os.getpid(),
+        "storage_dir": str(base),
+    }
+    rundir.atomic_write_json(run_dir / rundir.META, meta, durable=False)
+    rundir.atomic_write_json(run_dir / rundir.STATUS, {"status": "running", "started_at": now}, durable=False)
+    return Run(run_dir, run_id, path, now)
+
+
+__all__ = ["Run", "init", "new_run_id"]

@@ -1,0 +1,64 @@
+"""Every knob of the server in one frozen dataclass, filled from CLI flags and environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ROOT = "./runicorn-data"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 23300
+# Our own files live in a folder of their own under the data root, never beside the real
+# Runicorn's runicorn.db.
+STORE_DIRNAME = ".runicorn_lite"
+INDEX_FILENAME = "index.sqlite"
+PRIMARY_FILENAME = "primary.sqlite"
+
+
+def default_root() -> Path:
+    """The data root when no --root is given: $RUNICORN_LITE_ROOT or ./runicorn-data."""
+    return Path(os.environ.get("RUNICORN_LITE_ROOT") or DEFAULT_ROOT)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of one server (or one CLI command) over one data root."""
+
+    root: Path = field(default_factory=default_root)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    watch: bool = True
+    # Seconds between fallback rescans (file systems without reliable events, exceeded
+    # inotify limits). 0 turns the periodic rescan off.
+    rescan_interval: float = 30.0
+    # V1/V2 rate limits of the V2 document; off by default for a local server.
+    rate_limit: bool = False
+    # Optimization API limits: requests per 60 s window, per project.
+    read_limit: int = 1000
+    write_limit: int = 500
+    iterations_limit: int = 2000
+    # Requests with a bad API key, per client address per 60 s.
+    auth_failure_limit: int = 60
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+
+    @property
+    def store_dir(self) -> Path:
+        """Folder holding our two SQLite files."""
+        return self.root / STORE_DIRNAME
+
+    @property
+    def index_path(self) -> Path:
+        """The derived, rebuildable index (experiments, metrics, tags, search)."""
+        return self.store_dir / INDEX_FILENAME
+
+    @property
+    def primary_path(self) -> Path:
+        """The primary database (API keys, optimization runs); never touched by a rebuild."""
+        return self.store_dir / PRIMARY_FILENAME
+
+    def ensure_dirs(self) -> None:
+        """Create the data root and our store folder if they do not exist yet."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)

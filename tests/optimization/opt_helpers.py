@@ -1,0 +1,95 @@
+"""Helpers shared by the optimization API tests (a module name of its own, so that it never
+collides with another folder's conftest)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio.from_thread
+import httpx
+from starlette.applications import Starlette
+
+from runicorn_lite.optimization.timeutil import format_iso
+from runicorn_lite.settings import Settings
+
+PREFIX = "/api/iris/optimization"
+
+
+class Client:
+    """Synchronous calls into the app through httpx.ASGITransport on one event-loop thread
+    (Starlette's TestClient warns about httpx, and warnings are errors here)."""
+
+    def __init__(self, portal: anyio.from_thread.BlockingPortal, app: Starlette) -> None:
+        self.portal = portal
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        )
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            return await self.http.request(method, url, **kwargs)
+
+        return self.portal.call(call)
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def close(self) -> None:
+        self.portal.call(self.http.aclose)
+
+
+class Api:
+    """A client bound to one key, speaking paths relative to the mount point."""
+
+    def __init__(self, client: Client, key: str | None) -> None:
+        self.client = client
+        self.key = key
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        return {**headers, **(extra or {})}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        kwargs["headers"] = self.headers(kwargs.get("headers"))
+        return self.client.request(method, PREFIX + path, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", path, **kwargs)
+
+    def create_run(self, **fields: Any) -> dict[str, Any]:
+        body = {"optimizer_type": "bayesian", "config": {}, **fields}
+        response = self.post("/runs", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()["run"]
+
+
+def make_settings(root: Path, **overrides: Any) -> Settings:
+    return Settings(root=root, watch=False, **overrides)
+
+
+class Clock:
+    """A stand-in for the store's clock: every timestamp it hands out is ``step`` later than
+    the previous one, so creation order is never a same-millisecond tie."""
+
+    def __init__(self, start: str = "2025-11-23T10:00:00Z", step_s: float = 1.0) -> None:
+        self.now = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        self.step = timedelta(seconds=step_s)
+
+    def set(self, moment: str) -> None:
+        self.now = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+    def now_iso(self) -> str:
+        current = self.now
+        self.now += self.step
+        return format_iso(current)
+
+    def now_utc(self) -> datetime:
+        return self.now

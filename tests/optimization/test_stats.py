@@ -1,0 +1,173 @@
+"""GET /stats over a known set of runs: every number checked, plus the empty case and a true 0."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from opt_helpers import Api, Client, Clock
+
+# (name, optimizer, created, status, final_score, duration_ms)
+RUNS = [
+    ("r1", "bayesian", "2025-10-01T08:00:00Z", "completed", 0.9, 1000),
+    ("r2", "bayesian", "2025-10-25T00:00:00Z", "failed", None, 3000),
+    ("r3", "random_search", "2025-11-22T09:00:00Z", "completed", 0.9, 2000),
+    ("r4", "random_search", "2025-11-22T23:59:00Z", "running", 0.0, None),
+    ("r5", "genetic", "2025-11-23T01:00:00Z", "pending", None, None),
+    ("r6", "bayesian", "2025-11-23T02:00:00Z", "cancelled", -0.3, 0),
+]
+
+
+@pytest.fixture
+def dataset(api: Api, clock: Clock) -> dict[str, str]:
+    ids = {}
+    for name, optimizer, created, status, score, duration in RUNS:
+        clock.set(created)
+        run = api.create_run(run_name=name, optimizer_type=optimizer)
+        ids[name] = run["id"]
+        patch: dict[str, Any] = {"status": status}
+        if score is not None:
+            patch["final_score"] = score
+        if duration is not None:
+            patch["duration_ms"] = duration
+        if status != "pending":
+            assert api.patch(f"/runs/{run['id']}", json=patch).status_code == 200
+    clock.set("2025-11-23T12:00:00Z")
+    return ids
+
+
+def test_every_number(api: Api, dataset: dict[str, str]) -> None:
+    response = api.get("/stats")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["statistics"] == {
+        "totalRuns": 6,
+        "successRate": 33.33,
+        "averageImprovement": 0.375,
+        "averageDuration": 1500,
+    }
+    assert body["byStatus"] == {"pending": 1, "running": 1, "completed": 2, "failed": 1, "cancelled": 1}
+    assert body["byOptimizerType"] == [
+        {"optimizerType": "bayesian", "count": 3, "successRate": 33.33, "averageScore": 0.3, "averageDuration": 1333},
+        {"optimizerType": "random_search", "count": 2, "successRate": 50.0, "averageScore": 0.45, "averageDuration": 2000},
+        {"optimizerType": "genetic", "count": 1, "successRate": 0, "averageScore": None, "averageDuration": None},
+    ]
+    top = body["topPerformers"]
+    assert [t["run_name"] for t in top] == ["r3", "r1", "r4", "r6"]
+    assert top[0] == {
+        "id": dataset["r3"],
+        "run_name": "r3",
+        "optimizer_type": "random_search",
+        "final_score": 0.9,
+        "duration_ms": 2000,
+        "created_at": "2025-11-22T09:00:00.000Z",
+    }
+    assert body["recentTrends"] == [
+        {"date": "2025-10-25", "count": 1, "completed": 0, "failed": 1},
+        {"date": "2025-11-22", "count": 2, "completed": 1, "failed": 0},
+        {"date": "2025-11-23", "count": 2, "completed": 0, "failed": 0},
+    ]
+    assert body["metadata"]["filters"] == {
+        "projectId": "proj_123",
+        "optimizerType": None,
+        "status": None,
+        "startDate": None,
+        "endDate": None,
+    }
+    assert set(body["metadata"]) == {"filters", "latencyMs", "timestamp"}
+    assert response.headers["cache-control"] == "private, max-age=300, must-revalidate"
+
+
+def test_filters(api: Api, dataset: dict[str, str]) -> None:
+    bayesian = api.get("/stats?optimizer_type=bayesian").json()
+    assert bayesian["statistics"] == {
+        "totalRuns": 3,
+        "successRate": 33.33,
+        "averageImprovement": 0.3,
+        "averageDuration": 1333,
+    }
+    assert bayesian["metadata"]["filters"]["optimizerType"] == "bayesian"
+    assert [t["run_name"] for t in bayesian["topPerformers"]] == ["r1", "r6"]
+
+    completed = api.get("/stats?status=completed").json()
+    assert completed["statistics"]["totalRuns"] == 2
+    assert completed["statistics"]["successRate"] == 100.0
+    assert completed["byStatus"] == {"pending": 0, "running": 0, "completed": 2, "failed": 0, "cancelled": 0}
+
+    recent = api.get("/stats?start_date=2025-11-22").json()
+    assert recent["statistics"]["totalRuns"] == 4
+    assert recent["metadata"]["filters"]["startDate"] == "2025-11-22T00:00:00.000Z"
+    # A bare end date includes that whole day.
+    older = api.get("/stats?end_date=2025-11-22").json()
+    assert older["statistics"]["totalRuns"] == 4
+    assert older["metadata"]["filters"]["endDate"] == "2025-11-22T23:59:59.999Z"
+    window = api.get(
+        "/stats", params={"start_date": "2025-11-22T10:00:00+01:00", "end_date": "2025-11-23T01:30:00Z"}
+    ).json()
+    assert sorted(t["run_name"] for t in window["topPerformers"]) == ["r3", "r4"]
+    assert window["statistics"]["totalRuns"] == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("start_date=yesterday", "start_date"),
+        ("end_date=2025-13-01", "end_date"),
+        ("start_date=", "start_date"),
+        ("start_date=2025-11-23&end_date=2025-11-01", "end_date"),
+        ("status=done", "status"),
+        ("optimizer_type=x", "optimizer_type"),
+    ],
+)
+def test_invalid_stats_queries(api: Api, query: str, field: str) -> None:
+    response = api.get(f"/stats?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "Invalid query parameters"
+    assert field in response.json()["issues"]["fieldErrors"]
+
+
+def test_empty_project(api: Api) -> None:
+    body = api.get("/stats").json()
+    assert body["statistics"] == {
+        "totalRuns": 0,
+        "successRate": 0,
+        "averageImprovement": None,
+        "averageDuration": None,
+    }
+    assert body["byStatus"] == {"pending": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert body["byOptimizerType"] == []
+    assert body["topPerformers"] == []
+    assert body["recentTrends"] == []
+
+
+def test_a_true_zero_stays_zero(client: Client, new_key: Callable[..., str]) -> None:
+    api = Api(client, new_key("zero"))
+    run = api.create_run()
+    api.patch(f"/runs/{run['id']}", json={"final_score": 0, "duration_ms": 0, "status": "completed"})
+    api.create_run()  # no score: must not drag the mean
+    stats = api.get("/stats").json()["statistics"]
+    assert stats["averageImprovement"] == 0 and stats["averageImprovement"] is not None
+    assert stats["averageDuration"] == 0
+    assert stats["successRate"] == 50.0
+
+
+def test_top_performers_keep_ten(api: Api, clock: Clock) -> None:
+    for n in range(12):
+        run = api.create_run(run_name=f"run{n}")
+        api.patch(f"/runs/{run['id']}", json={"final_score": n % 4})
+    top = api.get("/stats").json()["topPerformers"]
+    assert len(top) == 10
+    # Scores 3,3,3 (newest first), then 2,2,2, ...
+    assert [t["run_name"] for t in top[:4]] == ["run11", "run7", "run3", "run10"]
+
+
+def test_stats_follow_changes(api: Api) -> None:
+    assert api.get("/stats").json()["statistics"]["totalRuns"] == 0
+    run = api.create_run()
+    assert api.get("/stats").json()["byStatus"]["pending"] == 1
+    api.post(f"/runs/{run['id']}/iterations", json={"iteration_number": 0, "params": {}, "score": 2})
+    body = api.get("/stats").json()
+    assert body["byStatus"]["running"] == 1
+    assert body["statistics"]["averageImprovement"] == 2
