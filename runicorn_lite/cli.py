@@ -92,6 +92,7 @@ def serve(root: Path, host: str, port: int, watch: bool, rescan_interval: float,
     try:
         sock.bind((host, port))
     except OSError as exc:
+        sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     app = create_app(settings)

@@ -96,8 +96,13 @@ class ConflictError(OptimizationAPIError):
 class RateLimitError(OptimizationAPIError):
     """429: too many requests; retry after ``retry_after`` seconds."""
 
-    def __init__(self, status: int, message: str, body: Mapping[str, Any] | None = None,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        body: Mapping[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(status, message, body)
         self.retry_after = retry_after
 

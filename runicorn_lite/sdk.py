@@ -154,6 +154,16 @@ class Run:
             if not self._events.closed:
                 self._flush_locked()
 
+    def __del__(self) -> None:
+        # A run dropped without finish() stays "running" on disk (as with the real SDK); its
+        # buffered events still reach the file.
+        events = getattr(self, "_events", None)
+        if events is not None and not events.closed:
+            try:
+                events.close()
+            except OSError:
+                pass
+
     def __enter__(self) -> Run:
         return self
 

@@ -48,7 +48,7 @@ def _errors(*codes: int, opt: bool = False) -> dict[str, Any]:
 
 _EXP_ID = _p("exp_id", "Experiment (run) id")
 _RUN_ID = _p("run_id", "Run id")
-_OPT_ID = _p("id", "Optimization run UUID")
+_OPT_ID = _p("run_id", "Optimization run UUID")
 _LIST_FILTERS = [
     _q("project", {"type": "string"}, "Exact project"),
     _q("status", {"type": "string"}, "Comma list of running, finished, failed, interrupted"),
@@ -182,19 +182,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Create an optimization run", "security": _OPT_SECURITY,
         "responses": {"201": _json("run, metadata"), **_errors(400, 401, 429, opt=True)},
     },
-    ("/api/iris/optimization/runs/{id}", "get"): {
+    ("/api/iris/optimization/runs/{run_id}", "get"): {
         "summary": "One run with its iterations and stats", "security": _OPT_SECURITY, "parameters": [_OPT_ID],
         "responses": {"200": _json("run, iterations, stats, metadata"), **_errors(304, 400, 401, 404, 429, opt=True)},
     },
-    ("/api/iris/optimization/runs/{id}", "patch"): {
+    ("/api/iris/optimization/runs/{run_id}", "patch"): {
         "summary": "Update a run", "security": _OPT_SECURITY, "parameters": [_OPT_ID],
         "responses": {"200": _json("run, metadata"), **_errors(400, 401, 404, 409, 429, opt=True)},
     },
-    ("/api/iris/optimization/runs/{id}/iterations", "post"): {
+    ("/api/iris/optimization/runs/{run_id}/iterations", "post"): {
         "summary": "Add an iteration", "security": _OPT_SECURITY, "parameters": [_OPT_ID],
         "responses": {"201": _json("iteration, runUpdates, metadata"), **_errors(400, 401, 404, 409, 429, opt=True)},
     },
-    ("/api/iris/optimization/runs/{id}/iterations/batch", "post"): {
+    ("/api/iris/optimization/runs/{run_id}/iterations/batch", "post"): {
         "summary": "Add up to 1000 iterations, all or nothing", "security": _OPT_SECURITY, "parameters": [_OPT_ID],
         "responses": {"201": _json("iterations, runUpdates, metadata"), **_errors(400, 401, 404, 409, 429, opt=True)},
     },

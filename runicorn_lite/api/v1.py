@@ -193,6 +193,14 @@ async def patch_run(request: Request) -> Response:
     return JSONResponse(run_detail(updated))
 
 
+async def run_resource(request: Request) -> Response:
+    """``/api/runs/{id}``: one route for both methods, so a 405 there lists both in ``Allow``
+    (Starlette answers a wrong method from the first route whose path matches)."""
+    if request.method == "PATCH":
+        return await patch_run(request)
+    return await get_run(request)
+
+
 async def _run_ids(request: Request) -> tuple[list[str], dict[str, Any]]:
     body = await json_object(request)
     ids = body.get("run_ids")
@@ -318,8 +326,7 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/api/runs", list_runs, methods=["GET"]),
         Route("/api/runs/soft-delete", soft_delete, methods=["POST"]),
-        Route("/api/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/api/runs/{run_id}", patch_run, methods=["PATCH"]),
+        Route("/api/runs/{run_id}", run_resource, methods=["GET", "PATCH"]),
         Route("/api/runs/{run_id}/metrics", run_metrics, methods=["GET"]),
         Route("/api/runs/{run_id}/metrics_step", run_metrics, methods=["GET"]),
         Route("/api/recycle-bin", recycle_bin, methods=["GET"]),

@@ -202,7 +202,10 @@ async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, A
     if len(ids) > MAX_BATCH:
         raise bad_request(f"Cannot {verb} more than {MAX_BATCH} experiments at once")
     if not ids:
-        raise bad_request(f"Field 'exp_ids' must name at least one experiment to {verb}")
+        # DECISIONS: an empty list gets the documented message too, with what is allowed.
+        raise bad_request(
+            f"Cannot {verb} more than {MAX_BATCH} experiments at once, or none: give 1 to {MAX_BATCH} ids in 'exp_ids'"
+        )
     return ids, body
 
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runicorn_lite.db import Database
 from runicorn_lite.optimization import queries
+from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.caching import (
     CACHE_LIST,
     CACHE_RUN,
@@ -35,10 +36,9 @@ from runicorn_lite.optimization.caching import (
 )
 from runicorn_lite.optimization.errors import ApiError, rate_limited, unauthorized
 from runicorn_lite.optimization.keys import KEY_FORMAT, KeyChecker, Principal
-from runicorn_lite.optimization.ratelimit import Decision, FixedWindowLimiter
+from runicorn_lite.optimization.ratelimit import FixedWindowLimiter
 from runicorn_lite.optimization.schema import MIGRATIONS
 from runicorn_lite.optimization.timeutil import now_iso
-from runicorn_lite.optimization import validation as v
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.optimization")
@@ -129,9 +129,7 @@ class OptimizationAPI:
 
         return endpoint
 
-    def _process(
-        self, handler: Handler, call: Call
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _process(self, handler: Handler, call: Call) -> tuple[int, dict[str, str], bytes]:
         limit_headers: dict[str, str] = {}
         try:
             principal = self._authenticate(call)
@@ -341,7 +339,11 @@ def create_app(settings: Settings) -> Starlette:
     db = Database(settings.primary_path, MIGRATIONS)
     api = OptimizationAPI(settings, db)
     routes = [
-        _route("/runs", {"GET": (READ, api.list_runs, False), "POST": (WRITE, api.create_run, True)}, api),
+        _route(
+            "/runs",
+            {"GET": (READ, api.list_runs, False), "POST": (WRITE, api.create_run, True)},
+            api,
+        ),
         _route(
             "/runs/{run_id}",
             {"GET": (READ, api.get_run, False), "PATCH": (WRITE, api.patch_run, True)},

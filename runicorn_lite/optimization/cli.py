@@ -77,7 +77,9 @@ def list_command(root: Path) -> None:
         except StoreError as exc:
             raise click.ClickException(str(exc)) from exc
     if not rows:
-        click.echo("No API keys. Create one with: runicorn-lite keys create --project NAME", err=True)
+        click.echo(
+            "No API keys. Create one with: runicorn-lite keys create --project NAME", err=True
+        )
         return
     header = ("ID", "PREFIX", "PROJECT", "LABEL", "CREATED", "LAST USED", "REVOKED")
     table = [header] + [

@@ -9,6 +9,7 @@ it runs take effect at once, with no cache to invalidate.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
@@ -17,8 +18,10 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from runicorn_lite.db import Database
+from runicorn_lite.db import Database, StoreError
 from runicorn_lite.optimization.timeutil import now_iso
+
+log = logging.getLogger("runicorn_lite.optimization")
 
 KEY_PREFIX = "sk_live_"
 # Generated keys match this; anything else that starts with sk_live_ cannot be one of ours,
@@ -171,5 +174,11 @@ class KeyChecker:
             if last is not None and now - last < LAST_USED_INTERVAL_S:
                 return
             self._last_used[key_id] = now
-        with self._db.write() as conn:
-            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), key_id))
+        try:
+            with self._db.write() as conn:
+                conn.execute(
+                    "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), key_id)
+                )
+        except (StoreError, sqlite3.Error) as exc:
+            # Bookkeeping only: a busy store must not fail the request that used the key.
+            log.warning("could not record last use of key %s: %s", key_id, exc)

@@ -62,7 +62,9 @@ ITERATION_COLUMNS = (
     "created_at",
 )
 _ITERATION_SELECT = ", ".join(ITERATION_COLUMNS)
-_ITERATION_JSON_FLAGS = tuple(name in ("params", "metrics", "metadata") for name in ITERATION_COLUMNS)
+_ITERATION_JSON_FLAGS = tuple(
+    name in ("params", "metrics", "metadata") for name in ITERATION_COLUMNS
+)
 
 # Whitelisted ORDER BY clauses, matching the indexes of schema.py column for column.
 _ORDER_SQL = {
@@ -93,7 +95,9 @@ TOP_PERFORMERS = 10
 TREND_DAYS = 30
 
 
-def _with_fragments(row: Sequence[Any], columns: Sequence[str], flags: Sequence[bool]) -> dict[str, Any]:
+def _with_fragments(
+    row: Sequence[Any], columns: Sequence[str], flags: Sequence[bool]
+) -> dict[str, Any]:
     return {
         name: orjson.Fragment(value) if flag and value is not None else value
         for name, flag, value in zip(columns, flags, row)
@@ -175,8 +179,9 @@ def list_runs(conn: sqlite3.Connection, project_id: str, query: ListQuery) -> di
     if query.offset == 0 and len(rows) < query.limit:
         total = len(rows)  # the whole result is on this page: no need to count
     else:
+        # The trigger-kept totals answer any status/optimizer filter in a few rows.
         total = conn.execute(
-            f"SELECT count(*) FROM optimization_runs WHERE {where_sql}", args
+            f"SELECT coalesce(sum(runs), 0) FROM optimization_run_summary WHERE {where_sql}", args
         ).fetchone()[0]
     return {
         "runs": [run_dict(row) for row in rows],
@@ -338,15 +343,17 @@ def add_iterations(
     ).fetchone()
     _bump_revision(conn, project_id)
     created = [iteration_dict(record) for record in records]
-    updates = {"iterations_count": count, "is_new_best": best_item is not None, "final_score": final_score}
+    updates = {
+        "iterations_count": count,
+        "is_new_best": best_item is not None,
+        "final_score": final_score,
+    }
     return created, updates
 
 
 def _duplicate(number: int | None) -> ApiError:
     which = f"Iteration {number}" if number is not None else "An iteration_number"
-    return ApiError(
-        409, "Duplicate iteration number", hint=f"{which} already exists for this run"
-    )
+    return ApiError(409, "Duplicate iteration number", hint=f"{which} already exists for this run")
 
 
 # ---- statistics ----------------------------------------------------------------------------------
@@ -386,13 +393,23 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
         args.append(query.end_date)
     where_sql = " AND ".join(where)
 
-    # One pass over the matching runs, grouped finely enough to derive every total below.
-    groups = conn.execute(
-        "SELECT optimizer_type, status, count(*), count(final_score), total(final_score),"
-        " count(duration_ms), total(duration_ms)"
-        f" FROM optimization_runs WHERE {where_sql} GROUP BY optimizer_type, status",
-        args,
-    ).fetchall()
+    dated = query.start_date is not None or query.end_date is not None
+    if dated:
+        # A date range cuts across the running totals: one pass over the matching runs,
+        # grouped finely enough to derive every total below.
+        groups = conn.execute(
+            "SELECT optimizer_type, status, count(*), count(final_score), total(final_score),"
+            " count(duration_ms), total(duration_ms)"
+            f" FROM optimization_runs WHERE {where_sql} GROUP BY optimizer_type, status",
+            args,
+        ).fetchall()
+    else:
+        # Same filters (project, status, optimizer) over the trigger-kept totals.
+        groups = conn.execute(
+            "SELECT optimizer_type, status, runs, scored, score_sum, timed, duration_sum"
+            f" FROM optimization_run_summary WHERE {where_sql} AND runs > 0",
+            args,
+        ).fetchall()
     by_status = dict.fromkeys(STATUSES, 0)
     per_type: dict[str, list[float]] = {}
     totals = [0, 0, 0.0, 0, 0.0]  # runs, scored, score sum, timed, duration sum
@@ -414,7 +431,7 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
     statistics = {
         "totalRuns": total_runs,
         "successRate": _rate(by_status["completed"], total_runs),
-        "averageImprovement": round(totals[2] / totals[1], 4) if totals[1] else None,
+        "averageImprovement": round(totals[2] / totals[1], 4) + 0.0 if totals[1] else None,
         "averageDuration": round_half_up(totals[4] / totals[3]) if totals[3] else None,
     }
     by_type = [
@@ -422,7 +439,7 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
             "optimizerType": name,
             "count": int(acc[0]),
             "successRate": _rate(int(acc[1]), int(acc[0])),
-            "averageScore": round(acc[3] / acc[2], 4) if acc[2] else None,
+            "averageScore": round(acc[3] / acc[2], 4) + 0.0 if acc[2] else None,
             "averageDuration": round_half_up(acc[5] / acc[4]) if acc[4] else None,
         }
         for name, acc in per_type.items()
@@ -432,11 +449,13 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
     top = conn.execute(
         "SELECT id, run_name, optimizer_type, final_score, duration_ms, created_at"
         f" FROM optimization_runs WHERE {where_sql} AND final_score IS NOT NULL"
-        " ORDER BY final_score DESC, created_at DESC, id ASC LIMIT ?",
+        " ORDER BY final_score IS NULL, final_score DESC, created_at DESC, id DESC LIMIT ?",
         (*args, TOP_PERFORMERS),
     ).fetchall()
     top_performers = [
-        dict(zip(("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at"), r))
+        dict(
+            zip(("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at"), r)
+        )
         for r in top
     ]
 
@@ -445,13 +464,21 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
         now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
         - timedelta(days=TREND_DAYS - 1)
     )
-    trends = conn.execute(
-        "SELECT substr(created_at, 1, 10) AS day, count(*),"
-        " sum(status = 'completed'), sum(status = 'failed')"
-        f" FROM optimization_runs WHERE {where_sql} AND created_at >= ?"
-        " GROUP BY day ORDER BY day",
-        (*args, first_day),
-    ).fetchall()
+    if dated:
+        trends = conn.execute(
+            "SELECT substr(created_at, 1, 10) AS day, count(*),"
+            " sum(status = 'completed'), sum(status = 'failed')"
+            f" FROM optimization_runs WHERE {where_sql} AND created_at >= ?"
+            " GROUP BY day ORDER BY day",
+            (*args, first_day),
+        ).fetchall()
+    else:
+        trends = conn.execute(
+            "SELECT day, sum(runs), sum(runs * (status = 'completed')),"
+            " sum(runs * (status = 'failed')) FROM optimization_run_daily"
+            f" WHERE {where_sql} AND day >= ? GROUP BY day HAVING sum(runs) > 0 ORDER BY day",
+            (*args, first_day[:10]),
+        ).fetchall()
     recent = [
         {"date": day, "count": count, "completed": completed, "failed": failed}
         for day, count, completed, failed in trends

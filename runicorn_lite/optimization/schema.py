@@ -91,4 +91,106 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "optimization_0002_summaries",
+        """
+        -- Running totals per (project, optimizer, status), kept by triggers, so that /stats
+        -- without a date range reads at most 25 rows instead of scanning every run, and list
+        -- totals do not count index entries. Sums of scores are floats and may drift by ulps
+        -- after many updates; answers are rounded to 4 decimals, far above that.
+        CREATE TABLE IF NOT EXISTS optimization_run_summary (
+            project_id TEXT NOT NULL,
+            optimizer_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            runs INTEGER NOT NULL,
+            scored INTEGER NOT NULL,
+            score_sum REAL NOT NULL,
+            timed INTEGER NOT NULL,
+            duration_sum INTEGER NOT NULL,
+            PRIMARY KEY (project_id, optimizer_type, status)
+        ) WITHOUT ROWID;
+        -- Runs per UTC creation day, for recentTrends.
+        CREATE TABLE IF NOT EXISTS optimization_run_daily (
+            project_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            optimizer_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            runs INTEGER NOT NULL,
+            PRIMARY KEY (project_id, day, optimizer_type, status)
+        ) WITHOUT ROWID;
+
+        INSERT INTO optimization_run_summary
+            SELECT project_id, optimizer_type, status, count(*), count(final_score),
+                   total(final_score), count(duration_ms), coalesce(sum(duration_ms), 0)
+            FROM optimization_runs GROUP BY project_id, optimizer_type, status;
+        INSERT INTO optimization_run_daily
+            SELECT project_id, substr(created_at, 1, 10), optimizer_type, status, count(*)
+            FROM optimization_runs GROUP BY 1, 2, 3, 4;
+
+        CREATE TRIGGER IF NOT EXISTS optimization_runs_summary_insert
+        AFTER INSERT ON optimization_runs
+        BEGIN
+            INSERT INTO optimization_run_summary
+                VALUES (NEW.project_id, NEW.optimizer_type, NEW.status, 1,
+                        NEW.final_score IS NOT NULL, coalesce(NEW.final_score, 0.0),
+                        NEW.duration_ms IS NOT NULL, coalesce(NEW.duration_ms, 0))
+                ON CONFLICT (project_id, optimizer_type, status) DO UPDATE SET
+                    runs = runs + 1, scored = scored + excluded.scored,
+                    score_sum = score_sum + excluded.score_sum, timed = timed + excluded.timed,
+                    duration_sum = duration_sum + excluded.duration_sum;
+            INSERT INTO optimization_run_daily
+                VALUES (NEW.project_id, substr(NEW.created_at, 1, 10), NEW.optimizer_type,
+                        NEW.status, 1)
+                ON CONFLICT (project_id, day, optimizer_type, status) DO UPDATE SET
+                    runs = runs + 1;
+        END;
+
+        CREATE TRIGGER IF NOT EXISTS optimization_runs_summary_delete
+        AFTER DELETE ON optimization_runs
+        BEGIN
+            UPDATE optimization_run_summary SET
+                runs = runs - 1, scored = scored - (OLD.final_score IS NOT NULL),
+                score_sum = score_sum - coalesce(OLD.final_score, 0.0),
+                timed = timed - (OLD.duration_ms IS NOT NULL),
+                duration_sum = duration_sum - coalesce(OLD.duration_ms, 0)
+            WHERE project_id = OLD.project_id AND optimizer_type = OLD.optimizer_type
+                AND status = OLD.status;
+            UPDATE optimization_run_daily SET runs = runs - 1
+            WHERE project_id = OLD.project_id AND day = substr(OLD.created_at, 1, 10)
+                AND optimizer_type = OLD.optimizer_type AND status = OLD.status;
+        END;
+
+        CREATE TRIGGER IF NOT EXISTS optimization_runs_summary_update
+        AFTER UPDATE OF project_id, optimizer_type, status, final_score, duration_ms, created_at
+        ON optimization_runs
+        WHEN OLD.project_id IS NOT NEW.project_id OR OLD.optimizer_type IS NOT NEW.optimizer_type
+            OR OLD.status IS NOT NEW.status OR OLD.final_score IS NOT NEW.final_score
+            OR OLD.duration_ms IS NOT NEW.duration_ms OR OLD.created_at IS NOT NEW.created_at
+        BEGIN
+            UPDATE optimization_run_summary SET
+                runs = runs - 1, scored = scored - (OLD.final_score IS NOT NULL),
+                score_sum = score_sum - coalesce(OLD.final_score, 0.0),
+                timed = timed - (OLD.duration_ms IS NOT NULL),
+                duration_sum = duration_sum - coalesce(OLD.duration_ms, 0)
+            WHERE project_id = OLD.project_id AND optimizer_type = OLD.optimizer_type
+                AND status = OLD.status;
+            INSERT INTO optimization_run_summary
+                VALUES (NEW.project_id, NEW.optimizer_type, NEW.status, 1,
+                        NEW.final_score IS NOT NULL, coalesce(NEW.final_score, 0.0),
+                        NEW.duration_ms IS NOT NULL, coalesce(NEW.duration_ms, 0))
+                ON CONFLICT (project_id, optimizer_type, status) DO UPDATE SET
+                    runs = runs + 1, scored = scored + excluded.scored,
+                    score_sum = score_sum + excluded.score_sum, timed = timed + excluded.timed,
+                    duration_sum = duration_sum + excluded.duration_sum;
+            UPDATE optimization_run_daily SET runs = runs - 1
+            WHERE project_id = OLD.project_id AND day = substr(OLD.created_at, 1, 10)
+                AND optimizer_type = OLD.optimizer_type AND status = OLD.status;
+            INSERT INTO optimization_run_daily
+                VALUES (NEW.project_id, substr(NEW.created_at, 1, 10), NEW.optimizer_type,
+                        NEW.status, 1)
+                ON CONFLICT (project_id, day, optimizer_type, status) DO UPDATE SET
+                    runs = runs + 1;
+        END;
+        """,
+    ),
 )

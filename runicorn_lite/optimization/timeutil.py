@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -7,16 +7,16 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
 import anyio.from_thread
 import pytest
+from opt_helpers import PREFIX, Api, Client, Clock, make_settings
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from runicorn_lite.optimization import create_app
 from runicorn_lite.optimization.keys import create_key
 from runicorn_lite.settings import Settings
-
-from opt_helpers import PREFIX, Api, Client, Clock, make_settings
 
 
 @pytest.fixture

@@ -6,11 +6,10 @@ import re
 from collections.abc import Callable
 
 import pytest
+from opt_helpers import PREFIX, Api, Client
 from starlette.applications import Starlette
 
 from runicorn_lite.optimization.keys import list_keys, revoke_key
-
-from opt_helpers import PREFIX, Api, Client
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HINT = 'Include "Authorization: Bearer <your-api-key>" header'
@@ -61,7 +60,9 @@ def test_the_four_401_messages(client: Client, header: str, message: str) -> Non
 
 def test_authentication_comes_before_validation(client: Client) -> None:
     response = client.request(
-        "POST", PREFIX + "/runs/not-a-uuid/iterations", content=b"{not json",
+        "POST",
+        PREFIX + "/runs/not-a-uuid/iterations",
+        content=b"{not json",
         headers={"Authorization": "Bearer nope"},
     )
     _assert_401(response, "Invalid API key format")
@@ -98,7 +99,9 @@ def test_a_key_sees_only_its_own_project(client: Client, new_key: Callable[..., 
     for response in (
         theirs.get(f"/runs/{run['id']}"),
         theirs.patch(f"/runs/{run['id']}", json={"status": "running"}),
-        theirs.post(f"/runs/{run['id']}/iterations", json={"iteration_number": 0, "params": {}, "score": 1}),
+        theirs.post(
+            f"/runs/{run['id']}/iterations", json={"iteration_number": 0, "params": {}, "score": 1}
+        ),
     ):
         assert response.status_code == 404
         body = response.json()
@@ -120,7 +123,9 @@ def test_project_id_of_another_project_is_forbidden(api: Api, path: str) -> None
     assert api.get(path, params={"project_id": "proj_123"}).status_code == 200
 
 
-def test_bad_keys_are_limited_per_client_address(make_api: Callable[..., tuple[Api, Starlette]]) -> None:
+def test_bad_keys_are_limited_per_client_address(
+    make_api: Callable[..., tuple[Api, Starlette]],
+) -> None:
     good, _ = make_api(auth_failure_limit=3)
     bad = Api(good.client, "sk_live_guessguessguessguess")
     for _ in range(3):

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from opt_helpers import Api, Client
 from starlette.applications import Starlette
 
 from runicorn_lite.optimization.caching import if_none_match_hits, strong_etag
-
-from opt_helpers import Api, Client
 
 MakeApi = Callable[..., tuple[Api, Starlette]]
 
@@ -36,15 +35,23 @@ def test_etag_is_stable_and_304_carries_the_headers(api: Api) -> None:
         assert response.content == b""
         assert response.headers["etag"] == etag
         assert response.headers["cache-control"] == cache
-        for name in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-response-time"):
+        for name in (
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset",
+            "x-response-time",
+        ):
             assert name in response.headers
 
 
 def test_changes_make_a_new_etag(api: Api) -> None:
     run = api.create_run()
     path = f"/runs/{run['id']}"
-    etags = {path: api.get(path).headers["etag"], "/runs": api.get("/runs").headers["etag"],
-             "/stats": api.get("/stats").headers["etag"]}
+    etags = {
+        path: api.get(path).headers["etag"],
+        "/runs": api.get("/runs").headers["etag"],
+        "/stats": api.get("/stats").headers["etag"],
+    }
 
     def changed(*paths: str) -> None:
         for p in paths:
@@ -138,7 +145,9 @@ def test_three_independent_buckets(make_api: MakeApi) -> None:
     # PATCH shares the write window.
     assert api.patch(f"/runs/{run['id']}", json={}).status_code == 429
     for n in range(3):
-        response = api.post(f"/runs/{run['id']}/iterations", json={"iteration_number": n, "params": {}, "score": 1})
+        response = api.post(
+            f"/runs/{run['id']}/iterations", json={"iteration_number": n, "params": {}, "score": 1}
+        )
         assert response.status_code == 201
         assert response.headers["x-ratelimit-limit"] == "3"
     batch = api.post(

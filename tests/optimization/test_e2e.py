@@ -54,7 +54,10 @@ class Server:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "runicorn_lite", *args, "--root", str(self.root)],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
 
 
@@ -62,12 +65,28 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e-root")
     command = [
-        sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0",
-        "--no-watch", "--read-limit", "100000", "--write-limit", "100000",
-        "--iterations-limit", "100000",
+        sys.executable,
+        "-m",
+        "runicorn_lite",
+        "serve",
+        "--root",
+        str(root),
+        "--port",
+        "0",
+        "--no-watch",
+        "--read-limit",
+        "100000",
+        "--write-limit",
+        "100000",
+        "--iterations-limit",
+        "100000",
     ]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=root,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=root,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     found: list[str] = []
@@ -104,7 +123,9 @@ def test_200_concurrent_iteration_posts_lose_nothing(server: Server) -> None:
     key = server.new_key("concurrency")
     headers = {"Authorization": f"Bearer {key}"}
     base = server.url + "/api/iris/optimization"
-    run = httpx.post(base + "/runs", json={"optimizer_type": "random_search", "config": {}}, headers=headers)
+    run = httpx.post(
+        base + "/runs", json={"optimizer_type": "random_search", "config": {}}, headers=headers
+    )
     assert run.status_code == 201
     run_id = run.json()["run"]["id"]
     scores = list(range(200))
@@ -141,7 +162,8 @@ def test_200_concurrent_iteration_posts_lose_nothing(server: Server) -> None:
 def test_sdk_flow_mirrors_the_document(server: Server) -> None:
     with OptimizationClient(api_key=server.new_key("sdk"), base_url=server.url) as client:
         run = client.runs.create(
-            run_name="Experiment A", optimizer_type="bayesian",
+            run_name="Experiment A",
+            optimizer_type="bayesian",
             config={"learningRate": 0.01, "batchSize": 32},
         )
         assert run["status"] == "pending"

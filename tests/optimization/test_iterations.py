@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import pytest
-
 from opt_helpers import Api
 
 
@@ -20,7 +19,13 @@ def _post(api: Api, run_id: str, number: int, score: float, **extra: Any) -> Any
 def test_first_iteration_starts_the_run_and_is_the_best(api: Api) -> None:
     run = api.create_run()
     response = _post(
-        api, run["id"], 1, 0.75, metrics={"accuracy": 0.75}, duration_ms=2500, metadata={"gpu": "85%"}
+        api,
+        run["id"],
+        1,
+        0.75,
+        metrics={"accuracy": 0.75},
+        duration_ms=2500,
+        metadata={"gpu": "85%"},
     )
     assert response.status_code == 201
     body = response.json()
@@ -130,9 +135,11 @@ def test_iteration_validation(api: Api, body: dict[str, Any], field: str) -> Non
 
 def test_non_finite_scores_never_get_in(api: Api) -> None:
     run = api.create_run()
-    for raw in (b'{"iteration_number": 1, "params": {}, "score": NaN}',
-                b'{"iteration_number": 1, "params": {}, "score": Infinity}',
-                b'{"iteration_number": 1, "params": {}, "score": 1e999}'):
+    for raw in (
+        b'{"iteration_number": 1, "params": {}, "score": NaN}',
+        b'{"iteration_number": 1, "params": {}, "score": Infinity}',
+        b'{"iteration_number": 1, "params": {}, "score": 1e999}',
+    ):
         assert api.post(f"/runs/{run['id']}/iterations", content=raw).status_code == 400
 
 
@@ -147,7 +154,9 @@ def test_iteration_on_unknown_run_is_404(api: Api) -> None:
 
 def _items(numbers: list[int], scores: list[float] | None = None) -> list[dict[str, Any]]:
     scores = scores or [float(n) for n in numbers]
-    return [{"iteration_number": n, "params": {"n": n}, "score": s} for n, s in zip(numbers, scores)]
+    return [
+        {"iteration_number": n, "params": {"n": n}, "score": s} for n, s in zip(numbers, scores)
+    ]
 
 
 def test_batch_inserts_everything_in_one_go(api: Api) -> None:
@@ -158,7 +167,11 @@ def test_batch_inserts_everything_in_one_go(api: Api) -> None:
     assert response.status_code == 201
     body = response.json()
     assert len(body["iterations"]) == 1000
-    assert body["runUpdates"] == {"iterations_count": 1000, "is_new_best": True, "final_score": 999.0}
+    assert body["runUpdates"] == {
+        "iterations_count": 1000,
+        "is_new_best": True,
+        "final_score": 999.0,
+    }
     detail = api.get(f"/runs/{run['id']}").json()
     assert detail["run"]["best_params"] == {"n": 999}
     assert detail["run"]["status"] == "running"
@@ -167,13 +180,20 @@ def test_batch_inserts_everything_in_one_go(api: Api) -> None:
     more = api.post(
         f"/runs/{run['id']}/iterations/batch", json={"iterations": _items([1000, 1001], [1.0, 2.0])}
     ).json()
-    assert more["runUpdates"] == {"iterations_count": 1002, "is_new_best": False, "final_score": 999.0}
+    assert more["runUpdates"] == {
+        "iterations_count": 1002,
+        "is_new_best": False,
+        "final_score": 999.0,
+    }
 
 
 @pytest.mark.parametrize(
     ("body", "status"),
     [
-        ({"iterations": _items([5, 6]) + [{"iteration_number": 7, "params": {}, "score": "x"}]}, 400),
+        (
+            {"iterations": _items([5, 6]) + [{"iteration_number": 7, "params": {}, "score": "x"}]},
+            400,
+        ),
         ({"iterations": _items([5, 6, 5])}, 409),
         ({"iterations": _items([8, 1])}, 409),  # 1 already exists
         ({"iterations": []}, 400),

@@ -7,9 +7,8 @@ import uuid
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-
 from opt_helpers import PREFIX, Api, Client, Clock
+from starlette.applications import Starlette
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 UNKNOWN = "550e8400-e29b-41d4-a716-446655440000"
@@ -74,13 +73,41 @@ def test_create_keeps_optional_objects_and_ignores_unknown_fields(api: Api) -> N
         ({"optimizer_type": "annealing", "config": {}}, "optimizer_type", "Invalid enum value"),
         ({"optimizer_type": 3, "config": {}}, "optimizer_type", "Expected"),
         ({"optimizer_type": "bayesian", "config": []}, "config", "Expected object, received array"),
-        ({"optimizer_type": "bayesian", "config": None}, "config", "Expected object, received null"),
-        ({"optimizer_type": "bayesian", "config": "x"}, "config", "Expected object, received string"),
-        ({"optimizer_type": "bayesian", "config": {}, "search_space": [1]}, "search_space", "Expected object"),
-        ({"optimizer_type": "bayesian", "config": {}, "metadata": None}, "metadata", "Expected object"),
-        ({"optimizer_type": "bayesian", "config": {}, "run_name": "x" * 201}, "run_name", "at most 200"),
-        ({"optimizer_type": "bayesian", "config": {}, "run_name": 5}, "run_name", "Expected string"),
-        ({"optimizer_type": "bayesian", "config": {}, "direction": "up"}, "direction", "Invalid enum value"),
+        (
+            {"optimizer_type": "bayesian", "config": None},
+            "config",
+            "Expected object, received null",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": "x"},
+            "config",
+            "Expected object, received string",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "search_space": [1]},
+            "search_space",
+            "Expected object",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "metadata": None},
+            "metadata",
+            "Expected object",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "run_name": "x" * 201},
+            "run_name",
+            "at most 200",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "run_name": 5},
+            "run_name",
+            "Expected string",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "direction": "up"},
+            "direction",
+            "Invalid enum value",
+        ),
     ],
 )
 def test_create_validation(api: Api, body: dict[str, Any], field: str, message: str) -> None:
@@ -99,7 +126,10 @@ def test_create_reports_every_problem_at_once(api: Api) -> None:
         (b"", "Request body must be a JSON object"),
         (b"{not json", "Request body is not valid JSON"),
         (b'{"optimizer_type": "bayesian", "config": {"x": NaN}}', "Request body is not valid JSON"),
-        (b'{"optimizer_type": "bayesian", "config": {"x": 1e400}}', "Request body is not valid JSON"),
+        (
+            b'{"optimizer_type": "bayesian", "config": {"x": 1e400}}',
+            "Request body is not valid JSON",
+        ),
         (b"[1, 2]", "Expected object, received array"),
         (b"null", "Expected object, received null"),
         (b'"text"', "Expected object, received string"),
@@ -160,7 +190,9 @@ def test_get_one_orders_iterations_and_summarises_them(api: Api, direction: str)
     assert body["run"]["final_score"] == best
 
 
-@pytest.mark.parametrize("bad", ["not-a-uuid", "550e8400e29b41d4a716446655440000", "123", "{" + UNKNOWN + "}"])
+@pytest.mark.parametrize(
+    "bad", ["not-a-uuid", "550e8400e29b41d4a716446655440000", "123", "{" + UNKNOWN + "}"]
+)
 def test_non_uuid_run_id_is_400(api: Api, bad: str) -> None:
     for response in (
         api.get(f"/runs/{bad}"),
@@ -193,7 +225,10 @@ def test_patch_to_completed_fills_completed_at_and_duration(api: Api) -> None:
     assert ISO_MS.match(patched["completed_at"])
     assert patched["completed_at"] >= patched["started_at"]
     assert isinstance(patched["duration_ms"], int) and patched["duration_ms"] >= 0
-    assert patched["updated_at"] == patched["completed_at"] or patched["updated_at"] >= run["updated_at"]
+    assert (
+        patched["updated_at"] == patched["completed_at"]
+        or patched["updated_at"] >= run["updated_at"]
+    )
     assert response.headers["cache-control"] == "no-store"
 
 
@@ -226,7 +261,9 @@ def test_terminal_status_derives_duration_from_given_completed_at(api: Api) -> N
     ).json()["run"]
     from runicorn_lite.optimization.timeutil import iso_to_ms
 
-    assert patched["duration_ms"] == iso_to_ms("2999-01-01T00:00:00.000Z") - iso_to_ms(run["started_at"])
+    assert patched["duration_ms"] == iso_to_ms("2999-01-01T00:00:00.000Z") - iso_to_ms(
+        run["started_at"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from opt_helpers import Api, Client, Clock
 
 # (name, optimizer, created, status, final_score, duration_ms)
@@ -48,11 +47,35 @@ def test_every_number(api: Api, dataset: dict[str, str]) -> None:
         "averageImprovement": 0.375,
         "averageDuration": 1500,
     }
-    assert body["byStatus"] == {"pending": 1, "running": 1, "completed": 2, "failed": 1, "cancelled": 1}
+    assert body["byStatus"] == {
+        "pending": 1,
+        "running": 1,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 1,
+    }
     assert body["byOptimizerType"] == [
-        {"optimizerType": "bayesian", "count": 3, "successRate": 33.33, "averageScore": 0.3, "averageDuration": 1333},
-        {"optimizerType": "random_search", "count": 2, "successRate": 50.0, "averageScore": 0.45, "averageDuration": 2000},
-        {"optimizerType": "genetic", "count": 1, "successRate": 0, "averageScore": None, "averageDuration": None},
+        {
+            "optimizerType": "bayesian",
+            "count": 3,
+            "successRate": 33.33,
+            "averageScore": 0.3,
+            "averageDuration": 1333,
+        },
+        {
+            "optimizerType": "random_search",
+            "count": 2,
+            "successRate": 50.0,
+            "averageScore": 0.45,
+            "averageDuration": 2000,
+        },
+        {
+            "optimizerType": "genetic",
+            "count": 1,
+            "successRate": 0,
+            "averageScore": None,
+            "averageDuration": None,
+        },
     ]
     top = body["topPerformers"]
     assert [t["run_name"] for t in top] == ["r3", "r1", "r4", "r6"]
@@ -94,7 +117,13 @@ def test_filters(api: Api, dataset: dict[str, str]) -> None:
     completed = api.get("/stats?status=completed").json()
     assert completed["statistics"]["totalRuns"] == 2
     assert completed["statistics"]["successRate"] == 100.0
-    assert completed["byStatus"] == {"pending": 0, "running": 0, "completed": 2, "failed": 0, "cancelled": 0}
+    assert completed["byStatus"] == {
+        "pending": 0,
+        "running": 0,
+        "completed": 2,
+        "failed": 0,
+        "cancelled": 0,
+    }
 
     recent = api.get("/stats?start_date=2025-11-22").json()
     assert recent["statistics"]["totalRuns"] == 4
@@ -104,7 +133,8 @@ def test_filters(api: Api, dataset: dict[str, str]) -> None:
     assert older["statistics"]["totalRuns"] == 4
     assert older["metadata"]["filters"]["endDate"] == "2025-11-22T23:59:59.999Z"
     window = api.get(
-        "/stats", params={"start_date": "2025-11-22T10:00:00+01:00", "end_date": "2025-11-23T01:30:00Z"}
+        "/stats",
+        params={"start_date": "2025-11-22T10:00:00+01:00", "end_date": "2025-11-23T01:30:00Z"},
     ).json()
     assert sorted(t["run_name"] for t in window["topPerformers"]) == ["r3", "r4"]
     assert window["statistics"]["totalRuns"] == 3
@@ -136,7 +166,13 @@ def test_empty_project(api: Api) -> None:
         "averageImprovement": None,
         "averageDuration": None,
     }
-    assert body["byStatus"] == {"pending": 0, "running": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    assert body["byStatus"] == {
+        "pending": 0,
+        "running": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert body["byOptimizerType"] == []
     assert body["topPerformers"] == []
     assert body["recentTrends"] == []
@@ -145,7 +181,9 @@ def test_empty_project(api: Api) -> None:
 def test_a_true_zero_stays_zero(client: Client, new_key: Callable[..., str]) -> None:
     api = Api(client, new_key("zero"))
     run = api.create_run()
-    api.patch(f"/runs/{run['id']}", json={"final_score": 0, "duration_ms": 0, "status": "completed"})
+    api.patch(
+        f"/runs/{run['id']}", json={"final_score": 0, "duration_ms": 0, "status": "completed"}
+    )
     api.create_run()  # no score: must not drag the mean
     stats = api.get("/stats").json()["statistics"]
     assert stats["averageImprovement"] == 0 and stats["averageImprovement"] is not None
@@ -167,7 +205,33 @@ def test_stats_follow_changes(api: Api) -> None:
     assert api.get("/stats").json()["statistics"]["totalRuns"] == 0
     run = api.create_run()
     assert api.get("/stats").json()["byStatus"]["pending"] == 1
-    api.post(f"/runs/{run['id']}/iterations", json={"iteration_number": 0, "params": {}, "score": 2})
+    api.post(
+        f"/runs/{run['id']}/iterations", json={"iteration_number": 0, "params": {}, "score": 2}
+    )
     body = api.get("/stats").json()
     assert body["byStatus"]["running"] == 1
     assert body["statistics"]["averageImprovement"] == 2
+
+
+@pytest.mark.parametrize(
+    "filters",
+    ["", "optimizer_type=bayesian", "status=completed", "status=failed&optimizer_type=bayesian"],
+)
+def test_running_totals_agree_with_a_full_scan(
+    api: Api, dataset: dict[str, str], filters: str
+) -> None:
+    # Undated queries read the trigger-kept totals; an all-embracing date range forces the scan.
+    for n in range(5):  # churn: scores and statuses that move around
+        api.post(
+            f"/runs/{dataset['r5']}/iterations",
+            json={"iteration_number": n, "params": {}, "score": n / 3},
+        )
+    api.patch(
+        f"/runs/{dataset['r4']}", json={"status": "failed", "final_score": 0.1, "duration_ms": 7}
+    )
+    fast = api.get(f"/stats?{filters}").json()
+    scan = api.get(f"/stats?{filters}&start_date=1970-01-01&end_date=2999-01-01").json()
+    for block in ("statistics", "byStatus", "byOptimizerType", "topPerformers", "recentTrends"):
+        assert fast[block] == scan[block], block
+    listed = api.get(f"/runs?{filters}&limit=1").json()["pagination"]["total"]
+    assert listed == fast["statistics"]["totalRuns"]

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of runicorn-lite (issue #5). Entry point: ``python -m benchmarks``."""

@@ -1,0 +1,104 @@
+"""``python -m benchmarks <command> [options]`` — see benchmarks/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from benchmarks.common import WORK
+
+
+def _corpus_arg(p: argparse.ArgumentParser, default: str = "corpus-10k") -> None:
+    p.add_argument("--root", type=Path, default=WORK / default,
+                   help=f"corpus written by `generate` (default benchmarks/.work/{default})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    g = sub.add_parser("generate", help="write a reproducible corpus through our SDK")
+    g.add_argument("--runs", type=int, default=10_000)
+    g.add_argument("--steps", type=int, default=100, help="steps per run (3 metrics each)")
+    g.add_argument("--out", type=Path, default=WORK / "corpus-10k")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    g.add_argument("--real-runicorn", action="store_true",
+                   help="also write a small corpus with the real runicorn SDK (needs benchmarks/.work/venv-runicorn)")
+    g.add_argument("--real-runs", type=int, default=50)
+    g.add_argument("--quick", action="store_true", help="30 runs x 20 steps")
+
+    a = sub.add_parser("api", help="V1 vs V2 vs /api/health on our server")
+    _corpus_arg(a)
+    a.add_argument("--v1-reps", type=int, default=5)
+    a.add_argument("--v2-reps", type=int, default=200)
+    a.add_argument("--warmup", type=int, default=3)
+    a.add_argument("--quick", action="store_true", help="2 repetitions, 1 warm-up")
+
+    p = sub.add_parser("peers", help="the same queries against the real Runicorn viewer and MLflow")
+    _corpus_arg(p)
+    p.add_argument("--reps", type=int, default=30)
+    p.add_argument("--slow-reps", type=int, default=5, help="repetitions of queries that take > 0.5 s")
+    p.add_argument("--mlflow-runs", type=int, default=2000, help="runs loaded into MLflow (a subset)")
+    p.add_argument("--only", choices=("runicorn", "mlflow"), default=None)
+    p.add_argument("--quick", action="store_true")
+
+    i = sub.add_parser("ingest", help="cold index, start-up scan, rescan, live latency")
+    _corpus_arg(i)
+    i.add_argument("--events", type=int, default=150, help="live events to time")
+    i.add_argument("--interval", type=float, default=0.1, help="seconds between live events")
+    i.add_argument("--readers", type=int, default=2, help="threads of V2 read load during the live test")
+    i.add_argument("--quick", action="store_true")
+
+    lo = sub.add_parser("load", help="optimization API under concurrent clients")
+    lo.add_argument("--root", type=Path, default=WORK / "opt-load")
+    lo.add_argument("--runs", type=int, default=100_000)
+    lo.add_argument("--iterations", type=int, default=1_000_000)
+    lo.add_argument("--clients", default="16,64")
+    lo.add_argument("--requests", type=int, default=3000, help="requests per operation and concurrency")
+    lo.add_argument("--quick", action="store_true")
+    lo.add_argument("--reuse", action="store_true", help="keep an existing pre-filled database")
+
+    s = sub.add_parser("scale", help="V2 queries at 1k / 10k / 100k experiments, with a log-log plot")
+    s.add_argument("--sizes", default="1000,10000,100000")
+    s.add_argument("--steps", default="100,100,20", help="steps per run for each size")
+    s.add_argument("--reps", type=int, default=100)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
+    s.add_argument("--quick", action="store_true")
+
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        from benchmarks import generate
+
+        runs, steps = (30, 20) if args.quick else (args.runs, args.steps)
+        generate.main(args.out, runs, args.seed, steps, args.workers)
+        if args.real_runicorn:
+            from benchmarks import peers
+
+            peers.generate_real(args.out.parent / (args.out.name + "-real"), args.real_runs, args.seed)
+    elif args.command == "api":
+        from benchmarks import api
+
+        api.main(args)
+    elif args.command == "peers":
+        from benchmarks import peers
+
+        peers.main(args)
+    elif args.command == "ingest":
+        from benchmarks import ingest
+
+        ingest.main(args)
+    elif args.command == "load":
+        from benchmarks import load
+
+        load.main(args)
+    elif args.command == "scale":
+        from benchmarks import scale
+
+        scale.main(args)
+
+
+if __name__ == "__main__":
+    main()

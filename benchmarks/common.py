@@ -1,0 +1,287 @@
+"""Shared helpers: our server as a subprocess, timing statistics, markdown tables, machine info."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+WORK = BENCH_DIR / ".work"
+RESULTS = WORK / "results"
+
+
+# ---- statistics -------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank-with-interpolation percentile (q in 0..100) of ``values``."""
+    if not values:
+        return float("nan")
+    data = sorted(values)
+    if len(data) == 1:
+        return data[0]
+    pos = (len(data) - 1) * q / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(data) - 1)
+    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+def summarize(samples_s: Sequence[float]) -> dict[str, float]:
+    """Median / p95 / p99 / mean in milliseconds."""
+    ms = [s * 1000 for s in samples_s]
+    return {
+        "n": len(ms),
+        "median_ms": statistics.median(ms) if ms else float("nan"),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+    }
+
+
+def time_calls(fn: Callable[[], object], reps: int, warmup: int) -> list[float]:
+    """Wall-clock seconds of ``reps`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None or v != v:
+        return "–"
+    if v >= 1000:
+        return f"{v / 1000:.2f} s"
+    if v >= 100:
+        return f"{v:.0f} ms"
+    if v >= 10:
+        return f"{v:.1f} ms"
+    return f"{v:.2f} ms"
+
+
+def fmt_ratio(v: float | None) -> str:
+    if v is None or v != v:
+        return "–"
+    if v >= 100:
+        return f"{v:,.0f}x"
+    if v >= 10:
+        return f"{v:.1f}x"
+    return f"{v:.2f}x"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
+def machine_info() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GB RAM"
+                break
+    except OSError:
+        pass
+    return (
+        f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.system()} {platform.release()}; "
+        f"nproc={os.cpu_count()}; {cpu}; {mem}; Python {platform.python_version()}"
+    )
+
+
+def save_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
+    """Write ``<name>.json`` and ``<name>.md`` under benchmarks/.work/results (or $BENCH_RESULTS)."""
+    out = Path(os.environ.get("BENCH_RESULTS") or RESULTS)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))
+    (out / f"{name}.md").write_text(markdown + "\n")
+    return out / f"{name}.md"
+
+
+def command_line() -> str:
+    return "python -m benchmarks " + " ".join(sys.argv[1:])
+
+
+# ---- processes ----------------------------------------------------------------------------------
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process, in MB (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def tree_peak_rss_mb(pid: int) -> float | None:
+    """Peak RSS of a process plus its live children (servers that fork workers)."""
+    total = peak_rss_mb(pid)
+    if total is None:
+        return None
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    for child in children:
+        total += tree_peak_rss_mb(int(child)) or 0
+    return total
+
+
+class Server:
+    """A server subprocess; ``url`` is set once it answers. Output goes to a log file."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            list(argv), stdout=self._log, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd,
+            start_new_session=True,
+        )
+        self.url = ""
+
+    def wait_http(self, url: str, probe: str, timeout: float = 120.0, ok: Callable[[httpx.Response], bool] | None = None) -> float:
+        """Poll ``url + probe`` until it answers (``ok``); returns seconds since launch."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited early; see {self.log_path}:\n{self.tail()}")
+                try:
+                    resp = client.get(url + probe)
+                    if ok is None or ok(resp):
+                        self.url = url
+                        return time.perf_counter() - self.started
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.02)
+        raise TimeoutError(f"server did not answer in {timeout} s; see {self.log_path}:\n{self.tail()}")
+
+    def wait_line(self, prefix: str, timeout: float = 60.0) -> str:
+        """Wait for a log line starting with ``prefix``; returns the line."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if line.startswith(prefix):
+                    return line
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early; see {self.log_path}:\n{self.tail()}")
+            time.sleep(0.01)
+        raise TimeoutError(f"no line {prefix!r} in {timeout} s:\n{self.tail()}")
+
+    def tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def peak_rss_mb(self) -> float | None:
+        return tree_peak_rss_mb(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class OurServer(Server):
+    """``runicorn-lite serve --root DIR --port 0`` (from the Python running the benchmark)."""
+
+    def __init__(self, root: Path, *args: str, log_path: Path | None = None) -> None:
+        super().__init__(
+            [sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0", *args],
+            log_path or (WORK / "logs" / f"serve-{os.getpid()}-{int(time.time() * 1000)}.log"),
+        )
+        line = self.wait_line("runicorn-lite listening on ")
+        self.listening_s = time.perf_counter() - self.started
+        self.url = line.split(" on ", 1)[1].strip()
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/api/health", timeout=10).json()
+
+    def wait_ready(self, timeout: float = 600.0, min_scans: int = 1) -> dict[str, Any]:
+        """Poll health until the start-up scan is done; returns the health body."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.health()
+            if body["index"]["ready"] and body["index"]["scans_completed"] >= min_scans:
+                self.ready_s = time.perf_counter() - self.started
+                return body
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited; see {self.log_path}:\n{self.tail()}")
+            time.sleep(0.02)
+        raise TimeoutError("index never became ready")
+
+
+def copy_runs(src: Path, dest: Path) -> Path:
+    """Copy a corpus's run directories (not our store) to ``dest`` (replacing it)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    shutil.copytree(src / "runs", dest / "runs")
+    return dest
+
+
+def drop_index(root: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{root}/.runicorn_lite/index.sqlite{suffix}").unlink(missing_ok=True)
+
+
+class Background(threading.Thread):
+    """A daemon thread running ``fn(stop_event)``."""
+
+    def __init__(self, fn: Callable[[threading.Event], None]) -> None:
+        super().__init__(daemon=True)
+        self.stop_event = threading.Event()
+        self._fn = fn
+
+    def run(self) -> None:
+        self._fn(self.stop_event)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(30)

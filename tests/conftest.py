@@ -1,0 +1,138 @@
+"""Shared fixtures: data roots on real disks, the app in process, and a real server process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio  # noqa: F401  (imported so a missing plugin fails loudly)
+
+from runicorn_lite.api import create_app
+from runicorn_lite.settings import Settings
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty data root."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def make_app(root: Path):
+    """Build an app over ``root`` (ingest is driven by the test: call ``app.state.ctx.indexer.scan()``)."""
+    apps = []
+
+    def factory(**kwargs):
+        app = create_app(Settings(root=kwargs.pop("root", root), **kwargs), ingest=False)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.state.optimization.state.db.close()
+        app.state.ctx.index.close()
+
+
+@pytest_asyncio.fixture
+async def client_for() -> AsyncIterator:
+    """``client_for(app)`` → an httpx.AsyncClient talking to the app in process."""
+    clients: list[httpx.AsyncClient] = []
+
+    def factory(app) -> httpx.AsyncClient:
+        c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+        clients.append(c)
+        return c
+
+    yield factory
+    for c in clients:
+        await c.aclose()
+
+
+class ServerProcess:
+    """``runicorn-lite serve --port 0`` as a real process; ``url`` once it listens."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.url = self._wait_for_address()
+
+    def _wait_for_address(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        lines = []
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            lines.append(line)
+            if line.startswith("runicorn-lite listening on "):
+                # Keep reading the output, so a chatty server never blocks on a full pipe.
+                self.output = lines
+                self._drainer = threading.Thread(target=self._drain, daemon=True)
+                self._drainer.start()
+                return line.split(" on ", 1)[1].strip()
+        self.stop()
+        raise RuntimeError("server did not start:\n" + "".join(lines))
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            for line in self.proc.stdout:
+                self.output.append(line)
+        except (ValueError, OSError):
+            pass
+
+    def wait_ready(self, timeout: float = 30.0) -> dict:
+        """Wait until the start-up scan has finished; returns the health body."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = httpx.get(self.url + "/api/health", timeout=5).json()
+            if body["index"]["ready"]:
+                return body
+            time.sleep(0.05)
+        raise TimeoutError("index never became ready")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        drainer = getattr(self, "_drainer", None)
+        if drainer is not None:
+            drainer.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def server_factory() -> Iterator:
+    """``server_factory(root, *extra_args)`` → a started ServerProcess (stopped after the test)."""
+    servers: list[ServerProcess] = []
+
+    def factory(root: Path, *args: str) -> ServerProcess:
+        server = ServerProcess(root, *args)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()

@@ -1,0 +1,86 @@
+"""The `keys` click group: create / list / revoke, and what the server sees of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from runicorn_lite.db import Database
+from runicorn_lite.optimization.cli import keys
+from runicorn_lite.optimization.keys import KeyChecker, hash_key, list_keys
+from runicorn_lite.optimization.schema import MIGRATIONS
+from runicorn_lite.settings import Settings
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(keys, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _db(root: Path) -> Database:
+    return Database(Settings(root=root).primary_path, MIGRATIONS)
+
+
+def test_create_list_revoke(tmp_path: Path) -> None:
+    code, out, err = _run(
+        "create", "--project", "proj_123", "--label", "laptop", "--root", str(tmp_path)
+    )
+    assert code == 0, err
+    key = out.strip()
+    assert key.startswith("sk_live_") and len(key) == 48
+    assert "cannot be shown again" in err
+
+    db = _db(tmp_path)
+    try:
+        [info] = list_keys(db)
+        # Only the hash is stored: the key itself appears nowhere in the database file.
+        assert info.project_id == "proj_123" and info.label == "laptop"
+        raw = Settings(root=tmp_path).primary_path.read_bytes()
+        assert key.encode() not in raw
+        assert db.read(
+            lambda c: c.execute("SELECT key_hash FROM api_keys").fetchone()[0]
+        ) == hash_key(key)
+        checker = KeyChecker(db)
+        assert checker.lookup(key) is not None
+
+        code, out, _ = _run("list", "--root", str(tmp_path))
+        assert code == 0
+        assert "PREFIX" in out and "LAST USED" in out and "REVOKED" in out
+        assert info.prefix in out and "proj_123" in out and "laptop" in out and key not in out
+
+        code, out, _ = _run("revoke", info.prefix, "--root", str(tmp_path))
+        assert code == 0 and "Revoked" in out
+        assert checker.lookup(key) is None
+        code, out, _ = _run("revoke", info.id, "--root", str(tmp_path))
+        assert code == 0 and "already revoked" in out
+        _, out, _ = _run("list", "--root", str(tmp_path))
+        revoked_at = list_keys(db)[0].revoked_at
+        assert revoked_at is not None and revoked_at in out
+    finally:
+        db.close()
+
+
+def test_root_from_environment_and_errors(tmp_path: Path) -> None:
+    env = {"RUNICORN_LITE_ROOT": str(tmp_path)}
+    code, out, _ = _run("create", "--project", "p", env=env)
+    assert code == 0
+    key = out.strip()
+    code, _, err = _run("revoke", "key_doesnotexist", env=env)
+    assert code == 1 and "no key matches" in err
+    _run("create", "--project", "p", env=env)
+    code, _, err = _run("revoke", "sk_live_", env=env)
+    assert code == 1
+    code, _, err = _run("create", "--project", "   ", env=env)
+    assert code == 2 and "project must not be empty" in err
+    code, out, _ = _run("revoke", key, env=env)  # the full key works too
+    assert code == 0 and "Revoked" in out
+
+
+def test_every_option_has_help() -> None:
+    for name, command in keys.commands.items():
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert param.help, f"{name} --{param.name} has no help"
+    code, out, _ = _run("--help")
+    assert code == 0 and "create" in out and "revoke" in out

@@ -1,0 +1,75 @@
+"""The command line: options, environment variables, clear errors, and the index command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+import runicorn_lite
+from runicorn_lite.cli import main
+
+
+def test_help_lists_every_command_and_option() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "index", "demo", "keys"):
+        assert command in result.output
+    serve_help = CliRunner().invoke(main, ["serve", "--help"]).output
+    for option in ("--root", "--host", "--port", "--no-watch", "--rate-limit", "--read-limit",
+                   "--write-limit", "--iterations-limit", "RUNICORN_LITE_ROOT", "127.0.0.1", "23300"):
+        assert option in serve_help
+
+
+def test_bad_options_exit_2_without_traceback(tmp_path: Path) -> None:
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for args in (["serve", "--port", "99999"], ["serve", "--port", "abc"], ["index", "--root", str(a_file)],
+                 ["demo", "--runs", "0"], ["nope"], ["serve", "--rescan-interval", "-1"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+        assert "Error" in result.output
+
+
+def test_demo_then_index_and_rebuild(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["demo", "--root", str(tmp_path), "--runs", "6", "--steps", "20"])
+    assert result.exit_code == 0 and "wrote 6 runs" in result.output
+    result = runner.invoke(main, ["index", "--root", str(tmp_path)])
+    assert result.exit_code == 0 and "6 runs in the index (6 (re)indexed)" in result.output
+    result = runner.invoke(main, ["index", "--root", str(tmp_path), "--silent"])
+    assert result.exit_code == 0 and result.output == ""
+    result = runner.invoke(main, ["index", "--root", str(tmp_path), "--rebuild"])
+    assert "6 runs in the index (6 (re)indexed)" in result.output
+
+
+def test_root_from_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RUNICORN_LITE_ROOT", str(tmp_path))
+    run = runicorn_lite.init(project="env")
+    run.finish()
+    assert run.run_dir.is_relative_to(tmp_path)
+    result = CliRunner().invoke(main, ["index"])
+    assert "1 runs in the index" in result.output
+
+
+def test_python_dash_m_and_serve_port_zero(tmp_path: Path, server_factory) -> None:
+    out = subprocess.run([sys.executable, "-m", "runicorn_lite", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and runicorn_lite.__version__ in out.stdout
+    server = server_factory(tmp_path, "--no-watch")
+    assert server.url.startswith("http://127.0.0.1:")
+    body = server.wait_ready()
+    assert body["version"] == runicorn_lite.__version__ and body["index"]["watcher"] == "off"
+    assert Path(body["root"]) == tmp_path.resolve()
+    r = httpx.get(server.url + "/api/v2/experiments")
+    assert r.status_code == 200 and r.json()["total"] == 0
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path, server_factory) -> None:
+    server = server_factory(tmp_path, "--no-watch")
+    port = server.url.rsplit(":", 1)[1]
+    result = CliRunner().invoke(main, ["serve", "--root", str(tmp_path), "--port", port])
+    assert result.exit_code != 0 and "cannot listen" in result.output

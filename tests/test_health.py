@@ -1,0 +1,51 @@
+"""/api/health reports indexing progress, also while a scan is under way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.testclient import TestClient
+
+import runicorn_lite
+from runicorn_lite.ingest import indexer as indexer_module
+
+
+def test_health_mid_scan_and_after(root: Path, make_app, monkeypatch) -> None:
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 5)
+    for i in range(12):
+        run = runicorn_lite.init(project="p", name=f"n{i % 3}", root=root)
+        run.log({"x": i})
+        run.finish()
+    app = make_app()
+    seen = []
+    with TestClient(app) as client:
+        # index everything, then re-read it all with a probe that asks for health mid-scan
+        def probe(runs_seen: int, runs_indexed: int) -> None:
+            seen.append(client.get("/api/health").json())
+
+        ctx = app.state.ctx
+        ctx.indexer.scan()  # everything indexed
+        for path in root.rglob("status.json"):
+            path.write_text(path.read_text())  # touch every run: a full re-read
+            path.touch()
+        monkeypatch.setattr(indexer_module.rundir, "file_signature", _changed(indexer_module.rundir.file_signature))
+        ctx.indexer.scan(progress=probe)
+        after = client.get("/api/health").json()
+    mid = seen[0]
+    assert mid["status"] == "ok" and mid["index"]["scanning"] is True and mid["index"]["ready"] is False
+    assert 0 < mid["index"]["runs_indexed"] < 12
+    assert after["index"]["scanning"] is False and after["index"]["ready"] is True
+    assert after["index"]["runs_in_index"] == 12 and after["index"]["runs_seen"] == 12
+    assert after["index"]["last_scan_duration_s"] is not None
+    assert set(after) >= {"status", "version", "root", "index"}
+
+
+def _changed(real):
+    """file_signature that reports every run as changed (forces a full re-read)."""
+    counter = iter(range(10**9))
+
+    def signature(run_dir):
+        sig, events = real(run_dir)
+        return f"{sig}#{next(counter)}", events
+
+    return signature

@@ -1,0 +1,299 @@
+"""The indexer on real run directories and real SQLite files: full, incremental, damaged, rebuilt."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+import runicorn_lite
+from support import copy_fixture
+from runicorn_lite import rundir
+from runicorn_lite.db import Database
+from runicorn_lite.db.schema import INDEX_MIGRATIONS
+from runicorn_lite.ingest import Indexer
+from runicorn_lite.queries.metrics import load_series
+from runicorn_lite.settings import Settings
+
+
+def open_index(root: Path) -> tuple[Database, Indexer]:
+    settings = Settings(root=root)
+    settings.ensure_dirs()
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    return db, Indexer(settings.root, db)
+
+
+@pytest.fixture
+def index(root: Path):
+    db, indexer = open_index(root)
+    yield db, indexer
+    db.close()
+
+
+def rows(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
+    return db.read(lambda c: c.execute(sql, params).fetchall())  # type: ignore[return-value]
+
+
+def one(db: Database, exp_id: str) -> dict:
+    def q(conn):
+        cur = conn.execute("SELECT * FROM experiments WHERE id = ?", (exp_id,))
+        row = cur.fetchone()
+        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+
+    return db.read(q)  # type: ignore[return-value]
+
+
+def series(db: Database, exp_id: str) -> dict:
+    pk = one(db, exp_id)["pk"]
+    return db.read(lambda c: load_series(c, pk))  # type: ignore[return-value]
+
+
+def test_schema_is_wal_with_documented_indexes(index) -> None:
+    db, _ = index
+    assert rows(db, "PRAGMA journal_mode")[0][0] == "wal"
+    names = {r[0] for r in rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"idx_experiments_project", "idx_experiments_status", "idx_experiments_created_at",
+            "idx_experiments_best_metric", "idx_experiments_deleted_at"} <= names
+    assert [r[0] for r in rows(db, "SELECT name FROM _migrations ORDER BY name")] == [m.name for m in INDEX_MIGRATIONS]
+
+
+def test_real_runicorn_fixtures_are_indexed(root: Path, index) -> None:
+    copy_fixture("runicorn_053", root)
+    copy_fixture("runicorn_07", root)
+    db, indexer = index
+    indexer.scan()
+    assert rows(db, "SELECT count(*) FROM experiments")[0][0] == 10
+    for prefix, gen in (("20250301_09000", "05a00"), ("20250302_09000", "07a00")):
+        a = one(db, f"{prefix}1_{gen}1")
+        assert (a["project"], a["status"], a["best_metric_name"], a["best_metric_value"]) == ("cv", "finished", "accuracy", 0.8888)
+        pts = series(db, f"{prefix}1_{gen}1")
+        assert sorted(pts) == ["accuracy", "loss", "lr"]
+        steps, loss = pts["loss"]
+        assert steps == list(range(1, 31))
+        assert loss[11] == 0.7214  # step 12 logged twice: the last value wins
+        assert math.isnan(loss[16])  # NaN at step 17 is stored
+        assert a["n_points"] == 90  # 30 steps x 3 metrics; the re-logged step counts once
+        b = one(db, f"{prefix}2_{gen}2")
+        assert (b["project"], b["name"], b["status"], b["best_metric_value"], b["best_metric_mode"]) == ("nlp", "bert", "failed", 0.2578, "min")
+        assert series(db, f"{prefix}2_{gen}2")["grad_norm"][1][24] == math.inf
+        c = one(db, f"{prefix}3_{gen}3")
+        assert (c["status"], c["best_metric_value"]) == ("interrupted", None)
+        d = one(db, f"{prefix}4_{gen}4")
+        assert (d["project"], d["name"]) == ("cv", "default")
+        assert d["status"] == ("failed" if rundir.pid_is_gone(d["pid"], d["hostname"]) else "running")
+        e = one(db, f"{prefix}5_{gen}5")
+        assert (e["n_points"], e["status"]) == (0, "finished")
+    assert one(db, "20250302_090001_07a001")["name"] == "yolo/ablation"
+    assert one(db, "20250301_090001_05a001")["name"] == "yolo-ablation"
+
+
+def test_sdk_runs_with_tags_search_body_and_live_best(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="vision", name="resnet", root=root, tags=["baseline", "fp16"], description="Big Sweep")
+    run.set_primary_metric("acc", "max")
+    for step, acc in enumerate([0.1, 0.5, 0.3], start=1):
+        run.log({"acc": acc}, step=step)
+    run.flush()
+    indexer.scan()
+    row = one(db, run.id)
+    # still running: best comes from the events, as the primary metric was declared
+    assert (row["status"], row["best_metric_name"], row["best_metric_value"], row["best_metric_step"]) == ("running", "acc", 0.5, 2)
+    assert sorted(r[0] for r in rows(db, "SELECT tag FROM exp_tags")) == ["baseline", "fp16"]
+    hits = rows(db, "SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?", ('"big sw"',))
+    assert hits == [(row["pk"],)]
+    run.log({"acc": 0.9}, step=4)
+    run.finish()
+    indexer.scan()
+    row = one(db, run.id)
+    assert (row["status"], row["best_metric_value"], row["best_metric_step"]) == ("finished", 0.9, 4)
+
+
+def test_incremental_read_from_offset_and_unchanged_runs_cost_nothing(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="p", name="n", root=root)
+    for step in range(1, 601):  # more than one chunk
+        run.log({"x": float(step)}, step=step)
+    run.flush()
+    indexer.scan()
+    first_offset = one(db, run.id)["events_offset"]
+    assert first_offset == (run.run_dir / "events.jsonl").stat().st_size
+    assert indexer.scan().runs_indexed == 0  # nothing changed: nothing re-read
+    run.log({"x": -1.0}, step=5)  # re-log an early step (lands in the first chunk)
+    run.log({"x": 601.0, "y": 1.0}, step=601)
+    run.flush()
+    assert indexer.scan().runs_indexed == 1
+    pts = series(db, run.id)
+    assert pts["x"][0] == list(range(1, 602))
+    assert pts["x"][1][4] == -1.0 and pts["x"][1][-1] == 601.0
+    assert pts["y"] == ([601], [1.0])
+    assert one(db, run.id)["n_points"] == 602
+    assert rows(db, "SELECT count(*) FROM metric_chunks WHERE metric = 'x'")[0][0] == 2
+
+
+def test_shrunk_or_replaced_events_file_is_reread_whole(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="p", root=root)
+    for step in range(1, 11):
+        run.log({"x": 1.0}, step=step)
+    run.finish()
+    indexer.scan()
+    (run.run_dir / "events.jsonl").write_text('{"type": "metrics", "data": {"x": 7, "global_step": 3}}\n')
+    indexer.scan()
+    assert series(db, run.id)["x"] == ([3], [7.0])
+
+
+def test_half_written_line_is_completed_later(root: Path, index) -> None:
+    db, indexer = index
+    run_dir = root / "runs" / "p" / "20250101_000000_abcdef"
+    run_dir.mkdir(parents=True)
+    (run_dir / "meta.json").write_text(json.dumps({"id": run_dir.name, "path": "p", "created_at": 1.0}))
+    events = run_dir / "events.jsonl"
+    events.write_text('{"type": "metrics", "data": {"x": 1, "global_step": 1}}\n{"type": "metrics", "da')
+    indexer.scan()
+    assert series(db, run_dir.name)["x"] == ([1], [1.0])
+    with open(events, "a") as fh:
+        fh.write('ta": {"x": 2, "global_step": 2}}\n')
+    indexer.scan()
+    assert series(db, run_dir.name)["x"] == ([1, 2], [1.0, 2.0])
+
+
+def test_damaged_runs_never_stop_the_scan(root: Path, index) -> None:
+    db, indexer = index
+    good = runicorn_lite.init(project="ok", root=root)
+    good.log({"x": 1})
+    good.finish()
+    base = root / "runs" / "bad"
+    cases = {
+        "20250101_000000_000001": {"meta.json": ""},  # empty meta
+        "20250101_000000_000002": {"meta.json": "{not json", "status.json": '{"status": "weird"}'},
+        "20250101_000000_000003": {"status.json": '{"status": "completed", "started_at": 5}', "events.jsonl": "garbage\n\n{]\n"},
+        "20250101_000000_000004": {"meta.json": "[1,2,3]", "summary.json": "null", "status.json": '{"status": "cancelled"}'},
+        "20250101_000000_000005": {"meta.json": '{"created_at": "yesterday", "tags": "solo", "pid": "x"}'},
+    }
+    for run_id, files in cases.items():
+        for name, text in files.items():
+            p = base / run_id / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+    indexer.scan()
+    got = dict(rows(db, "SELECT id, status FROM experiments"))
+    assert got[good.id] == "finished"
+    assert got["20250101_000000_000001"] == "running"  # no status.json: still running
+    assert got["20250101_000000_000002"] == "finished"  # unknown status kept as finished
+    assert got["20250101_000000_000003"] == "finished"
+    assert got["20250101_000000_000004"] == "interrupted"
+    assert one(db, "20250101_000000_000005")["tags"] == '["solo"]'
+    assert one(db, "20250101_000000_000003")["n_points"] == 0
+
+
+def test_run_deleted_between_listing_and_reading(root: Path, index, monkeypatch) -> None:
+    db, indexer = index
+    runs = [runicorn_lite.init(project="p", root=root) for _ in range(3)]
+    for r in runs:
+        r.log({"x": 1})
+        r.finish()
+    victim = runs[1].run_dir
+    real_read_run = rundir.read_run
+
+    def read_run_after_rmtree(loc):
+        if loc.run_dir == victim:
+            shutil.rmtree(victim)  # the directory vanishes after it was listed
+        return real_read_run(loc)
+
+    monkeypatch.setattr(rundir, "read_run", read_run_after_rmtree)
+    indexer.scan()
+    ids = {r[0] for r in rows(db, "SELECT id FROM experiments")}
+    assert ids == {runs[0].id, runs[2].id}
+
+
+def test_vanished_runs_leave_the_index(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="p", root=root, tags=["t"])
+    run.log({"x": 1})
+    run.finish()
+    indexer.scan()
+    shutil.rmtree(run.run_dir)
+    indexer.scan()
+    for table in ("experiments", "metric_chunks", "exp_tags", "experiments_fts"):
+        assert rows(db, f"SELECT count(*) FROM {table}")[0][0] == 0
+
+
+def test_rebuild_from_files_gives_the_same_rows(root: Path) -> None:
+    copy_fixture("runicorn_07", root)
+    for i in range(5):
+        run = runicorn_lite.init(project="p", name=f"n{i}", root=root, tags=[f"t{i}"])
+        run.set_primary_metric("acc", "min")
+        for step in range(1, 50):
+            run.log({"acc": 1 / step, "loss": step}, step=step)
+        run.finish("failed" if i % 2 else "finished")
+    # a soft delete is in the files (the .deleted marker) and must survive a rebuild
+    rundir.mark_deleted(run.run_dir, "finished", "cleanup", 123.0)
+    columns = ("id, project, name, path, alias, tags, status, created_at, ended_at, best_metric_name,"
+               " best_metric_value, best_metric_step, deleted_at, delete_reason, n_points")
+
+    def snapshot() -> tuple:
+        db, indexer = open_index(root)
+        try:
+            indexer.scan()
+            exps = rows(db, f"SELECT {columns} FROM experiments ORDER BY id")
+            chunks = rows(db, "SELECT e.id, c.metric, c.chunk, c.steps, c.vals FROM metric_chunks c"
+                              " JOIN experiments e ON e.pk = c.exp_pk ORDER BY 1, 2, 3")
+            tags = rows(db, "SELECT e.id, t.tag FROM exp_tags t JOIN experiments e ON e.pk = t.exp_pk ORDER BY 1, 2")
+            return exps, chunks, tags
+        finally:
+            db.close()
+
+    before = snapshot()
+    assert any(r[12] == 123.0 for r in before[0])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{Settings(root=root).index_path}{suffix}").unlink(missing_ok=True)
+    assert snapshot() == before
+
+
+def test_refresh_of_one_run_and_of_a_removed_one(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="p", root=root)
+    run.finish()
+    assert indexer.refresh([run.run_dir]) == 1
+    assert one(db, run.id)["status"] == "finished"
+    rundir.update_meta(run.run_dir, {"alias": "renamed"})
+    indexer.refresh([run.run_dir])
+    assert one(db, run.id)["alias"] == "renamed"
+    shutil.rmtree(run.run_dir)
+    indexer.refresh([run.run_dir])
+    assert one(db, run.id) is None
+
+
+def test_dead_process_is_reported_failed(root: Path, index) -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import runicorn_lite, sys\n"
+        "run = runicorn_lite.init(project='p', root=sys.argv[1])\n"
+        "run.log({'x': 1})\n"
+        "run.flush()\n"
+        "print(run.id)\n"
+        "import os; os._exit(0)\n"  # dies without finish
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, check=True)
+    run_id = out.stdout.strip()
+    db, indexer = index
+    indexer.scan()
+    row = one(db, run_id)
+    assert (row["status"], row["exit_reason"]) == ("failed", "process_not_found")
+    status = json.loads(next(root.rglob(f"{run_id}/status.json")).read_text())
+    assert status["status"] == "running"  # the file is not rewritten by us
+
+
+def test_ingest_rate_is_reported(root: Path, index) -> None:
+    _, indexer = index
+    for i in range(3):
+        runicorn_lite.init(project="p", root=root).finish()
+    state = indexer.scan()
+    assert (state.runs_seen, state.runs_indexed, state.runs_in_index, state.scans_completed) == (3, 3, 3, 1)
+    assert state.last_scan_finished_at is not None and state.last_scan_finished_at <= time.time()

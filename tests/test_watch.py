@@ -1,0 +1,80 @@
+"""Live ingest: the watcher follows a run written while it runs, step by step."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+import runicorn_lite
+from runicorn_lite.db import Database
+from runicorn_lite.db.schema import INDEX_MIGRATIONS
+from runicorn_lite.ingest import Indexer, Watcher
+from runicorn_lite.settings import Settings
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_watcher_follows_a_live_run_step_by_step(root: Path) -> None:
+    settings = Settings(root=root)
+    settings.ensure_dirs()
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    indexer = Indexer(settings.root, db)
+    watcher = Watcher(indexer, watch=True, rescan_interval=0)
+    watcher.start()
+    try:
+        wait_for(lambda: indexer.state.scans_completed and indexer.state.watcher == "watchfiles")
+        run = runicorn_lite.init(project="live", name="run", root=root)
+        run.set_primary_metric("acc", "max")
+
+        def points() -> int:
+            row = db.read(lambda c: c.execute("SELECT n_points, status, best_metric_value FROM experiments WHERE id = ?", (run.id,)).fetchone())
+            return row
+
+        wait_for(lambda: points() is not None)
+        for step in range(1, 4):
+            run.log({"acc": step / 10}, step=step)
+            run.flush()
+            started = time.monotonic()
+            wait_for(lambda: (points() or (0,))[0] == step)
+            assert time.monotonic() - started < 5
+        assert points()[2] == 0.3  # live best from the declared primary metric
+        run.finish()
+        wait_for(lambda: points()[1] == "finished")
+        assert indexer.state.last_ingest_lag_s is not None
+    finally:
+        watcher.stop()
+        db.close()
+
+
+def test_real_server_sees_a_run_written_while_it_is_up(root: Path, server_factory) -> None:
+    server = server_factory(root)
+    health = server.wait_ready()
+    assert health["status"] == "ok" and health["index"]["watcher"] in ("watchfiles", "polling")
+    run = runicorn_lite.init(project="e2e", name="live", root=root, tags=["smoke"])
+    for step in range(1, 4):
+        run.log({"loss": 1.0 / step}, step=step)
+        run.flush()
+
+        def visible() -> bool:
+            body = httpx.get(f"{server.url}/api/v2/experiments/{run.id}/metrics/fast", timeout=5)
+            return body.status_code == 200 and body.json()["total_points"] == step
+
+        wait_for(visible, timeout=10)
+    run.finish()
+
+    def finished() -> bool:
+        r = httpx.get(f"{server.url}/api/v2/experiments", params={"project": "e2e", "status": "finished"}, timeout=5)
+        return r.json()["total"] == 1
+
+    wait_for(finished, timeout=10)
