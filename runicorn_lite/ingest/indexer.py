@@ -67,6 +67,19 @@ class _Known:
 
 
 @dataclass
+class _Plan:
+    """A run that changed, and how its events must be read."""
+
+    loc: rundir.RunLocation
+    rel: str
+    known: _Known | None
+    files_sig: str
+    events_ino: int | None
+    events_size: int
+    full: bool
+
+
+@dataclass
 class _Prepared:
     """A run read from disk, ready to be written."""
 
@@ -98,7 +111,11 @@ class Indexer:
     # -- public ---------------------------------------------------------------------------
 
     def scan(self, progress: Callable[[int, int], None] | None = None) -> IndexState:
-        """Walk every run directory once; index what changed, drop what vanished."""
+        """Walk every run directory once; index what changed, drop what vanished.
+
+        The walk first decides, by size and mtime, which runs need reading; then those are
+        read and written in batches, one transaction per batch.
+        """
         with self._lock:
             st = self.state
             started = time.time()
@@ -108,20 +125,25 @@ class Indexer:
             st.runs_indexed = 0
             try:
                 seen: set[str] = set()
-                batch: list[_Prepared] = []
-                batch_started = time.monotonic()
+                plans: list[_Plan] = []
                 for loc in rundir.iter_runs(self.root):
                     rel = self._rel(loc.run_dir)
                     if rel in seen:
                         continue
                     seen.add(rel)
                     st.runs_seen += 1
-                    prepared = self._prepare(loc, rel)
+                    plan = self._plan(loc, rel)
+                    if plan is not None:
+                        plans.append(plan)
+                if progress:
+                    progress(st.runs_seen, st.runs_indexed)
+                batch: list[_Prepared] = []
+                batch_started = time.monotonic()
+                for plan in plans:
+                    prepared = self._prepare(plan)
                     if prepared is not None:
                         batch.append(prepared)
-                    if len(batch) >= BATCH_RUNS or (
-                        batch and time.monotonic() - batch_started > BATCH_SECONDS
-                    ):
+                    if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
                         self._write(batch)
                         st.runs_indexed += len(batch)
                         batch = []
@@ -161,7 +183,8 @@ class Indexer:
                     if rel in self._known:
                         gone.append(rel)
                     continue
-                prepared = self._prepare(loc, rel)
+                plan = self._plan(loc, rel)
+                prepared = self._prepare(plan) if plan is not None else None
                 if prepared is not None:
                     batch.append(prepared)
             if batch:
@@ -220,15 +243,21 @@ class Indexer:
         self._known = {row[0]: _Known(*row[1:]) for row in rows}  # type: ignore[union-attr]
         self.state.runs_in_index = len(self._known)
 
-    def _prepare(self, loc: rundir.RunLocation, rel: str) -> _Prepared | None:
+    def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
+        """What reading this run takes, or None when it is unchanged (two stats per file)."""
         known = self._known.get(rel)
         files_sig, events_stat = rundir.file_signature(loc.run_dir)
         events_ino = events_stat[0] if events_stat else None
         events_size = events_stat[1] if events_stat else 0
-        if known is not None:
-            same_events = known.events_ino == events_ino and events_size == known.events_offset
-            if known.files_sig == files_sig and same_events:
-                return None  # unchanged: costs two stats per file, nothing more
+        if known is not None and known.files_sig == files_sig:
+            if known.events_ino == events_ino and events_size == known.events_offset:
+                return None
+        full = known is None or known.events_ino != events_ino or events_size < known.events_offset
+        return _Plan(loc, rel, known, files_sig, events_ino, events_size, full)
+
+    def _prepare(self, plan: _Plan) -> _Prepared | None:
+        """Read the run as planned."""
+        loc, rel, known = plan.loc, plan.rel, plan.known
         try:
             info = rundir.read_run(loc)
         except OSError as exc:  # vanished or unreadable mid-read; picked up when it changes
@@ -237,23 +266,18 @@ class Indexer:
             return None
         if info is None:
             return None
-        full = (
-            known is None
-            or known.id != info.id
-            or known.events_ino != events_ino
-            or events_size < known.events_offset
-        )
+        full = plan.full or known is None or known.id != info.id
         events = None
-        if events_stat is not None:
+        if plan.events_ino is not None:
             if full:
                 events = rundir.read_events(loc.run_dir / rundir.EVENTS)
-            elif events_size > known.events_offset:  # type: ignore[union-attr]
+            elif plan.events_size > known.events_offset:  # type: ignore[union-attr]
                 events = rundir.read_events(
                     loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step  # type: ignore[union-attr]
                 )
-            if events is not None and events.bad_lines:
-                log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
-        files_changed = known is None or known.files_sig != files_sig or known.id != info.id
+        if events is not None and events.bad_lines:
+            log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
+        files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id
         body = "\n".join(
             x
             for x in (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
@@ -262,9 +286,9 @@ class Indexer:
         return _Prepared(
             rel=rel,
             info=info,
-            files_sig=files_sig,
+            files_sig=plan.files_sig,
             files_changed=files_changed,
-            events_ino=events_ino,
+            events_ino=plan.events_ino,
             events=events,
             full_events=full,
             known=known,
@@ -291,31 +315,64 @@ class Indexer:
     def _write_one(self, conn: sqlite3.Connection, item: _Prepared, now: float) -> None:
         info = item.info
         known = item.known
-        # The same id found at another directory (moved to the recycle bin, say): one row.
+        existing_pk = known.pk if known is not None else None
         if known is None or known.id != info.id:
-            row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
-            if row is not None and row[1] != item.rel:
-                self._known.pop(row[1], None)
-                conn.execute("UPDATE experiments SET run_dir = ? WHERE pk = ?", (item.rel, row[0]))
-            if known is not None and known.id != info.id:
+            if known is not None:  # the directory now holds another id
                 self._delete_pk(conn, known.pk)
                 known = None
-
+            row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
+            existing_pk = row[0] if row else None
+            if row is not None:  # the same id seen at another directory (moved to the recycle bin, say)
+                self._known.pop(row[1], None)
+        fresh = existing_pk is None  # nothing of this run in the index yet: no old rows to delete
+        full = item.full_events or known is None
         events = item.events
-        offset = known.events_offset if known and not item.full_events else 0
-        last_step = known.events_last_step if known and not item.full_events else None
-        if events is not None:
-            offset, last_step = events.offset, events.last_step
+        mode = info.primary_mode or "max"
+        wants_live_best = info.best_metric_value is None and info.primary_metric is not None
+        live: tuple[float | None, int | None] = (None, None)
 
-        pk = conn.execute(
+        if full:
+            offset = events.offset if events else 0
+            last_step = events.last_step if events else None
+            points = events.points if events else {}
+            n_points = sum(len(series) for series in points.values())
+            if wants_live_best:
+                live = _best_in(sorted((points.get(info.primary_metric) or {}).items()), mode, None, None)  # type: ignore[arg-type]
+        else:
+            assert known is not None
+            pk = known.pk
+            offset, last_step = known.events_offset, known.events_last_step
+            if events is not None:
+                offset, last_step = events.offset, events.last_step
+                if events.points:
+                    self._merge_series(conn, pk, events.points)
+            n_points = conn.execute(
+                "SELECT coalesce(sum(n), 0) FROM metric_chunks WHERE exp_pk = ?", (pk,)
+            ).fetchone()[0]
+            if wants_live_best:
+                if item.files_changed:  # the primary metric may be new: look at the whole series
+                    live = _best_of(conn, pk, info.primary_metric, mode)  # type: ignore[arg-type]
+                else:
+                    previous = conn.execute(
+                        "SELECT live_best_value, live_best_step FROM experiments WHERE pk = ?", (pk,)
+                    ).fetchone()
+                    new_points = (events.points.get(info.primary_metric) or {}) if events else {}  # type: ignore[arg-type]
+                    live = _best_in(sorted(new_points.items()), mode, *previous)
+
+        if live[0] is not None:
+            best = (info.primary_metric, live[0], live[1], mode)
+        else:
+            best = (info.best_metric_name, _finite(info.best_metric_value), info.best_metric_step, info.best_metric_mode)
+        cursor = conn.execute(
             """
             INSERT INTO experiments (
                 id, run_dir, generation, project, name, path, alias, description, tags, status,
                 exit_reason, created_at, updated_at, ended_at, pid, hostname, best_metric_name,
                 best_metric_value, best_metric_step, best_metric_mode, primary_metric,
-                primary_mode, deleted_at, delete_reason, environment_available, files_sig,
-                events_ino, events_offset, events_last_step, indexed_at)
-            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                primary_mode, deleted_at, delete_reason, environment_available, n_points,
+                files_sig, events_ino, events_offset, events_last_step, live_best_value,
+                live_best_step, indexed_at)
+            VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             ON CONFLICT(id) DO UPDATE SET
                 run_dir = excluded.run_dir, generation = excluded.generation,
                 project = excluded.project, name = excluded.name, path = excluded.path,
@@ -331,45 +388,37 @@ class Indexer:
                 primary_metric = excluded.primary_metric, primary_mode = excluded.primary_mode,
                 deleted_at = excluded.deleted_at, delete_reason = excluded.delete_reason,
                 environment_available = excluded.environment_available,
-                files_sig = excluded.files_sig, events_ino = excluded.events_ino,
-                events_offset = excluded.events_offset,
-                events_last_step = excluded.events_last_step, indexed_at = excluded.indexed_at
-            RETURNING pk
+                n_points = excluded.n_points, files_sig = excluded.files_sig,
+                events_ino = excluded.events_ino, events_offset = excluded.events_offset,
+                events_last_step = excluded.events_last_step,
+                live_best_value = excluded.live_best_value,
+                live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at
             """,
             (
                 info.id, item.rel, info.generation, info.project, info.name, info.path,
                 info.alias, info.description, orjson.dumps(info.tags).decode(), info.status,
                 info.exit_reason, info.created_at, info.updated_at, info.ended_at, info.pid,
-                info.hostname, info.best_metric_name, _finite(info.best_metric_value),
-                info.best_metric_step, info.best_metric_mode, info.primary_metric,
-                info.primary_mode, info.deleted_at, info.delete_reason,
-                int(info.environment_available), item.files_sig, item.events_ino, offset,
-                last_step, now,
+                info.hostname, *best, info.primary_metric, info.primary_mode, info.deleted_at,
+                info.delete_reason, int(info.environment_available), n_points, item.files_sig,
+                item.events_ino, offset, last_step, live[0], live[1], now,
             ),
-        ).fetchone()[0]
+        )
+        # RETURNING would double the cost of this statement (measured); the pk is known already
+        # unless the row is new, and then it is the last inserted rowid.
+        pk = cursor.lastrowid if existing_pk is None else existing_pk
 
-        if item.files_changed or known is None:
-            conn.execute("DELETE FROM exp_tags WHERE exp_pk = ?", (pk,))
-            conn.executemany(
-                "INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags]
-            )
-            conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
-            conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
-
-        if item.full_events:
-            conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
-        if events is not None and events.points:
-            if item.full_events:
+        if full:
+            if not fresh:
+                conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
+            if events is not None and events.points:
                 self._insert_series(conn, pk, events.points)
-            else:
-                self._merge_series(conn, pk, events.points)
-        if events is not None or item.full_events or item.files_changed:
-            previous = None
-            if known is not None and not item.full_events and not item.files_changed:
-                previous = conn.execute(
-                    "SELECT live_best_value, live_best_step FROM experiments WHERE pk = ?", (pk,)
-                ).fetchone()
-            self._update_derived(conn, pk, info, events, previous)
+        if full or item.files_changed:
+            if not fresh:
+                conn.execute("DELETE FROM exp_tags WHERE exp_pk = ?", (pk,))
+                conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
+            if info.tags:
+                conn.executemany("INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags])
+            conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
 
         self._known[item.rel] = _Known(
             pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
@@ -433,40 +482,6 @@ class Indexer:
                         (pk, metric, next_chunk, len(extra_steps), extra_steps[0], extra_steps[-1], *pack(extra_steps, extra_vals)),
                     )
                     next_chunk += 1
-
-    @staticmethod
-    def _update_derived(
-        conn: sqlite3.Connection,
-        pk: int,
-        info: rundir.RunInfo,
-        events: rundir.EventsChunk | None,
-        previous: tuple[float | None, int | None] | None,
-    ) -> None:
-        """Point count, and the best metric of a live run that declared a primary metric.
-
-        With ``previous`` (the best before this append) only the appended points are looked at.
-        """
-        n_points = conn.execute(
-            "SELECT coalesce(sum(n), 0) FROM metric_chunks WHERE exp_pk = ?", (pk,)
-        ).fetchone()[0]
-        live_value = live_step = None
-        if info.best_metric_value is None and info.primary_metric:
-            mode = info.primary_mode or "max"
-            if previous is not None:
-                new = (events.points.get(info.primary_metric) or {}) if events else {}
-                live_value, live_step = _best_in(new.items(), mode, *previous)
-            else:
-                live_value, live_step = _best_of(conn, pk, info.primary_metric, mode)
-        if live_value is not None:
-            conn.execute(
-                "UPDATE experiments SET n_points = ?, live_best_value = ?, live_best_step = ?,"
-                " best_metric_name = ?, best_metric_value = ?, best_metric_step = ?, best_metric_mode = ?"
-                " WHERE pk = ?",
-                (n_points, live_value, live_step, info.primary_metric, live_value, live_step,
-                 info.primary_mode or "max", pk),
-            )
-        else:
-            conn.execute("UPDATE experiments SET n_points = ? WHERE pk = ?", (n_points, pk))
 
     def _remove(self, rels: list[str]) -> None:
         try:

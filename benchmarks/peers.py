@@ -1,0 +1,351 @@
+"""``peers``: the same queries, in one run, against our server, the real Runicorn viewer and MLflow.
+
+Peers live in their own virtualenvs under benchmarks/.work (see README). Runicorn reads a copy of
+the corpus (its viewer writes ``runicorn.db`` and may rewrite ``status.json`` of dead runs);
+MLflow gets a subset (``--mlflow-runs``) loaded through ``MlflowClient.log_batch`` into SQLite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from benchmarks.common import (
+    WORK,
+    OurServer,
+    Server,
+    command_line,
+    copy_runs,
+    fmt_ms,
+    fmt_ratio,
+    machine_info,
+    markdown_table,
+    save_result,
+    summarize,
+    time_calls,
+)
+from benchmarks.queries import PER_PAGE, Params, _v1_list, _v1_search, pick_params, project_of, query_set
+
+RUNICORN_VENV = WORK / "venv-runicorn"
+MLFLOW_VENV = WORK / "venv-mlflow"
+
+
+def runicorn_available() -> bool:
+    return (RUNICORN_VENV / "bin" / "runicorn").exists()
+
+
+def mlflow_available() -> bool:
+    return (MLFLOW_VENV / "bin" / "mlflow").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(fn: Callable[[], object], reps: int, slow_reps: int) -> dict[str, float]:
+    """Warm up once; if one call takes > 0.5 s, use ``slow_reps`` repetitions."""
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    n = slow_reps if first > 0.5 else reps
+    return summarize(time_calls(fn, n, 2 if first < 0.5 else 0))
+
+
+def _get(client: httpx.Client, path: str, params: dict[str, Any] | None = None, expect: int = 200) -> object:
+    r = client.get(path, params=params)
+    if r.status_code != expect:
+        raise RuntimeError(f"{path} {params} -> {r.status_code} {r.text[:300]}")
+    return orjson.loads(r.content) if r.content else None
+
+
+# ---- the real Runicorn viewer --------------------------------------------------------------------
+
+
+def start_runicorn(corpus: Path, expected_runs: int) -> tuple[Server, dict[str, float]]:
+    root = WORK / "peer-runicorn-root"
+    copy_runs(corpus, root)
+    port = free_port()
+    server = Server(
+        [str(RUNICORN_VENV / "bin" / "runicorn"), "viewer", "--storage", str(root), "--host", "127.0.0.1",
+         "--port", str(port)],
+        WORK / "logs" / "runicorn-viewer.log",
+        env={"HOME": str(WORK / "runicorn-home")},
+    )
+    url = f"http://127.0.0.1:{port}"
+    first = server.wait_http(url, "/api/health", timeout=300)
+    # "Ready" = its /api/runs lists every run (its background sync into runicorn.db is done).
+    deadline = time.monotonic() + 900
+    with httpx.Client(base_url=url, timeout=600) as c:
+        while time.monotonic() < deadline:
+            n = len(orjson.loads(c.get("/api/runs").content))
+            if n >= expected_runs:
+                break
+            time.sleep(0.5)
+    ready = time.perf_counter() - server.started
+    return server, {"first_answer_s": first, "all_runs_listed_s": ready}
+
+
+def runicorn_queries(p: Params) -> dict[str, Callable[[httpx.Client], object]]:
+    def complex_keep(r: dict[str, Any]) -> bool:
+        return (project_of(r) == p.project and r["status"] in ("finished", "failed")
+                and (r.get("created_time") or 0) >= p.created_after
+                and r.get("best_metric_value") is not None and r["best_metric_value"] >= p.best_min)
+
+    return {
+        "List all (page 1 of 50)": lambda c: _v1_list(c),
+        "Filter by project": lambda c: _v1_list(c, lambda r: project_of(r) == p.project),
+        "Filter by status": lambda c: _v1_list(c, lambda r: r["status"] == "finished"),
+        "Sort by metric": lambda c: _v1_list(c, sort="metric"),
+        "Complex query (4 filters)": lambda c: _v1_list(c, complex_keep, sort="metric"),
+        "Pagination (page 2)": lambda c: _v1_list(c, page=2),
+        f"Search '{p.search}'": lambda c: _v1_list(c, _v1_search(p.search)),
+        "Detail": lambda c: _get(c, f"/api/runs/{p.run_id}"),
+        "Metrics (all points)": lambda c: _get(c, f"/api/runs/{p.run_id}/metrics_step"),
+        "404 (unknown id)": lambda c: _get(c, "/api/runs/20000101_000000_ffffff", expect=404),
+        "Health": lambda c: _get(c, "/api/health"),
+    }
+
+
+# ---- MLflow -------------------------------------------------------------------------------------------
+
+
+def load_mlflow(corpus: Path, n_runs: int) -> dict[str, Any]:
+    """Load (once; reused while the corpus and N are the same) the MLflow store."""
+    base = WORK / "mlflow"
+    marker = base / "loaded.json"
+    key = {"corpus": str(corpus.resolve()), "runs": n_runs}
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("key") == key:
+            return info
+    if base.exists():
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    out = subprocess.run(
+        [str(MLFLOW_VENV / "bin" / "python"), str(Path(__file__).parent / "mlflow_load.py"), str(corpus),
+         f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts"), str(n_runs)],
+        capture_output=True, text=True, check=True,
+    )
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    info["key"] = key
+    marker.write_text(json.dumps(info))
+    return info
+
+
+def start_mlflow() -> tuple[Server, dict[str, float]]:
+    base = WORK / "mlflow"
+    port = free_port()
+    server = Server(
+        [str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
+         "--default-artifact-root", str(base / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        WORK / "logs" / "mlflow-server.log",
+    )
+    url = f"http://127.0.0.1:{port}"
+    first = server.wait_http(url, "/health", timeout=300, ok=lambda r: r.status_code == 200)
+    return server, {"first_answer_s": first}
+
+
+def mlflow_queries(p: Params, info: dict[str, Any], client: httpx.Client) -> tuple[dict[str, Callable], Params]:
+    """The MLflow forms of the table's queries (parameters chosen from the loaded subset)."""
+    exps = info["experiments"]
+    all_ids = list(exps.values())
+    # The subset may not hold our chosen run: use the one MLflow has that is closest in our order.
+    run_id = info["runs_map"].get(p.run_id) or next(iter(info["runs_map"].values()))
+    project = p.project if p.project in exps else next(iter(exps))
+    after_ms = int(p.created_after * 1000)
+    search = "/api/2.0/mlflow/runs/search"
+
+    def post(c: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+        r = c.post(search, json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"search {body} -> {r.status_code} {r.text[:300]}")
+        return orjson.loads(r.content)
+
+    base = {"experiment_ids": all_ids, "max_results": PER_PAGE, "order_by": ["attributes.start_time DESC"]}
+    token = post(client, base).get("next_page_token")
+
+    def history(c: httpx.Client, max_results: int | None = None) -> None:
+        for key in ("accuracy", "loss", "lr"):
+            if max_results is None:
+                _get(c, "/api/2.0/mlflow/metrics/get-history", {"run_id": run_id, "metric_key": key, "max_results": 25000})
+            else:
+                _get(c, "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
+                     {"run_ids": run_id, "metric_key": key, "max_results": max_results})
+
+    queries = {
+        "List all (page 1 of 50)": lambda c: post(c, base),
+        "Filter by project": lambda c: post(c, {**base, "experiment_ids": [exps[project]]}),
+        "Filter by status": lambda c: post(c, {**base, "filter": "attributes.status = 'FINISHED'"}),
+        "Sort by metric": lambda c: post(c, {**base, "order_by": ["metrics.best_metric_value DESC"]}),
+        "Complex query (4 filters)": lambda c: post(c, {
+            "experiment_ids": [exps[project]], "max_results": PER_PAGE,
+            "filter": (f"attributes.status IN ('FINISHED', 'FAILED') AND attributes.start_time >= {after_ms}"
+                       f" AND metrics.best_metric_value >= {p.best_min}"),
+            "order_by": ["metrics.best_metric_value DESC"]}),
+        "Pagination (page 2)": lambda c: post(c, {**base, "page_token": token}),
+        f"Search '{p.search}'": lambda c: post(c, {**base, "filter": f"attributes.run_name ILIKE '%{p.search}%'"}),
+        "Detail": lambda c: _get(c, "/api/2.0/mlflow/runs/get", {"run_id": run_id}),
+        "Metrics (all points)": lambda c: history(c),
+        "Metrics (downsample=20)": lambda c: history(c, 20),
+        "404 (unknown id)": lambda c: _get(c, "/api/2.0/mlflow/runs/get", {"run_id": "0" * 32}, expect=404),
+        "Health": lambda c: _get(c, "/health") if False else c.get("/health"),
+    }
+    return queries, Params(project=project, run_id=p.run_id, created_after=p.created_after)
+
+
+# ---- ours ----------------------------------------------------------------------------------------
+
+
+def our_queries(p: Params) -> dict[str, Callable[[httpx.Client], object]]:
+    out: dict[str, Callable[[httpx.Client], object]] = {}
+    for q in query_set(p):
+        out[q.name] = lambda c, q=q: _get(c, q.v2_path, q.v2_params)
+    out["404 (unknown id)"] = lambda c: _get(c, "/api/v2/experiments/20000101_000000_ffffff", expect=404)
+    out["Health"] = lambda c: _get(c, "/api/health")
+    return out
+
+
+# ---- the run ---------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    corpus = Path(args.root).resolve()
+    res: dict[str, Any] = {"servers": {}, "rows": {}}
+    t_start = time.perf_counter()
+    ours = OurServer(corpus, "--no-watch")
+    try:
+        health = ours.wait_ready(timeout=900)
+        n_runs = health["index"]["runs_in_index"]
+        res["n_runs"] = n_runs
+        res["servers"]["runicorn-lite"] = {"first_answer_s": ours.listening_s, "ready_s": ours.ready_s}
+        with httpx.Client(base_url=ours.url, timeout=600) as oc:
+            params = pick_params(oc)
+            res["params"] = params.__dict__
+            ours_q = our_queries(params)
+            res["rows"]["runicorn-lite"] = {name: timed(lambda f=f: f(oc), args.reps * 3, args.slow_reps)
+                                            for name, f in ours_q.items()}
+        res["servers"]["runicorn-lite"]["peak_rss_mb"] = ours.peak_rss_mb()
+    finally:
+        ours.stop()
+    print(f"  ours done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+
+    if args.only in (None, "runicorn") and runicorn_available():
+        server, facts = start_runicorn(corpus, n_runs)
+        try:
+            with httpx.Client(base_url=server.url, timeout=600) as c:
+                res["rows"]["runicorn"] = {name: timed(lambda f=f: f(c), args.reps, args.slow_reps)
+                                           for name, f in runicorn_queries(params).items()}
+            facts["peak_rss_mb"] = server.peak_rss_mb()
+            res["servers"]["runicorn"] = facts
+        finally:
+            server.stop()
+        print(f"  runicorn done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+
+    if args.only in (None, "mlflow") and mlflow_available():
+        t0 = time.perf_counter()
+        info = load_mlflow(corpus, args.mlflow_runs)
+        res["mlflow_load"] = {"runs": info["runs"], "points": info["points"], "seconds": info["seconds"],
+                              "wall_s": time.perf_counter() - t0}
+        server, facts = start_mlflow()
+        try:
+            with httpx.Client(base_url=server.url, timeout=600) as c:
+                mq, _ = mlflow_queries(params, info, c)
+                res["rows"]["mlflow"] = {name: timed(lambda f=f: f(c), args.reps, args.slow_reps)
+                                         for name, f in mq.items()}
+            facts["peak_rss_mb"] = server.peak_rss_mb()
+            res["servers"]["mlflow"] = facts
+        finally:
+            server.stop()
+        print(f"  mlflow done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    return res
+
+
+def render(res: dict[str, Any]) -> str:
+    ours = res["rows"]["runicorn-lite"]
+    peers = [p for p in ("runicorn", "mlflow") if p in res["rows"]]
+    h_ours = ours["Health"]["median_ms"]
+    header = ["Query", "runicorn-lite (V2)"]
+    for p in peers:
+        header += [f"{p} median", f"{p} / ours", f"{p} / its health", "verdict"]
+    rows = []
+    for name, s in ours.items():
+        row = [name, fmt_ms(s["median_ms"])]
+        for p in peers:
+            ps = res["rows"][p].get(name)
+            if ps is None:
+                row += ["–", "–", "–", "not comparable"]
+                continue
+            ratio = ps["median_ms"] / s["median_ms"]
+            h = res["rows"][p]["Health"]["median_ms"]
+            to_h = ps["median_ms"] / h
+            if name == "Health":
+                verdict = ""
+            elif ratio < 1:
+                verdict = "**slower**"
+            elif to_h > 10 and ratio < 10:
+                verdict = "**<10x**"
+            else:
+                verdict = "ok"
+            row += [fmt_ms(ps["median_ms"]), fmt_ratio(ratio), f"{to_h:.1f}x", verdict]
+        rows.append(row)
+    md = markdown_table(header, rows)
+    srv = []
+    for name, facts in res["servers"].items():
+        srv.append([name, f"{facts.get('peak_rss_mb') or 0:.0f} MB", f"{facts['first_answer_s']:.2f} s",
+                    f"{facts.get('ready_s', facts.get('all_runs_listed_s', facts['first_answer_s'])):.2f} s"])
+    md += "\n\n" + markdown_table(["Server", "Peak RSS", "Start → first answer", "Start → all runs queryable"], srv)
+    if "mlflow_load" in res:
+        ml = res["mlflow_load"]
+        md += (f"\n\nMLflow holds a subset: {ml['runs']:,} of the {res['n_runs']:,} runs ({ml['points']:,} metric points,"
+               f" loaded with `MlflowClient.log_batch` in {ml['seconds']:.0f} s); runicorn-lite and Runicorn hold all"
+               f" {res['n_runs']:,}. Health = `/api/health` (ours, Runicorn), `/health` (MLflow).")
+    return md
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:
+        args.reps, args.slow_reps, args.mlflow_runs = 2, 1, min(args.mlflow_runs, 20)
+    if not runicorn_available() and not mlflow_available():
+        print("no peers installed (see benchmarks/README.md: benchmarks/.work/venv-runicorn, venv-mlflow)")
+        sys.exit(2)
+    res = run(args)
+    md = f"Machine: {machine_info()}\n\nCommand: `{command_line()}`\n\n" + render(res)
+    path = save_result("peers-quick" if args.quick else "peers", res, md)
+    print(md)
+    print(f"\n(saved to {path})")
+    return res
+
+
+def generate_real(out: Path, runs: int, seed: int) -> None:
+    """A small corpus written by the real runicorn SDK (0.7.x, in its own venv)."""
+    if not runicorn_available():
+        raise SystemExit(f"install the real runicorn first: python3 -m venv {RUNICORN_VENV} && "
+                         f"{RUNICORN_VENV}/bin/pip install runicorn")
+    script = f"""
+import random, runicorn as rn
+rng = random.Random({seed})
+for i in range({runs}):
+    run = rn.init(path=f"real_project/name_{{i % 5}}", storage={str(out)!r})
+    run.set_primary_metric("accuracy", mode="max")
+    for s in range(1, 101):
+        run.log({{"loss": 1 / s + rng.random() * 0.01, "accuracy": 1 - 1 / s, "lr": 0.001}}, step=s)
+    run.finish("finished" if i % 7 else "failed")
+"""
+    t0 = time.perf_counter()
+    subprocess.run([str(RUNICORN_VENV / "bin" / "python"), "-c", script], check=True,
+                   env={"HOME": str(WORK / "runicorn-home"), "PATH": "/usr/bin:/bin"})
+    dt = time.perf_counter() - t0
+    print(f"wrote {runs} runs with the real runicorn SDK to {out} in {dt:.1f} s = {runs / dt:.1f} runs/s")
