@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from pathlib import Path
 
 from benchmarks.common import WORK
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--quick", action="store_true")
 
     args = parser.parse_args(argv)
+    # A SIGTERM (timeout, CI) unwinds normally, so the servers we started are stopped (atexit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.command == "generate":
         from benchmarks import generate
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import json
 import os
@@ -172,6 +173,7 @@ class Server:
             start_new_session=True,
         )
         self.url = ""
+        atexit.register(self.stop)
 
     def wait_http(self, url: str, probe: str, timeout: float = 120.0, ok: Callable[[httpx.Response], bool] | None = None) -> float:
         """Poll ``url + probe`` until it answers (``ok``); returns seconds since launch."""
@@ -212,6 +214,7 @@ class Server:
         return tree_peak_rss_mb(self.proc.pid)
 
     def stop(self) -> None:
+        atexit.unregister(self.stop)
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

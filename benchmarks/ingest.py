@@ -72,7 +72,8 @@ def startup_scan(src: Path, quick: bool) -> dict[str, Any]:
     """Server start-up scan from an empty index, then a no-change periodic rescan (via health)."""
     root = WORK / ("ingest-copy-quick" if quick else "ingest-copy")
     drop_index(root)
-    with OurServer(root, "--no-watch", "--rescan-interval", "2") as server:
+    # Watcher on (periodic rescans only run with it), rescanning every 2 s.
+    with OurServer(root, "--rescan-interval", "2") as server:
         health = server.wait_ready(timeout=900)
         first = {"listening_s": server.listening_s, "ready_s": server.ready_s,
                  "scan_s": health["index"]["last_scan_duration_s"], "runs": health["index"]["runs_in_index"]}

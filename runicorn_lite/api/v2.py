@@ -84,8 +84,10 @@ async def list_experiments_endpoint(request: Request) -> Response:
     per_page = get_int(q, "per_page", 50, 1, MAX_PER_PAGE)
     order_by = get_choice(q, "order_by", "created_at", tuple(SORT_COLUMNS))
     desc = get_bool(q, "order_desc", True)
+    generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
     experiments, total = await run_in_threadpool(
-        ctx.index.read, lambda conn: list_experiments(conn, ctx.root, f, order_by, desc, page, per_page)
+        ctx.index.read,
+        lambda conn: list_experiments(conn, ctx.root, f, order_by, desc, page, per_page, ctx.counts, generation),
     )
     return JSONResponse(
         {

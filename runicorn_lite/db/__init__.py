@@ -99,6 +99,8 @@ class Database:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # Bumped after every committed write: a cheap "has anything changed" for caches.
+        self.generation = 0
         try:
             self._writer = connect(self.path)
             migrate(self._writer, migrations)
@@ -125,6 +127,7 @@ class Database:
                 except sqlite3.Error as exc:
                     conn.execute("ROLLBACK")
                     raise StoreError(f"cannot commit: {exc}") from exc
+                self.generation += 1
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection (opened on first use)."""

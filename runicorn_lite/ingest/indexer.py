@@ -106,6 +106,7 @@ class Indexer:
         self.state = IndexState()
         self._lock = threading.RLock()
         self._known: dict[str, _Known] = {}
+        self._analyzed_rows: int | None = None
         self._load_known()
 
     # -- public ---------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class Indexer:
                 vanished = [rel for rel in self._known if rel not in seen]
                 if vanished:
                     self._remove(vanished)
+                self._analyze_if_grown()
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
             finally:
@@ -195,6 +197,25 @@ class Indexer:
             if changed_at is not None and (batch or gone):
                 self.state.last_ingest_lag_s = round(time.time() - changed_at, 4)
             return len(batch) + len(gone)
+
+    def _analyze_if_grown(self) -> None:
+        """Refresh the planner's statistics when the table grew or shrank by a quarter.
+
+        Without them SQLite takes ``deleted_at IS NULL`` for a selective filter and sorts the
+        whole table instead of walking a sort index (1.2 ms against 0.25 ms for a page of 50 at
+        2,000 runs, measured).
+        """
+        rows = len(self._known)
+        last = self._analyzed_rows
+        if last is not None and abs(rows - last) <= max(100, last // 4):
+            return
+        try:
+            with self.db.write() as conn:
+                conn.execute("ANALYZE")
+        except (StoreError, sqlite3.Error) as exc:
+            log.warning("ANALYZE failed: %s", exc)
+            return
+        self._analyzed_rows = rows
 
     def known_run_dir(self, path: Path) -> Path | None:
         """The indexed run directory that ``path`` is, or lies in; None if there is none."""
@@ -239,8 +260,16 @@ class Indexer:
                 " status, pid, hostname FROM experiments"
             ).fetchall()
 
+        def analyzed(conn: sqlite3.Connection) -> int | None:
+            try:
+                row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'experiments' LIMIT 1").fetchone()
+            except sqlite3.OperationalError:  # never analyzed: no sqlite_stat1 table yet
+                return None
+            return int(row[0].split()[0]) if row else None
+
         rows = self.db.read(load)
         self._known = {row[0]: _Known(*row[1:]) for row in rows}  # type: ignore[union-attr]
+        self._analyzed_rows = self.db.read(analyzed)  # type: ignore[assignment]
         self.state.runs_in_index = len(self._known)
 
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
