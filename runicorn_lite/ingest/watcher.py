@@ -91,6 +91,7 @@ class Watcher:
 
         self.indexer.state.watcher = "watchfiles"
         last_rescan = last_pid_check = time.monotonic()
+        caught_up = False
         root = self.indexer.root
         root.mkdir(parents=True, exist_ok=True)
         for changes in watch(
@@ -104,8 +105,14 @@ class Watcher:
             raise_interrupt=False,
         ):
             received = time.time()
-            if changes:
-                self._apply(changes, received)
+            if caught_up:
+                if changes:
+                    self._apply(changes, received)
+            else:
+                # The first yield comes once the notifier is watching: one more (cheap) scan
+                # catches whatever changed during the start-up scan, before events flowed.
+                self._safe(self.indexer.scan)
+                caught_up = True
             now = time.monotonic()
             if self.rescan_interval and now - last_rescan >= self.rescan_interval:
                 self._safe(self.indexer.scan)
