@@ -21,8 +21,11 @@ import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-WORK = BENCH_DIR / ".work"
+# Scratch space (corpora, databases, logs, results); BENCH_WORK moves it (the tests use a tmp dir).
+WORK = Path(os.environ.get("BENCH_WORK") or BENCH_DIR / ".work")
 RESULTS = WORK / "results"
+# The peers' virtualenvs always live in benchmarks/.work (installed once, see README).
+PEER_VENVS = BENCH_DIR / ".work"
 
 
 # ---- statistics -------------------------------------------------------------------------------
@@ -118,8 +121,8 @@ def machine_info() -> str:
 
 
 def save_result(name: str, payload: dict[str, Any], markdown: str) -> Path:
-    """Write ``<name>.json`` and ``<name>.md`` under benchmarks/.work/results (or $BENCH_RESULTS)."""
-    out = Path(os.environ.get("BENCH_RESULTS") or RESULTS)
+    """Write ``<name>.json`` and ``<name>.md`` under $BENCH_WORK/results (default benchmarks/.work/results)."""
+    out = RESULTS
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))
     (out / f"{name}.md").write_text(markdown + "\n")

@@ -11,6 +11,7 @@ Run ids are ``YYYYMMDD_HHMMSS_`` + 6 seeded hex digits, as the SDK makes them. O
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import multiprocessing
 import os
@@ -173,6 +174,7 @@ def generate(out: Path, runs: int, seed: int, steps: int, workers: int) -> dict[
 
 def main(out: Path, runs: int, seed: int, steps: int, workers: int) -> dict[str, float]:
     facts = generate(out, runs, seed, steps, workers)
+    (Path(out) / "corpus.json").write_text(json.dumps({"runs": runs, "steps": steps, "seed": seed, **facts}))
     print(f"wrote {facts['runs']} runs ({facts['points']:,} metric points, {steps} steps max) to {out} "
           f"in {facts['seconds']:.2f} s = {facts['runs_per_s']:,.0f} runs/s ({workers} processes, seed {seed})")
     return facts

@@ -22,6 +22,7 @@ import httpx
 import orjson
 
 from benchmarks.common import (
+    PEER_VENVS,
     WORK,
     OurServer,
     Server,
@@ -37,8 +38,8 @@ from benchmarks.common import (
 )
 from benchmarks.queries import PER_PAGE, Params, _v1_list, _v1_search, pick_params, project_of, query_set
 
-RUNICORN_VENV = WORK / "venv-runicorn"
-MLFLOW_VENV = WORK / "venv-mlflow"
+RUNICORN_VENV = PEER_VENVS / "venv-runicorn"
+MLFLOW_VENV = PEER_VENVS / "venv-mlflow"
 
 
 def runicorn_available() -> bool:
@@ -192,7 +193,9 @@ def mlflow_queries(p: Params, info: dict[str, Any], client: httpx.Client) -> tup
         "Sort by metric": lambda c: post(c, {**base, "order_by": ["metrics.best_metric_value DESC"]}),
         "Complex query (4 filters)": lambda c: post(c, {
             "experiment_ids": [exps[project]], "max_results": PER_PAGE,
-            "filter": (f"attributes.status IN ('FINISHED', 'FAILED') AND attributes.start_time >= {after_ms}"
+            # MLflow's IN works only for run_id: "FINISHED or FAILED" as "neither KILLED nor RUNNING".
+            "filter": ("attributes.status != 'KILLED' AND attributes.status != 'RUNNING'"
+                       f" AND attributes.start_time >= {after_ms}"
                        f" AND metrics.best_metric_value >= {p.best_min}"),
             "order_by": ["metrics.best_metric_value DESC"]}),
         "Pagination (page 2)": lambda c: post(c, {**base, "page_token": token}),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -118,6 +119,11 @@ _BY_STATUS: dict[int, type[OptimizationAPIError]] = {
     404: NotFoundError,
     409: ConflictError,
 }
+
+
+def _segment(value: str) -> str:
+    """One path segment, escaped (so an odd run id cannot reach another endpoint)."""
+    return quote(str(value), safe="")
 
 
 def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,7 +229,7 @@ class Runs:
 
     def get(self, run_id: str) -> dict[str, Any]:
         """``{"run", "iterations", "stats", "metadata"}`` of one run."""
-        return self._client.request("GET", f"/runs/{run_id}")
+        return self._client.request("GET", f"/runs/{_segment(run_id)}")
 
     def list(self, **filters: Any) -> dict[str, Any]:
         """``{"runs", "pagination", "metadata"}``; filters: status, optimizer_type, limit,
@@ -232,7 +238,7 @@ class Runs:
 
     def update(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """PATCH a run (status, final_score, best_params, ...); returns the updated run."""
-        return self._client.request("PATCH", f"/runs/{run_id}", json=fields)["run"]  # type: ignore[no-any-return]
+        return self._client.request("PATCH", f"/runs/{_segment(run_id)}", json=fields)["run"]  # type: ignore[no-any-return]
 
 
 class Iterations:
@@ -263,13 +269,13 @@ class Iterations:
                 "metadata": metadata,
             }
         )
-        return self._client.request("POST", f"/runs/{run_id}/iterations", json=body)
+        return self._client.request("POST", f"/runs/{_segment(run_id)}/iterations", json=body)
 
     def create_many(self, run_id: str, iterations: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """Add up to 1000 iterations in one all-or-nothing request;
         returns ``{"iterations", "runUpdates", "metadata"}``."""
         body = {"iterations": [dict(item) for item in iterations]}
-        return self._client.request("POST", f"/runs/{run_id}/iterations/batch", json=body)
+        return self._client.request("POST", f"/runs/{_segment(run_id)}/iterations/batch", json=body)
 
 
 class Stats:

@@ -81,7 +81,9 @@ class RateLimitMiddleware:
         if not self.enabled or scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
+        # HEAD runs the GET handler (the same query): it shares the GET budget.
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        path = scope["path"]
         rule = next(((p, lim) for m, p, lim in V2_LIMITS if m == method and p.match(path)), None)
         if rule is None:
             await self.app(scope, receive, send)

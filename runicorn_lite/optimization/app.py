@@ -61,6 +61,8 @@ class Call:
     body: bytes
     if_none_match: str | None
     started: float
+    # The body exceeded MAX_BODY_BYTES: answered 413, but only after authentication.
+    body_too_large: bool = False
 
 
 @dataclass
@@ -108,21 +110,19 @@ class OptimizationAPI:
             started = time.perf_counter()
             method = "GET" if request.method == "HEAD" else request.method
             kind, handler, wants_body = methods[method]
-            raw = b""
+            raw: bytes | None = b""
             if wants_body:
-                body = await _read_body(request)
-                if body is None:
-                    return _error_response(ApiError(413, "Request body too large"))
-                raw = body
+                raw = await _read_body(request)
             call = Call(
                 kind=kind,
                 authorization=request.headers.get("authorization"),
                 client=request.client.host if request.client else "unknown",
                 params=request.query_params,
                 path_params=request.path_params,
-                body=raw,
+                body=raw or b"",
                 if_none_match=request.headers.get("if-none-match"),
                 started=started,
+                body_too_large=raw is None,
             )
             status, headers, content = await run_in_threadpool(self._process, handler, call)
             return Response(content, status, headers, media_type=JSON if content else None)
@@ -137,6 +137,10 @@ class OptimizationAPI:
             limit_headers = decision.headers()
             if not decision.allowed:
                 raise rate_limited(decision.retry_after, limit_headers)
+            # Any endpoint: the key decides the project, a project_id naming another is refused.
+            v.check_project_param(call.params, principal.project_id)
+            if call.body_too_large:
+                raise ApiError(413, "Request body too large")
             result = handler(principal, call)
             return self._encode(result, call, limit_headers)
         except ApiError as exc:
@@ -202,13 +206,13 @@ class OptimizationAPI:
     # ---- handlers (run on a worker thread) ---------------------------------------------------
 
     def list_runs(self, principal: Principal, call: Call) -> Result:
-        v.check_project_param(call.params, principal.project_id)
         query = v.parse_list_query(call.params)
         payload = self.db.read(lambda conn: queries.list_runs(conn, principal.project_id, query))
         return Result(payload, cache_control=CACHE_LIST)  # type: ignore[arg-type]
 
     def create_run(self, principal: Principal, call: Call) -> Result:
         fields = v.parse_create_run(call.body)
+        v.check_project(fields.pop("project_id", None), principal.project_id)
         with self.db.write() as conn:
             run = queries.create_run(conn, principal.project_id, fields)
         return Result({"run": run}, status=201)
@@ -240,7 +244,6 @@ class OptimizationAPI:
         return Result({"iterations": created, "runUpdates": updates}, status=201)
 
     def stats(self, principal: Principal, call: Call) -> Result:
-        v.check_project_param(call.params, principal.project_id)
         query = v.parse_stats_query(call.params)
         key = (principal.project_id, query)
         filters = {

@@ -17,18 +17,29 @@ from runicorn_lite.optimization.keys import KeyCommandError, create_key, list_ke
 from runicorn_lite.optimization.schema import MIGRATIONS
 from runicorn_lite.settings import Settings, default_root
 
+_GROUP_ROOT = "runicorn_lite.keys.root"  # where the group's --root waits for its command
+_ROOT_HELP = "Data root holding the primary database (env RUNICORN_LITE_ROOT)."
+# Accepted on the group and on each command (`keys --root D list` = `keys list --root D`);
+# the command's own wins, then the group's, then $RUNICORN_LITE_ROOT, then ./runicorn-data.
 _root_option = click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="RUNICORN_LITE_ROOT",
-    default=default_root,
+    default=None,
     show_default="./runicorn-data or $RUNICORN_LITE_ROOT",
-    help="Data root holding the primary database (env RUNICORN_LITE_ROOT).",
+    help=_ROOT_HELP,
 )
 
 
+def _resolve_root(root: Path | None) -> Path:
+    if root is not None:
+        return root
+    group_root = click.get_current_context().find_root().meta.get(_GROUP_ROOT)
+    return group_root if group_root is not None else default_root()
+
+
 @contextmanager
-def _primary(root: Path) -> Iterator[Database]:
+def _primary(root: Path | None) -> Iterator[Database]:
+    root = _resolve_root(root)
     settings = Settings(root=root)
     try:
         settings.ensure_dirs()
@@ -42,15 +53,18 @@ def _primary(root: Path) -> Iterator[Database]:
 
 
 @click.group()
-def keys() -> None:
+@_root_option
+@click.pass_context
+def keys(ctx: click.Context, root: Path | None) -> None:
     """Manage API keys of the optimization runs API."""
+    ctx.find_root().meta[_GROUP_ROOT] = root
 
 
 @keys.command("create")
 @click.option("--project", required=True, help="Project the key gives access to.")
 @click.option("--label", default=None, help="Free-text note to recognise the key by.")
 @_root_option
-def create_command(project: str, label: str | None, root: Path) -> None:
+def create_command(project: str, label: str | None, root: Path | None) -> None:
     """Create a key and print it (it is shown only this once)."""
     with _primary(root) as db:
         try:
@@ -69,7 +83,7 @@ def create_command(project: str, label: str | None, root: Path) -> None:
 
 @keys.command("list")
 @_root_option
-def list_command(root: Path) -> None:
+def list_command(root: Path | None) -> None:
     """List keys: id, prefix, project, label, created, last used, revoked."""
     with _primary(root) as db:
         try:
@@ -102,7 +116,7 @@ def list_command(root: Path) -> None:
 @keys.command("revoke")
 @click.argument("key_id_or_prefix")
 @_root_option
-def revoke_command(key_id_or_prefix: str, root: Path) -> None:
+def revoke_command(key_id_or_prefix: str, root: Path | None) -> None:
     """Revoke a key, named by its id (key_…), its prefix (sk_live_…) or the key itself."""
     with _primary(root) as db:
         try:

@@ -31,6 +31,7 @@ MAX_RUN_NAME = 200
 MAX_ERROR_MESSAGE = 10_000
 MAX_PROJECT_ID = 200
 MAX_BATCH = 1000
+MAX_DEPTH = 254  # orjson writes no deeper than this
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _MISSING = object()
 
@@ -120,7 +121,12 @@ class _Body:
         if not isinstance(value, dict):
             self._fail(name, f"Expected object, received {type_name(value)}")
             return _MISSING
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except orjson.JSONEncodeError:
+            # The parser takes deeper documents than the encoder writes back.
+            self._fail(name, f"Object must be nested at most {MAX_DEPTH} levels deep")
+            return _MISSING
 
     def number(self, name: str, *, required: bool = False) -> Any:
         value = self.get(name, required=required)
@@ -180,6 +186,8 @@ def parse_create_run(raw: bytes) -> dict[str, Any]:
     issues = Issues()
     b = _Body(data, issues)
     fields = {
+        # Not stored from here (the key decides the project): checked by the caller.
+        "project_id": b.string("project_id", max_len=MAX_PROJECT_ID),
         "run_name": b.string("run_name", max_len=MAX_RUN_NAME),
         "optimizer_type": b.enum("optimizer_type", OPTIMIZER_TYPES, required=True),
         "config": b.obj("config", required=True),
@@ -300,6 +308,7 @@ def _query_enum(
 
 
 _QUERY_INT = re.compile(r"[+-]?[0-9]{1,30}")
+_QUERY_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+[eE][+-]?[0-9]+")
 
 
 def _query_int(params: Mapping[str, str], name: str, default: int, issues: Issues) -> int | None:
@@ -308,7 +317,8 @@ def _query_int(params: Mapping[str, str], name: str, default: int, issues: Issue
     if raw is None:
         return default
     if not _QUERY_INT.fullmatch(raw.strip()):
-        issues.add(name, "Expected integer, received string")
+        received = "float" if _QUERY_FLOAT.fullmatch(raw.strip()) else "string"
+        issues.add(name, f"Expected integer, received {received}")
         return None
     return int(raw.strip())
 
@@ -332,6 +342,9 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     return ListQuery(status, optimizer_type, limit, offset, order_by, order)
 
 
+_DECODED_PLUS = re.compile(r"^(.+T[0-9:.,]+) ([0-9]{2}(?::?[0-9]{2})?)$")
+
+
 def parse_stats_query(params: Mapping[str, str]) -> StatsQuery:
     issues = Issues()
     status = _query_enum(params, "status", STATUSES, issues)
@@ -341,6 +354,8 @@ def parse_stats_query(params: Mapping[str, str]) -> StatsQuery:
         raw = params.get(name)
         if raw is None:
             continue
+        # An unencoded "+02:00" in a URL arrives as " 02:00" (form decoding): put the + back.
+        raw = _DECODED_PLUS.sub(r"\1+\2", raw.strip())
         moment = parse_iso(raw, end_of_day=name == "end_date")
         if moment is None:
             issues.add(name, "Invalid datetime (expected ISO-8601, e.g. 2025-11-23T10:00:00Z)")
@@ -355,7 +370,20 @@ def parse_stats_query(params: Mapping[str, str]) -> StatsQuery:
 
 def check_project_param(params: Mapping[str, str], project_id: str) -> None:
     """A ``project_id`` parameter may only name the key's own project (else 403)."""
-    requested = params.get("project_id")
+    for requested in _all_values(params, "project_id"):
+        check_project(requested, project_id)
+
+
+def _all_values(params: Mapping[str, str], name: str) -> list[str]:
+    getlist = getattr(params, "getlist", None)
+    if getlist is not None:
+        return list(getlist(name))
+    value = params.get(name)
+    return [] if value is None else [value]
+
+
+def check_project(requested: str | None, project_id: str) -> None:
+    """``requested`` (a project_id given by the client, or None) must be the key's project."""
     if requested is not None and requested != project_id:
         raise ApiError(
             403,

@@ -141,8 +141,9 @@ async def test_every_error_path(corpus_app, client_for) -> None:
         response = await client.request(method, url, **kwargs)
         try:
             assert_error(response, status)
-        except AssertionError as exc:
-            failures.append(f"{method} {url[:80]} {str(kwargs)[:80]}: {exc}")
+            assert response.headers["x-response-time"].endswith("ms")
+        except (AssertionError, KeyError) as exc:
+            failures.append(f"{method} {url[:80]} {str(kwargs)[:80]}: {exc!r}")
     for method, url, allowed in METHOD_CASES:
         response = await client.request(method, url)
         try:

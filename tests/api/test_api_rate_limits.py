@@ -56,6 +56,18 @@ async def test_documented_limits(make_app, client_for, corpus, root, method: str
     assert (await _call(client, other[0], other[1])).status_code == 200
 
 
+async def test_head_shares_the_get_budget(make_app, client_for) -> None:
+    client = client_for(make_app(rate_limit=True))
+    fresh_window()
+    for _ in range(50):
+        assert (await client.head("/api/v2/experiments")).status_code == 200
+    for _ in range(50):
+        assert (await client.get("/api/v2/experiments")).status_code == 200
+    head = await client.head("/api/v2/experiments")
+    assert head.status_code == 429 and "retry-after" in head.headers
+    assert (await client.get("/api/v2/experiments")).status_code == 429
+
+
 async def test_off_by_default(make_app, client_for) -> None:
     client = client_for(make_app())
     for _ in range(12):

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
 
 from api_helpers import close_app, copy_fixture, ids, open_app, pid_is_gone
 
@@ -155,3 +154,38 @@ async def test_v1_over_real_runs(client, generation: tuple) -> None:
     assert (await client.get("/api/projects")).json() == {"projects": ["cv", "nlp"]}
     names = (await client.get("/api/projects/cv/names")).json()["names"]
     assert names == sorted({gen["names"][k] for k in "ACD"})
+
+
+@pytest.mark.parametrize("name", sorted(GENERATIONS))
+async def test_delete_and_restore_real_runs(tmp_path: Path, client_for, name: str) -> None:
+    """The marker goes into the run directory of either layout; V1, V2 and a rebuild agree."""
+    gen = GENERATIONS[name]
+    root = copy_fixture(name, tmp_path / "data")
+    a, b = gen["ids"]["A"], gen["ids"]["B"]
+    app = open_app(root)
+    try:
+        client = client_for(app)
+        body = (await client.post("/api/v2/experiments/batch-delete", json={"exp_ids": [a]})).json()
+        assert body["results"] == {a: True}
+        marker = json.loads((root / gen["dirs"]("A", gen["paths"]["A"], a) / ".deleted").read_text())
+        assert marker["original_status"] == "finished" and marker["reason"] == "user_batch_delete"
+        body = (await client.post("/api/runs/soft-delete", json={"run_ids": [b]})).json()
+        assert body["results"] == {b: True}
+        assert (await client.get("/api/v2/experiments")).json()["total"] == 3
+        assert len((await client.get("/api/runs")).json()) == 3
+        assert {r["id"] for r in (await client.get("/api/recycle-bin")).json()["runs"]} == {a, b}
+        restored = (await client.post("/api/recycle-bin/restore", json={"run_ids": [a]})).json()
+        assert restored["results"] == {a: True}
+    finally:
+        close_app(app)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{app.state.ctx.settings.index_path}{suffix}").unlink(missing_ok=True)
+    rebuilt = open_app(root)
+    try:
+        client = client_for(rebuilt)
+        live = (await client.get("/api/v2/experiments")).json()
+        assert live["total"] == 4 and b not in ids(live) and a in ids(live)
+        deleted = (await client.get("/api/v2/experiments", params={"include_deleted": "true"})).json()
+        assert [e["id"] for e in deleted["experiments"] if e["deleted_at"]] == [b]
+    finally:
+        close_app(rebuilt)

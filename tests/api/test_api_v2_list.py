@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import runicorn_lite
 from api_helpers import (
     DOCUMENTED_FIELDS,
     EXTRA_FIELDS,
     Corpus,
+    close_app,
     expected_order,
     ids,
     matches_search,
+    open_app,
 )
 
 
@@ -46,6 +50,23 @@ async def test_defaults_are_page_1_of_50_newest_first(client, corpus: Corpus) ->
     assert ids(body) == [B + s for s in ("c0ffea", "c0ffe6", "c0ffe8", "c0ffe7", "c0ffe5", "c0ffe4",
                                          "c0ffe3", "c0ffe2", "c0ffeb", "c0ffe1", "c0ffe9")]
     assert corpus.by_id(B + "c0ffe1").created_at == corpus.by_id(B + "c0ffeb").created_at
+
+
+async def test_the_default_page_holds_50(tmp_path: Path, client_for) -> None:
+    root = tmp_path / "data"
+    for i in range(51):
+        runicorn_lite.init(project="many", root=root, run_id=f"20240101_000000_{i:06d}").finish()
+    app = open_app(root)
+    try:
+        client = client_for(app)
+        first = await _list(client)
+        assert len(first["experiments"]) == 50 and first["total"] == 51
+        assert first["has_next"] is True and first["has_prev"] is False
+        second = await _list(client, page=2)
+        assert len(second["experiments"]) == 1 and second["has_next"] is False and second["has_prev"] is True
+        assert set(ids(first)) | set(ids(second)) == {f"20240101_000000_{i:06d}" for i in range(51)}
+    finally:
+        close_app(app)
 
 
 async def test_experiment_objects_carry_the_documented_fields(client, corpus: Corpus) -> None:
@@ -150,6 +171,18 @@ async def test_search(client, corpus: Corpus, text: str, expected: list[str]) ->
     body = await _all(client, search=text)
     assert sorted(ids(body)) == reference
     assert body["total"] == len(reference)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['" OR 1=1 --', "NEAR(a b)", "*", "^abc", "col:abc", "'", '"', '"""', 'a"b"c', "AND OR NOT", "x" * 2000,
+     " ".join(f"{c}{d}" for c in "abcdefghij" for d in "klmnopqrst"), "%", "_", "%_%", "\\"],
+)
+async def test_search_syntax_is_never_interpreted(client, corpus: Corpus, text: str) -> None:
+    """FTS5 query syntax and LIKE wildcards are plain text to search."""
+    reference = sorted(s.id for s in corpus.live if matches_search(s, text))
+    body = await _all(client, search=text)
+    assert sorted(ids(body)) == reference and body["total"] == len(reference)
 
 
 async def test_search_applies_to_total_with_pagination(client) -> None:

@@ -136,3 +136,29 @@ def test_bad_keys_are_limited_per_client_address(
         assert response.status_code == 429
         assert response.json()["code"] == "RATE_LIMIT_EXCEEDED"
         assert int(response.headers["retry-after"]) >= 1
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+def test_project_id_of_another_project_is_forbidden_on_every_endpoint(
+    api: Api, method: str, path: str
+) -> None:
+    # Checked right after authentication, so the run ids need not exist.
+    response = api.request(method, path, params={"project_id": "someone_else"}, json={})
+    assert response.status_code == 403, response.text
+    assert response.json()["error"] == "Forbidden"
+    # Repeating the parameter cannot slip another project past the check.
+    query = "?project_id=someone_else&project_id=proj_123"
+    assert api.request(method, path + query, json={}).status_code == 403
+
+
+def test_create_body_naming_another_project_is_forbidden(api: Api) -> None:
+    body = {"optimizer_type": "bayesian", "config": {}}
+    response = api.post("/runs", json={**body, "project_id": "someone_else"})
+    assert response.status_code == 403
+    assert response.json()["error"] == "Forbidden"
+    assert api.get("/runs").json()["pagination"]["total"] == 0
+    own = api.post("/runs", json={**body, "project_id": "proj_123"})
+    assert own.status_code == 201 and own.json()["run"]["project_id"] == "proj_123"
+    wrong_type = api.post("/runs", json={**body, "project_id": 123})
+    assert wrong_type.status_code == 400
+    assert "project_id" in wrong_type.json()["issues"]["fieldErrors"]

@@ -93,3 +93,10 @@ def test_non_json_error_and_unreachable_server() -> None:
     ) as offline:
         with pytest.raises(OptimizationConnectionError):
             offline.stats.get()
+
+
+def test_run_ids_are_escaped_into_one_path_segment() -> None:
+    client, seen = _client(404, {"error": "Optimization run not found"})
+    with pytest.raises(NotFoundError):
+        client.runs.get("../stats?x=1")
+    assert seen[0].url.raw_path == b"/api/iris/optimization/runs/..%2Fstats%3Fx%3D1"

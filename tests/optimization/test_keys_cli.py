@@ -84,3 +84,22 @@ def test_every_option_has_help() -> None:
                 assert param.help, f"{name} --{param.name} has no help"
     code, out, _ = _run("--help")
     assert code == 0 and "create" in out and "revoke" in out
+
+
+def test_root_on_the_group_or_the_command(tmp_path: Path) -> None:
+    group_root, command_root = tmp_path / "group", tmp_path / "command"
+    code, out, err = _run("--root", str(group_root), "create", "--project", "g")
+    assert code == 0, err
+    code, out, _ = _run("--root", str(group_root), "list")
+    assert code == 0 and " g " in out
+    # The command's own --root wins over the group's.
+    code, _, err = _run(
+        "--root", str(group_root), "create", "--project", "c", "--root", str(command_root)
+    )
+    assert code == 0, err
+    for root, projects in ((command_root, ["c"]), (group_root, ["g"])):
+        db = _db(root)
+        try:
+            assert [k.project_id for k in list_keys(db)] == projects
+        finally:
+            db.close()

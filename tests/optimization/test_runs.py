@@ -145,6 +145,14 @@ def test_huge_body_is_413(api: Api) -> None:
     response = api.post("/runs", content=b" " * (16 * 1024 * 1024 + 1))
     assert response.status_code == 413
     assert response.json()["error"] == "Request body too large"
+    assert "x-ratelimit-remaining" in response.headers
+
+
+def test_huge_body_without_a_key_is_401(anon: Api) -> None:
+    # Authentication comes before anything about the request itself, its size included.
+    response = anon.post("/runs", content=b" " * (16 * 1024 * 1024 + 1))
+    assert response.status_code == 401
+    assert response.json()["error"] == "Authorization header is required"
 
 
 # ---- get one ---------------------------------------------------------------------------------
@@ -412,7 +420,7 @@ def test_list_defaults_and_shape(api: Api) -> None:
         ("limit=101", "limit", "Must be between 1 and 100"),
         ("limit=-5", "limit", "Must be between 1 and 100"),
         ("limit=abc", "limit", "Expected integer, received string"),
-        ("limit=1.5", "limit", "Expected integer, received string"),
+        ("limit=1.5", "limit", "Expected integer, received float"),
         ("limit=1_0", "limit", "Expected integer, received string"),
         ("offset=-1", "offset", "Must be between 0"),
         ("offset=99999999999999999999999", "offset", "Must be between 0"),
@@ -495,3 +503,21 @@ def test_db_is_exposed_for_shutdown(sub_app: Starlette) -> None:
     from runicorn_lite.db import Database
 
     assert isinstance(sub_app.state.db, Database)
+
+
+def test_objects_nested_too_deeply_for_the_encoder_are_400(api: Api) -> None:
+    # orjson reads up to 1024 levels but writes at most 254: this once was a 500.
+    deep = "[" * 600 + "]" * 600
+    body = '{"optimizer_type": "bayesian", "config": {"a": %s}}' % deep
+    response = api.post("/runs", content=body.encode())
+    assert response.status_code == 400, response.text
+    assert "config" in response.json()["issues"]["fieldErrors"]
+    ok = "[" * 250 + "]" * 250
+    assert api.post("/runs", content=body.replace(deep, ok).encode()).status_code == 201
+    run = api.create_run()
+    patch = api.patch(f"/runs/{run['id']}", content=b'{"metadata": {"a": %s}}' % deep.encode())
+    assert patch.status_code == 400
+    iteration = b'{"iteration_number": 0, "score": 1, "params": {}, "metrics": {"a": %s}}'
+    post = api.post(f"/runs/{run['id']}/iterations", content=iteration % deep.encode())
+    assert post.status_code == 400
+    assert "metrics" in post.json()["issues"]["fieldErrors"]

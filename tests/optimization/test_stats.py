@@ -235,3 +235,13 @@ def test_running_totals_agree_with_a_full_scan(
         assert fast[block] == scan[block], block
     listed = api.get(f"/runs?{filters}&limit=1").json()["pagination"]["total"]
     assert listed == fast["statistics"]["totalRuns"]
+
+
+def test_unencoded_plus_in_a_date_offset_is_understood(api: Api) -> None:
+    # curl "...?start_date=2025-11-23T10:00:00+02:00" sends a literal + that decodes as a space.
+    response = api.get("/stats?start_date=2025-11-23T10:00:00+02:00&end_date=2025-11-24T10:00+0200")
+    assert response.status_code == 200, response.text
+    filters = response.json()["metadata"]["filters"]
+    assert filters["startDate"] == "2025-11-23T08:00:00.000Z"
+    assert filters["endDate"] == "2025-11-24T08:00:00.000Z"
+    assert api.get("/stats?start_date=2025-11-23 junk").status_code == 400

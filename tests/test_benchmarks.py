@@ -1,0 +1,91 @@
+"""Every benchmark command runs once, on a tiny corpus, so the scripts cannot rot.
+
+These are smoke tests of the harness (exit status, the table is printed, results are saved), not
+timing assertions: timing claims live in benchmarks/README.md. Scratch files go to a tmp dir
+through $BENCH_WORK.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PEER_VENVS = REPO / "benchmarks" / ".work"
+
+pytestmark = pytest.mark.e2e
+
+
+def bench(work: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BENCH_WORK": str(work), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="module")
+def corpus(work: Path) -> Path:
+    out = work / "corpus"
+    proc = bench(work, "generate", "--quick", "--out", str(out), "--seed", "3")
+    assert "wrote 30 runs" in proc.stdout
+    return out
+
+
+def test_generate_is_reproducible(corpus: Path, work: Path) -> None:
+    info = json.loads((corpus / "corpus.json").read_text())
+    assert info["runs"] == 30 and info["points"] == 30 * 20 * 3
+    again = work / "corpus-again"
+    bench(work, "generate", "--quick", "--out", str(again), "--seed", "3", "--workers", "1")
+    first = sorted(p.relative_to(corpus) for p in corpus.glob("runs/*/*/*/events.jsonl"))
+    second = sorted(p.relative_to(again) for p in again.glob("runs/*/*/*/events.jsonl"))
+    assert first == second and len(first) == 30
+    for rel in first[:5]:
+        assert (corpus / rel).read_bytes() == (again / rel).read_bytes()
+
+
+def test_api(corpus: Path, work: Path) -> None:
+    proc = bench(work, "api", "--quick", "--root", str(corpus))
+    assert "| List all (page 1 of 50) |" in proc.stdout
+    assert "`/api/health` (floor)" in proc.stdout
+    assert (work / "results" / "api-quick.json").exists()
+
+
+def test_ingest(corpus: Path, work: Path) -> None:
+    proc = bench(work, "ingest", "--quick", "--root", str(corpus))
+    assert "Cold index" in proc.stdout and "Live latency" in proc.stdout
+    live = json.loads((work / "results" / "ingest-quick.json").read_text())["live"]
+    assert live["events"] == 10
+    # The trainer's run is removed again, so the corpus stays as generated.
+    assert not list((corpus / "runs" / "live_latency").glob("trainer/*"))
+
+
+def test_load(work: Path) -> None:
+    proc = bench(work, "load", "--quick", "--root", str(work / "opt-load"))
+    assert "| add-iteration | 4 |" in proc.stdout
+    res = json.loads((work / "results" / "load-quick.json").read_text())
+    assert all(not p["errors"] for p in res["phases"]), res["phases"]
+
+
+def test_scale(work: Path) -> None:
+    proc = bench(work, "scale", "--quick")
+    assert "| Sort by metric |" in proc.stdout
+    assert (work / "results" / "scale-quick.json").exists()
+
+
+@pytest.mark.skipif(not (PEER_VENVS / "venv-runicorn" / "bin" / "runicorn").exists(),
+                    reason="the real Runicorn is not installed in benchmarks/.work/venv-runicorn (see benchmarks/README.md)")
+def test_peers_runicorn(corpus: Path, work: Path) -> None:
+    # MLflow is left out here: its server alone takes ~20 s to start; `peers --quick` covers it by hand.
+    proc = bench(work, "peers", "--quick", "--only", "runicorn", "--root", str(corpus))
+    assert "runicorn / ours" in proc.stdout
