@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -502,6 +502,37 @@ def read_run(loc: RunLocation) -> RunInfo | None:
         environment_available=(run_dir / ENVIRONMENT).is_file(),
         meta=meta,
     )
+
+
+def best_point(
+    points: Iterable[tuple[int, float]],
+    mode: str,
+    best_value: float | None = None,
+    best_step: int | None = None,
+) -> tuple[float | None, int | None]:
+    """Fold (step, value) points into a running best; NaN and infinities never count, and
+    the first of equal values wins."""
+    for step, value in points:
+        if not math.isfinite(value):
+            continue
+        if best_value is None or (value > best_value if mode == "max" else value < best_value):
+            best_value, best_step = value, step
+    return best_value, best_step
+
+
+def fill_live_best(info: RunInfo) -> RunInfo:
+    """A run that declared a primary metric but has no best in summary.json yet (it is live,
+    or died before finish) gets the best value in its events so far, as the index reports it.
+    """
+    if info.best_metric_value is not None or info.primary_metric is None:
+        return info
+    series = read_events(info.run_dir / EVENTS).points.get(info.primary_metric) or {}
+    mode = info.primary_mode or "max"
+    value, step = best_point(sorted(series.items()), mode)
+    if value is not None:
+        info.best_metric_name, info.best_metric_mode = info.primary_metric, mode
+        info.best_metric_value, info.best_metric_step = value, step
+    return info
 
 
 def file_signature(run_dir: Path) -> tuple[str, tuple[int, int, int] | None]:

@@ -183,3 +183,18 @@ def test_location_of_rejects_paths_outside_layouts(tmp_path: Path) -> None:
         (d / "meta.json").write_text("{}")
         assert rundir.location_of(tmp_path, d) is None
     assert rundir.location_of(tmp_path, Path("/elsewhere/runs/p/20250101_000000_aaaaaa")) is None
+
+
+def test_live_best_from_events_when_summary_has_none(tmp_path: Path) -> None:
+    import runicorn_lite
+
+    run = runicorn_lite.init(project="p", root=tmp_path)
+    run.set_primary_metric("loss", mode="min")
+    for step, loss in enumerate([3.0, math.nan, 1.0, 2.0], start=1):
+        run.log({"loss": loss}, step=step)
+    run.flush()
+    info = rundir.fill_live_best(rundir.read_run(rundir.location_of(tmp_path, run.run_dir)))
+    assert (info.best_metric_name, info.best_metric_value, info.best_metric_step, info.best_metric_mode) == ("loss", 1.0, 3, "min")
+    run.finish()
+    done = rundir.fill_live_best(rundir.read_run(rundir.location_of(tmp_path, run.run_dir)))
+    assert (done.best_metric_value, done.best_metric_step) == (1.0, 3)  # now from summary.json

@@ -37,7 +37,7 @@ def scan(root: Path) -> list[rundir.RunInfo]:
     for loc in rundir.iter_runs(root):
         info = rundir.read_run(loc)
         if info is not None:
-            infos.append(info)
+            infos.append(rundir.fill_live_best(info))
     return infos
 
 
@@ -49,7 +49,7 @@ def find_run(root: Path, run_id: str) -> rundir.RunInfo | None:
         if loc.run_id == run_id:
             info = rundir.read_run(loc)
             if info is not None:
-                return info
+                return rundir.fill_live_best(info)
     return None
 
 

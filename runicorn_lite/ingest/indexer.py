@@ -366,7 +366,7 @@ class Indexer:
             points = events.points if events else {}
             n_points = sum(len(series) for series in points.values())
             if wants_live_best:
-                live = _best_in(sorted((points.get(info.primary_metric) or {}).items()), mode, None, None)  # type: ignore[arg-type]
+                live = rundir.best_point(sorted((points.get(info.primary_metric) or {}).items()), mode, None, None)  # type: ignore[arg-type]
         else:
             assert known is not None
             pk = known.pk
@@ -386,7 +386,7 @@ class Indexer:
                         "SELECT live_best_value, live_best_step FROM experiments WHERE pk = ?", (pk,)
                     ).fetchone()
                     new_points = (events.points.get(info.primary_metric) or {}) if events else {}  # type: ignore[arg-type]
-                    live = _best_in(sorted(new_points.items()), mode, *previous)
+                    live = rundir.best_point(sorted(new_points.items()), mode, *previous)
 
         if live[0] is not None:
             best = (info.primary_metric, live[0], live[1], mode)
@@ -545,17 +545,5 @@ def _best_of(conn: sqlite3.Connection, pk: int, metric: str, mode: str) -> tuple
         "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
     ):
         steps, vals = unpack(steps_blob, vals_blob)
-        best = _best_in(zip(steps, vals), mode, *best)
+        best = rundir.best_point(zip(steps, vals), mode, *best)
     return best
-
-
-def _best_in(
-    points: Iterable[tuple[int, float]], mode: str, best_value: float | None, best_step: int | None
-) -> tuple[float | None, int | None]:
-    """Fold ``points`` into a running best (the earliest step wins a tie)."""
-    for step, value in points:
-        if not math.isfinite(value):
-            continue
-        if best_value is None or (value > best_value if mode == "max" else value < best_value):
-            best_value, best_step = value, step
-    return best_value, best_step
