@@ -114,9 +114,17 @@ def machine_info() -> str:
                 break
     except OSError:
         pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "runicorn_lite"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = f"commit {commit}{' + uncommitted changes in runicorn_lite/' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        commit = "commit unknown"
     return (
         f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.system()} {platform.release()}; "
-        f"nproc={os.cpu_count()}; {cpu}; {mem}; Python {platform.python_version()}"
+        f"nproc={os.cpu_count()}; {cpu}; {mem}; Python {platform.python_version()}; {commit}"
     )
 
 

@@ -238,7 +238,8 @@ class Runs:
 
     def update(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """PATCH a run (status, final_score, best_params, ...); returns the updated run."""
-        return self._client.request("PATCH", f"/runs/{_segment(run_id)}", json=fields)["run"]  # type: ignore[no-any-return]
+        answer = self._client.request("PATCH", f"/runs/{_segment(run_id)}", json=fields)
+        return answer["run"]  # type: ignore[no-any-return]
 
 
 class Iterations:

@@ -61,8 +61,10 @@ def keys(ctx: click.Context, root: Path | None) -> None:
 
 
 @keys.command("create")
-@click.option("--project", required=True, help="Project the key gives access to.")
-@click.option("--label", default=None, help="Free-text note to recognise the key by.")
+@click.option("--project", required=True, envvar="RUNICORN_LITE_KEY_PROJECT",
+              help="Project the key gives access to (env RUNICORN_LITE_KEY_PROJECT).")
+@click.option("--label", default=None, envvar="RUNICORN_LITE_KEY_LABEL",
+              help="Free-text note to recognise the key by (env RUNICORN_LITE_KEY_LABEL).")
 @_root_option
 def create_command(project: str, label: str | None, root: Path | None) -> None:
     """Create a key and print it (it is shown only this once)."""

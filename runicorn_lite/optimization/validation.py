@@ -308,7 +308,10 @@ def _query_enum(
 
 
 _QUERY_INT = re.compile(r"[+-]?[0-9]{1,30}")
-_QUERY_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+[eE][+-]?[0-9]+")
+# Only to word the error like zod does ("received float" for limit=1.5).
+_QUERY_FLOAT = re.compile(
+    r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?[0-9]+[eE][+-]?[0-9]+"
+)
 
 
 def _query_int(params: Mapping[str, str], name: str, default: int, issues: Issues) -> int | None:
