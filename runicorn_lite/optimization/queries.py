@@ -12,7 +12,7 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -375,40 +375,108 @@ def project_revision(conn: sqlite3.Connection, project_id: str) -> int:
     return row[0] if row else 0
 
 
+_DAY_START = "T00:00:00.000Z"
+_DAY_END = "T23:59:59.999Z"
+
+
+def _shift_day(day: str, days: int) -> str:
+    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+
+
+def _date_parts(
+    start: str | None, end: str | None
+) -> tuple[tuple[str | None, str | None] | None, list[tuple[str, str]]]:
+    """Split an inclusive [start, end] of ISO timestamps into whole UTC days (first, last;
+    None = open) and the partial edge intervals that must be read run by run."""
+    edges: list[tuple[str, str]] = []
+    first_day = last_day = None
+    if start is not None:
+        first_day = start[:10]
+        if start[10:] != _DAY_START:
+            first_day = _shift_day(first_day, 1)
+            edges.append((start, start[:10] + _DAY_END))
+    if end is not None:
+        last_day = end[:10]
+        if end[10:] != _DAY_END:
+            last_day = _shift_day(last_day, -1)
+            edges.append((end[:10] + _DAY_START, end))
+    if start is not None and end is not None and start[:10] == end[:10]:
+        # One day: either all of it (from the daily totals) or a single interval.
+        whole = start[10:] == _DAY_START and end[10:] == _DAY_END
+        return ((start[:10], start[:10]) if whole else None), ([] if whole else [(start, end)])
+    days = (first_day, last_day)
+    if first_day is not None and last_day is not None and first_day > last_day:
+        days = None  # type: ignore[assignment]
+    return days, edges
+
+
+def _day_range_sql(days: tuple[str | None, str | None]) -> tuple[str, list[str]]:
+    sql, args = "", []
+    if days[0] is not None:
+        sql += " AND day >= ?"
+        args.append(days[0])
+    if days[1] is not None:
+        sql += " AND day <= ?"
+        args.append(days[1])
+    return sql, args
+
+
+def _add_day(per_day: dict[str, list[int]], day: str, count: int, completed: int, failed: int) -> None:
+    acc = per_day.setdefault(day, [0, 0, 0])
+    acc[0] += count or 0
+    acc[1] += completed or 0
+    acc[2] += failed or 0
+
+
 def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[str, Any]:
     """The aggregate answer of ``GET /stats`` (without its metadata)."""
-    where = ["project_id = ?"]
-    args: list[Any] = [project_id]
+    # base: the filters the trigger-kept totals can answer; where: base and the date range.
+    base = ["project_id = ?"]
+    base_args: list[Any] = [project_id]
     if query.status is not None:
-        where.append("status = ?")
-        args.append(query.status)
+        base.append("status = ?")
+        base_args.append(query.status)
     if query.optimizer_type is not None:
-        where.append("optimizer_type = ?")
-        args.append(query.optimizer_type)
+        base.append("optimizer_type = ?")
+        base_args.append(query.optimizer_type)
+    where, args = list(base), list(base_args)
     if query.start_date is not None:
         where.append("created_at >= ?")
         args.append(query.start_date)
     if query.end_date is not None:
         where.append("created_at <= ?")
         args.append(query.end_date)
-    where_sql = " AND ".join(where)
+    base_sql = " AND ".join(base)
+    # For the top performers the score index must lead (it needs no sort and stops after ten);
+    # a unary + keeps the planner from walking the created_at index and sorting the range.
+    top_sql = " AND ".join(term.replace("created_at", "+created_at") for term in where)
 
-    dated = query.start_date is not None or query.end_date is not None
-    if dated:
-        # A date range cuts across the running totals: one pass over the matching runs,
-        # grouped finely enough to derive every total below.
-        groups = conn.execute(
-            "SELECT optimizer_type, status, count(*), count(final_score), total(final_score),"
-            " count(duration_ms), total(duration_ms)"
-            f" FROM optimization_runs WHERE {where_sql} GROUP BY optimizer_type, status",
-            args,
-        ).fetchall()
+    if query.start_date is not None or query.end_date is not None:
+        # Whole days of the range come from the trigger-kept daily totals; only the range's
+        # edge days are read run by run (through a covering index).
+        days, edges = _date_parts(query.start_date, query.end_date)
+        groups = []
+        if days is not None:
+            day_sql, day_args = _day_range_sql(days)
+            groups += conn.execute(
+                "SELECT optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed),"
+                f" sum(duration_sum) FROM optimization_run_daily WHERE {base_sql}{day_sql}"
+                " GROUP BY optimizer_type, status HAVING sum(runs) > 0",
+                (*base_args, *day_args),
+            ).fetchall()
+        for lo, hi in edges:
+            groups += conn.execute(
+                "SELECT optimizer_type, status, count(*), count(final_score), total(final_score),"
+                f" count(duration_ms), total(duration_ms) FROM optimization_runs WHERE {base_sql}"
+                " AND created_at >= ? AND created_at <= ? GROUP BY optimizer_type, status",
+                (*base_args, lo, hi),
+            ).fetchall()
     else:
         # Same filters (project, status, optimizer) over the trigger-kept totals.
         groups = conn.execute(
             "SELECT optimizer_type, status, runs, scored, score_sum, timed, duration_sum"
-            f" FROM optimization_run_summary WHERE {where_sql} AND runs > 0",
-            args,
+            f" FROM optimization_run_summary WHERE {base_sql} AND runs > 0",
+            base_args,
         ).fetchall()
     by_status = dict.fromkeys(STATUSES, 0)
     per_type: dict[str, list[float]] = {}
@@ -448,7 +516,7 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
 
     top = conn.execute(
         "SELECT id, run_name, optimizer_type, final_score, duration_ms, created_at"
-        f" FROM optimization_runs WHERE {where_sql} AND final_score IS NOT NULL"
+        f" FROM optimization_runs WHERE {top_sql} AND final_score IS NOT NULL"
         " ORDER BY final_score IS NULL, final_score DESC, created_at DESC, id DESC LIMIT ?",
         (*args, TOP_PERFORMERS),
     ).fetchall()
@@ -464,21 +532,31 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
         now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
         - timedelta(days=TREND_DAYS - 1)
     )
-    if dated:
-        trends = conn.execute(
-            "SELECT substr(created_at, 1, 10) AS day, count(*),"
-            " sum(status = 'completed'), sum(status = 'failed')"
-            f" FROM optimization_runs WHERE {where_sql} AND created_at >= ?"
-            " GROUP BY day ORDER BY day",
-            (*args, first_day),
-        ).fetchall()
-    else:
-        trends = conn.execute(
+    # The last TREND_DAYS days, within the date range if there is one: whole days from the
+    # daily totals, edge days run by run.
+    trend_start = max(first_day, query.start_date) if query.start_date else first_day
+    days, edges = _date_parts(trend_start, query.end_date)
+    if query.end_date is not None and query.end_date < trend_start:
+        days, edges = None, []  # the range ends before the trend window starts
+    per_day: dict[str, list[int]] = {}
+    if days is not None:
+        day_sql, day_args = _day_range_sql(days)
+        for day, count, completed, failed in conn.execute(
             "SELECT day, sum(runs), sum(runs * (status = 'completed')),"
-            " sum(runs * (status = 'failed')) FROM optimization_run_daily"
-            f" WHERE {where_sql} AND day >= ? GROUP BY day HAVING sum(runs) > 0 ORDER BY day",
-            (*args, first_day[:10]),
-        ).fetchall()
+            f" sum(runs * (status = 'failed')) FROM optimization_run_daily WHERE {base_sql}{day_sql}"
+            " GROUP BY day",
+            (*base_args, *day_args),
+        ):
+            _add_day(per_day, day, count, completed, failed)
+    for lo, hi in edges:
+        for day, count, completed, failed in conn.execute(
+            "SELECT substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'),"
+            f" sum(status = 'failed') FROM optimization_runs WHERE {base_sql}"
+            " AND created_at >= ? AND created_at <= ? GROUP BY day",
+            (*base_args, lo, hi),
+        ):
+            _add_day(per_day, day, count, completed, failed)
+    trends = [(day, *per_day[day]) for day in sorted(per_day) if per_day[day][0] > 0]
     recent = [
         {"date": day, "count": count, "completed": completed, "failed": failed}
         for day, count, completed, failed in trends

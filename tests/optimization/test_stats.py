@@ -245,3 +245,80 @@ def test_unencoded_plus_in_a_date_offset_is_understood(api: Api) -> None:
     assert filters["startDate"] == "2025-11-23T08:00:00.000Z"
     assert filters["endDate"] == "2025-11-24T08:00:00.000Z"
     assert api.get("/stats?start_date=2025-11-23 junk").status_code == 400
+
+
+def _reference(db: Any, project: str, start: str | None, end: str | None, today_first: str) -> dict[str, Any]:
+    """Stats recomputed by brute force over the runs table (no triggers, no daily totals)."""
+    where, args = "project_id = ?", [project]
+    if start is not None:
+        where, args = where + " AND created_at >= ?", [*args, start]
+    if end is not None:
+        where, args = where + " AND created_at <= ?", [*args, end]
+
+    def q(conn: Any) -> tuple[list[Any], list[Any]]:
+        groups = conn.execute(
+            "SELECT status, count(*), count(final_score), total(final_score), count(duration_ms),"
+            f" total(duration_ms) FROM optimization_runs WHERE {where} GROUP BY status", args
+        ).fetchall()
+        days = conn.execute(
+            "SELECT substr(created_at, 1, 10), count(*), sum(status = 'completed'), sum(status = 'failed')"
+            f" FROM optimization_runs WHERE {where} AND created_at >= ? GROUP BY 1 ORDER BY 1",
+            (*args, today_first),
+        ).fetchall()
+        return groups, days
+
+    groups, days = db.read(q)
+    total = sum(g[1] for g in groups)
+    scored = sum(g[2] for g in groups)
+    timed = sum(g[4] for g in groups)
+    return {
+        "totalRuns": total,
+        "byStatus": {g[0]: g[1] for g in groups},
+        "scoreSum": round(sum(g[3] for g in groups), 6),
+        "scored": scored,
+        "durationSum": sum(g[5] for g in groups),
+        "timed": timed,
+        "trends": [{"date": d, "count": c, "completed": cc, "failed": f} for d, c, cc, f in days],
+    }
+
+
+def test_date_ranges_agree_with_a_brute_force_scan(api: Api, clock: Clock, sub_app: Any) -> None:
+    """Whole days come from the daily totals and edge days from the runs: every kind of range
+    (open ends, midnights, one day, partial days) must give what a full scan gives."""
+    import random
+
+    rng = random.Random(5)
+    statuses = ["running", "completed", "failed", "cancelled"]
+    for i in range(60):
+        day = 10 + i % 6
+        clock.set(f"2025-11-{day:02d}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z")
+        run = api.create_run(run_name=f"r{i}", optimizer_type=rng.choice(["bayesian", "genetic"]))
+        if i % 5:
+            patch: dict[str, Any] = {"status": rng.choice(statuses)}
+            if i % 3:
+                patch["final_score"] = round(rng.uniform(-1, 1), 3)
+            if i % 4:
+                patch["duration_ms"] = rng.randint(0, 5000)
+            assert api.patch(f"/runs/{run['id']}", json=patch).status_code == 200
+    clock.set("2025-11-16T12:00:00Z")
+    first_trend_day = "2025-10-18T00:00:00.000Z"
+    bounds = [None, "2025-11-10T00:00:00.000Z", "2025-11-11T13:30:00.000Z", "2025-11-12T23:59:59.999Z",
+              "2025-11-13T00:00:00.000Z", "2025-11-14T06:00:00.000Z", "2025-11-15T23:59:59.999Z", "2025-11-16T00:00:00.000Z"]
+    db = sub_app.state.db
+    checked = 0
+    for start in bounds:
+        for end in bounds:
+            if start is not None and end is not None and start > end:
+                continue
+            params = {k: v for k, v in (("start_date", start), ("end_date", end)) if v is not None}
+            body = api.get("/stats", params=params).json()
+            want = _reference(db, "proj_123", start, end, first_trend_day)
+            stats = body["statistics"]
+            assert stats["totalRuns"] == want["totalRuns"], params
+            assert {k: v for k, v in body["byStatus"].items() if v} == want["byStatus"], params
+            expected_avg = round(want["scoreSum"] / want["scored"], 4) if want["scored"] else None
+            assert stats["averageImprovement"] == expected_avg, params
+            assert (stats["averageDuration"] is None) == (want["timed"] == 0), params
+            assert body["recentTrends"] == want["trends"], params
+            checked += 1
+    assert checked > 30
