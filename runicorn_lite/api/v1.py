@@ -302,7 +302,7 @@ async def logs_ws(websocket: WebSocket) -> None:
                     await websocket.send_text(line.decode("utf-8", errors="replace"))
             try:
                 message = await asyncio.wait_for(websocket.receive(), timeout=LOG_POLL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             if message["type"] == "websocket.disconnect":
                 return

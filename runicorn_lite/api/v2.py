@@ -22,7 +22,6 @@ from runicorn_lite.queries import analytics
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     experiment_row,
-    find_for_write,
     get_experiment,
     list_experiments,
     metrics_summary,
