@@ -218,6 +218,8 @@ class RunLocation:
     generation: str  # "modern" | "legacy"
     segments: tuple[str, ...]  # modern: path segments between runs/ and the id; legacy: (project, name)
     in_recycle: bool = False
+    # Names in the run directory when it was listed: lets a rescan stat only files that exist.
+    names: frozenset[str] | None = None
 
 
 @dataclass
@@ -297,7 +299,7 @@ def iter_runs(root: Path) -> Iterator[RunLocation]:
                 names = {e.name for e in _listdir(Path(run.path))}
                 if _is_run_dir(names):
                     yield RunLocation(
-                        Path(run.path), run.name, "legacy", (project.name, name.name)
+                        Path(run.path), run.name, "legacy", (project.name, name.name), names=frozenset(names)
                     )
 
 
@@ -309,7 +311,7 @@ def _walk_modern(directory: Path, segments: tuple[str, ...], depth: int = 0) -> 
             for run in _subdirs(_listdir(Path(entry.path))):
                 names = {e.name for e in _listdir(Path(run.path))}
                 if _is_run_dir(names) and is_valid_run_id(run.name):
-                    yield RunLocation(Path(run.path), run.name, "modern", (), in_recycle=True)
+                    yield RunLocation(Path(run.path), run.name, "modern", (), in_recycle=True, names=frozenset(names))
             continue
         if entry.name.startswith("."):
             continue
@@ -317,7 +319,7 @@ def _walk_modern(directory: Path, segments: tuple[str, ...], depth: int = 0) -> 
         names = {e.name for e in _listdir(sub)}
         if _is_run_dir(names):
             if is_valid_run_id(entry.name):
-                yield RunLocation(sub, entry.name, "modern", segments)
+                yield RunLocation(sub, entry.name, "modern", segments, names=frozenset(names))
         else:
             yield from _walk_modern(sub, (*segments, entry.name), depth + 1)
 
@@ -535,24 +537,34 @@ def fill_live_best(info: RunInfo) -> RunInfo:
     return info
 
 
-def file_signature(run_dir: Path) -> tuple[str, tuple[int, int, int] | None]:
+def file_signature(
+    run_dir: Path, names: frozenset[str] | None = None
+) -> tuple[str, tuple[int, int, int] | None]:
     """(signature of the small files, (inode, size, mtime_ns) of events.jsonl or None).
 
     Two reads of an unchanged run give equal signatures; that is how a rescan skips it.
+    ``names`` (the directory's listing, when the caller has it) spares the stats of files
+    that are not there. Plain string paths: this runs for every run on every rescan.
     """
+    base = f"{run_dir}{os.sep}"
     parts = []
     for fname in SMALL_FILES:
+        if names is not None and fname not in names:
+            parts.append("-")
+            continue
         try:
-            st = os.stat(run_dir / fname)
+            st = os.stat(base + fname)
         except OSError:
             parts.append("-")
             continue
         parts.append(f"{st.st_size}:{st.st_mtime_ns}")
-    try:
-        st = os.stat(run_dir / EVENTS)
-        events = (st.st_ino, st.st_size, st.st_mtime_ns)
-    except OSError:
-        events = None
+    events = None
+    if names is None or EVENTS in names:
+        try:
+            st = os.stat(base + EVENTS)
+            events = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
     return "|".join(parts), events
 
 

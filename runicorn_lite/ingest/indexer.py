@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 import sqlite3
 import threading
 import time
@@ -102,6 +103,7 @@ class Indexer:
 
     def __init__(self, root: Path, db: Database) -> None:
         self.root = Path(root)
+        self._root_prefix = f"{self.root}{os.sep}"
         self.db = db
         self.state = IndexState()
         self._lock = threading.RLock()
@@ -248,6 +250,9 @@ class Indexer:
     # -- reading --------------------------------------------------------------------------
 
     def _rel(self, run_dir: Path) -> str:
+        text, root = str(run_dir), self._root_prefix
+        if text.startswith(root):  # the common case, without pathlib's parsing
+            return text[len(root):].replace(os.sep, "/")
         try:
             return Path(run_dir).relative_to(self.root).as_posix()
         except ValueError:
@@ -275,7 +280,7 @@ class Indexer:
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
         """What reading this run takes, or None when it is unchanged (two stats per file)."""
         known = self._known.get(rel)
-        files_sig, events_stat = rundir.file_signature(loc.run_dir)
+        files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
         events_ino = events_stat[0] if events_stat else None
         events_size = events_stat[1] if events_stat else 0
         if known is not None and known.files_sig == files_sig:
