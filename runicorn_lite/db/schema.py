@@ -118,4 +118,13 @@ INDEX_MIGRATIONS = [
         """,
     ),
     Migration("0002_sort_indexes", _sort_indexes()),
+    Migration(
+        "0003_project_sort_index",
+        """
+        -- Filter by project, newest first (the V2 document's "filter by project" row): walk
+        -- the project's live rows in order instead of sorting them.
+        CREATE INDEX IF NOT EXISTS idx_live_project_created ON experiments(project, created_at, id)
+            WHERE deleted_at IS NULL;
+        """,
+    ),
 ]
