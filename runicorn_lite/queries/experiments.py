@@ -49,42 +49,51 @@ class ExperimentFilter:
     include_deleted: bool = False
 
 
-def where_clause(f: ExperimentFilter) -> tuple[str, list[Any]]:
-    """WHERE text (with ``?`` placeholders) and its parameters."""
+def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, list[Any]]:
+    """WHERE text (with ``?`` placeholders) and its parameters.
+
+    ``walk`` names the sort column when the rows should come from walking its index: every
+    other column then gets a unary ``+``, which keeps SQLite from driving the query from a
+    filter index (and sorting all it finds). The rows are the same either way.
+    """
     terms: list[str] = []
     params: list[Any] = []
+
+    def col(name: str) -> str:
+        return name if walk is None or walk == name else f"+{name}"
+
     if not f.include_deleted:
         # likely(): almost every row is live. Without the hint the planner (no ANALYZE stats)
         # takes idx_experiments_deleted_at as selective and sorts every live row for each page,
         # instead of walking the partial idx_sort_live_* index in ORDER BY order.
         terms.append("likely(deleted_at IS NULL)")
     if f.project is not None:
-        terms.append("project = ?")
+        terms.append(f"{col('project')} = ?")
         params.append(f.project)
     if f.name is not None:
-        terms.append("name = ?")
+        terms.append(f"{col('name')} = ?")
         params.append(f.name)
     if f.statuses:
-        terms.append(f"status IN ({','.join('?' * len(f.statuses))})")
+        terms.append(f"{col('status')} IN ({','.join('?' * len(f.statuses))})")
         params.extend(f.statuses)
     if f.tags:
-        terms.append(f"pk IN (SELECT exp_pk FROM exp_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
+        terms.append(f"{col('pk')} IN (SELECT exp_pk FROM exp_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
         params.extend(f.tags)
     if f.created_after is not None:
-        terms.append("created_at >= ?")
+        terms.append(f"{col('created_at')} >= ?")
         params.append(f.created_after)
     if f.created_before is not None:
-        terms.append("created_at <= ?")
+        terms.append(f"{col('created_at')} <= ?")
         params.append(f.created_before)
     if f.best_metric_min is not None:
-        terms.append("best_metric_value >= ?")
+        terms.append(f"{col('best_metric_value')} >= ?")
         params.append(f.best_metric_min)
     if f.best_metric_max is not None:
-        terms.append("best_metric_value <= ?")
+        terms.append(f"{col('best_metric_value')} <= ?")
         params.append(f.best_metric_max)
     if f.search:
         sql, search_params = search_clause(f.search)
-        terms.append(sql)
+        terms.append(sql if walk is None else f"+{sql}")
         params.extend(search_params)
     return (" AND ".join(terms) if terms else "1"), params
 
@@ -158,7 +167,8 @@ def experiment_row(row: sqlite3.Row | tuple, root: Path, include_deleted: bool) 
 
 
 class CountCache:
-    """Totals of recent filters, valid while the index has not changed (by its generation).
+    """Totals (and plan facts) of recent queries, valid while the index has not changed (by
+    its generation).
 
     Paging through a result asks for the same total again and again; at 100k experiments a
     count is several milliseconds, a page of rows a fraction of one.
@@ -193,18 +203,49 @@ def list_experiments(
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of experiments and the total that match (two indexed statements)."""
     where, params = where_clause(f)
-    rows = conn.execute(
-        f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
-        f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?",
-        (*params, per_page, (page - 1) * per_page),
-    ).fetchall()
-    key = (where, *params)
-    total = counts.get(key, generation) if counts is not None else None
-    if total is None:
-        total = conn.execute(f"SELECT count(*) FROM experiments WHERE {where}", params).fetchone()[0]
-        if counts is not None:
-            counts.put(key, generation, total)
+
+    def count(sql: str, args: list[Any]) -> int:
+        key = (sql, *args)
+        total = counts.get(key, generation) if counts is not None else None
+        if total is None:
+            total = conn.execute(f"SELECT count(*) FROM experiments WHERE {sql}", args).fetchone()[0]
+            if counts is not None:
+                counts.put(key, generation, total)
+        return total
+
+    total = count(where, params)
+    offset = (page - 1) * per_page
+    sql = (f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
+           f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?")
+    args = (*params, per_page, offset)
+    if total and not f.include_deleted and _planner_sorts(conn, sql, args, counts, generation):
+        # SQLite drives this query from a filter index and sorts every match. It has no
+        # estimate for ranges (created_after, ...), so it cannot see when walking the sort
+        # index and filtering as it goes is cheaper: about needed / fraction rows read,
+        # against all matches. We can, from the counts we have anyway (a 4-filter page at
+        # 100k runs: 17 ms -> 2 ms).
+        live = count("likely(deleted_at IS NULL)", [])
+        if (offset + per_page) * live < total * total:
+            walk_where, walk_params = where_clause(f, walk=SORT_COLUMNS[order_by])
+            sql = (f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk_where}"
+                   f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?")
+            args = (*walk_params, per_page, offset)
+    rows = conn.execute(sql, args).fetchall()
     return [experiment_row(r, root, f.include_deleted) for r in rows], total
+
+
+def _planner_sorts(
+    conn: sqlite3.Connection, sql: str, args: tuple, cache: CountCache | None, generation: int
+) -> bool:
+    """Whether SQLite's plan for ``sql`` sorts its rows (EXPLAIN QUERY PLAN, cached)."""
+    key = ("plan", sql)
+    known = cache.get(key, generation) if cache is not None else None
+    if known is None:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {sql}", args).fetchall()
+        known = int(any("FOR ORDER BY" in row[3] for row in plan))
+        if cache is not None:
+            cache.put(key, generation, known)
+    return bool(known)
 
 
 def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple | None:
