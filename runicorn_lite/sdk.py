@@ -47,7 +47,16 @@ def _clean_segment(part: str) -> str:
 def _event_line(event: dict[str, Any]) -> bytes:
     try:
         # orjson would turn NaN/Infinity into null; the format keeps them (bare, as json does).
-        if not any(isinstance(v, float) and not math.isfinite(v) for v in event["data"].values()):
+        # x - x is 0.0 for every finite float and NaN for NaN and the infinities. Anything
+        # but plain floats, ints, strings and None (numpy scalars, say) takes the json path.
+        for v in event["data"].values():
+            kind = v.__class__
+            if kind is float:
+                if v - v != 0.0:
+                    break
+            elif kind is not int and kind is not str and kind is not bool and v is not None:
+                break
+        else:
             return orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
     except TypeError:
         pass

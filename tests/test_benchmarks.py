@@ -88,4 +88,4 @@ def test_scale(work: Path) -> None:
 def test_peers_runicorn(corpus: Path, work: Path) -> None:
     # MLflow is left out here: its server alone takes ~20 s to start; `peers --quick` covers it by hand.
     proc = bench(work, "peers", "--quick", "--only", "runicorn", "--root", str(corpus))
-    assert "runicorn / ours" in proc.stdout
+    assert "ours faster by" in proc.stdout and "| runicorn |" in proc.stdout

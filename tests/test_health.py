@@ -44,8 +44,8 @@ def _changed(real):
     """file_signature that reports every run as changed (forces a full re-read)."""
     counter = iter(range(10**9))
 
-    def signature(run_dir):
-        sig, events = real(run_dir)
+    def signature(run_dir, names=None):
+        sig, events = real(run_dir, names)
         return f"{sig}#{next(counter)}", events
 
     return signature

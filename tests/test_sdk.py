@@ -88,3 +88,14 @@ def test_sdk_run_reads_back_through_format_module(root: Path) -> None:
     loc = rundir.location_of(root, run.run_dir)
     info = rundir.read_run(loc)
     assert (info.project, info.name, info.alias, info.status) == ("nlp", "bert/large", "big", "failed")
+
+
+def test_non_finite_and_foreign_numbers_keep_the_format(root: Path) -> None:
+    run = runicorn_lite.init(project="p", root=root)
+    run.log({"a": math.inf, "b": 1}, step=1)
+    run.log({"a": -math.inf}, step=2)
+    run.log({"a": True, "s": "text", "n": None}, step=3)
+    run.finish()
+    lines = (run.run_dir / "events.jsonl").read_text().splitlines()
+    assert "Infinity" in lines[0] and "-Infinity" in lines[1]
+    assert json.loads(lines[2])["data"]["a"] is True

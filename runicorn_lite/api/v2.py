@@ -17,6 +17,7 @@ from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import get_bool, get_choice, get_csv, get_float, get_int, get_str, json_object
 from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.queries import analytics
 from runicorn_lite.queries.experiments import (
@@ -84,7 +85,7 @@ async def list_experiments_endpoint(request: Request) -> Response:
     order_by = get_choice(q, "order_by", "created_at", tuple(SORT_COLUMNS))
     desc = get_bool(q, "order_desc", True)
     generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
-    experiments, total = await run_in_threadpool(
+    experiments, total = await in_db_thread(
         ctx.index.read,
         lambda conn: list_experiments(conn, ctx.root, f, order_by, desc, page, per_page, ctx.counts, generation),
     )
@@ -121,7 +122,7 @@ async def experiment_detail(request: Request) -> Response:
             conn.execute("SELECT environment_available FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
         )
 
-    found = await run_in_threadpool(ctx.index.read, query)
+    found = await in_db_thread(ctx.index.read, query)
     if found is None:
         raise not_found(f"Experiment {exp_id} not found")
     row, summary, env = found
@@ -174,7 +175,7 @@ async def metrics_fast(request: Request) -> Response:
             return None
         return load_series(conn, found[0], names, lo, hi)
 
-    series = await run_in_threadpool(ctx.index.read, query)
+    series = await in_db_thread(ctx.index.read, query)
     if series is None:
         raise not_found(f"Experiment {exp_id} not found")
     columns, rows, total, downsampled = pivot(series, downsample)
@@ -242,7 +243,7 @@ async def analytics_summary(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     f = parse_filter(request, with_list_only=False)
-    data = await run_in_threadpool(ctx.index.read, lambda conn: analytics.summary(conn, f))
+    data = await in_db_thread(ctx.index.read, lambda conn: analytics.summary(conn, f))
     data["query_time_ms"] = _ms(start)  # type: ignore[index]
     return JSONResponse(data)
 

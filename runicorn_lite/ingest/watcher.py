@@ -100,7 +100,7 @@ class Watcher:
             stop_event=self._stop,
             debounce=150,
             step=30,
-            rust_timeout=1000,
+            rust_timeout=250,  # the first yield (and the catch-up scan) comes this soon
             yield_on_timeout=True,
             raise_interrupt=False,
         ):

@@ -15,7 +15,6 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.db import Database
+from runicorn_lite.db import Database, in_db_thread
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.caching import (
@@ -124,7 +123,7 @@ class OptimizationAPI:
                 started=started,
                 body_too_large=raw is None,
             )
-            status, headers, content = await run_in_threadpool(self._process, handler, call)
+            status, headers, content = await in_db_thread(self._process, handler, call)
             return Response(content, status, headers, media_type=JSON if content else None)
 
         return endpoint
