@@ -297,3 +297,30 @@ def test_ingest_rate_is_reported(root: Path, index) -> None:
     state = indexer.scan()
     assert (state.runs_seen, state.runs_indexed, state.runs_in_index, state.scans_completed) == (3, 3, 3, 1)
     assert state.last_scan_finished_at is not None and state.last_scan_finished_at <= time.time()
+
+
+def test_an_api_write_during_a_scan_is_not_overwritten_by_the_scan(root: Path, index, monkeypatch) -> None:
+    """A run refreshed (by an API write) after the scan read it keeps its newer state."""
+    db, indexer = index
+    runs = []
+    for i in range(4):
+        run = runicorn_lite.init(project="p", name=f"n{i}", root=root)
+        run.finish()
+        runs.append(run)
+    target = runs[2]
+    real_write = indexer._write
+    done = []
+
+    def write_after_a_delete(batch):
+        # between the scan's read of the run and its write: the API deletes it
+        if not done and any(item.info.id == target.id for item in batch):
+            done.append(True)
+            rundir.mark_deleted(target.run_dir, "finished", "meanwhile", 42.0)
+            indexer.refresh([target.run_dir])
+        return real_write(batch)
+
+    monkeypatch.setattr(indexer, "_write", write_after_a_delete)
+    indexer.scan()
+    assert done
+    assert one(db, target.id)["deleted_at"] == 42.0
+    assert rows(db, "SELECT count(*) FROM experiments")[0][0] == 4

@@ -106,7 +106,8 @@ class Indexer:
         self._root_prefix = f"{self.root}{os.sep}"
         self.db = db
         self.state = IndexState()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # guards _known and the index writes
+        self._scan_lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._analyzed_rows: int | None = None
         self._load_known()
@@ -119,7 +120,9 @@ class Indexer:
         The walk first decides, by size and mtime, which runs need reading; then those are
         read and written in batches, one transaction per batch.
         """
-        with self._lock:
+        # Only one scan at a time; the write lock is held per batch, so an API write (a
+        # delete, a PATCH) waits for one batch, not for a whole cold scan.
+        with self._scan_lock:
             st = self.state
             started = time.time()
             st.scanning = True
@@ -127,6 +130,8 @@ class Indexer:
             st.runs_seen = 0
             st.runs_indexed = 0
             try:
+                with self._lock:
+                    before = set(self._known)
                 seen: set[str] = set()
                 plans: list[_Plan] = []
                 for loc in rundir.iter_runs(self.root):
@@ -147,18 +152,22 @@ class Indexer:
                     if prepared is not None:
                         batch.append(prepared)
                     if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
-                        self._write(batch)
+                        with self._lock:
+                            self._write(batch)
                         st.runs_indexed += len(batch)
                         batch = []
                         batch_started = time.monotonic()
                         if progress:
                             progress(st.runs_seen, st.runs_indexed)
-                if batch:
-                    self._write(batch)
-                    st.runs_indexed += len(batch)
-                vanished = [rel for rel in self._known if rel not in seen]
-                if vanished:
-                    self._remove(vanished)
+                with self._lock:
+                    if batch:
+                        self._write(batch)
+                        st.runs_indexed += len(batch)
+                    # Runs indexed before the walk and not found by it; runs a refresh added
+                    # meanwhile were not in ``before``.
+                    vanished = [rel for rel in before if rel not in seen and rel in self._known]
+                    if vanished:
+                        self._remove(vanished)
                 self._analyze_if_grown()
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
@@ -336,6 +345,8 @@ class Indexer:
         try:
             with self.db.write() as conn:
                 for item in batch:
+                    if self._known.get(item.rel) is not item.known:
+                        continue  # refreshed since it was read (an API write): that read is newer
                     self._write_one(conn, item, now)
         except (StoreError, sqlite3.Error) as exc:
             # Keep the in-memory view equal to the database: forget this batch, it is retried
