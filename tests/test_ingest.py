@@ -324,3 +324,13 @@ def test_an_api_write_during_a_scan_is_not_overwritten_by_the_scan(root: Path, i
     assert done
     assert one(db, target.id)["deleted_at"] == 42.0
     assert rows(db, "SELECT count(*) FROM experiments")[0][0] == 4
+
+
+def test_reads_have_a_time_budget(index) -> None:
+    from runicorn_lite.db import QueryTimeout
+
+    db, _ = index
+    slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+    with pytest.raises(QueryTimeout):
+        db.read(lambda conn: conn.execute(slow).fetchone(), budget_s=0.05)
+    assert db.read(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)  # the reader still works

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.db import StoreError
+from runicorn_lite.db import QueryTimeout, StoreError
 
 log = logging.getLogger("runicorn_lite.api")
 
@@ -59,6 +59,8 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 async def _store_error(request: Request, exc: Exception) -> Response:
     log.error("store error on %s %s: %s", request.method, request.url.path, exc)
+    if isinstance(exc, QueryTimeout):
+        return error_response(503, f"The query took too long and was stopped ({exc}); narrow it down")
     return error_response(503, "The index is busy or unavailable; try again shortly", {"Retry-After": "1"})
 
 

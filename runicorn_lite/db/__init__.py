@@ -40,6 +40,14 @@ class StoreError(Exception):
     """The store could not answer (locked too long, disk full, corrupt file...)."""
 
 
+class QueryTimeout(StoreError):
+    """A read ran past its time budget and was interrupted."""
+
+
+# Time budget of one read (every query a request makes runs inside one read).
+READ_BUDGET_S = 10.0
+
+
 @dataclass(frozen=True)
 class Migration:
     """One named schema step, applied once, in its own transaction, and recorded."""
@@ -163,17 +171,29 @@ class Database:
                 self._readers.append(conn)
         return conn
 
-    def read(self, fn: Callable[[sqlite3.Connection], object]) -> object:
-        """Run ``fn`` on this thread's reader inside one read transaction (a consistent snapshot)."""
+    def read(self, fn: Callable[[sqlite3.Connection], object], budget_s: float = READ_BUDGET_S) -> object:
+        """Run ``fn`` on this thread's reader inside one read transaction (a consistent snapshot).
+
+        SQLite work past ``budget_s`` seconds is interrupted (:class:`QueryTimeout`), so no
+        request can hold a database thread for long.
+        """
         conn = self.reader()
+        deadline = time.monotonic() + budget_s
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
         try:
             conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
                 conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise QueryTimeout(f"query stopped after its {budget_s:g} s budget") from exc
+            raise StoreError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(str(exc)) from exc
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def close(self) -> None:
         """Close every connection (readers of other threads included)."""

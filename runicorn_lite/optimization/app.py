@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.db import Database, in_db_thread
+from runicorn_lite.db import Database, StoreError, in_db_thread
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.caching import (
@@ -142,6 +142,11 @@ class OptimizationAPI:
                 raise ApiError(413, "Request body too large")
             result = handler(principal, call)
             return self._encode(result, call, limit_headers)
+        except StoreError as exc:  # busy past the lock timeout, or over the read budget
+            log.warning("store error on %s: %s", call.kind, exc)
+            busy = ApiError(503, "Service temporarily unavailable", hint="The database is busy; retry shortly")
+            headers = {"Cache-Control": NO_STORE, "Retry-After": "1", **limit_headers}
+            return busy.status, headers, orjson.dumps(busy.body())
         except ApiError as exc:
             headers = {"Cache-Control": NO_STORE, **limit_headers, **exc.headers}
             return exc.status, headers, orjson.dumps(exc.body())
