@@ -120,12 +120,15 @@ def _as_float(value: object) -> float | None:
 
 
 def _as_int(value: object) -> int | None:
+    """An integer that fits SQLite's int64 (whole floats included), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, float):
+        if not (math.isfinite(value) and value.is_integer()):
+            return None
+        value = int(value)
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
         return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
     return None
 
 
@@ -392,7 +395,7 @@ def pid_is_gone(pid: int | None, hostname: str | None) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    except (PermissionError, OSError):
+    except (OSError, OverflowError, ValueError):  # not ours to signal, or not a pid at all
         return False
     return False
 
@@ -440,7 +443,7 @@ def read_run(loc: RunLocation) -> RunInfo | None:
     raw_status = status_obj.get("status") if isinstance(status_obj.get("status"), str) else None
     status = normalize_status(raw_status) if raw_status is not None else "running"
     exit_reason = _str_or_none(status_obj.get("exit_reason"))
-    pid = meta.get("pid") if isinstance(meta.get("pid"), int) and not isinstance(meta.get("pid"), bool) else None
+    pid = _as_int(meta.get("pid"))
     hostname = _str_or_none(meta.get("hostname"))
     if status == "running" and pid_is_gone(pid, hostname):
         status, exit_reason = "failed", "process_not_found"

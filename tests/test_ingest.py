@@ -334,3 +334,43 @@ def test_reads_have_a_time_budget(index) -> None:
     with pytest.raises(QueryTimeout):
         db.read(lambda conn: conn.execute(slow).fetchone(), budget_s=0.05)
     assert db.read(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)  # the reader still works
+
+
+def test_values_sqlite_refuses_skip_one_run_not_the_batch(root: Path, index) -> None:
+    db, indexer = index
+    good = [runicorn_lite.init(project="p", name=f"g{i}", root=root) for i in range(2)]
+    for run in good:
+        run.finish()
+    bad_dir = root / "runs" / "p" / "bad" / "20250101_000000_badbad"
+    bad_dir.mkdir(parents=True)
+    (bad_dir / "meta.json").write_text('{"alias": "\\ud800 lone surrogate", "path": "p/bad"}')
+    huge_dir = root / "runs" / "p" / "huge" / "20250101_000000_a0a0a0"
+    huge_dir.mkdir(parents=True)
+    (huge_dir / "meta.json").write_text(f'{{"pid": {2**70}, "hostname": "{rundir._HOSTNAME}", "path": "p/huge"}}')
+    (huge_dir / "summary.json").write_text(f'{{"best_metric_step": {2**70}, "best_metric_value": 1.0}}')
+    state = indexer.scan()
+    ids = {r[0] for r in rows(db, "SELECT id FROM experiments")}
+    assert ids == {good[0].id, good[1].id, "20250101_000000_a0a0a0"}  # out-of-range ints are dropped
+    assert one(db, "20250101_000000_a0a0a0")["pid"] is None
+    assert state.runs_in_index == 3
+    assert indexer.scan().runs_indexed == 0  # the skipped run is not re-read until it changes
+    (bad_dir / "meta.json").write_text('{"alias": "fixed", "path": "p/bad"}')
+    indexer.scan()
+    assert one(db, "20250101_000000_badbad")["alias"] == "fixed"
+
+
+def test_one_id_in_two_directories_indexes_one_copy_stably(root: Path, index) -> None:
+    db, indexer = index
+    run = runicorn_lite.init(project="p", name="n", root=root)
+    run.log({"x": 1})
+    run.finish()
+    recycled = root / "runs" / ".recycle" / run.id
+    shutil.copytree(run.run_dir, recycled)
+    for _ in range(3):
+        indexer.scan()
+        assert one(db, run.id)["run_dir"] == f"runs/p/n/{run.id}"  # the live copy wins
+    assert indexer.scan().runs_indexed == 0  # and nobody is re-read
+    shutil.rmtree(run.run_dir)
+    indexer.scan()
+    assert one(db, run.id)["run_dir"] == f"runs/.recycle/{run.id}"
+    assert one(db, run.id)["deleted_at"] is not None

@@ -93,6 +93,7 @@ class _Prepared:
     full_events: bool
     known: _Known | None
     body: str = ""
+    events_size: int = 0
 
 
 class Indexer:
@@ -177,7 +178,7 @@ class Indexer:
                 st.last_scan_finished_at = finished
                 st.last_scan_duration_s = round(finished - started, 4)
                 st.scans_completed += 1
-                st.runs_in_index = len(self._known)
+                st.runs_in_index = self._indexed_count()
             return st
 
     def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None) -> int:
@@ -204,10 +205,13 @@ class Indexer:
                 self._write(batch)
             if gone:
                 self._remove(gone)
-            self.state.runs_in_index = len(self._known)
+            self.state.runs_in_index = self._indexed_count()
             if changed_at is not None and (batch or gone):
                 self.state.last_ingest_lag_s = round(time.time() - changed_at, 4)
             return len(batch) + len(gone)
+
+    def _indexed_count(self) -> int:
+        return sum(1 for known in self._known.values() if known.pk >= 0)
 
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
@@ -295,7 +299,9 @@ class Indexer:
         if known is not None and known.files_sig == files_sig:
             if known.events_ino == events_ino and events_size == known.events_offset:
                 return None
-        full = known is None or known.events_ino != events_ino or events_size < known.events_offset
+        full = (
+            known is None or known.pk < 0 or known.events_ino != events_ino or events_size < known.events_offset
+        )
         return _Plan(loc, rel, known, files_sig, events_ino, events_size, full)
 
     def _prepare(self, plan: _Plan) -> _Prepared | None:
@@ -336,30 +342,54 @@ class Indexer:
             full_events=full,
             known=known,
             body=body,
+            events_size=plan.events_size,
         )
 
     # -- writing --------------------------------------------------------------------------
 
     def _write(self, batch: list[_Prepared]) -> None:
+        """Write a batch in one transaction, each run in its own savepoint.
+
+        A run that cannot be written (a value SQLite refuses, say) is rolled back alone, logged
+        once, and remembered by its file signature, so it is retried only when it changes; the
+        rest of the batch commits. ``_known`` changes only after the commit.
+        """
         now = time.time()
+        staged: dict[str, _Known | None] = {}
         try:
             with self.db.write() as conn:
                 for item in batch:
                     if self._known.get(item.rel) is not item.known:
                         continue  # refreshed since it was read (an API write): that read is newer
-                    self._write_one(conn, item, now)
+                    changes: dict[str, _Known | None] = {}
+                    conn.execute("SAVEPOINT run")
+                    try:
+                        self._write_one(conn, item, now, changes)
+                    except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
+                        conn.execute("ROLLBACK TO run")
+                        log.warning("skipping run %s: %s (retried when it changes)", item.rel, exc)
+                        self.state.errors += 1
+                        changes = {item.rel: _marker(item)}
+                    conn.execute("RELEASE run")
+                    staged.update(changes)
         except (StoreError, sqlite3.Error) as exc:
-            # Keep the in-memory view equal to the database: forget this batch, it is retried
-            # on the next scan or change.
+            # Nothing of the batch was committed and _known was not touched: it is retried on
+            # the next scan or change.
             log.error("index write failed (%s); %d run(s) will be retried", exc, len(batch))
             self.state.errors += 1
-            self._load_known()
             return
+        for rel, value in staged.items():
+            if value is None:
+                self._known.pop(rel, None)
+            else:
+                self._known[rel] = value
         self.state.last_change_at = now
 
-    def _write_one(self, conn: sqlite3.Connection, item: _Prepared, now: float) -> None:
+    def _write_one(
+        self, conn: sqlite3.Connection, item: _Prepared, now: float, changes: dict[str, _Known | None]
+    ) -> None:
         info = item.info
-        known = item.known
+        known = item.known if item.known is not None and item.known.pk >= 0 else None
         existing_pk = known.pk if known is not None else None
         if known is None or known.id != info.id:
             if known is not None:  # the directory now holds another id
@@ -367,8 +397,14 @@ class Indexer:
                 known = None
             row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
             existing_pk = row[0] if row else None
-            if row is not None:  # the same id seen at another directory (moved to the recycle bin, say)
-                self._known.pop(row[1], None)
+            if row is not None and row[1] != item.rel:
+                # The same id in two directories: moved (to the recycle bin, say), or copied.
+                # One copy is indexed, by a fixed preference, so scans never flip between them.
+                if (self.root / row[1]).is_dir() and _preference(row[1]) < _preference(item.rel):
+                    log.warning("run %s is also at %s; indexing that copy", info.id, row[1])
+                    changes[item.rel] = _marker(item)
+                    return
+                changes[row[1]] = _Known(-1, info.id, "", None, 0, None, "", None, None)  # re-read once
         fresh = existing_pk is None  # nothing of this run in the index yet: no old rows to delete
         full = item.full_events or known is None
         events = item.events
@@ -465,7 +501,7 @@ class Indexer:
                 conn.executemany("INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags])
             conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
 
-        self._known[item.rel] = _Known(
+        changes[item.rel] = _Known(
             pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
         )
 
@@ -540,14 +576,35 @@ class Indexer:
             self.state.errors += 1
             self._load_known()
             return
+        gone_ids = set()
         for rel in rels:
-            self._known.pop(rel, None)
+            known = self._known.pop(rel, None)
+            if known is not None:
+                gone_ids.add(known.id)
+        # Other copies of a removed run id were left alone while it was indexed: read them now.
+        others = [rel for rel, known in self._known.items() if known.pk < 0 and known.id in gone_ids]
+        for rel in others:
+            self._known[rel] = _Known(-1, self._known[rel].id, "", None, 0, None, "", None, None)
         self.state.last_change_at = time.time()
+        if others:
+            self.refresh([self.root / rel for rel in others])
 
     @staticmethod
     def _delete_pk(conn: sqlite3.Connection, pk: int) -> None:
         conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
         conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
+
+
+def _marker(item: _Prepared) -> _Known:
+    """A run seen but not in the index (skipped, or another copy of an indexed id): pk -1 and
+    its file signature, so a rescan leaves it alone until its files change."""
+    return _Known(-1, item.info.id, item.files_sig, item.events_ino, item.events_size, None, "", None, None)
+
+
+def _preference(rel: str) -> tuple[int, int, str]:
+    """Which of two copies of one run id to index: live before recycled, modern before legacy."""
+    parts = rel.split("/")
+    return (int(rundir.RECYCLE_DIRNAME in parts), int(parts[0] != rundir.RUNS_DIRNAME), rel)
 
 
 def _finite(value: float | None) -> float | None:
