@@ -152,15 +152,17 @@ class OptimizationAPI:
             return exc.status, headers, orjson.dumps(exc.body())
 
     def _authenticate(self, call: Call) -> Principal:
-        # An address that sent too many bad keys is refused before its key is even looked at:
-        # answering a right guess differently from a wrong one would keep guessing useful.
+        # Only failures are limited per address. A valid key always gets through: every local
+        # client shares 127.0.0.1, and one script retrying a revoked key must not lock out the
+        # others. Guessing stays useless: past the limit a wrong key gets 429 instead of 401,
+        # and a key is 240 random bits.
         limit = self.settings.auth_failure_limit
-        blocked = self.limiter.peek(AUTH_FAILURES, call.client, limit)
-        if not blocked.allowed:
-            raise rate_limited(blocked.retry_after, blocked.headers())
         try:
             return self._check_key(call.authorization)
         except ApiError:
+            blocked = self.limiter.peek(AUTH_FAILURES, call.client, limit)
+            if not blocked.allowed:
+                raise rate_limited(blocked.retry_after, blocked.headers()) from None
             self.limiter.hit(AUTH_FAILURES, call.client, limit)
             raise
 
