@@ -57,10 +57,12 @@ def _make_server(config, sock: socket.socket):  # type: ignore[no-untyped-def]
 @click.option("-p", "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
               envvar="RUNICORN_LITE_PORT", help="Port; 0 picks a free one (env RUNICORN_LITE_PORT).")
 @click.option("--watch/--no-watch", default=True, show_default=True, envvar="RUNICORN_LITE_WATCH",
-              help="Follow file changes after the start-up scan (env RUNICORN_LITE_WATCH).")
+              help="Follow file events after the start-up scan; with --no-watch only the periodic "
+                   "rescan keeps the index current (env RUNICORN_LITE_WATCH).")
 @click.option("--rescan-interval", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
               envvar="RUNICORN_LITE_RESCAN_INTERVAL",
-              help="Seconds between fallback full rescans; 0 turns them off (env RUNICORN_LITE_RESCAN_INTERVAL).")
+              help="Seconds between full rescans (a fallback for unreliable file events); 0 turns them "
+                   "off, and with --no-watch freezes the index after start-up (env RUNICORN_LITE_RESCAN_INTERVAL).")
 @click.option("--rate-limit/--no-rate-limit", default=False, show_default=True, envvar="RUNICORN_LITE_RATE_LIMIT",
               help="Enforce the V2 document's per-client rate limits (env RUNICORN_LITE_RATE_LIMIT).")
 @click.option("--read-limit", type=click.IntRange(1), default=1000, show_default=True, envvar="RUNICORN_LITE_READ_LIMIT",

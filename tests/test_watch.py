@@ -78,3 +78,45 @@ def test_real_server_sees_a_run_written_while_it_is_up(root: Path, server_factor
         return r.json()["total"] == 1
 
     wait_for(finished, timeout=10)
+
+
+def test_without_file_events_a_dead_process_is_still_noticed(root: Path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    from runicorn_lite.ingest import watcher as watcher_module
+
+    monkeypatch.setattr(watcher_module, "PID_CHECK_S", 0.1)
+    script = (
+        "import runicorn_lite, sys, time\n"
+        "run = runicorn_lite.init(project='p', root=sys.argv[1])\n"
+        "run.log({'x': 1}); run.flush(); print(run.id, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(root)], stdout=subprocess.PIPE, text=True)
+    settings = Settings(root=root)
+    settings.ensure_dirs()
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    watcher = None
+    try:
+        run_id = proc.stdout.readline().strip()
+        indexer = Indexer(settings.root, db)
+        watcher = Watcher(indexer, watch=False, rescan_interval=3600)  # no events, rare rescans
+        watcher.start()
+
+        def status() -> str | None:
+            row = db.read(lambda c: c.execute("SELECT status FROM experiments WHERE id = ?", (run_id,)).fetchone())
+            return row[0] if row else None
+
+        wait_for(lambda: status() == "running")
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: status() == "failed")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        if watcher is not None:
+            watcher.stop()
+        db.close()

@@ -293,11 +293,16 @@ async def logs_ws(websocket: WebSocket) -> None:
     pending = b""
     try:
         while True:
-            data = await run_in_threadpool(_read_from, path, offset)
+            offset, data = await run_in_threadpool(_read_from, path, offset)
+            if data is None:  # truncated or replaced: start again from its beginning
+                pending = b""
+                continue
             if data:
-                offset += len(data)
                 pending += data
                 *lines, pending = pending.split(b"\n")
+                if len(pending) > MAX_LOG_CHUNK:  # a line with no end in sight: send what there is
+                    lines.append(pending)
+                    pending = b""
                 for line in lines:
                     await websocket.send_text(line.decode("utf-8", errors="replace"))
             try:
@@ -310,15 +315,17 @@ async def logs_ws(websocket: WebSocket) -> None:
         return
 
 
-def _read_from(path: Path, offset: int) -> bytes:
+def _read_from(path: Path, offset: int) -> tuple[int, bytes | None]:
+    """(new offset, bytes after ``offset``); (0, None) when the file shrank or was replaced."""
     try:
         with open(path, "rb") as fh:
-            if fh.seek(0, 2) < offset:  # truncated or replaced: start again
-                return b""
+            if fh.seek(0, 2) < offset:
+                return 0, None
             fh.seek(offset)
-            return fh.read(MAX_LOG_CHUNK)
+            data = fh.read(MAX_LOG_CHUNK)
+            return offset + len(data), data
     except OSError:
-        return b""
+        return offset, b""
 
 
 def routes() -> list[BaseRoute]:

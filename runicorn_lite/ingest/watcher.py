@@ -58,6 +58,7 @@ class Watcher:
         self.rescan_interval = rescan_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_poll_scan = time.monotonic()
 
     def start(self) -> None:
         """Start the background thread (returns at once)."""
@@ -77,13 +78,18 @@ class Watcher:
             log.exception("initial scan failed")
             self.indexer.state.errors += 1
         if not self.watch:
+            # No file events (network mounts, say): the periodic rescan alone keeps the index
+            # current; --rescan-interval 0 freezes it after the start-up scan.
             self.indexer.state.watcher = "off"
+            if self.rescan_interval:
+                self._poll(self.rescan_interval)
             return
         try:
             self._follow_events()
         except Exception as exc:
             log.warning("file events unavailable (%s); polling every %.0f s", exc, POLL_FALLBACK_S)
         if not self._stop.is_set():
+            self.indexer.state.watcher = "polling"
             self._poll(min(self.rescan_interval or POLL_FALLBACK_S, POLL_FALLBACK_S))
 
     def _follow_events(self) -> None:
@@ -122,9 +128,17 @@ class Watcher:
                 last_pid_check = now
 
     def _poll(self, interval: float) -> None:
-        self.indexer.state.watcher = "polling"
-        while not self._stop.wait(interval):
-            self._safe(self.indexer.scan)
+        # A scan re-reads what changed; the pid check catches runs whose process died without
+        # touching a file (they change nothing a scan could see).
+        last_pid_check = time.monotonic()
+        while not self._stop.wait(min(interval, PID_CHECK_S)):
+            now = time.monotonic()
+            if now - last_pid_check >= PID_CHECK_S:
+                self._safe(self.indexer.check_live_runs)
+                last_pid_check = now
+            if now - self._last_poll_scan >= interval:
+                self._safe(self.indexer.scan)
+                self._last_poll_scan = now
 
     def _apply(self, changes: set[tuple[object, str]], received: float) -> None:
         run_dirs: set[Path] = set()

@@ -228,3 +228,30 @@ def test_logs_websocket_streams_and_follows(tmp_path: Path) -> None:
     finally:
         run.finish()
         close_app(app)
+
+
+def test_logs_websocket_starts_again_when_the_file_is_replaced(tmp_path) -> None:
+    import time as _time
+
+    from starlette.testclient import TestClient
+
+    import runicorn_lite
+    from runicorn_lite.api import create_app
+    from runicorn_lite.settings import Settings
+
+    run = runicorn_lite.init(project="p", root=tmp_path)
+    run.log_text("first line of a long log")
+    app = create_app(Settings(root=tmp_path), ingest=False)
+    try:
+        with TestClient(app) as client, client.websocket_connect(f"/api/runs/{run.id}/logs/ws") as ws:
+            assert ws.receive_text().endswith("first line of a long log")
+            (run.run_dir / "logs.txt").write_text("00:00:00 | new\n")  # shorter: replaced
+            _time.sleep(0.3)
+            assert ws.receive_text() == "00:00:00 | new"
+            with open(run.run_dir / "logs.txt", "a") as fh:
+                fh.write("00:00:01 | more\n")
+            assert ws.receive_text() == "00:00:01 | more"
+    finally:
+        run.finish()
+        app.state.optimization.state.db.close()
+        app.state.ctx.index.close()
