@@ -10,6 +10,7 @@ and a directory that vanishes mid-read yields what could be read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -22,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+try:  # POSIX file locks; elsewhere updates are atomic but not serialised
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 RUNS_DIRNAME = "runs"
 RECYCLE_DIRNAME = ".recycle"
@@ -439,9 +445,12 @@ def read_run(loc: RunLocation) -> RunInfo | None:
     updated_at = max(mtimes) if mtimes else dir_mtime
 
     started_at = _float_or_none(status_obj.get("started_at"))
-    created_at = _float_or_none(meta.get("created_at")) or started_at or dir_mtime
+    created_at = _float_or_none(meta.get("created_at"))
+    if created_at is None:
+        created_at = started_at if started_at is not None else dir_mtime
     raw_status = status_obj.get("status") if isinstance(status_obj.get("status"), str) else None
-    status = normalize_status(raw_status) if raw_status is not None else "running"
+    # No status yet: the run is starting. A status that is there but unknown: finished.
+    status = normalize_status(status_obj["status"]) if "status" in status_obj else "running"
     exit_reason = _str_or_none(status_obj.get("exit_reason"))
     pid = _as_int(meta.get("pid"))
     hostname = _str_or_none(meta.get("hostname"))
@@ -633,29 +642,52 @@ def mark_deleted(run_dir: Path, original_status: str, reason: str, now: float) -
 def unmark_deleted(root: Path, run_dir: Path, run_id: str, path: str) -> Path:
     """Restore a soft-deleted run; a run in the modern recycle bin moves back to ``path``.
 
-    Returns the run directory after the restore.
+    Returns the run directory after the restore. FileExistsError (an OSError) when a recycled
+    run's place is taken by another directory: it stays deleted.
     """
     run_dir = Path(run_dir)
-    try:
-        os.unlink(run_dir / DELETED)
-    except FileNotFoundError:
-        pass
+    target = None
     if run_dir.parent.name == RECYCLE_DIRNAME and run_dir.parent.parent.name == RUNS_DIRNAME:
         target_parent = Path(root) / RUNS_DIRNAME
         for segment in path.split("/"):
             if segment and segment not in (".", "..") and not segment.startswith("."):
                 target_parent = target_parent / segment
         target = target_parent / run_id
-        if not target.exists():
-            target_parent.mkdir(parents=True, exist_ok=True)
-            os.replace(run_dir, target)
-            return target
+        if target.exists():
+            raise FileExistsError(f"{target} exists; {run_id} stays in the recycle bin")
+    try:
+        os.unlink(run_dir / DELETED)
+    except FileNotFoundError:
+        pass
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir, target)
+        return target
     return run_dir
 
 
 def update_meta(run_dir: Path, changes: dict[str, Any], *, durable: bool = True) -> dict[str, Any]:
-    """Merge ``changes`` into meta.json atomically; returns the new meta."""
-    meta = read_json_object(run_dir / META) or {}
-    meta.update(changes)
-    atomic_write_json(run_dir / META, meta, durable=durable)
+    """Merge ``changes`` into meta.json atomically; returns the new meta.
+
+    The read-modify-write holds an OS lock on the run directory itself (no lock file left
+    behind), so a PATCH from the server and the training script's own update cannot lose each
+    other's keys.
+    """
+    with _dir_lock(Path(run_dir)):
+        meta = read_json_object(run_dir / META) or {}
+        meta.update(changes)
+        atomic_write_json(run_dir / META, meta, durable=durable)
     return meta
+
+
+@contextlib.contextmanager
+def _dir_lock(directory: Path) -> Iterator[None]:
+    if fcntl is None:  # pragma: no cover - no POSIX locks: atomic, not serialised
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -198,3 +198,39 @@ def test_live_best_from_events_when_summary_has_none(tmp_path: Path) -> None:
     run.finish()
     done = rundir.fill_live_best(rundir.read_run(rundir.location_of(tmp_path, run.run_dir)))
     assert (done.best_metric_value, done.best_metric_step) == (1.0, 3)  # now from summary.json
+
+
+def test_concurrent_meta_updates_lose_nothing(tmp_path: Path) -> None:
+    import threading
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rundir.atomic_write_json(run_dir / "meta.json", {"id": "x"})
+
+    def writer(prefix: str) -> None:
+        for i in range(30):
+            rundir.update_meta(run_dir, {f"{prefix}{i}": i}, durable=False)
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert len(meta) == 1 + 90
+    assert sorted(os.listdir(run_dir)) == ["meta.json"]  # no lock or temp files left behind
+
+
+def test_restore_from_the_recycle_bin_refuses_to_overwrite(tmp_path: Path) -> None:
+    recycled = tmp_path / "runs" / ".recycle" / "20250101_000000_abcdef"
+    recycled.mkdir(parents=True)
+    rundir.atomic_write_json(recycled / "meta.json", {"path": "cv/x"})
+    rundir.atomic_write_json(recycled / ".deleted", {"deleted_at": 1.0})
+    taken = tmp_path / "runs" / "cv" / "x" / "20250101_000000_abcdef"
+    taken.mkdir(parents=True)
+    with pytest.raises(FileExistsError):
+        rundir.unmark_deleted(tmp_path, recycled, "20250101_000000_abcdef", "cv/x")
+    assert (recycled / ".deleted").exists()  # still deleted, and says so
+    taken.rmdir()
+    restored = rundir.unmark_deleted(tmp_path, recycled, "20250101_000000_abcdef", "cv/x")
+    assert restored == taken and (taken / "meta.json").exists() and not (taken / ".deleted").exists()

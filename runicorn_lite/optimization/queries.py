@@ -380,7 +380,10 @@ _DAY_END = "T23:59:59.999Z"
 
 
 def _shift_day(day: str, days: int) -> str:
-    return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    try:
+        return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
+    except OverflowError:  # past year 9999 or before year 1: a day no run has
+        return "9999-12-32" if days > 0 else "0000-12-31"
 
 
 def _date_parts(

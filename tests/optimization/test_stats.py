@@ -322,3 +322,14 @@ def test_date_ranges_agree_with_a_brute_force_scan(api: Api, clock: Clock, sub_a
             assert body["recentTrends"] == want["trends"], params
             checked += 1
     assert checked > 30
+
+
+@pytest.mark.parametrize(
+    "params", [{"start_date": "9999-12-31T12:00:00Z"}, {"end_date": "0001-01-01T12:00:00Z"},
+               {"start_date": "0001-01-01T00:00:00Z", "end_date": "9999-12-31T23:59:59Z"}]
+)
+def test_dates_at_the_ends_of_the_calendar(api: Api, dataset: dict[str, str], params: dict[str, str]) -> None:
+    response = api.get("/stats", params=params)
+    assert response.status_code == 200
+    expected = 6 if "end_date" in params and "start_date" in params else 0
+    assert response.json()["statistics"]["totalRuns"] == expected
