@@ -86,6 +86,7 @@ def serve(root: Path, host: str, port: int, watch: bool, rescan_interval: float,
     settings = _settings(
         root, host=host, port=port, watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit,
         read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
+        check_host=host in ("127.0.0.1", "localhost", "::1"),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -40,6 +40,9 @@ class Settings:
     iterations_limit: int = 2000
     # Requests with a bad API key, per client address per 60 s.
     auth_failure_limit: int = 60
+    # Refuse Host headers that are not loopback names (the CLI turns it on when it binds a
+    # loopback address; in-process test clients use other names).
+    check_host: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())

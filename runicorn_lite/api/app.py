@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Mount
 from runicorn_lite.api import health, v1, v2, web
 from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.errors import EXCEPTION_HANDLERS
-from runicorn_lite.api.middleware import RateLimitMiddleware, ResponseTimeMiddleware
+from runicorn_lite.api.middleware import LocalOriginMiddleware, RateLimitMiddleware, ResponseTimeMiddleware
 from runicorn_lite.api.openapi import openapi_route
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
@@ -60,5 +60,6 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.state.ctx = ctx
     app.state.optimization = optimization
     app.add_middleware(RateLimitMiddleware, enabled=settings.rate_limit)
+    app.add_middleware(LocalOriginMiddleware, check_host=settings.check_host)
     app.add_middleware(ResponseTimeMiddleware)
     return app

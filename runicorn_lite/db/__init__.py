@@ -129,6 +129,7 @@ class Database:
         self._readers_lock = threading.Lock()
         # Bumped after every committed write: a cheap "has anything changed" for caches.
         self.generation = 0
+        self._closed = False
         try:
             self._writer = connect(self.path)
             migrate(self._writer, migrations)
@@ -139,6 +140,8 @@ class Database:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction on the one writer connection (``BEGIN IMMEDIATE`` .. ``COMMIT``)."""
         with self._write_lock:
+            if self._closed:
+                raise StoreError(f"{self.path.name} is closed")
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -147,7 +150,8 @@ class Database:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # never mask the original error
+                    conn.execute("ROLLBACK")
                 raise
             else:
                 try:
@@ -159,6 +163,8 @@ class Database:
 
     def reader(self) -> sqlite3.Connection:
         """This thread's read connection (opened on first use)."""
+        if self._closed:
+            raise StoreError(f"{self.path.name} is closed")
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -197,6 +203,7 @@ class Database:
 
     def close(self) -> None:
         """Close every connection (readers of other threads included)."""
+        self._closed = True
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(sqlite3.Error):

@@ -109,6 +109,7 @@ class Indexer:
         self.state = IndexState()
         self._lock = threading.RLock()  # guards _known and the index writes
         self._scan_lock = threading.Lock()
+        self._stopping = threading.Event()
         self._known: dict[str, _Known] = {}
         self._analyzed_rows: int | None = None
         self._load_known()
@@ -149,6 +150,8 @@ class Indexer:
                 batch: list[_Prepared] = []
                 batch_started = time.monotonic()
                 for plan in plans:
+                    if self._stopping.is_set():  # shutting down: the next start resumes
+                        break
                     prepared = self._prepare(plan)
                     if prepared is not None:
                         batch.append(prepared)
@@ -167,6 +170,8 @@ class Indexer:
                     # Runs indexed before the walk and not found by it; runs a refresh added
                     # meanwhile were not in ``before``.
                     vanished = [rel for rel in before if rel not in seen and rel in self._known]
+                    if self._stopping.is_set():
+                        vanished = []
                     if vanished:
                         self._remove(vanished)
                 self._analyze_if_grown()
@@ -180,6 +185,10 @@ class Indexer:
                 st.scans_completed += 1
                 st.runs_in_index = self._indexed_count()
             return st
+
+    def stop(self) -> None:
+        """Make a scan under way stop after its current batch (at shutdown)."""
+        self._stopping.set()
 
     def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None) -> int:
         """Re-read the given run directories now (from the watcher or after an API write).

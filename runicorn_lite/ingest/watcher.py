@@ -68,6 +68,7 @@ class Watcher:
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the thread to stop and wait for it."""
         self._stop.set()
+        self.indexer.stop()
         if self._thread is not None:
             self._thread.join(timeout)
 
