@@ -20,3 +20,16 @@ class JSONResponse(_StarletteJSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
+
+
+def batch_answer(verb: str, results: dict[str, bool], *, delete_shape: bool = False) -> JSONResponse:
+    """``{verb: n, "failed": m, "results": {id: bool}}``, the answer of every batch endpoint.
+
+    ``delete_shape`` adds ``deleted`` (the same count): V2's batch-restore answers in the
+    batch-delete shape, so clients written for that shape read it.
+    """
+    ok = sum(results.values())
+    body: dict[str, Any] = {verb: ok, "failed": len(results) - ok, "results": results}
+    if delete_shape:
+        body["deleted"] = ok
+    return JSONResponse(body)

@@ -22,9 +22,9 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import get_int, get_str, json_object
-from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.api.responses import JSONResponse, batch_answer
 from runicorn_lite.queries.experiments import RunRef
-from runicorn_lite.queries.metrics import pivot
+from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, pivot
 
 MAX_SOFT_DELETE = 100
 LOG_POLL_S = 0.25
@@ -134,10 +134,10 @@ async def get_run(request: Request) -> Response:
 
 
 async def run_metrics(request: Request) -> Response:
-    info = await _found(request)
     downsample = None
     if get_str(request.query_params, "downsample") is not None:
-        downsample = get_int(request.query_params, "downsample", 0, 2, 100_000)
+        downsample = get_int(request.query_params, "downsample", 0, 2, MAX_DOWNSAMPLE)
+    info = await _found(request)
 
     def build() -> dict[str, Any]:
         chunk = rundir.read_events(info.run_dir / rundir.EVENTS)
@@ -221,8 +221,7 @@ async def soft_delete(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
     results = await run_in_threadpool(ctx.delete_runs, ids, reason, locate_by_scan(ctx.root))
-    ok = sum(results.values())
-    return JSONResponse({"deleted": ok, "failed": len(results) - ok, "results": results})
+    return batch_answer("deleted", results)
 
 
 async def recycle_bin(request: Request) -> Response:
@@ -249,8 +248,7 @@ async def restore(request: Request) -> Response:
     ctx = context(request)
     ids, _ = await _run_ids(request)
     results = await run_in_threadpool(ctx.restore_runs, ids, locate_by_scan(ctx.root))
-    ok = sum(results.values())
-    return JSONResponse({"restored": ok, "failed": len(results) - ok, "results": results})
+    return batch_answer("restored", results)
 
 
 async def projects(request: Request) -> Response:

@@ -16,7 +16,7 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import get_bool, get_choice, get_csv, get_float, get_int, get_str, json_object
-from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.api.responses import JSONResponse, batch_answer
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.queries import analytics
@@ -27,12 +27,11 @@ from runicorn_lite.queries.experiments import (
     list_experiments,
     metrics_summary,
 )
-from runicorn_lite.queries.metrics import load_series, pivot
+from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, load_series, pivot
 
 MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_BATCH = 1000
-MAX_DOWNSAMPLE = 100_000
 _STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -117,10 +116,8 @@ async def experiment_detail(request: Request) -> Response:
         found = get_experiment(conn, exp_id)
         if found is None:
             return None
-        pk, row = found
-        return row, metrics_summary(conn, pk), bool(
-            conn.execute("SELECT environment_available FROM experiments WHERE pk = ?", (pk,)).fetchone()[0]
-        )
+        pk, row, environment_available = found
+        return row, metrics_summary(conn, pk), environment_available
 
     found = await in_db_thread(ctx.index.read, query)
     if found is None:
@@ -219,24 +216,15 @@ async def batch_delete(request: Request) -> Response:
         reason = "user_batch_delete"
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
-    results = await run_in_threadpool(ctx.delete_runs, ids, reason)
-    return _batch_answer("deleted", results)
+    results = await in_db_thread(ctx.delete_runs, ids, reason)
+    return batch_answer("deleted", results)
 
 
 async def batch_restore(request: Request) -> Response:
     ctx = context(request)
     ids, _body = await _ids_body(request, "restore")
-    results = await run_in_threadpool(ctx.restore_runs, ids)
-    return _batch_answer("restored", results)
-
-
-def _batch_answer(verb: str, results: dict[str, bool]) -> Response:
-    ok = sum(results.values())
-    body: dict[str, Any] = {verb: ok, "failed": len(results) - ok, "results": results}
-    if verb != "deleted":
-        # The restore answer keeps the delete answer's shape (DECISIONS: "the same shape").
-        body["deleted"] = ok
-    return JSONResponse(body)
+    results = await in_db_thread(ctx.restore_runs, ids)
+    return batch_answer("restored", results, delete_shape=True)
 
 
 async def analytics_summary(request: Request) -> Response:

@@ -530,11 +530,19 @@ class Indexer:
     def _merge_series(conn: sqlite3.Connection, pk: int, points: dict[str, dict[int, float]]) -> None:
         """Merge appended points: new steps extend the last chunk; re-logged steps overwrite."""
         for metric, series in points.items():
+            # The usual append lies past the last chunk: read that chunk's row alone, not the
+            # ranges of every chunk (thousands for a long run).
             chunks = conn.execute(
                 "SELECT chunk, n, min_step, max_step FROM metric_chunks"
-                " WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
+                " WHERE exp_pk = ? AND metric = ? ORDER BY chunk DESC LIMIT 1",
                 (pk, metric),
             ).fetchall()
+            if chunks and min(series) <= chunks[0][3]:
+                chunks = conn.execute(
+                    "SELECT chunk, n, min_step, max_step FROM metric_chunks"
+                    " WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
+                    (pk, metric),
+                ).fetchall()
             if not chunks:
                 Indexer._insert_series(conn, pk, {metric: series})
                 continue

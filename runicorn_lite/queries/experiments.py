@@ -249,12 +249,13 @@ def _planner_sorts(
     return bool(known)
 
 
-def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple | None:
-    """(pk, row of EXPERIMENT_COLUMNS) for an id, deleted ones included; None if unknown."""
+def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple[int, tuple, bool] | None:
+    """(pk, row of EXPERIMENT_COLUMNS, environment_available) for an id, deleted ones
+    included; None if unknown."""
     row = conn.execute(
-        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (exp_id,)
+        f"SELECT pk, environment_available, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (exp_id,)
     ).fetchone()
-    return (row[0], row[1:]) if row else None
+    return (row[0], row[2:], bool(row[1])) if row else None
 
 
 def metrics_summary(conn: sqlite3.Connection, pk: int) -> dict[str, Any]:

@@ -8,6 +8,9 @@ from typing import Any
 from runicorn_lite.db.chunks import unpack
 from runicorn_lite.queries.downsample import lttb_indices
 
+# Largest ``downsample`` a client may ask for (V1 and V2).
+MAX_DOWNSAMPLE = 100_000
+
 
 def load_series(
     conn: sqlite3.Connection,
