@@ -290,9 +290,14 @@ class Indexer:
         def analyzed(conn: sqlite3.Connection) -> int | None:
             try:
                 row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'experiments' LIMIT 1").fetchone()
+                # An index a migration added since the last ANALYZE has no statistics yet.
+                unknown = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'experiments'"
+                    " AND name NOT IN (SELECT idx FROM sqlite_stat1 WHERE tbl = 'experiments')"
+                ).fetchone()[0]
             except sqlite3.OperationalError:  # never analyzed: no sqlite_stat1 table yet
                 return None
-            return int(row[0].split()[0]) if row else None
+            return int(row[0].split()[0]) if row and not unknown else None
 
         rows = self.db.read(load)
         self._known = {row[0]: _Known(*row[1:]) for row in rows}  # type: ignore[union-attr]
@@ -357,42 +362,57 @@ class Indexer:
     # -- writing --------------------------------------------------------------------------
 
     def _write(self, batch: list[_Prepared]) -> None:
-        """Write a batch in one transaction, each run in its own savepoint.
+        """Write a batch in one transaction; ``_known`` changes only after the commit.
 
-        A run that cannot be written (a value SQLite refuses, say) is rolled back alone, logged
-        once, and remembered by its file signature, so it is retried only when it changes; the
-        rest of the batch commits. ``_known`` changes only after the commit.
+        If a run cannot be written (a value SQLite refuses, say), the batch is rolled back and
+        written again with each run in its own savepoint: that run is skipped alone, logged
+        once, and remembered by its file signature (retried when it changes). Savepoints on
+        every batch would cost a third of a cold scan (measured), so only a failed batch pays.
         """
         now = time.time()
-        staged: dict[str, _Known | None] = {}
         try:
-            with self.db.write() as conn:
-                for item in batch:
-                    if self._known.get(item.rel) is not item.known:
-                        continue  # refreshed since it was read (an API write): that read is newer
-                    changes: dict[str, _Known | None] = {}
-                    conn.execute("SAVEPOINT run")
-                    try:
-                        self._write_one(conn, item, now, changes)
-                    except (sqlite3.Error, OverflowError, ValueError, TypeError) as exc:
-                        conn.execute("ROLLBACK TO run")
-                        log.warning("skipping run %s: %s (retried when it changes)", item.rel, exc)
-                        self.state.errors += 1
-                        changes = {item.rel: _marker(item)}
-                    conn.execute("RELEASE run")
-                    staged.update(changes)
+            staged = self._write_batch(batch, now, isolate=False)
+        except _RUN_ERRORS:
+            try:
+                staged = self._write_batch(batch, now, isolate=True)
+            except (StoreError, sqlite3.Error) as exc:
+                return self._write_failed(exc, batch)
         except (StoreError, sqlite3.Error) as exc:
-            # Nothing of the batch was committed and _known was not touched: it is retried on
-            # the next scan or change.
-            log.error("index write failed (%s); %d run(s) will be retried", exc, len(batch))
-            self.state.errors += 1
-            return
+            return self._write_failed(exc, batch)
         for rel, value in staged.items():
             if value is None:
                 self._known.pop(rel, None)
             else:
                 self._known[rel] = value
         self.state.last_change_at = now
+
+    def _write_batch(self, batch: list[_Prepared], now: float, *, isolate: bool) -> dict[str, _Known | None]:
+        staged: dict[str, _Known | None] = {}
+        with self.db.write() as conn:
+            for item in batch:
+                if self._known.get(item.rel) is not item.known:
+                    continue  # refreshed since it was read (an API write): that read is newer
+                changes: dict[str, _Known | None] = {}
+                if not isolate:
+                    self._write_one(conn, item, now, changes)
+                else:
+                    conn.execute("SAVEPOINT run")
+                    try:
+                        self._write_one(conn, item, now, changes)
+                    except _RUN_ERRORS as exc:
+                        conn.execute("ROLLBACK TO run")
+                        log.warning("skipping run %s: %s (retried when it changes)", item.rel, exc)
+                        self.state.errors += 1
+                        changes = {item.rel: _marker(item)}
+                    conn.execute("RELEASE run")
+                staged.update(changes)
+        return staged
+
+    def _write_failed(self, exc: Exception, batch: list[_Prepared]) -> None:
+        # Nothing of the batch was committed and _known was not touched: it is retried on the
+        # next scan or change.
+        log.error("index write failed (%s); %d run(s) will be retried", exc, len(batch))
+        self.state.errors += 1
 
     def _write_one(
         self, conn: sqlite3.Connection, item: _Prepared, now: float, changes: dict[str, _Known | None]
@@ -610,6 +630,10 @@ class Indexer:
     def _delete_pk(conn: sqlite3.Connection, pk: int) -> None:
         conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
         conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
+
+
+# What one run's data can raise on the way into SQLite (as opposed to the store failing).
+_RUN_ERRORS = (sqlite3.InterfaceError, sqlite3.IntegrityError, sqlite3.DataError, OverflowError, ValueError, TypeError)
 
 
 def _marker(item: _Prepared) -> _Known:
