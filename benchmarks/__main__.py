@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from benchmarks.common import WORK
+from benchmarks.common import WORK, machine_info
 
 
 def _corpus_arg(p: argparse.ArgumentParser, default: str = "corpus-10k") -> None:
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--quick", action="store_true")
 
     args = parser.parse_args(argv)
+    machine_info()  # stamp date and commit now, before anything is measured
     # A SIGTERM (timeout, CI) unwinds normally, so the servers we started are stopped (atexit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.command == "generate":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -97,7 +98,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+@functools.cache
 def machine_info() -> str:
+    """Date, machine and package commit. Cached: ``python -m benchmarks`` calls it once at the
+    start, so a table is stamped with the commit it measured even if the tree moves meanwhile."""
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -32,6 +32,7 @@ from benchmarks.common import (
     save_result,
 )
 
+STEADY_AFTER_S = 3.0
 TRAINER = r"""
 import sys, time
 import runicorn_lite
@@ -88,6 +89,7 @@ def live_latency(src: Path, events: int, interval: float, readers: int) -> dict[
     root = src  # the server indexes the corpus; the trainer adds one run (removed afterwards)
     with OurServer(root) as server:  # watcher on (the default)
         server.wait_ready(timeout=900)
+        t_ready = time.time()
         stop = threading.Event()
         read_counts = [0] * readers
 
@@ -148,8 +150,13 @@ def live_latency(src: Path, events: int, interval: float, readers: int) -> dict[
         import shutil
 
         shutil.rmtree(d, ignore_errors=True)
-    lat = [seen[s] - logged[s] for s in seen if s in logged]
-    return {"events": len(lat), "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
+    lat = [seen[s] - logged[s] for s in sorted(seen) if s in logged]
+    # Events logged in the first seconds after index.ready can wait for the watcher to start
+    # (see README); "steady" leaves them out.
+    steady = [seen[s] - logged[s] for s in sorted(seen) if s in logged and logged[s] >= t_ready + STEADY_AFTER_S]
+    return {"latencies_ms": [round(x * 1000, 2) for x in lat], "events": len(lat),
+            "steady_events": len(steady), "steady_p50_ms": percentile(steady, 50) * 1000,
+            "steady_p95_ms": percentile(steady, 95) * 1000, "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
             "max_ms": max(lat) * 1000 if lat else None, "reads_per_s": sum(read_counts) / elapsed,
             "readers": readers, "interval_s": interval, "watcher": health["index"]["watcher"],
             "server_last_ingest_lag_s": health["index"]["last_ingest_lag_s"]}
@@ -174,6 +181,9 @@ def render(res: dict[str, Any]) -> str:
          f"{fmt_ms(live['p50_ms'])} / {fmt_ms(live['p95_ms'])} / {fmt_ms(live['max_ms'])}",
          f"under {live['readers']} reader threads ({live['reads_per_s']:.0f} V2 list req/s), watcher {live['watcher']}",
          "p95 < 1 s", _ok(live["p95_ms"] < 1000)],
+        [f"… steady state: events logged ≥ {STEADY_AFTER_S:.0f} s after `index.ready` (p50 / p95, {live['steady_events']} events)",
+         f"{fmt_ms(live['steady_p50_ms'])} / {fmt_ms(live['steady_p95_ms'])}", "", "p95 < 1 s",
+         _ok(live["steady_p95_ms"] < 1000) if live["steady_events"] else "n/a"],
     ]
     return (f"Corpus: {runs:,} runs, {points:,} metric points. Server peak RSS during the start-up scan "
             f"{s['peak_rss_mb']:.0f} MB.\n\n"

@@ -287,7 +287,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         res["server_peak_rss_mb"] = server.peak_rss_mb()
     shutil.rmtree(work, ignore_errors=True)
     md = f"Machine: {machine_info()}\n\nCommand: `{command_line()}`\n\n" + render(res)
-    path = save_result("load-quick" if args.quick else "load", res, md)
+    name = "load-quick" if args.quick else "load"
+    path = save_result(name, res, md)
     print(md)
     print(f"\n(saved to {path})")
     return res

@@ -29,22 +29,17 @@ class Params:
 
 
 def pick_params(client: httpx.Client) -> Params:
-    """Choose query parameters from what the server holds (via V2, once, untimed)."""
-    total = client.get("/api/v2/experiments", params={"per_page": 1}).json()["total"]
-    projects: Counter[str] = Counter()
-    rows: list[dict[str, Any]] = []
-    page = 1
-    while len(rows) < min(total, 5000):
-        body = client.get("/api/v2/experiments", params={"per_page": 1000, "page": page}).json()
-        if not body["experiments"]:
-            break
-        rows.extend(body["experiments"])
-        page += 1
-    projects.update(r["project"] for r in rows)
-    created = sorted(r["created_at"] for r in rows)
-    mid = rows[len(rows) // 2]
-    return Params(project=projects.most_common(1)[0][0], run_id=mid["id"],
-                  created_after=created[len(created) // 4] if created else 0.0)
+    """Choose query parameters from what the server holds (via V2, untimed), the same way at any
+    corpus size: the most common project among the newest runs, a run in the middle of them, and
+    ``created_after`` a quarter into the corpus's time span (about 75% of runs are newer)."""
+    lst = "/api/v2/experiments"
+    newest = client.get(lst, params={"per_page": 1000}).json()["experiments"]
+    oldest = client.get(lst, params={"per_page": 1, "order_desc": "false"}).json()["experiments"]
+    projects: Counter[str] = Counter(r["project"] for r in newest)
+    mid = newest[len(newest) // 2]
+    lo = oldest[0]["created_at"] if oldest else 0.0
+    hi = newest[0]["created_at"] if newest else 0.0
+    return Params(project=projects.most_common(1)[0][0], run_id=mid["id"], created_after=lo + (hi - lo) / 4)
 
 
 def project_of(r: dict[str, Any]) -> str:
