@@ -112,12 +112,12 @@ class Watcher:
             raise_interrupt=False,
         ):
             received = time.time()
-            if caught_up:
-                if changes:
-                    self._apply(changes, received)
-            else:
+            if changes:
+                self._apply(changes, received)
+            if not caught_up:
                 # The first yield comes once the notifier is watching: one more (cheap) scan
-                # catches whatever changed during the start-up scan, before events flowed.
+                # catches whatever changed during the start-up scan, before events flowed
+                # (after the changes in hand, so those show without waiting for it).
                 self._safe(self.indexer.scan)
                 caught_up = True
             now = time.monotonic()
