@@ -12,7 +12,7 @@ from runicorn_lite.db.schema import INDEX_MIGRATIONS, SORT_COLUMNS
 from runicorn_lite.ingest import Indexer
 from runicorn_lite.queries.experiments import (
     EXPERIMENT_COLUMNS,
-    CountCache,
+    QueryCache,
     ExperimentFilter,
     list_experiments,
     order_clause,
@@ -49,7 +49,7 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
             walked = conn.execute(f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk} ORDER BY {order}", walk_params).fetchall()
             assert walked == rows, (f, order_by, desc)
             # and the paged function, whichever shape it picks, pages through the same rows
-            cache = CountCache()
+            cache = QueryCache()
             paged = []
             for page in range(1, 20):
                 got, total = list_experiments(conn, root, f, order_by, desc, page, 7, cache, 0)
@@ -57,5 +57,33 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
                 if page * 7 >= total:
                     break
             assert paged == [r[0] for r in rows] and total == len(rows)
+    finally:
+        db.close()
+
+
+def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
+    for i in range(30):
+        run = runicorn_lite.init(project="vision" if i % 3 else "nlp", name=f"resnet{i % 4}", root=root)
+        run.finish()
+    settings = Settings(root=root)
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    try:
+        indexer = Indexer(settings.root, db)
+        indexer.scan()
+        conn = db.reader()
+        f = ExperimentFilter(search="resnet vision")
+        where, params = where_clause(f)
+        for order_by, desc in itertools.product(("created_at", "name", "best_metric_value"), (True, False)):
+            expected = [r[0] for r in conn.execute(
+                f"SELECT id FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)}", params)]
+            cache = QueryCache()
+            paged = []
+            for page in range(1, 6):
+                got, total = list_experiments(conn, root, f, order_by, desc, page, 4, cache, 0)
+                assert total == len(expected) == 20
+                paged += [g["id"] for g in got]
+            assert paged == expected
+            # past the end: empty page, right total
+            assert list_experiments(conn, root, f, order_by, desc, 99, 4, cache, 0) == ([], 20)
     finally:
         db.close()

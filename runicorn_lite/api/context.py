@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from runicorn_lite import rundir
 from runicorn_lite.db import Database
 from runicorn_lite.ingest import Indexer, Watcher
-from runicorn_lite.queries.experiments import CountCache, RunRef, find_for_write
+from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.api")
@@ -28,7 +28,7 @@ class AppContext:
     indexer: Indexer
     watcher: Watcher | None = None
     started_at: float = 0.0
-    counts: CountCache = field(default_factory=CountCache)
+    counts: QueryCache = field(default_factory=QueryCache)
 
     @property
     def root(self) -> Path:

@@ -23,6 +23,8 @@ EXPERIMENT_COLUMNS = (
     " path, alias, tags, description, ended_at, updated_at, exit_reason, deleted_at"
 )
 MIN_TRIGRAM = 3
+# Searches with at most this many matches keep their ordered ids between pages (8 bytes each).
+SEARCH_ORDER_CACHE_MAX = 20_000
 
 
 class RunRef(NamedTuple):
@@ -167,9 +169,9 @@ def experiment_row(row: sqlite3.Row | tuple, root: Path, include_deleted: bool) 
     return obj
 
 
-class CountCache:
-    """Totals (and plan facts) of recent queries, valid while the index has not changed (by
-    its generation).
+class QueryCache:
+    """Totals, plan facts and search orders of recent queries, valid while the index has not
+    changed (by its generation).
 
     Paging through a result asks for the same total again and again; at 100k experiments a
     count is several milliseconds, a page of rows a fraction of one.
@@ -177,14 +179,14 @@ class CountCache:
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: dict[tuple, tuple[int, int]] = {}
+        self._entries: dict[tuple, tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple, generation: int) -> int | None:
+    def get(self, key: tuple, generation: int) -> Any:
         hit = self._entries.get(key)
         return hit[1] if hit is not None and hit[0] == generation else None
 
-    def put(self, key: tuple, generation: int, total: int) -> None:
+    def put(self, key: tuple, generation: int, total: Any) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.pop(next(iter(self._entries)))
@@ -199,7 +201,7 @@ def list_experiments(
     desc: bool,
     page: int,
     per_page: int,
-    counts: CountCache | None = None,
+    counts: QueryCache | None = None,
     generation: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of experiments and the total that match (two indexed statements)."""
@@ -215,6 +217,8 @@ def list_experiments(
         return total
 
     total = count(where, params)
+    if f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
+        return _search_page(conn, root, f, where, params, order_by, desc, page, per_page, counts, generation)
     offset = (page - 1) * per_page
     sql = (f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
            f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?")
@@ -235,8 +239,42 @@ def list_experiments(
     return [experiment_row(r, root, f.include_deleted) for r in rows], total
 
 
+def _search_page(
+    conn: sqlite3.Connection,
+    root: Path,
+    f: ExperimentFilter,
+    where: str,
+    params: list[Any],
+    order_by: str,
+    desc: bool,
+    page: int,
+    per_page: int,
+    cache: QueryCache,
+    generation: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A search page from the ordered ids of every match, kept per index generation.
+
+    The trigram MATCH and the sort of its matches are most of a search's cost and the same for
+    every page (and every repeat); pages are then slices, and the total is the list's length.
+    """
+    key = ("search-order", where, *params, order_by, desc)
+    pks = cache.get(key, generation)
+    if pks is None:
+        pks = tuple(r[0] for r in conn.execute(
+            f"SELECT pk FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)}", params
+        ))
+        cache.put(key, generation, pks)
+    wanted = pks[(page - 1) * per_page : page * per_page]
+    if not wanted:
+        return [], len(pks)
+    rows = {r[0]: r[1:] for r in conn.execute(
+        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE pk IN ({','.join('?' * len(wanted))})", wanted
+    )}
+    return [experiment_row(rows[pk], root, f.include_deleted) for pk in wanted if pk in rows], len(pks)
+
+
 def _planner_sorts(
-    conn: sqlite3.Connection, sql: str, args: tuple, cache: CountCache | None, generation: int
+    conn: sqlite3.Connection, sql: str, args: tuple, cache: QueryCache | None, generation: int
 ) -> bool:
     """Whether SQLite's plan for ``sql`` sorts its rows (EXPLAIN QUERY PLAN, cached)."""
     key = ("plan", sql)
