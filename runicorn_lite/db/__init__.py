@@ -201,6 +201,15 @@ class Database:
         finally:
             conn.set_progress_handler(None, 0)
 
+    def read_one(self, sql: str, params: tuple = ()) -> tuple | None:
+        """The first row of one read statement, without an explicit transaction (a single
+        statement reads one snapshot anyway; BEGIN/COMMIT around it were a measurable share of
+        a cheap request)."""
+        try:
+            return self.reader().execute(sql, params).fetchone()  # type: ignore[no-any-return]
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from exc
+
     def close(self) -> None:
         """Close every connection (readers of other threads included)."""
         self._closed = True

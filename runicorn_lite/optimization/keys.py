@@ -154,13 +154,9 @@ class KeyChecker:
         """The principal of an active key, or None for an unknown or revoked one."""
         digest = hash_key(token)
 
-        def query(conn: sqlite3.Connection) -> tuple[str, str] | None:
-            return conn.execute(
-                "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
-                (digest,),
-            ).fetchone()
-
-        row = self._db.read(query)
+        row = self._db.read_one(
+            "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,)
+        )
         if row is None:
             return None
         key_id, project_id = row  # type: ignore[misc]
