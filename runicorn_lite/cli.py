@@ -124,12 +124,15 @@ def index(root: Path, rebuild: bool, silent: bool) -> None:
         start = time.perf_counter()
 
         def progress(seen: int, indexed: int) -> None:
+            # Called once the walk has counted the runs (seen), then after every batch.
             if not silent:
-                click.echo(f"\rscanned {seen} runs, indexed {indexed}", nl=False, err=True)
+                done = min(1.0, indexed / seen) if seen else 1.0
+                bar = "#" * int(done * 30)
+                click.echo(f"\r[{bar:<30}] {indexed}/{seen} runs (re)indexed", nl=False, err=True)
 
         state = indexer.scan(progress=progress)
-        if not silent:
-            click.echo("", err=True)
+        if not silent:  # done: a full bar, whether runs needed reading or were unchanged
+            click.echo(f"\r[{'#' * 30}] {state.runs_seen}/{state.runs_seen} runs checked  ", err=True)
             click.echo(
                 f"{state.runs_in_index} runs in the index ({state.runs_indexed} (re)indexed) "
                 f"in {time.perf_counter() - start:.2f} s"
