@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.state.ctx = ctx
     app.state.optimization = optimization
     if settings.rate_limit:  # off by default: then it costs nothing per request
-        app.add_middleware(RateLimitMiddleware, enabled=True)
+        app.add_middleware(RateLimitMiddleware)
     app.add_middleware(LocalOriginMiddleware, check_host=settings.check_host)
     app.add_middleware(ResponseTimeMiddleware)
     return app

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import re
-import threading
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runicorn_lite.api.errors import error_response
+from runicorn_lite.optimization.ratelimit import FixedWindowLimiter
 
 WINDOW_S = 60.0
 # The V2 document's limits, per client address and endpoint, per 60 s.
@@ -44,41 +43,18 @@ class ResponseTimeMiddleware:
         await self.app(scope, receive, send_with_time)
 
 
-class FixedWindows:
-    """Counters in fixed windows; a rejected request is not counted."""
-
-    def __init__(self, window_s: float = WINDOW_S) -> None:
-        self.window_s = window_s
-        self._counts: dict[tuple[str, ...], tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: tuple[str, ...], limit: int, now: float | None = None) -> tuple[bool, int, float]:
-        """(allowed, remaining, window reset time as unix seconds)."""
-        now = time.time() if now is None else now
-        window = int(now // self.window_s)
-        reset = (window + 1) * self.window_s
-        with self._lock:
-            if len(self._counts) > 100_000:  # forget old windows now and then
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
-            win, count = self._counts.get(key, (window, 0))
-            if win != window:
-                count = 0
-            if count >= limit:
-                return False, 0, reset
-            self._counts[key] = (window, count + 1)
-            return True, limit - count - 1, reset
-
-
 class RateLimitMiddleware:
-    """The V2 limits per client address; off unless ``serve --rate-limit``."""
+    """The V2 document's limits per client address (installed only with ``serve --rate-limit``).
 
-    def __init__(self, app: ASGIApp, enabled: bool = False) -> None:
+    Counting is the optimization API's fixed-window limiter: one mechanism, one header format.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.enabled = enabled
-        self.windows = FixedWindows()
+        self.limiter = FixedWindowLimiter(int(WINDOW_S))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.enabled or scope["type"] != "http":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         # HEAD runs the GET handler (the same query): it shares the GET budget.
@@ -89,21 +65,18 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        allowed, remaining, reset = self.windows.hit((client, method, rule[0].pattern), rule[1])
-        limit_headers = [
-            (b"x-ratelimit-limit", str(rule[1]).encode()),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(int(reset)).encode()),
-        ]
-        if not allowed:
-            retry = max(1, math.ceil(reset - time.time()))
+        decision = self.limiter.hit(f"{method} {rule[0].pattern}", client, rule[1])
+        headers = decision.headers()
+        if not decision.allowed:
+            retry = decision.retry_after
             response = error_response(
                 429,
                 f"Rate limit exceeded: {rule[1]} requests per {int(WINDOW_S)} s on this endpoint; retry in {retry} s",
-                {"Retry-After": str(retry), **{k.decode(): v.decode() for k, v in limit_headers}},
+                {"Retry-After": str(retry), **headers},
             )
             await response(scope, receive, send)
             return
+        limit_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
         async def send_with_limits(message: Message) -> None:
             if message["type"] == "http.response.start":
