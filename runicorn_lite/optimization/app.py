@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runicorn_lite.api.middleware import ResponseTimeMiddleware
 from runicorn_lite.db import Database, StoreError, in_db_thread
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
@@ -291,9 +291,9 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-class ResponseTimeAndErrors:
-    """Adds ``X-Response-Time`` to every answer and turns any unexpected exception into the
-    documented 500 (the traceback goes to the log, never to the client)."""
+class ErrorsAs500:
+    """Turns any unexpected exception into the documented 500 (the traceback goes to the log,
+    never to the client)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -302,25 +302,22 @@ class ResponseTimeAndErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         response_started = False
 
-        async def send_timed(message: Message) -> None:
+        async def send_tracked(message: Message) -> None:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                elapsed = (time.perf_counter() - started) * 1000
-                MutableHeaders(scope=message).append("X-Response-Time", f"{elapsed:.2f}ms")
             await send(message)
 
         try:
-            await self.app(scope, receive, send_timed)
+            await self.app(scope, receive, send_tracked)
         except Exception:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if response_started:
                 raise
             response = _error_response(ApiError(500, "Internal server error"))
-            await response(scope, receive, send_timed)
+            await response(scope, receive, send_tracked)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
@@ -370,7 +367,10 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         exception_handlers={HTTPException: _http_exception},
     )
-    app.add_middleware(ResponseTimeAndErrors)
+    app.add_middleware(ErrorsAs500)
+    # The same X-Response-Time as the main app (which sets it again, outermost, when mounted),
+    # so the sub-app is complete on its own.
+    app.add_middleware(ResponseTimeMiddleware)
     # "/runs/" is not "/runs": answer the JSON 404 rather than a redirect.
     app.router.redirect_slashes = False
     app.state.db = db
