@@ -149,7 +149,6 @@ class EventsChunk:
     points: dict[str, dict[int, float]] = field(default_factory=dict)
     offset: int = 0
     last_step: int | None = None
-    lines: int = 0
     bad_lines: int = 0
 
 
@@ -174,7 +173,6 @@ def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> Ev
     points = out.points
     step_auto = last_step
     lines = [line for line in data[: end + 1].split(b"\n") if line.strip()]
-    out.lines = len(lines)
     try:  # one parse for the whole read: far cheaper than one call per line
         events: list[Any] = orjson.loads(b"[" + b",".join(lines) + b"]")
     except orjson.JSONDecodeError:  # bare NaN/Infinity or a corrupt line: line by line
@@ -245,7 +243,6 @@ class RunInfo:
     description: str | None
     tags: list[str]
     status: str
-    raw_status: str | None
     exit_reason: str | None
     created_at: float
     started_at: float | None
@@ -448,7 +445,6 @@ def read_run(loc: RunLocation) -> RunInfo | None:
     created_at = _float_or_none(meta.get("created_at"))
     if created_at is None:
         created_at = started_at if started_at is not None else dir_mtime
-    raw_status = status_obj.get("status") if isinstance(status_obj.get("status"), str) else None
     # No status yet: the run is starting. A status that is there but unknown: finished.
     status = normalize_status(status_obj["status"]) if "status" in status_obj else "running"
     exit_reason = _str_or_none(status_obj.get("exit_reason"))
@@ -495,7 +491,6 @@ def read_run(loc: RunLocation) -> RunInfo | None:
         description=_str_or_none(meta.get("description")),
         tags=_tags(meta.get("tags")),
         status=status,
-        raw_status=raw_status,
         exit_reason=exit_reason,
         created_at=created_at,
         started_at=started_at,

@@ -51,10 +51,6 @@ class KeyInfo:
     last_used_at: str | None
     revoked_at: str | None
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
 
 @dataclass(frozen=True)
 class Principal:
