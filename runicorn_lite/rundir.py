@@ -37,10 +37,12 @@ SUMMARY = "summary.json"
 EVENTS = "events.jsonl"
 LOGS = "logs.txt"
 ENVIRONMENT = "environment.json"
+ASSETS = "assets.json"  # 0.7.x: config (args/extra), code, datasets, outputs
+MEDIA = "media"  # images logged with log_image
 DELETED = ".deleted"
 # The files whose size and mtime decide whether a run changed (events.jsonl is tracked apart,
 # by byte offset).
-SMALL_FILES = (META, STATUS, SUMMARY, DELETED, ENVIRONMENT)
+SMALL_FILES = (META, STATUS, SUMMARY, DELETED, ENVIRONMENT, ASSETS)
 
 # Top-level folders that are never projects in the legacy layout.
 NOT_PROJECTS = frozenset({RUNS_DIRNAME, "archive", "artifacts", "webui", "index"})
@@ -143,10 +145,14 @@ class EventsChunk:
     """What one read of events.jsonl produced.
 
     ``points`` maps metric name → {step: value} (last value logged at a step wins).
+    ``images`` are the ``image`` events, in file order: ``{"key", "step", "caption", "path"}``
+    (``path`` relative to the run directory; ``step`` the event's, or else the last metrics
+    step logged before it).
     ``offset`` is where the next read starts: just after the last complete line.
     """
 
     points: dict[str, dict[int, float]] = field(default_factory=dict)
+    images: list[dict[str, Any]] = field(default_factory=list)
     offset: int = 0
     last_step: int | None = None
     bad_lines: int = 0
@@ -181,10 +187,15 @@ def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> Ev
         if type(event) is not dict:
             out.bad_lines += 1
             continue
-        if event.get("type", "metrics") != "metrics":
-            continue
+        event_type = event.get("type", "metrics")
         payload = event.get("data")
         if type(payload) is not dict:
+            continue
+        if event_type != "metrics":
+            if event_type == "image":
+                image = image_event(payload, step_auto)
+                if image is not None:
+                    out.images.append(image)
             continue
         step = payload.get("global_step")
         if type(step) is not int:
@@ -214,6 +225,35 @@ def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> Ev
             series[step] = value
     out.last_step = step_auto
     return out
+
+
+def safe_relative_path(raw: object) -> str | None:
+    """``raw`` as a path inside a run directory (``media/x.png``), or None when it is not a
+    string, is absolute, or climbs out (``..``)."""
+    if not isinstance(raw, str) or not raw or "\x00" in raw or len(raw) > 1024:
+        return None
+    text = raw.replace("\\", "/")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        return None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def image_event(payload: dict[str, Any], last_step: int | None) -> dict[str, Any] | None:
+    """The image of one ``image`` event's data, or None when it names no usable file."""
+    key, path = payload.get("key"), safe_relative_path(payload.get("path"))
+    if not isinstance(key, str) or not key or path is None:
+        return None
+    step = _as_int(payload.get("step"))
+    caption = payload.get("caption")
+    return {
+        "key": key[:200],
+        "step": step if step is not None else last_step,
+        "caption": caption[:2000] if isinstance(caption, str) else None,
+        "path": path,
+    }
 
 
 @dataclass

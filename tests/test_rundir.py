@@ -234,3 +234,32 @@ def test_restore_from_the_recycle_bin_refuses_to_overwrite(tmp_path: Path) -> No
     taken.rmdir()
     restored = rundir.unmark_deleted(tmp_path, recycled, "20250101_000000_abcdef", "cv/x")
     assert restored == taken and (taken / "meta.json").exists() and not (taken / ".deleted").exists()
+
+
+def test_read_events_collects_image_events_with_safe_paths(tmp_path: Path) -> None:
+    # The shape the real 0.7.2 SDK writes; a missing step takes the last metrics step.
+    lines = [
+        {"ts": 1.0, "type": "metrics", "data": {"loss": 1.0, "global_step": 4}},
+        {"ts": 2.0, "type": "image", "data": {"key": "sample", "path": "media/1_abc123_sample.png", "step": 3, "caption": "c"}},
+        {"ts": 3.0, "type": "image", "data": {"key": "sample", "path": "media/2_abc124_sample.png", "step": None, "caption": None}},
+        {"ts": 4.0, "type": "image", "data": {"key": "bad", "path": "../../etc/passwd", "step": 1}},
+        {"ts": 5.0, "type": "image", "data": {"key": "bad", "path": "/etc/passwd", "step": 1}},
+        {"ts": 6.0, "type": "image", "data": {"path": "media/x.png"}},
+    ]
+    path = _write(tmp_path / "events.jsonl", "".join(json.dumps(e) + "\n" for e in lines))
+    chunk = rundir.read_events(path)
+    assert chunk.images == [
+        {"key": "sample", "step": 3, "caption": "c", "path": "media/1_abc123_sample.png"},
+        {"key": "sample", "step": 4, "caption": None, "path": "media/2_abc124_sample.png"},
+    ]
+    assert chunk.points == {"loss": {4: 1.0}}
+
+
+@pytest.mark.parametrize("raw", ["../x", "a/../../x", "/abs", "C:/x", "", "a\x00b", 3, None])
+def test_safe_relative_path_refuses_escapes(raw: object) -> None:
+    assert rundir.safe_relative_path(raw) is None
+
+
+def test_safe_relative_path_normalises() -> None:
+    assert rundir.safe_relative_path("./media//x.png") == "media/x.png"
+    assert rundir.safe_relative_path("media\\x.png") == "media/x.png"

@@ -24,7 +24,7 @@ POLL_FALLBACK_S = 2.0
 # How often the live-run pid check runs.
 PID_CHECK_S = 5.0
 _RUN_FILES = frozenset(
-    {rundir.META, rundir.STATUS, rundir.SUMMARY, rundir.EVENTS, rundir.DELETED, rundir.ENVIRONMENT}
+    {rundir.META, rundir.STATUS, rundir.SUMMARY, rundir.EVENTS, rundir.DELETED, rundir.ENVIRONMENT, rundir.ASSETS}
 )
 
 
