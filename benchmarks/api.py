@@ -34,17 +34,17 @@ def run(root: Any, v1_reps: int, v2_reps: int, warmup: int) -> dict[str, Any]:
             # 10k parsed runs' worth of garbage that slows the requests right after it.
             targets = [("/api/health", {})] + [(q.v2_path, q.v2_params) for q in queries]
             samples: list[list[float]] = [[] for _ in targets]
-            for i, (path, qp) in enumerate(targets):
+            for path, qp in targets:
                 time_v2(client, path, qp, 0, warmup * 10)
             for _ in range(v2_reps):
                 for i, (path, qp) in enumerate(targets):
                     samples[i].extend(time_v2(client, path, qp, 1, 0))
             h = summarize(samples[0])
             rows = []
-            for q, s in zip(queries, samples[1:]):
+            for q, s in zip(queries, samples[1:], strict=True):
                 rows.append({"query": q.name, "is_list": q.is_list, "v2_path": q.v2_path, "v2_params": q.v2_params,
                              "v2": summarize(s)})
-            for row, q in zip(rows, queries):
+            for row, q in zip(rows, queries, strict=True):
                 row["v1"] = summarize(time_calls(lambda q=q: q.v1(client), v1_reps, warmup)) if q.v1 else None
                 print(f"  {q.name}: V1 {fmt_ms(row['v1']['median_ms']) if row['v1'] else '-'}  "
                       f"V2 {fmt_ms(row['v2']['median_ms'])}", flush=True)

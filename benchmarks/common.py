@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -120,14 +120,14 @@ def machine_info() -> str:
         pass
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
+                                text=True, timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "runicorn_lite"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+                               capture_output=True, text=True, timeout=10, check=False).stdout.strip()
         commit = f"commit {commit}{' + uncommitted changes in runicorn_lite/' if dirty else ''}"
     except (OSError, subprocess.SubprocessError):
         commit = "commit unknown"
     return (
-        f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.system()} {platform.release()}; "
+        f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC; {platform.system()} {platform.release()}; "
         f"nproc={os.cpu_count()}; {cpu}; {mem}; Python {platform.python_version()}; {commit}"
     )
 
@@ -190,7 +190,9 @@ class Server:
         self.url = ""
         atexit.register(self.stop)
 
-    def wait_http(self, url: str, probe: str, timeout: float = 120.0, ok: Callable[[httpx.Response], bool] | None = None) -> float:
+    def wait_http(
+        self, url: str, probe: str, timeout: float = 120.0, ok: Callable[[httpx.Response], bool] | None = None
+    ) -> float:
         """Poll ``url + probe`` until it answers (``ok``); returns seconds since launch."""
         deadline = time.monotonic() + timeout
         with httpx.Client(timeout=5) as client:
@@ -239,7 +241,7 @@ class Server:
                 self.proc.wait(5)
         self._log.close()
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

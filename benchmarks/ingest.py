@@ -156,7 +156,8 @@ def live_latency(src: Path, events: int, interval: float, readers: int) -> dict[
     steady = [seen[s] - logged[s] for s in sorted(seen) if s in logged and logged[s] >= t_ready + STEADY_AFTER_S]
     return {"latencies_ms": [round(x * 1000, 2) for x in lat], "events": len(lat),
             "steady_events": len(steady), "steady_p50_ms": percentile(steady, 50) * 1000,
-            "steady_p95_ms": percentile(steady, 95) * 1000, "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
+            "steady_p95_ms": percentile(steady, 95) * 1000,
+            "p50_ms": percentile(lat, 50) * 1000, "p95_ms": percentile(lat, 95) * 1000,
             "max_ms": max(lat) * 1000 if lat else None, "reads_per_s": sum(read_counts) / elapsed,
             "readers": readers, "interval_s": interval, "watcher": health["index"]["watcher"],
             "server_last_ingest_lag_s": health["index"]["last_ingest_lag_s"]}
@@ -172,7 +173,8 @@ def render(res: dict[str, Any]) -> str:
         ["… same, whole command wall time (incl. Python start)", f"{c['cold']['wall_s']:.2f} s", "", "", ""],
         ["Server start-up scan (health `last_scan_duration_s`)", f"{s['scan_s']:.2f} s",
          f"{runs / s['scan_s']:,.0f} runs/s, {points / s['scan_s']:,.0f} points/s", "< 15 s", _ok(s["scan_s"] < 15)],
-        ["… server start → listening / → `index.ready`", f"{s['listening_s']:.2f} s / {s['ready_s']:.2f} s", "", "", ""],
+        ["… server start → listening / → `index.ready`", f"{s['listening_s']:.2f} s / {s['ready_s']:.2f} s",
+         "", "", ""],
         ["No-change rescan (`index`, in-process)", f"{c['rescan']['internal_s']:.3f} s",
          f"{c['rescan']['reindexed']} runs re-read", "< 1 s", _ok(c["rescan"]["internal_s"] < 1)],
         ["No-change rescan (server periodic rescan)", f"{s['rescan_s']:.3f} s",
@@ -181,7 +183,8 @@ def render(res: dict[str, Any]) -> str:
          f"{fmt_ms(live['p50_ms'])} / {fmt_ms(live['p95_ms'])} / {fmt_ms(live['max_ms'])}",
          f"under {live['readers']} reader threads ({live['reads_per_s']:.0f} V2 list req/s), watcher {live['watcher']}",
          "p95 < 1 s", _ok(live["p95_ms"] < 1000)],
-        [f"… steady state: events logged ≥ {STEADY_AFTER_S:.0f} s after `index.ready` (p50 / p95, {live['steady_events']} events)",
+        [f"… steady state: events logged ≥ {STEADY_AFTER_S:.0f} s after `index.ready`"
+         f" (p50 / p95, {live['steady_events']} events)",
          f"{fmt_ms(live['steady_p50_ms'])} / {fmt_ms(live['steady_p95_ms'])}", "", "p95 < 1 s",
          _ok(live["steady_p95_ms"] < 1000) if live["steady_events"] else "n/a"],
     ]
@@ -201,7 +204,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     runs = sum(1 for _ in (src / "runs").glob("*/*/*/meta.json"))
     points = 0
     for p in list((src / "runs").glob("*/*/*/events.jsonl"))[:200]:
-        points += sum(1 for _ in open(p, "rb"))
+        with open(p, "rb") as fh:
+            points += sum(1 for _ in fh)
     sample = min(200, runs) or 1
     points = int(points / sample * runs * 3)  # 3 metrics a line in our corpus
     t0 = time.perf_counter()

@@ -241,7 +241,8 @@ def render(res: dict[str, Any]) -> str:
                      ", ".join(f"{k}×{v}" for k, v in r["errors"].items()) or "0"])
     md = (f"Primary DB pre-filled with {res['prefill']['runs']:,} runs and {res['prefill']['iterations']:,} iterations "
           f"(one project, the key's) in {res['prefill']['seconds']:.0f} s; {res['requests']} requests per row; "
-          f"closed loop (each client is a thread with its own keep-alive connection and sends its next request when the previous answer arrives); client and server "
+          f"closed loop (each client is a thread with its own keep-alive connection and sends its next request"
+          f" when the previous answer arrives); client and server "
           f"share the 2 cores. 'server' = the server's own `X-Response-Time`.\n\n")
     md += markdown_table(["Operation", "Clients", "p50", "p95", "p99", "req/s", "server p50", "server p99",
                           "Doc target (p99)", "Met", "≥10x under", "Errors"], rows)
@@ -265,7 +266,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(root)
         info = prefill(root, args.runs, args.iterations)
         meta.write_text(json.dumps(info))
-    print(f"  pre-filled {info['runs']:,} runs / {info['iterations']:,} iterations in {info['seconds']:.1f} s", flush=True)
+    print(f"  pre-filled {info['runs']:,} runs / {info['iterations']:,} iterations in {info['seconds']:.1f} s",
+          flush=True)
     huge = "1000000000"
     res: dict[str, Any] = {"prefill": {k: info[k] for k in ("runs", "iterations", "seconds")},
                            "requests": args.requests, "phases": []}
@@ -274,7 +276,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(root, work)
-    with OurServer(work, "--no-watch", "--read-limit", huge, "--write-limit", huge, "--iterations-limit", huge) as server:
+    limits = ("--read-limit", huge, "--write-limit", huge, "--iterations-limit", huge)
+    with OurServer(work, "--no-watch", *limits) as server:
         server.wait_ready()
         counter = [0]
         for clients in [int(c) for c in str(args.clients).split(",")]:

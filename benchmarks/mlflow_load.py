@@ -56,7 +56,7 @@ def main() -> None:
         if project not in experiments:
             experiments[project] = client.create_experiment(project, artifact_location=f"{artifacts}/{project}")
         start_ms = int(meta.get("created_at", time.time()) * 1000)
-        tags = {t: "1" for t in meta.get("tags") or []}
+        tags = dict.fromkeys(meta.get("tags") or [], "1")
         if meta.get("description"):
             tags["mlflow.note.content"] = meta["description"]
         tags["runicorn.id"] = meta.get("id", d.name)

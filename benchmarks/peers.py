@@ -106,7 +106,7 @@ def runicorn_queries(p: Params) -> dict[str, Callable[[httpx.Client], object]]:
                 and r.get("best_metric_value") is not None and r["best_metric_value"] >= p.best_min)
 
     return {
-        "List all (page 1 of 50)": lambda c: _v1_list(c),
+        "List all (page 1 of 50)": _v1_list,
         "Filter by project": lambda c: _v1_list(c, lambda r: project_of(r) == p.project),
         "Filter by status": lambda c: _v1_list(c, lambda r: r["status"] == "finished"),
         "Sort by metric": lambda c: _v1_list(c, sort="metric"),
@@ -181,7 +181,8 @@ def mlflow_queries(p: Params, info: dict[str, Any], client: httpx.Client) -> tup
     def history(c: httpx.Client, max_results: int | None = None) -> None:
         for key in ("accuracy", "loss", "lr"):
             if max_results is None:
-                _get(c, "/api/2.0/mlflow/metrics/get-history", {"run_id": run_id, "metric_key": key, "max_results": 25000})
+                _get(c, "/api/2.0/mlflow/metrics/get-history",
+                     {"run_id": run_id, "metric_key": key, "max_results": 25000})
             else:
                 _get(c, "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval",
                      {"run_ids": run_id, "metric_key": key, "max_results": max_results})
@@ -201,7 +202,7 @@ def mlflow_queries(p: Params, info: dict[str, Any], client: httpx.Client) -> tup
         "Pagination (page 2)": lambda c: post(c, {**base, "page_token": token}),
         f"Search '{p.search}'": lambda c: post(c, {**base, "filter": f"attributes.run_name ILIKE '%{p.search}%'"}),
         "Detail": lambda c: _get(c, "/api/2.0/mlflow/runs/get", {"run_id": run_id}),
-        "Metrics (all points)": lambda c: history(c),
+        "Metrics (all points)": history,
         "Metrics (downsample=20)": lambda c: history(c, 20),
         "404 (unknown id)": lambda c: _get(c, "/api/2.0/mlflow/runs/get", {"run_id": "0" * 32}, expect=404),
         "Health": lambda c: _get(c, "/health") if False else c.get("/health"),
@@ -314,7 +315,8 @@ def render(res: dict[str, Any]) -> str:
     md += "\n\n" + markdown_table(["Server", "Peak RSS", "Start → first answer", "Start → all runs queryable"], srv)
     if "mlflow_load" in res:
         ml = res["mlflow_load"]
-        md += (f"\n\nMLflow holds a subset: {ml['runs']:,} of the {res['n_runs']:,} runs ({ml['points']:,} metric points,"
+        md += (f"\n\nMLflow holds a subset: {ml['runs']:,} of the {res['n_runs']:,} runs"
+               f" ({ml['points']:,} metric points,"
                f" loaded with `MlflowClient.log_batch` in {ml['seconds']:.0f} s); runicorn-lite and Runicorn hold all"
                f" {res['n_runs']:,}. Health = `/api/health` (ours, Runicorn), `/health` (MLflow).")
     return md

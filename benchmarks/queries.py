@@ -100,7 +100,7 @@ def query_set(p: Params) -> list[Query]:
         return orjson.loads(c.get(path, params=params).content)
 
     return [
-        Query("List all (page 1 of 50)", lst, {"page": 1, "per_page": PER_PAGE}, lambda c: _v1_list(c)),
+        Query("List all (page 1 of 50)", lst, {"page": 1, "per_page": PER_PAGE}, _v1_list),
         Query("Filter by project", lst, {"project": p.project, "per_page": PER_PAGE},
               lambda c: _v1_list(c, lambda r: project_of(r) == p.project)),
         Query("Filter by status", lst, {"status": "finished", "per_page": PER_PAGE},

@@ -126,7 +126,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if len(steps) == 1:
         steps = steps * len(sizes)
     res: dict[str, Any] = {"sizes": sizes, "steps": steps, "reps": args.reps, "by_size": {}}
-    for size, st in zip(sizes, steps):
+    for size, st in zip(sizes, steps, strict=True):
         path = corpus_for(size, st, args.seed, args.quick)
         res["by_size"][str(size)] = measure(path, args.reps)
         print(f"  {size:,} runs measured", flush=True)

@@ -6,4 +6,4 @@ __version__ = "0.1.0"
 
 from runicorn_lite.sdk import Run, init
 
-__all__ = ["Run", "init", "__version__"]
+__all__ = ["Run", "__version__", "init"]

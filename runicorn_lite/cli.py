@@ -7,40 +7,35 @@ import random
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from runicorn_lite import __version__
+from runicorn_lite.cli_options import envvar, resolve_root, root_option, setting_default
 from runicorn_lite.optimization.cli import keys
-from runicorn_lite.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_root
+from runicorn_lite.settings import Settings
 
-ROOT_HELP = "Data root: run directories and our .runicorn_lite store (env RUNICORN_LITE_ROOT)."
+if TYPE_CHECKING:
+    import uvicorn
 
-
-def root_option(fn):  # type: ignore[no-untyped-def]
-    return click.option(
-        "--root",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="RUNICORN_LITE_ROOT",
-        default=default_root,
-        show_default="./runicorn-data",
-        help=ROOT_HELP,
-    )(fn)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "RUNICORN_LITE"})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="runicorn-lite")
 def main() -> None:
     """runicorn-lite: a fast local experiment tracker for Runicorn run directories."""
 
 
-def _make_server(config, sock: socket.socket):  # type: ignore[no-untyped-def]
+def _make_server(config: uvicorn.Config, sock: socket.socket) -> uvicorn.Server:
     """A uvicorn.Server that prints the bound address once it accepts connections."""
     import uvicorn
 
     class Server(uvicorn.Server):
-        async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
@@ -50,33 +45,35 @@ def _make_server(config, sock: socket.socket):  # type: ignore[no-untyped-def]
     return Server(config)
 
 
+def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
+    """A --name option whose default is the Settings field's and whose environment variable
+    is shown in --help."""
+    decls = kwargs.pop("decls", (f"--{name}",))
+    field = kwargs.pop("field", name.split("/")[0].removeprefix("--").replace("-", "_"))
+    kwargs.setdefault("default", setting_default(field))
+    return click.option(*decls, envvar=envvar(field), show_envvar=True, show_default=True, **kwargs)
+
+
 @main.command()
 @root_option
-@click.option("--host", default=DEFAULT_HOST, show_default=True, envvar="RUNICORN_LITE_HOST",
-              help="Address to bind (env RUNICORN_LITE_HOST). Keep 127.0.0.1 unless you mean to share.")
-@click.option("-p", "--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
-              envvar="RUNICORN_LITE_PORT", help="Port; 0 picks a free one (env RUNICORN_LITE_PORT).")
-@click.option("--watch/--no-watch", default=True, show_default=True, envvar="RUNICORN_LITE_WATCH",
-              help="Follow file events after the start-up scan; with --no-watch only the periodic "
-                   "rescan keeps the index current (env RUNICORN_LITE_WATCH).")
-@click.option("--rescan-interval", type=click.FloatRange(0, 86400), default=30.0, show_default=True,
-              envvar="RUNICORN_LITE_RESCAN_INTERVAL",
-              help="Seconds between full rescans (a fallback for unreliable file events); 0 turns them "
-                   "off, and with --no-watch freezes the index after start-up (env RUNICORN_LITE_RESCAN_INTERVAL).")
-@click.option("--rate-limit/--no-rate-limit", default=False, show_default=True, envvar="RUNICORN_LITE_RATE_LIMIT",
-              help="Enforce the V2 document's per-client rate limits (env RUNICORN_LITE_RATE_LIMIT).")
-@click.option("--read-limit", type=click.IntRange(1), default=1000, show_default=True, envvar="RUNICORN_LITE_READ_LIMIT",
-              help="Optimization API reads per project per 60 s (env RUNICORN_LITE_READ_LIMIT).")
-@click.option("--write-limit", type=click.IntRange(1), default=500, show_default=True, envvar="RUNICORN_LITE_WRITE_LIMIT",
-              help="Optimization API writes per project per 60 s (env RUNICORN_LITE_WRITE_LIMIT).")
-@click.option("--iterations-limit", type=click.IntRange(1), default=2000, show_default=True,
-              envvar="RUNICORN_LITE_ITERATIONS_LIMIT",
-              help="Optimization API iteration posts per project per 60 s (env RUNICORN_LITE_ITERATIONS_LIMIT).")
+@_option("host", help="Address to bind. Keep 127.0.0.1 unless you mean to share.")
+@_option("port", decls=("-p", "--port"), type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
+@_option("watch", decls=("--watch/--no-watch",),
+         help="Follow file events after the start-up scan; with --no-watch only the periodic "
+              "rescan keeps the index current.")
+@_option("rescan-interval", type=click.FloatRange(0, 86400),
+         help="Seconds between full rescans (a fallback for unreliable file events); 0 turns them "
+              "off, and with --no-watch freezes the index after start-up.")
+@_option("rate-limit", decls=("--rate-limit/--no-rate-limit",),
+         help="Enforce the V2 document's per-client rate limits.")
+@_option("read-limit", type=click.IntRange(1), help="Optimization API reads per project per 60 s.")
+@_option("write-limit", type=click.IntRange(1), help="Optimization API writes per project per 60 s.")
+@_option("iterations-limit", type=click.IntRange(1), help="Optimization API iteration posts per project per 60 s.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-              show_default=True, envvar="RUNICORN_LITE_LOG_LEVEL", help="Log level (env RUNICORN_LITE_LOG_LEVEL).")
-@click.option("--access-log/--no-access-log", default=False, show_default=True, envvar="RUNICORN_LITE_ACCESS_LOG",
-              help="Log every request (env RUNICORN_LITE_ACCESS_LOG).")
-def serve(root: Path, host: str, port: int, watch: bool, rescan_interval: float, rate_limit: bool,
+              show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
+              show_envvar=True, help="Log every request.")
+def serve(root: Path | None, host: str, port: int, watch: bool, rescan_interval: float, rate_limit: bool,
           read_limit: int, write_limit: int, iterations_limit: int, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
@@ -105,10 +102,10 @@ def serve(root: Path, host: str, port: int, watch: bool, rescan_interval: float,
 
 @main.command()
 @root_option
-@click.option("--rebuild", is_flag=True, envvar="RUNICORN_LITE_REBUILD",
-              help="Delete the index and build it again from the files (env RUNICORN_LITE_REBUILD).")
-@click.option("--silent", is_flag=True, envvar="RUNICORN_LITE_SILENT", help="No progress output (env RUNICORN_LITE_SILENT).")
-def index(root: Path, rebuild: bool, silent: bool) -> None:
+@click.option("--rebuild", is_flag=True, envvar=envvar("rebuild"), show_envvar=True,
+              help="Delete the index and build it again from the files.")
+@click.option("--silent", is_flag=True, envvar=envvar("silent"), show_envvar=True, help="No progress output.")
+def index(root: Path | None, rebuild: bool, silent: bool) -> None:
     """Index the run directories under the root once, then exit."""
     from runicorn_lite.db import Database
     from runicorn_lite.db.schema import INDEX_MIGRATIONS
@@ -122,17 +119,20 @@ def index(root: Path, rebuild: bool, silent: bool) -> None:
     try:
         indexer = Indexer(settings.root, db)
         start = time.perf_counter()
+        if silent:
+            state = indexer.scan()
+        else:
+            # The bar's length is the number of runs found, known once the walk has counted
+            # them; it advances with the runs (re)indexed and is full when the scan is done.
+            with click.progressbar(length=0, label="indexing", show_pos=True, file=sys.stderr) as bar:
 
-        def progress(seen: int, indexed: int) -> None:
-            # Called once the walk has counted the runs (seen), then after every batch.
-            if not silent:
-                done = min(1.0, indexed / seen) if seen else 1.0
-                bar = "#" * int(done * 30)
-                click.echo(f"\r[{bar:<30}] {indexed}/{seen} runs (re)indexed", nl=False, err=True)
+                def progress(seen: int, indexed: int) -> None:
+                    bar.length = seen
+                    bar.update(indexed - bar.pos)
 
-        state = indexer.scan(progress=progress)
-        if not silent:  # done: a full bar, whether runs needed reading or were unchanged
-            click.echo(f"\r[{'#' * 30}] {state.runs_seen}/{state.runs_seen} runs checked  ", err=True)
+                state = indexer.scan(progress=progress)
+                bar.length = state.runs_seen
+                bar.update(state.runs_seen - bar.pos)
             click.echo(
                 f"{state.runs_in_index} runs in the index ({state.runs_indexed} (re)indexed) "
                 f"in {time.perf_counter() - start:.2f} s"
@@ -143,13 +143,13 @@ def index(root: Path, rebuild: bool, silent: bool) -> None:
 
 @main.command()
 @root_option
-@click.option("--runs", type=click.IntRange(1, 100_000), default=24, show_default=True, envvar="RUNICORN_LITE_DEMO_RUNS",
-              help="How many sample runs to write (env RUNICORN_LITE_DEMO_RUNS).")
+@click.option("--runs", type=click.IntRange(1, 100_000), default=24, show_default=True, envvar=envvar("demo_runs"),
+              show_envvar=True, help="How many sample runs to write.")
 @click.option("--steps", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
-              envvar="RUNICORN_LITE_DEMO_STEPS", help="Steps per run (env RUNICORN_LITE_DEMO_STEPS).")
-@click.option("--seed", type=int, default=0, show_default=True, envvar="RUNICORN_LITE_DEMO_SEED",
-              help="Random seed (env RUNICORN_LITE_DEMO_SEED).")
-def demo(root: Path, runs: int, steps: int, seed: int) -> None:
+              envvar=envvar("demo_steps"), show_envvar=True, help="Steps per run.")
+@click.option("--seed", type=int, default=0, show_default=True, envvar=envvar("demo_seed"), show_envvar=True,
+              help="Random seed.")
+def demo(root: Path | None, runs: int, steps: int, seed: int) -> None:
     """Write realistic sample runs through the SDK, so there is something to look at."""
     from runicorn_lite.demo import write_demo_runs
 
@@ -161,11 +161,12 @@ def demo(root: Path, runs: int, steps: int, seed: int) -> None:
 main.add_command(keys)
 
 
-def _settings(root: Path, **kwargs: object) -> Settings:
+def _settings(root: Path | None, **kwargs: Any) -> Settings:
+    root = resolve_root(root)
     if root.exists() and not root.is_dir():
         raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
     try:
-        settings = Settings(root=root, **kwargs)  # type: ignore[arg-type]
+        settings = Settings(root=root, **kwargs)
         settings.ensure_dirs()
     except OSError as exc:
         raise click.BadParameter(f"cannot use {root}: {exc.strerror or exc}", param_hint="--root") from exc

@@ -22,7 +22,7 @@ message (and, for 400s, its ``fieldErrors``/``formErrors``); a 429 raises
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -150,7 +150,7 @@ class OptimizationClient:
         self.iterations = Iterations(self)
         self.stats = Stats(self)
 
-    def __enter__(self) -> OptimizationClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -177,7 +177,8 @@ class OptimizationClient:
         except httpx.TransportError as exc:
             raise OptimizationConnectionError(f"cannot reach the optimization API: {exc}") from exc
         if response.is_success:
-            return response.json()  # type: ignore[no-any-return]
+            answer: dict[str, Any] = response.json()
+            return answer
         try:
             body = response.json()
         except ValueError:
@@ -225,7 +226,8 @@ class Runs:
                 "direction": direction,
             }
         )
-        return self._client.request("POST", "/runs", json=body)["run"]  # type: ignore[no-any-return]
+        run: dict[str, Any] = self._client.request("POST", "/runs", json=body)["run"]
+        return run
 
     def get(self, run_id: str) -> dict[str, Any]:
         """``{"run", "iterations", "stats", "metadata"}`` of one run."""
@@ -238,8 +240,8 @@ class Runs:
 
     def update(self, run_id: str, **fields: Any) -> dict[str, Any]:
         """PATCH a run (status, final_score, best_params, ...); returns the updated run."""
-        answer = self._client.request("PATCH", f"/runs/{_segment(run_id)}", json=fields)
-        return answer["run"]  # type: ignore[no-any-return]
+        run: dict[str, Any] = self._client.request("PATCH", f"/runs/{_segment(run_id)}", json=fields)["run"]
+        return run
 
 
 class Iterations:

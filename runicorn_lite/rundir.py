@@ -123,7 +123,7 @@ def _as_float(value: object) -> float | None:
         try:
             return float(value)
         except OverflowError:
-            return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+            return math.inf if value > 0 else -math.inf
     return None
 
 
@@ -390,9 +390,8 @@ def location_of(root: Path, run_dir: Path) -> RunLocation | None:
         if len(rel) >= 2 and not any(p.startswith(".") for p in rel[1:]):
             return RunLocation(Path(run_dir), rel[-1], "modern", tuple(rel[1:-1]))
         return None
-    if len(rel) == 4 and rel[2] == RUNS_DIRNAME and rel[0] not in NOT_PROJECTS:
-        if not rel[0].startswith("."):
-            return RunLocation(Path(run_dir), rel[-1], "legacy", (rel[0], rel[1]))
+    if len(rel) == 4 and rel[2] == RUNS_DIRNAME and rel[0] not in NOT_PROJECTS and not rel[0].startswith("."):
+        return RunLocation(Path(run_dir), rel[-1], "legacy", (rel[0], rel[1]))
     return None
 
 
@@ -471,10 +470,8 @@ def read_run(loc: RunLocation) -> RunInfo | None:
 
     mtimes = []
     for fname in (META, STATUS, SUMMARY, EVENTS):
-        try:
+        with contextlib.suppress(OSError):
             mtimes.append((run_dir / fname).stat().st_mtime)
-        except OSError:
-            pass
     try:
         dir_mtime = run_dir.stat().st_mtime
     except OSError:
@@ -631,9 +628,9 @@ def _json_default(obj: object) -> object:
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()  # type: ignore[attr-defined]
+        return obj.item()
     if hasattr(obj, "tolist"):
-        return obj.tolist()  # type: ignore[attr-defined]
+        return obj.tolist()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
@@ -659,10 +656,8 @@ def atomic_write_json(path: Path, obj: object, *, durable: bool = True) -> None:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -690,10 +685,8 @@ def unmark_deleted(root: Path, run_dir: Path, run_id: str, path: str) -> Path:
         target = target_parent / run_id
         if target.exists():
             raise FileExistsError(f"{target} exists; {run_id} stays in the recycle bin")
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(run_dir / DELETED)
-    except FileNotFoundError:
-        pass
     if target is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(run_dir, target)

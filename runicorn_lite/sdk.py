@@ -9,6 +9,7 @@ database write.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
 import math
 import os
@@ -21,7 +22,7 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
@@ -120,9 +121,8 @@ class Run:
         """Append console text to logs.txt, one ``HH:MM:SS | line`` per line."""
         stamp = time.strftime("%H:%M:%S")
         lines = "".join(f"{stamp} | {line}\n" for line in str(text).splitlines() or [""])
-        with self._lock:
-            with open(self.run_dir / rundir.LOGS, "a", encoding="utf-8") as fh:
-                fh.write(lines)
+        with self._lock, open(self.run_dir / rundir.LOGS, "a", encoding="utf-8") as fh:
+            fh.write(lines)
 
     def summary(self, values: dict[str, Any]) -> None:
         """Merge ``values`` into summary.json (written atomically)."""
@@ -168,12 +168,10 @@ class Run:
         # buffered events still reach the file.
         events = getattr(self, "_events", None)
         if events is not None and not events.closed:
-            try:
+            with contextlib.suppress(OSError):
                 events.close()
-            except OSError:
-                pass
 
-    def __enter__(self) -> Run:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

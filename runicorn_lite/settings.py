@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Every option of the command line has the environment variable ENV_PREFIX + its name.
+ENV_PREFIX = "RUNICORN_LITE_"
 DEFAULT_ROOT = "./runicorn-data"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 23300
@@ -18,7 +20,7 @@ PRIMARY_FILENAME = "primary.sqlite"
 
 def default_root() -> Path:
     """The data root when no --root is given: $RUNICORN_LITE_ROOT or ./runicorn-data."""
-    return Path(os.environ.get("RUNICORN_LITE_ROOT") or DEFAULT_ROOT)
+    return Path(os.environ.get(f"{ENV_PREFIX}ROOT") or DEFAULT_ROOT)
 
 
 @dataclass(frozen=True)

@@ -36,17 +36,17 @@ DB_KEEP_LIMIT = 200 * 1024
 # One logical design, mapped onto both generations.
 #   path   -> 0.7 `path=`           legacy -> 0.5 (`project=`, `name=`)
 RUNS = [
-    dict(key="A", id07="20250302_090001_07a001", id05="20250301_090001_05a001",
-         path="cv/yolo/ablation", legacy=("cv", "yolo-ablation"), alias="best-v2", seed=1),
-    dict(key="B", id07="20250302_090002_07a002", id05="20250301_090002_05a002",
-         path="nlp/bert", legacy=("nlp", "bert"), alias="bert-base-lr3e-5", seed=2),
-    dict(key="C", id07="20250302_090003_07a003", id05="20250301_090003_05a003",
-         path="cv/yolo/ablation", legacy=("cv", "yolo-ablation"), alias=None, seed=3),
-    dict(key="E", id07="20250302_090005_07a005", id05="20250301_090005_05a005",
-         path="nlp/bert", legacy=("nlp", "bert"), alias=None, seed=5),
+    {"key": "A", "id07": "20250302_090001_07a001", "id05": "20250301_090001_05a001",
+         "path": "cv/yolo/ablation", "legacy": ("cv", "yolo-ablation"), "alias": "best-v2", "seed": 1},
+    {"key": "B", "id07": "20250302_090002_07a002", "id05": "20250301_090002_05a002",
+         "path": "nlp/bert", "legacy": ("nlp", "bert"), "alias": "bert-base-lr3e-5", "seed": 2},
+    {"key": "C", "id07": "20250302_090003_07a003", "id05": "20250301_090003_05a003",
+         "path": "cv/yolo/ablation", "legacy": ("cv", "yolo-ablation"), "alias": None, "seed": 3},
+    {"key": "E", "id07": "20250302_090005_07a005", "id05": "20250301_090005_05a005",
+         "path": "nlp/bert", "legacy": ("nlp", "bert"), "alias": None, "seed": 5},
     # D last: it is never finished and stays `running`.
-    dict(key="D", id07="20250302_090004_07a004", id05="20250301_090004_05a004",
-         path="cv", legacy=("cv", None), alias="scratch", seed=4),
+    {"key": "D", "id07": "20250302_090004_07a004", "id05": "20250301_090004_05a004",
+         "path": "cv", "legacy": ("cv", None), "alias": "scratch", "seed": 4},
 ]
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import pytest_asyncio  # noqa: F401  (imported so a missing plugin fails loudly)
+import pytest_asyncio
 
 from runicorn_lite.api import create_app
 from runicorn_lite.settings import Settings
+
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:

@@ -24,8 +24,10 @@ pytestmark = pytest.mark.e2e
 def bench(work: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BENCH_WORK": str(work), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
@@ -84,7 +86,8 @@ def test_scale(work: Path) -> None:
 
 
 @pytest.mark.skipif(not (PEER_VENVS / "venv-runicorn" / "bin" / "runicorn").exists(),
-                    reason="the real Runicorn is not installed in benchmarks/.work/venv-runicorn (see benchmarks/README.md)")
+                    reason="the real Runicorn is not installed in benchmarks/.work/venv-runicorn"
+                           " (see benchmarks/README.md)")
 def test_peers_runicorn(corpus: Path, work: Path) -> None:
     # MLflow is left out here: its server alone takes ~20 s to start; `peers --quick` covers it by hand.
     proc = bench(work, "peers", "--quick", "--only", "runicorn", "--root", str(corpus))

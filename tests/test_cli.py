@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import runicorn_lite
 from runicorn_lite.cli import main
+from runicorn_lite.settings import Settings
 
 
 def test_help_lists_every_command_and_option() -> None:
@@ -57,7 +58,9 @@ def test_root_from_environment(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_python_dash_m_and_serve_port_zero(tmp_path: Path, server_factory) -> None:
-    out = subprocess.run([sys.executable, "-m", "runicorn_lite", "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "runicorn_lite", "--version"], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0 and runicorn_lite.__version__ in out.stdout
     server = server_factory(tmp_path, "--no-watch")
     assert server.url.startswith("http://127.0.0.1:")
@@ -73,3 +76,21 @@ def test_port_in_use_is_a_clear_error(tmp_path: Path, server_factory) -> None:
     port = server.url.rsplit(":", 1)[1]
     result = CliRunner().invoke(main, ["serve", "--root", str(tmp_path), "--port", port])
     assert result.exit_code != 0 and "cannot listen" in result.output
+
+
+def test_options_show_their_environment_variable_and_the_settings_default() -> None:
+    defaults = Settings(root=Path("."))
+    serve_help = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output
+    assert "(env " not in serve_help  # click prints "[env var: ...]" itself
+    for option, value in (("PORT", defaults.port), ("READ_LIMIT", defaults.read_limit),
+                          ("WRITE_LIMIT", defaults.write_limit), ("ITERATIONS_LIMIT", defaults.iterations_limit)):
+        assert f"env var: RUNICORN_LITE_{option}; default: {value}" in serve_help, option
+
+
+def test_index_draws_a_progress_bar_and_says_what_it_did(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["demo", "--root", str(tmp_path), "--runs", "3", "--steps", "5"]).exit_code == 0
+    result = runner.invoke(main, ["index", "--root", str(tmp_path)])
+    assert result.exit_code == 0
+    assert "indexing" in result.stderr
+    assert "3 runs in the index (3 (re)indexed)" in result.stdout

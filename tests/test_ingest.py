@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from support import copy_fixture
 
 import runicorn_lite
-from support import copy_fixture
 from runicorn_lite import rundir
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
@@ -42,7 +42,7 @@ def one(db: Database, exp_id: str) -> dict:
     def q(conn):
         cur = conn.execute("SELECT * FROM experiments WHERE id = ?", (exp_id,))
         row = cur.fetchone()
-        return None if row is None else dict(zip([d[0] for d in cur.description], row))
+        return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
 
     return db.read(q)  # type: ignore[return-value]
 
@@ -69,7 +69,8 @@ def test_real_runicorn_fixtures_are_indexed(root: Path, index) -> None:
     assert rows(db, "SELECT count(*) FROM experiments")[0][0] == 10
     for prefix, gen in (("20250301_09000", "05a00"), ("20250302_09000", "07a00")):
         a = one(db, f"{prefix}1_{gen}1")
-        assert (a["project"], a["status"], a["best_metric_name"], a["best_metric_value"]) == ("cv", "finished", "accuracy", 0.8888)
+        assert (a["project"], a["status"], a["best_metric_name"], a["best_metric_value"]) == (
+            "cv", "finished", "accuracy", 0.8888)
         pts = series(db, f"{prefix}1_{gen}1")
         assert sorted(pts) == ["accuracy", "loss", "lr"]
         steps, loss = pts["loss"]
@@ -78,7 +79,8 @@ def test_real_runicorn_fixtures_are_indexed(root: Path, index) -> None:
         assert math.isnan(loss[16])  # NaN at step 17 is stored
         assert a["n_points"] == 90  # 30 steps x 3 metrics; the re-logged step counts once
         b = one(db, f"{prefix}2_{gen}2")
-        assert (b["project"], b["name"], b["status"], b["best_metric_value"], b["best_metric_mode"]) == ("nlp", "bert", "failed", 0.2578, "min")
+        assert (b["project"], b["name"], b["status"], b["best_metric_value"], b["best_metric_mode"]) == (
+            "nlp", "bert", "failed", 0.2578, "min")
         assert series(db, f"{prefix}2_{gen}2")["grad_norm"][1][24] == math.inf
         c = one(db, f"{prefix}3_{gen}3")
         assert (c["status"], c["best_metric_value"]) == ("interrupted", None)
@@ -93,7 +95,9 @@ def test_real_runicorn_fixtures_are_indexed(root: Path, index) -> None:
 
 def test_sdk_runs_with_tags_search_body_and_live_best(root: Path, index) -> None:
     db, indexer = index
-    run = runicorn_lite.init(project="vision", name="resnet", root=root, tags=["baseline", "fp16"], description="Big Sweep")
+    run = runicorn_lite.init(
+        project="vision", name="resnet", root=root, tags=["baseline", "fp16"], description="Big Sweep"
+    )
     run.set_primary_metric("acc", "max")
     for step, acc in enumerate([0.1, 0.5, 0.3], start=1):
         run.log({"acc": acc}, step=step)
@@ -101,7 +105,8 @@ def test_sdk_runs_with_tags_search_body_and_live_best(root: Path, index) -> None
     indexer.scan()
     row = one(db, run.id)
     # still running: best comes from the events, as the primary metric was declared
-    assert (row["status"], row["best_metric_name"], row["best_metric_value"], row["best_metric_step"]) == ("running", "acc", 0.5, 2)
+    assert (row["status"], row["best_metric_name"], row["best_metric_value"], row["best_metric_step"]) == (
+        "running", "acc", 0.5, 2)
     assert sorted(r[0] for r in rows(db, "SELECT tag FROM exp_tags")) == ["baseline", "fp16"]
     hits = rows(db, "SELECT rowid FROM experiments_fts WHERE experiments_fts MATCH ?", ('"big sw"',))
     assert hits == [(row["pk"],)]
@@ -170,8 +175,12 @@ def test_damaged_runs_never_stop_the_scan(root: Path, index) -> None:
     cases = {
         "20250101_000000_000001": {"meta.json": ""},  # empty meta
         "20250101_000000_000002": {"meta.json": "{not json", "status.json": '{"status": "weird"}'},
-        "20250101_000000_000003": {"status.json": '{"status": "completed", "started_at": 5}', "events.jsonl": "garbage\n\n{]\n"},
-        "20250101_000000_000004": {"meta.json": "[1,2,3]", "summary.json": "null", "status.json": '{"status": "cancelled"}'},
+        "20250101_000000_000003": {
+            "status.json": '{"status": "completed", "started_at": 5}', "events.jsonl": "garbage\n\n{]\n",
+        },
+        "20250101_000000_000004": {
+            "meta.json": "[1,2,3]", "summary.json": "null", "status.json": '{"status": "cancelled"}',
+        },
         "20250101_000000_000005": {"meta.json": '{"created_at": "yesterday", "tags": "solo", "pid": "x"}'},
     }
     for run_id, files in cases.items():
@@ -292,7 +301,7 @@ def test_dead_process_is_reported_failed(root: Path, index) -> None:
 
 def test_ingest_rate_is_reported(root: Path, index) -> None:
     _, indexer = index
-    for i in range(3):
+    for _i in range(3):
         runicorn_lite.init(project="p", root=root).finish()
     state = indexer.scan()
     assert (state.runs_seen, state.runs_indexed, state.runs_in_index, state.scans_completed) == (3, 3, 3, 1)

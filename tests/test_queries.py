@@ -12,8 +12,8 @@ from runicorn_lite.db.schema import INDEX_MIGRATIONS, SORT_COLUMNS
 from runicorn_lite.ingest import Indexer
 from runicorn_lite.queries.experiments import (
     EXPERIMENT_COLUMNS,
-    QueryCache,
     ExperimentFilter,
+    QueryCache,
     list_experiments,
     order_clause,
     where_clause,
@@ -24,7 +24,8 @@ from runicorn_lite.settings import Settings
 def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
     rng = random.Random(3)
     for i in range(80):
-        run = runicorn_lite.init(project=f"p{i % 4}", name=f"n{i % 3}", root=root, tags=rng.sample(["a", "b", "c"], i % 3))
+        tags = rng.sample(["a", "b", "c"], i % 3)
+        run = runicorn_lite.init(project=f"p{i % 4}", name=f"n{i % 3}", root=root, tags=tags)
         if i % 5:
             run.set_primary_metric("acc", "max")
             run.log({"acc": round(rng.random(), 2)}, step=1)  # ties on purpose
@@ -45,8 +46,9 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
             plain, params = where_clause(f)
             walk, walk_params = where_clause(f, walk=SORT_COLUMNS[order_by])
             order = order_clause(order_by, desc)
-            rows = conn.execute(f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {plain} ORDER BY {order}", params).fetchall()
-            walked = conn.execute(f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk} ORDER BY {order}", walk_params).fetchall()
+            select = f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE"
+            rows = conn.execute(f"{select} {plain} ORDER BY {order}", params).fetchall()
+            walked = conn.execute(f"{select} {walk} ORDER BY {order}", walk_params).fetchall()
             assert walked == rows, (f, order_by, desc)
             # and the paged function, whichever shape it picks, pages through the same rows
             cache = QueryCache()

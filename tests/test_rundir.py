@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from support import copy_fixture
+
 from runicorn_lite import rundir
 
 
@@ -98,7 +98,8 @@ def test_read_events_without_steps_numbers_them(tmp_path: Path) -> None:
     [
         ("running", "running"), ("finished", "finished"), ("completed", "finished"), ("success", "finished"),
         ("error", "failed"), ("crashed", "failed"), ("killed", "interrupted"), ("cancelled", "interrupted"),
-        ("aborted", "interrupted"), ("FAILED", "failed"), ("weird-status", "finished"), (None, "finished"), (3, "finished"),
+        ("aborted", "interrupted"), ("FAILED", "failed"), ("weird-status", "finished"), (None, "finished"),
+        (3, "finished"),
     ],
 )
 def test_normalize_status(raw: object, expected: str) -> None:
@@ -139,7 +140,8 @@ def test_read_run_real_fixtures(tmp_path: Path) -> None:
         infos[info.id] = info
     a = infos["20250302_090001_07a001"]
     assert (a.project, a.name, a.path, a.alias) == ("cv", "yolo/ablation", "cv/yolo/ablation", "best-v2")
-    assert (a.status, a.best_metric_name, a.best_metric_value, a.best_metric_step) == ("finished", "accuracy", 0.8888, 24)
+    assert (a.status, a.best_metric_name, a.best_metric_value, a.best_metric_step) == (
+        "finished", "accuracy", 0.8888, 24)
     d = infos["20250302_090004_07a004"]
     assert (d.project, d.name) == ("cv", "default")
     expected_d = "failed" if rundir.pid_is_gone(d.pid, d.hostname) else "running"
@@ -194,7 +196,8 @@ def test_live_best_from_events_when_summary_has_none(tmp_path: Path) -> None:
         run.log({"loss": loss}, step=step)
     run.flush()
     info = rundir.fill_live_best(rundir.read_run(rundir.location_of(tmp_path, run.run_dir)))
-    assert (info.best_metric_name, info.best_metric_value, info.best_metric_step, info.best_metric_mode) == ("loss", 1.0, 3, "min")
+    best = (info.best_metric_name, info.best_metric_value, info.best_metric_step, info.best_metric_mode)
+    assert best == ("loss", 1.0, 3, "min")
     run.finish()
     done = rundir.fill_live_best(rundir.read_run(rundir.location_of(tmp_path, run.run_dir)))
     assert (done.best_metric_value, done.best_metric_step) == (1.0, 3)  # now from summary.json
@@ -240,8 +243,10 @@ def test_read_events_collects_image_events_with_safe_paths(tmp_path: Path) -> No
     # The shape the real 0.7.2 SDK writes; a missing step takes the last metrics step.
     lines = [
         {"ts": 1.0, "type": "metrics", "data": {"loss": 1.0, "global_step": 4}},
-        {"ts": 2.0, "type": "image", "data": {"key": "sample", "path": "media/1_abc123_sample.png", "step": 3, "caption": "c"}},
-        {"ts": 3.0, "type": "image", "data": {"key": "sample", "path": "media/2_abc124_sample.png", "step": None, "caption": None}},
+        {"ts": 2.0, "type": "image",
+         "data": {"key": "sample", "path": "media/1_abc123_sample.png", "step": 3, "caption": "c"}},
+        {"ts": 3.0, "type": "image",
+         "data": {"key": "sample", "path": "media/2_abc124_sample.png", "step": None, "caption": None}},
         {"ts": 4.0, "type": "image", "data": {"key": "bad", "path": "../../etc/passwd", "step": 1}},
         {"ts": 5.0, "type": "image", "data": {"key": "bad", "path": "/etc/passwd", "step": 1}},
         {"ts": 6.0, "type": "image", "data": {"path": "media/x.png"}},

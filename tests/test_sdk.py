@@ -42,10 +42,9 @@ def test_run_directory_layout_and_files(root: Path) -> None:
 
 
 def test_context_manager_marks_failure(root: Path) -> None:
-    with pytest.raises(ValueError):
-        with runicorn_lite.init(project="p", root=root) as run:
-            run.log({"x": 1})
-            raise ValueError("boom")
+    with pytest.raises(ValueError), runicorn_lite.init(project="p", root=root) as run:
+        run.log({"x": 1})
+        raise ValueError("boom")
     assert json.loads((run.run_dir / "status.json").read_text())["status"] == "failed"
     with runicorn_lite.init(project="p", root=root) as ok:
         ok.log({"x": 1})

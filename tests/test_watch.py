@@ -38,7 +38,8 @@ def test_watcher_follows_a_live_run_step_by_step(root: Path) -> None:
         run.set_primary_metric("acc", "max")
 
         def points() -> int:
-            row = db.read(lambda c: c.execute("SELECT n_points, status, best_metric_value FROM experiments WHERE id = ?", (run.id,)).fetchone())
+            sql = "SELECT n_points, status, best_metric_value FROM experiments WHERE id = ?"
+            row = db.read(lambda c: c.execute(sql, (run.id,)).fetchone())
             return row
 
         wait_for(lambda: points() is not None)
@@ -46,7 +47,7 @@ def test_watcher_follows_a_live_run_step_by_step(root: Path) -> None:
             run.log({"acc": step / 10}, step=step)
             run.flush()
             started = time.monotonic()
-            wait_for(lambda: (points() or (0,))[0] == step)
+            wait_for(lambda step=step: (points() or (0,))[0] == step)
             assert time.monotonic() - started < 5
         assert points()[2] == 0.3  # live best from the declared primary metric
         run.finish()
@@ -66,7 +67,7 @@ def test_real_server_sees_a_run_written_while_it_is_up(root: Path, server_factor
         run.log({"loss": 1.0 / step}, step=step)
         run.flush()
 
-        def visible() -> bool:
+        def visible(step: int = step) -> bool:
             body = httpx.get(f"{server.url}/api/v2/experiments/{run.id}/metrics/fast", timeout=5)
             return body.status_code == 200 and body.json()["total_points"] == step
 

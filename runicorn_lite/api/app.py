@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
         *web.routes(),
     ]
     routes.append(openapi_route())
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.state.ctx = ctx
     app.state.optimization = optimization
     if settings.rate_limit:  # off by default: then it costs nothing per request

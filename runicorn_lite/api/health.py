@@ -16,7 +16,7 @@ from runicorn_lite.api.responses import JSONResponse
 async def health(request: Request) -> Response:
     ctx = context(request)
     state = ctx.indexer.state.as_dict()
-    finished = state.get("last_scan_finished_at")
+    finished = ctx.indexer.state.last_scan_finished_at
     state["ready"] = bool(state["scans_completed"]) and not state["scanning"]
     state["seconds_since_last_scan"] = round(time.time() - finished, 3) if finished else None
     return JSONResponse(

@@ -55,7 +55,7 @@ _LIST_FILTERS = [
     _q("created_after", {"type": "number"}, "Unix seconds, inclusive"),
     _q("created_before", {"type": "number"}, "Unix seconds, inclusive"),
 ]
-_OPT_SECURITY = [{"bearer": []}]
+_OPT_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}]
 
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/health", "get"): {
@@ -116,7 +116,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "parameters": _LIST_FILTERS,
         "responses": {"200": _json("Summary"), **_errors(400)},
     },
-    ("/api/runs", "get"): {"summary": "V1: all live runs, newest first (file scan)", "responses": {"200": _json("Runs", {"type": "array"})}},
+    ("/api/runs", "get"): {
+        "summary": "V1: all live runs, newest first (file scan)",
+        "responses": {"200": _json("Runs", {"type": "array"})},
+    },
     ("/api/runs/soft-delete", "post"): {
         "summary": "V1: soft-delete up to 100 runs",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
@@ -137,7 +140,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "responses": {"200": _json("Run"), **_errors(400, 404)},
     },
     ("/api/runs/{run_id}/metrics", "get"): {
-        "summary": "V1: metric rows by step", "parameters": [_RUN_ID, _q("downsample", {"type": "integer"}, "At most N rows")],
+        "summary": "V1: metric rows by step",
+        "parameters": [_RUN_ID, _q("downsample", {"type": "integer"}, "At most N rows")],
         "responses": {"200": _json("columns, rows, total, sampled"), **_errors(400, 404)},
     },
     ("/api/runs/{run_id}/metrics_step", "get"): {
@@ -153,7 +157,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/api/recycle-bin/restore", "post"): {
         "summary": "V1: restore soft-deleted runs",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["run_ids"], "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}}}}}},
+            "type": "object", "required": ["run_ids"],
+            "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}}}}}},
         "responses": {"200": _json("restored, failed, results"), **_errors(400)},
     },
     ("/api/projects", "get"): {"summary": "V1: project names", "responses": {"200": _json("projects")}},
@@ -169,11 +174,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "List optimization runs", "security": _OPT_SECURITY,
         "parameters": [
             _q("project_id", {"type": "string"}, "Must be the key's project"),
-            _q("status", {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]}, "Status"),
-            _q("optimizer_type", {"type": "string", "enum": ["bayesian", "grid_search", "random_search", "genetic", "gradient_descent"]}, "Optimizer"),
+            _q("status", {"type": "string", "enum": ["pending", "running", "completed", "failed", "cancelled"]},
+               "Status"),
+            _q("optimizer_type", {"type": "string", "enum": [
+                "bayesian", "grid_search", "random_search", "genetic", "gradient_descent"]}, "Optimizer"),
             _q("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size"),
             _q("offset", {"type": "integer", "minimum": 0, "default": 0}, "Offset"),
-            _q("order_by", {"type": "string", "enum": ["created_at", "final_score", "duration_ms"], "default": "created_at"}, "Sort field"),
+            _q("order_by", {"type": "string", "enum": ["created_at", "final_score", "duration_ms"],
+                            "default": "created_at"}, "Sort field"),
             _q("order", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}, "Direction"),
         ],
         "responses": {"200": _json("runs, pagination, metadata"), **_errors(304, 400, 401, 403, 429, opt=True)},

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runicorn_lite import rundir
-from runicorn_lite.api.context import context
+from runicorn_lite.api.context import Locator, context
 from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import get_int, get_str, json_object
 from runicorn_lite.api.responses import JSONResponse, batch_answer
@@ -53,7 +53,7 @@ def find_run(root: Path, run_id: str) -> rundir.RunInfo | None:
     return None
 
 
-def locate_by_scan(root: Path):  # type: ignore[no-untyped-def]
+def locate_by_scan(root: Path) -> Locator:
     """A Locator (see AppContext) that finds runs by walking the files, as V1 does."""
 
     def locate(ids: list[str]) -> dict[str, RunRef]:

@@ -112,7 +112,7 @@ async def experiment_detail(request: Request) -> Response:
     ctx = context(request)
     exp_id = _check_id(request.path_params["exp_id"])
 
-    def query(conn: Any) -> tuple | None:
+    def query(conn: Any) -> tuple[tuple[Any, ...], dict[str, Any], bool] | None:
         found = get_experiment(conn, exp_id)
         if found is None:
             return None
@@ -164,9 +164,9 @@ async def metrics_fast(request: Request) -> Response:
     downsample = None
     if get_str(q, "downsample") is not None:
         downsample = get_int(q, "downsample", 0, 2, MAX_DOWNSAMPLE)
-    lo, hi = step_range if step_range else (None, None)
+    lo, hi = step_range or (None, None)
 
-    def query(conn: Any) -> dict | None:
+    def query(conn: Any) -> dict[str, tuple[list[int], list[float]]] | None:
         found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
             return None
@@ -232,7 +232,7 @@ async def analytics_summary(request: Request) -> Response:
     ctx = context(request)
     f = parse_filter(request, with_list_only=False)
     data = await in_db_thread(ctx.index.read, lambda conn: analytics.summary(conn, f))
-    data["query_time_ms"] = _ms(start)  # type: ignore[index]
+    data["query_time_ms"] = _ms(start)
     return JSONResponse(data)
 
 

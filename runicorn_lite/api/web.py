@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-_PAGE: bytes | None = None
+
+@functools.cache
+def _page() -> bytes:
+    return resources.files("runicorn_lite.web").joinpath("index.html").read_bytes()
 
 
 async def index(request: Request) -> Response:
-    global _PAGE
-    if _PAGE is None:
-        _PAGE = resources.files("runicorn_lite.web").joinpath("index.html").read_bytes()
-    return HTMLResponse(_PAGE)
+    return HTMLResponse(_page())
 
 
 def routes() -> list[Route]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -177,21 +177,39 @@ class Database:
                 self._readers.append(conn)
         return conn
 
-    def read(self, fn: Callable[[sqlite3.Connection], object], budget_s: float = READ_BUDGET_S) -> object:
+    def read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float = READ_BUDGET_S) -> T:
         """Run ``fn`` on this thread's reader inside one read transaction (a consistent snapshot).
 
         SQLite work past ``budget_s`` seconds is interrupted (:class:`QueryTimeout`), so no
         request can hold a database thread for long.
         """
         conn = self.reader()
-        deadline = time.monotonic() + budget_s
-        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
-        try:
+        with self._budget(conn, budget_s):
             conn.execute("BEGIN")
             try:
                 return fn(conn)
             finally:
                 conn.execute("COMMIT")
+
+    def read_one(
+        self, sql: str, params: Sequence[object] = (), budget_s: float = READ_BUDGET_S
+    ) -> tuple[Any, ...] | None:
+        """The first row of one read statement, under the same budget as :meth:`read` but without
+        an explicit transaction (a single statement reads one snapshot anyway; BEGIN/COMMIT around
+        it were a measurable share of a cheap request)."""
+        conn = self.reader()
+        with self._budget(conn, budget_s):
+            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+            return row
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _budget(conn: sqlite3.Connection, budget_s: float) -> Iterator[None]:
+        """Interrupt SQLite work past ``budget_s`` and turn sqlite3 errors into store errors."""
+        deadline = time.monotonic() + budget_s
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+        try:
+            yield
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 raise QueryTimeout(f"query stopped after its {budget_s:g} s budget") from exc
@@ -200,15 +218,6 @@ class Database:
             raise StoreError(str(exc)) from exc
         finally:
             conn.set_progress_handler(None, 0)
-
-    def read_one(self, sql: str, params: tuple = ()) -> tuple | None:
-        """The first row of one read statement, without an explicit transaction (a single
-        statement reads one snapshot anyway; BEGIN/COMMIT around it were a measurable share of
-        a cheap request)."""
-        try:
-            return self.reader().execute(sql, params).fetchone()  # type: ignore[no-any-return]
-        except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
 
     def close(self) -> None:
         """Close every connection (readers of other threads included)."""
@@ -219,6 +228,5 @@ class Database:
                     conn.close()
             self._readers.clear()
         self._local = threading.local()
-        with self._write_lock:
-            with contextlib.suppress(sqlite3.Error):
-                self._writer.close()
+        with self._write_lock, contextlib.suppress(sqlite3.Error):
+            self._writer.close()

@@ -15,7 +15,7 @@ def pack(steps: Iterable[int], values: Iterable[float]) -> tuple[bytes, bytes]:
     return array("q", steps).tobytes(), array("d", values).tobytes()
 
 
-def unpack(steps_blob: bytes, vals_blob: bytes) -> tuple[array, array]:
+def unpack(steps_blob: bytes, vals_blob: bytes) -> tuple[array[int], array[float]]:
     """The arrays stored by :func:`pack`."""
     steps = array("q")
     steps.frombytes(steps_blob)

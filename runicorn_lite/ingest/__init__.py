@@ -5,4 +5,4 @@ from __future__ import annotations
 from runicorn_lite.ingest.indexer import Indexer, IndexState
 from runicorn_lite.ingest.watcher import Watcher
 
-__all__ = ["Indexer", "IndexState", "Watcher"]
+__all__ = ["IndexState", "Indexer", "Watcher"]

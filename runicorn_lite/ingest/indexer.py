@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -281,7 +282,7 @@ class Indexer:
             return Path(run_dir).as_posix()
 
     def _load_known(self) -> None:
-        def load(conn: sqlite3.Connection) -> list[tuple]:
+        def load(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             return conn.execute(
                 "SELECT run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step,"
                 " status, pid, hostname FROM experiments"
@@ -300,8 +301,8 @@ class Indexer:
             return int(row[0].split()[0]) if row and not unknown else None
 
         rows = self.db.read(load)
-        self._known = {row[0]: _Known(*row[1:]) for row in rows}  # type: ignore[union-attr]
-        self._analyzed_rows = self.db.read(analyzed)  # type: ignore[assignment]
+        self._known = {row[0]: _Known(*row[1:]) for row in rows}
+        self._analyzed_rows = self.db.read(analyzed)
         self.state.runs_in_index = len(self._known)
 
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
@@ -310,9 +311,13 @@ class Indexer:
         files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
         events_ino = events_stat[0] if events_stat else None
         events_size = events_stat[1] if events_stat else 0
-        if known is not None and known.files_sig == files_sig:
-            if known.events_ino == events_ino and events_size == known.events_offset:
-                return None
+        if (
+            known is not None
+            and known.files_sig == files_sig
+            and known.events_ino == events_ino
+            and events_size == known.events_offset
+        ):
+            return None
         full = (
             known is None or known.pk < 0 or known.events_ino != events_ino or events_size < known.events_offset
         )
@@ -334,10 +339,8 @@ class Indexer:
         if plan.events_ino is not None:
             if full:
                 events = rundir.read_events(loc.run_dir / rundir.EVENTS)
-            elif plan.events_size > known.events_offset:  # type: ignore[union-attr]
-                events = rundir.read_events(
-                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step  # type: ignore[union-attr]
-                )
+            elif known is not None and plan.events_size > known.events_offset:
+                events = rundir.read_events(loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step)
         if events is not None and events.bad_lines:
             log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
         files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id
@@ -438,7 +441,8 @@ class Indexer:
         full = item.full_events or known is None
         events = item.events
         mode = info.primary_mode or "max"
-        wants_live_best = info.best_metric_value is None and info.primary_metric is not None
+        # The primary metric whose best the logged points give, when the files state no best.
+        live_metric = info.primary_metric if info.best_metric_value is None else None
         live: tuple[float | None, int | None] = (None, None)
 
         if full:
@@ -446,8 +450,8 @@ class Indexer:
             last_step = events.last_step if events else None
             points = events.points if events else {}
             n_points = sum(len(series) for series in points.values())
-            if wants_live_best:
-                live = rundir.best_point(sorted((points.get(info.primary_metric) or {}).items()), mode, None, None)  # type: ignore[arg-type]
+            if live_metric is not None:
+                live = rundir.best_point(sorted((points.get(live_metric) or {}).items()), mode, None, None)
         else:
             assert known is not None
             pk = known.pk
@@ -459,20 +463,23 @@ class Indexer:
             n_points = conn.execute(
                 "SELECT coalesce(sum(n), 0) FROM metric_chunks WHERE exp_pk = ?", (pk,)
             ).fetchone()[0]
-            if wants_live_best:
+            if live_metric is not None:
                 if item.files_changed:  # the primary metric may be new: look at the whole series
-                    live = _best_of(conn, pk, info.primary_metric, mode)  # type: ignore[arg-type]
+                    live = _best_of(conn, pk, live_metric, mode)
                 else:
                     previous = conn.execute(
                         "SELECT live_best_value, live_best_step FROM experiments WHERE pk = ?", (pk,)
                     ).fetchone()
-                    new_points = (events.points.get(info.primary_metric) or {}) if events else {}  # type: ignore[arg-type]
+                    new_points = (events.points.get(live_metric) or {}) if events else {}
                     live = rundir.best_point(sorted(new_points.items()), mode, *previous)
 
+        best: tuple[str | None, float | None, int | None, str | None]
         if live[0] is not None:
             best = (info.primary_metric, live[0], live[1], mode)
         else:
-            best = (info.best_metric_name, _finite(info.best_metric_value), info.best_metric_step, info.best_metric_mode)
+            best = (
+                info.best_metric_name, _finite(info.best_metric_value), info.best_metric_step, info.best_metric_mode
+            )
         cursor = conn.execute(
             """
             INSERT INTO experiments (
@@ -515,7 +522,11 @@ class Indexer:
         )
         # RETURNING would double the cost of this statement (measured); the pk is known already
         # unless the row is new, and then it is the last inserted rowid.
-        pk = cursor.lastrowid if existing_pk is None else existing_pk
+        if existing_pk is None:
+            assert cursor.lastrowid is not None  # set by the INSERT that just ran
+            pk = cursor.lastrowid
+        else:
+            pk = existing_pk
 
         if full:
             if not fresh:
@@ -527,7 +538,9 @@ class Indexer:
                 conn.execute("DELETE FROM exp_tags WHERE exp_pk = ?", (pk,))
                 conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
             if info.tags:
-                conn.executemany("INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags])
+                conn.executemany(
+                    "INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags]
+                )
             conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
 
         changes[item.rel] = _Known(
@@ -582,7 +595,7 @@ class Indexer:
                     (pk, metric, chunk_no),
                 ).fetchone()
                 steps, vals = unpack(row[0], row[1])
-                merged = dict(zip(steps, vals))
+                merged = dict(zip(steps, vals, strict=True))
                 merged.update(new_points)
                 parts = split_sorted(merged, CHUNK_POINTS) if chunk_no == last_chunk else [
                     (sorted(merged), [merged[s] for s in sorted(merged)])
@@ -591,13 +604,19 @@ class Indexer:
                 conn.execute(
                     "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?"
                     " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
-                    (len(first_steps), first_steps[0], first_steps[-1], *pack(first_steps, first_vals), pk, metric, chunk_no),
+                    (
+                        len(first_steps), first_steps[0], first_steps[-1], *pack(first_steps, first_vals),
+                        pk, metric, chunk_no,
+                    ),
                 )
                 for extra_steps, extra_vals in parts[1:]:
                     conn.execute(
                         "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals)"
                         " VALUES (?,?,?,?,?,?,?,?)",
-                        (pk, metric, next_chunk, len(extra_steps), extra_steps[0], extra_steps[-1], *pack(extra_steps, extra_vals)),
+                        (
+                            pk, metric, next_chunk, len(extra_steps), extra_steps[0], extra_steps[-1],
+                            *pack(extra_steps, extra_vals),
+                        ),
                     )
                     next_chunk += 1
 
@@ -659,5 +678,5 @@ def _best_of(conn: sqlite3.Connection, pk: int, metric: str, mode: str) -> tuple
         "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
     ):
         steps, vals = unpack(steps_blob, vals_blob)
-        best = rundir.best_point(zip(steps, vals), mode, *best)
+        best = rundir.best_point(zip(steps, vals, strict=True), mode, *best)
     return best

@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runicorn_lite import rundir
@@ -33,9 +34,7 @@ def _wanted(change: object, path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     if f"/{STORE_DIRNAME}" in path or name.startswith("runicorn.db"):
         return False
-    if name.endswith((".tmp", ".lock")):
-        return False
-    return True
+    return not name.endswith((".tmp", ".lock"))
 
 
 def _runs_below(root: Path, directory: Path) -> list[Path]:
@@ -87,7 +86,7 @@ class Watcher:
             return
         try:
             self._follow_events()
-        except Exception as exc:
+        except (OSError, RuntimeError) as exc:  # watchfiles' notify backend errors are RuntimeErrors
             log.warning("file events unavailable (%s); polling every %.0f s", exc, POLL_FALLBACK_S)
         if not self._stop.is_set():
             self.indexer.state.watcher = "polling"
@@ -141,7 +140,7 @@ class Watcher:
                 self._safe(self.indexer.scan)
                 self._last_poll_scan = now
 
-    def _apply(self, changes: set[tuple[object, str]], received: float) -> None:
+    def _apply(self, changes: Iterable[tuple[object, str]], received: float) -> None:
         run_dirs: set[Path] = set()
         root = self.indexer.root
         for _change, raw in changes:
@@ -160,7 +159,7 @@ class Watcher:
         if run_dirs:
             self._safe(lambda: self.indexer.refresh(run_dirs, changed_at=received))
 
-    def _safe(self, fn) -> None:  # type: ignore[no-untyped-def]
+    def _safe(self, fn: Callable[[], object]) -> None:
         try:
             fn()
         except Exception:

@@ -214,7 +214,7 @@ class OptimizationAPI:
     def list_runs(self, principal: Principal, call: Call) -> Result:
         query = v.parse_list_query(call.params)
         payload = self.db.read(lambda conn: queries.list_runs(conn, principal.project_id, query))
-        return Result(payload, cache_control=CACHE_LIST)  # type: ignore[arg-type]
+        return Result(payload, cache_control=CACHE_LIST)
 
     def create_run(self, principal: Principal, call: Call) -> Result:
         fields = v.parse_create_run(call.body)
@@ -226,7 +226,7 @@ class OptimizationAPI:
     def get_run(self, principal: Principal, call: Call) -> Result:
         run_id = v.parse_run_id(call.path_params["run_id"])
         payload = self.db.read(lambda conn: queries.get_run(conn, principal.project_id, run_id))
-        return Result(payload, cache_control=CACHE_RUN)  # type: ignore[arg-type]
+        return Result(payload, cache_control=CACHE_RUN)
 
     def patch_run(self, principal: Principal, call: Call) -> Result:
         run_id = v.parse_run_id(call.path_params["run_id"])
@@ -271,7 +271,7 @@ class OptimizationAPI:
 
         encoded = self.db.read(compute)
         return Result(
-            encoded=encoded,  # type: ignore[arg-type]
+            encoded=encoded,
             cache_control=CACHE_STATS,
             meta_prefix={"filters": filters},
         )

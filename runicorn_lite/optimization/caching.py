@@ -32,7 +32,7 @@ def if_none_match_hits(header: str | None, etag: str) -> bool:
         return False
     if header == "*":
         return True
-    opaque = etag[2:] if etag.startswith("W/") else etag
+    opaque = etag.removeprefix("W/")
     pos = 0
     while pos < len(header):
         match = _ETAG_ITEM.match(header, pos)

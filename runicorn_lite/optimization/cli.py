@@ -12,34 +12,16 @@ from pathlib import Path
 
 import click
 
+from runicorn_lite.cli_options import envvar, remember_group_root, resolve_root, root_option
 from runicorn_lite.db import Database, StoreError
 from runicorn_lite.optimization.keys import KeyCommandError, create_key, list_keys, revoke_key
 from runicorn_lite.optimization.schema import MIGRATIONS
-from runicorn_lite.settings import Settings, default_root
-
-_GROUP_ROOT = "runicorn_lite.keys.root"  # where the group's --root waits for its command
-_ROOT_HELP = "Data root holding the primary database (env RUNICORN_LITE_ROOT)."
-# Accepted on the group and on each command (`keys --root D list` = `keys list --root D`);
-# the command's own wins, then the group's, then $RUNICORN_LITE_ROOT, then ./runicorn-data.
-_root_option = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    show_default="./runicorn-data or $RUNICORN_LITE_ROOT",
-    help=_ROOT_HELP,
-)
-
-
-def _resolve_root(root: Path | None) -> Path:
-    if root is not None:
-        return root
-    group_root = click.get_current_context().find_root().meta.get(_GROUP_ROOT)
-    return group_root if group_root is not None else default_root()
+from runicorn_lite.settings import Settings
 
 
 @contextmanager
 def _primary(root: Path | None) -> Iterator[Database]:
-    root = _resolve_root(root)
+    root = resolve_root(root)
     settings = Settings(root=root)
     try:
         settings.ensure_dirs()
@@ -53,19 +35,19 @@ def _primary(root: Path | None) -> Iterator[Database]:
 
 
 @click.group()
-@_root_option
+@root_option
 @click.pass_context
 def keys(ctx: click.Context, root: Path | None) -> None:
     """Manage API keys of the optimization runs API."""
-    ctx.find_root().meta[_GROUP_ROOT] = root
+    remember_group_root(ctx, root)
 
 
 @keys.command("create")
-@click.option("--project", required=True, envvar="RUNICORN_LITE_KEY_PROJECT",
-              help="Project the key gives access to (env RUNICORN_LITE_KEY_PROJECT).")
-@click.option("--label", default=None, envvar="RUNICORN_LITE_KEY_LABEL",
-              help="Free-text note to recognise the key by (env RUNICORN_LITE_KEY_LABEL).")
-@_root_option
+@click.option("--project", required=True, envvar=envvar("key_project"), show_envvar=True,
+              help="Project the key gives access to.")
+@click.option("--label", default=None, envvar=envvar("key_label"), show_envvar=True,
+              help="Free-text note to recognise the key by.")
+@root_option
 def create_command(project: str, label: str | None, root: Path | None) -> None:
     """Create a key and print it (it is shown only this once)."""
     with _primary(root) as db:
@@ -84,7 +66,7 @@ def create_command(project: str, label: str | None, root: Path | None) -> None:
 
 
 @keys.command("list")
-@_root_option
+@root_option
 def list_command(root: Path | None) -> None:
     """List keys: id, prefix, project, label, created, last used, revoked."""
     with _primary(root) as db:
@@ -112,12 +94,12 @@ def list_command(root: Path | None) -> None:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @keys.command("revoke")
 @click.argument("key_id_or_prefix")
-@_root_option
+@root_option
 def revoke_command(key_id_or_prefix: str, root: Path | None) -> None:
     """Revoke a key, named by its id (key_…), its prefix (sk_live_…) or the key itself."""
     with _primary(root) as db:

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from runicorn_lite.db import Database, StoreError
 from runicorn_lite.optimization.timeutil import now_iso
@@ -64,7 +65,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def _row_to_info(row: tuple) -> KeyInfo:  # type: ignore[type-arg]
+def _row_to_info(row: tuple[Any, ...]) -> KeyInfo:
     return KeyInfo(*row)
 
 
@@ -106,7 +107,7 @@ def list_keys(db: Database) -> list[KeyInfo]:
         rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id")
         return [_row_to_info(row) for row in rows]
 
-    return db.read(query)  # type: ignore[return-value]
+    return db.read(query)
 
 
 def revoke_key(db: Database, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
@@ -155,7 +156,7 @@ class KeyChecker:
         )
         if row is None:
             return None
-        key_id, project_id = row  # type: ignore[misc]
+        key_id, project_id = row
         self._touch(key_id)
         return Principal(key_id=key_id, project_id=project_id)
 

@@ -100,7 +100,7 @@ def _with_fragments(
 ) -> dict[str, Any]:
     return {
         name: orjson.Fragment(value) if flag and value is not None else value
-        for name, flag, value in zip(columns, flags, row)
+        for name, flag, value in zip(columns, flags, row, strict=True)
     }
 
 
@@ -123,13 +123,13 @@ def _bump_revision(conn: sqlite3.Connection, project_id: str) -> None:
 def _fetch_run(conn: sqlite3.Connection, project_id: str, run_id: str) -> tuple[Any, ...]:
     """The run's row, or 404 when it does not exist or belongs to another project (the two are
     indistinguishable to the caller, so run ids of other projects cannot be probed)."""
-    row = conn.execute(
+    row: tuple[Any, ...] | None = conn.execute(
         f"SELECT {_RUN_SELECT} FROM optimization_runs WHERE id = ? AND project_id = ?",
         (run_id, project_id),
     ).fetchone()
     if row is None:
         raise run_not_found()
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 # ---- runs ----------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def patch_run(
     conn: sqlite3.Connection, project_id: str, run_id: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
     row = _fetch_run(conn, project_id, run_id)
-    current = dict(zip(RUN_COLUMNS, row))
+    current = dict(zip(RUN_COLUMNS, row, strict=True))
     updates = {name: fields[name] for name in PATCHABLE if name in fields}
     new_status = updates.get("status")
     if new_status is not None and new_status == current["status"]:
@@ -407,10 +407,9 @@ def _date_parts(
         # One day: either all of it (from the daily totals) or a single interval.
         whole = start[10:] == _DAY_START and end[10:] == _DAY_END
         return ((start[:10], start[:10]) if whole else None), ([] if whole else [(start, end)])
-    days = (first_day, last_day)
     if first_day is not None and last_day is not None and first_day > last_day:
-        days = None  # type: ignore[assignment]
-    return days, edges
+        return None, edges
+    return (first_day, last_day), edges
 
 
 def _day_range_sql(days: tuple[str | None, str | None]) -> tuple[str, list[str]]:
@@ -513,9 +512,8 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
             "averageScore": round(acc[3] / acc[2], 4) + 0.0 if acc[2] else None,
             "averageDuration": round_half_up(acc[5] / acc[4]) if acc[4] else None,
         }
-        for name, acc in per_type.items()
+        for name, acc in sorted(per_type.items(), key=lambda item: (-item[1][0], item[0]))
     ]
-    by_type.sort(key=lambda entry: (-entry["count"], entry["optimizerType"]))
 
     top = conn.execute(
         "SELECT id, run_name, optimizer_type, final_score, duration_ms, created_at"
@@ -525,7 +523,7 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
     ).fetchall()
     top_performers = [
         dict(
-            zip(("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at"), r)
+            zip(("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at"), r, strict=True)
         )
         for r in top
     ]
@@ -559,11 +557,10 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
             (*base_args, lo, hi),
         ):
             _add_day(per_day, day, count, completed, failed)
-    trends = [(day, *per_day[day]) for day in sorted(per_day) if per_day[day][0] > 0]
     recent = [
         {"date": day, "count": count, "completed": completed, "failed": failed}
-        for day, count, completed, failed in trends
-        if day <= today.isoformat()
+        for day, (count, completed, failed) in sorted(per_day.items())
+        if count > 0 and day <= today.isoformat()
     ]
     return {
         "statistics": statistics,

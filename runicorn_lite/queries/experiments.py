@@ -141,7 +141,7 @@ def order_clause(order_by: str, desc: bool) -> str:
     return f"{col}, id"
 
 
-def experiment_row(row: sqlite3.Row | tuple, root: Path, include_deleted: bool) -> dict[str, Any]:
+def experiment_row(row: sqlite3.Row | tuple[Any, ...], root: Path, include_deleted: bool) -> dict[str, Any]:
     """A list/detail experiment object from a row of EXPERIMENT_COLUMNS."""
     (exp_id, project, name, status, created_at, best_name, best_value, pid, run_dir, path, alias,
      tags, description, ended_at, updated_at, exit_reason, deleted_at) = row
@@ -179,14 +179,14 @@ class QueryCache:
 
     def __init__(self, size: int = 256) -> None:
         self.size = size
-        self._entries: dict[tuple, tuple[int, Any]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple, generation: int) -> Any:
+    def get(self, key: tuple[Any, ...], generation: int) -> Any:
         hit = self._entries.get(key)
         return hit[1] if hit is not None and hit[0] == generation else None
 
-    def put(self, key: tuple, generation: int, total: Any) -> None:
+    def put(self, key: tuple[Any, ...], generation: int, total: Any) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.pop(next(iter(self._entries)))
@@ -214,7 +214,7 @@ def list_experiments(
             total = conn.execute(f"SELECT count(*) FROM experiments WHERE {sql}", args).fetchone()[0]
             if counts is not None:
                 counts.put(key, generation, total)
-        return total
+        return int(total)
 
     total = count(where, params)
     if f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
@@ -274,7 +274,7 @@ def _search_page(
 
 
 def _planner_sorts(
-    conn: sqlite3.Connection, sql: str, args: tuple, cache: QueryCache | None, generation: int
+    conn: sqlite3.Connection, sql: str, args: tuple[Any, ...], cache: QueryCache | None, generation: int
 ) -> bool:
     """Whether SQLite's plan for ``sql`` sorts its rows (EXPLAIN QUERY PLAN, cached)."""
     key = ("plan", sql)
@@ -287,7 +287,7 @@ def _planner_sorts(
     return bool(known)
 
 
-def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple[int, tuple, bool] | None:
+def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple[int, tuple[Any, ...], bool] | None:
     """(pk, row of EXPERIMENT_COLUMNS, environment_available) for an id, deleted ones
     included; None if unknown."""
     row = conn.execute(

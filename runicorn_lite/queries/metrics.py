@@ -38,7 +38,7 @@ def load_series(
         if step_min is not None or step_max is not None:
             lo = step_min if step_min is not None else -(1 << 63)
             hi = step_max if step_max is not None else (1 << 63) - 1
-            pairs = [(s, v) for s, v in zip(steps, vals) if lo <= s <= hi]
+            pairs = [(s, v) for s, v in zip(steps, vals, strict=True) if lo <= s <= hi]
             steps_l = [p[0] for p in pairs]
             vals_l = [p[1] for p in pairs]
         else:
@@ -63,10 +63,7 @@ def pivot(
     """
     names = sorted(series)
     columns = ["global_step", *names]
-    if len(names) == 1:
-        steps = series[names[0]][0]
-    else:
-        steps = sorted({s for st, _ in series.values() for s in st})
+    steps = series[names[0]][0] if len(names) == 1 else sorted({s for st, _ in series.values() for s in st})
     total = len(steps)
     keep: set[int] | None = None
     if downsample is not None and total > downsample:
@@ -85,8 +82,8 @@ def pivot(
         for row in rows:
             row[name] = None
         st, vals = series[name]
-        for s, v in zip(st, vals):
-            i = index.get(s)
-            if i is not None:
-                rows[i][name] = v
+        for s, v in zip(st, vals, strict=True):
+            row_no = index.get(s)
+            if row_no is not None:
+                rows[row_no][name] = v
     return columns, rows, total, keep is not None

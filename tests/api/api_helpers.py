@@ -256,7 +256,7 @@ def matches_search(spec: Spec, text: str) -> bool:
 
 
 def utc_date(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d")
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
 
 
 def pid_is_gone(pid: int) -> bool:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from starlette.applications import Starlette
-
 from api_helpers import Corpus, build_corpus, close_app, open_app
+from starlette.applications import Starlette
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from api_helpers import DAY, Corpus, Spec, assert_error, utc_date
 
 STATUSES = ("running", "finished", "failed", "interrupted")

@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from api_helpers import copy_fixture
 
 import runicorn_lite
-from api_helpers import copy_fixture
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
 from api_helpers import assert_error
 
 E1 = "20240612_080000_c0ffe1"
@@ -153,7 +152,7 @@ async def test_every_error_path(corpus_app, client_for) -> None:
             failures.append(f"{method} {url}: {exc!r}")
     for path in (b"/api/v2/experiments/..", b"/api/v2/experiments/../metrics/fast", b"/api/runs/..",
                  b"/api/runs/../metrics", b"/api/v2/experiments/.", b"/api/runs/%2e%2e"):
-        status, headers, body = await _raw(corpus_app, "GET", path)
+        status, _headers, body = await _raw(corpus_app, "GET", path)
         if status != 404 or list(orjson.loads(body)) != ["detail"]:
             failures.append(f"raw {path!r}: {status} {body[:200]!r}")
     assert not failures, "\n".join(failures)

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import pytest
-
 from api_helpers import copy_runs
 
 E1 = "20240612_080000_c0ffe1"

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from api_helpers import close_app, copy_fixture, ids, open_app, pid_is_gone
 
 
@@ -35,7 +34,9 @@ RUNS = [
 GENERATIONS = {
     "runicorn_053": {
         "ids": {k: f"20250301_09000{i}_05a00{i}" for i, k in enumerate("ABCDE", 1)},
-        "paths": {"A": "cv/yolo-ablation", "B": "nlp/bert", "C": "cv/yolo-ablation", "D": "cv/default", "E": "nlp/bert"},
+        "paths": {
+            "A": "cv/yolo-ablation", "B": "nlp/bert", "C": "cv/yolo-ablation", "D": "cv/default", "E": "nlp/bert",
+        },
         "names": {"A": "yolo-ablation", "B": "bert", "C": "yolo-ablation", "D": "default", "E": "bert"},
         "aliases": dict.fromkeys("ABCDE"),
         "dirs": lambda k, path, run_id: f"{path}/runs/{run_id}",

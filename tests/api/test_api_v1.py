@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_helpers import V1_DETAIL_FIELDS, V1_LIST_FIELDS, Corpus, assert_error, close_app, copy_runs, ids, open_app
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 import runicorn_lite
-from api_helpers import V1_DETAIL_FIELDS, V1_LIST_FIELDS, Corpus, assert_error, close_app, copy_runs, ids, open_app
 
 B = "20240612_080000_"
 E1, E5, E6 = B + "c0ffe1", B + "c0ffe5", B + "c0ffe6"

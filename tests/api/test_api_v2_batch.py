@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_helpers import Corpus, assert_error, close_app, copy_runs, ids, open_app
 from starlette.applications import Starlette
 
 import runicorn_lite
-from api_helpers import Corpus, assert_error, close_app, copy_runs, ids, open_app
 from runicorn_lite import rundir
 
 B = "20240612_080000_"

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_helpers import DOCUMENTED_FIELDS, EXTRA_FIELDS, Corpus, assert_error, close_app, open_app
 from starlette.applications import Starlette
 
 import runicorn_lite
-from api_helpers import DOCUMENTED_FIELDS, EXTRA_FIELDS, Corpus, assert_error, close_app, open_app
 
 B = "20240612_080000_"
 CURVE = "20240701_120000_cafe01"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import runicorn_lite
 from api_helpers import (
     DOCUMENTED_FIELDS,
     EXTRA_FIELDS,
@@ -20,6 +20,7 @@ from api_helpers import (
     open_app,
 )
 
+import runicorn_lite
 
 ORDER_FIELDS = ["created_at", "updated_at", "best_metric_value", "status", "name", "project", "ended_at"]
 B = "20240612_080000_"
@@ -216,7 +217,7 @@ async def test_pagination_and_a_page_past_the_end(client) -> None:
         assert body["has_next"] is (page < 3)
         pages.append(ids(body))
     assert [len(p) for p in pages] == [4, 4, 3]
-    assert sum(pages, []) == everything
+    assert functools.reduce(operator.iadd, pages, []) == everything
     past = await _list(client, per_page=4, page=4)
     assert past["experiments"] == [] and past["total"] == 11
     assert past["has_next"] is False and past["has_prev"] is True

@@ -80,11 +80,11 @@ class Clock:
     the previous one, so creation order is never a same-millisecond tie."""
 
     def __init__(self, start: str = "2025-11-23T10:00:00Z", step_s: float = 1.0) -> None:
-        self.now = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        self.now = datetime.fromisoformat(start)
         self.step = timedelta(seconds=step_s)
 
     def set(self, moment: str) -> None:
-        self.now = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        self.now = datetime.fromisoformat(moment)
 
     def now_iso(self) -> str:
         current = self.now

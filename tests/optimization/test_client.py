@@ -90,9 +90,8 @@ def test_non_json_error_and_unreachable_server() -> None:
     assert caught.value.status == 502
     with OptimizationClient(
         "sk_live_abcdefghijklmnop", base_url="http://127.0.0.1:9", timeout=2
-    ) as offline:
-        with pytest.raises(OptimizationConnectionError):
-            offline.stats.get()
+    ) as offline, pytest.raises(OptimizationConnectionError):
+        offline.stats.get()
 
 
 def test_run_ids_are_escaped_into_one_path_segment() -> None:

@@ -56,7 +56,7 @@ def test_best_follows_the_direction_and_must_be_strictly_better(
     api: Api, direction: str, scores: list[float], bests: list[bool], final: float
 ) -> None:
     run = api.create_run(direction=direction)
-    for number, (score, best) in enumerate(zip(scores, bests)):
+    for number, (score, best) in enumerate(zip(scores, bests, strict=True)):
         updates = _post(api, run["id"], number, score).json()["runUpdates"]
         assert updates["is_new_best"] is best
         assert updates["iterations_count"] == number + 1
@@ -155,7 +155,7 @@ def test_iteration_on_unknown_run_is_404(api: Api) -> None:
 def _items(numbers: list[int], scores: list[float] | None = None) -> list[dict[str, Any]]:
     scores = scores or [float(n) for n in numbers]
     return [
-        {"iteration_number": n, "params": {"n": n}, "score": s} for n, s in zip(numbers, scores)
+        {"iteration_number": n, "params": {"n": n}, "score": s} for n, s in zip(numbers, scores, strict=True)
     ]
 
 
@@ -191,7 +191,7 @@ def test_batch_inserts_everything_in_one_go(api: Api) -> None:
     ("body", "status"),
     [
         (
-            {"iterations": _items([5, 6]) + [{"iteration_number": 7, "params": {}, "score": "x"}]},
+            {"iterations": [*_items([5, 6]), {"iteration_number": 7, "params": {}, "score": "x"}]},
             400,
         ),
         ({"iterations": _items([5, 6, 5])}, 409),
@@ -216,7 +216,7 @@ def test_batch_is_all_or_nothing(api: Api, body: dict[str, Any], status: int) ->
 
 def test_batch_errors_name_the_item(api: Api) -> None:
     run = api.create_run()
-    body = {"iterations": _items([0]) + [{"iteration_number": -1, "params": [], "score": 1}]}
+    body = {"iterations": [*_items([0]), {"iteration_number": -1, "params": [], "score": 1}]}
     issues = api.post(f"/runs/{run['id']}/iterations/batch", json=body).json()["issues"]
     assert set(issues["fieldErrors"]) == {"iterations.1.iteration_number", "iterations.1.params"}
 

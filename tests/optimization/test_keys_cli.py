@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from runicorn_lite.db import Database
@@ -98,6 +99,21 @@ def test_root_on_the_group_or_the_command(tmp_path: Path) -> None:
     )
     assert code == 0, err
     for root, projects in ((command_root, ["c"]), (group_root, ["g"])):
+        db = _db(root)
+        try:
+            assert [k.project_id for k in list_keys(db)] == projects
+        finally:
+            db.close()
+
+
+def test_group_root_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_root, group_root = tmp_path / "env", tmp_path / "group"
+    monkeypatch.setenv("RUNICORN_LITE_ROOT", str(env_root))
+    code, _, err = _run("--root", str(group_root), "create", "--project", "g")
+    assert code == 0, err
+    code, _, err = _run("create", "--project", "e")
+    assert code == 0, err
+    for root, projects in ((group_root, ["g"]), (env_root, ["e"])):
         db = _db(root)
         try:
             assert [k.project_id for k in list_keys(db)] == projects

@@ -508,7 +508,7 @@ def test_db_is_exposed_for_shutdown(sub_app: Starlette) -> None:
 def test_objects_nested_too_deeply_for_the_encoder_are_400(api: Api) -> None:
     # orjson reads up to 1024 levels but writes at most 254: this once was a 500.
     deep = "[" * 600 + "]" * 600
-    body = '{"optimizer_type": "bayesian", "config": {"a": %s}}' % deep
+    body = f'{{"optimizer_type": "bayesian", "config": {{"a": {deep}}}}}'
     response = api.post("/runs", content=body.encode())
     assert response.status_code == 400, response.text
     assert "config" in response.json()["issues"]["fieldErrors"]

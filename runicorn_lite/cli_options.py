@@ -1,0 +1,58 @@
+"""Options that several commands share, defined once, with their defaults taken from Settings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, Settings
+
+_GROUP_ROOT = "runicorn_lite.group_root"  # where a group's --root waits for its command
+
+
+def setting_default(name: str) -> Any:
+    """The default of one Settings field, so that no option restates it."""
+    for f in dataclasses.fields(Settings):
+        if f.name == name:
+            if f.default is dataclasses.MISSING:
+                raise LookupError(f"Settings.{name} has no plain default")
+            return f.default
+    raise LookupError(f"Settings has no field {name}")
+
+
+def envvar(name: str) -> str:
+    """The environment variable of an option (``--rate-limit`` → ``RUNICORN_LITE_RATE_LIMIT``)."""
+    return ENV_PREFIX + name.upper().replace("-", "_")
+
+
+root_option = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=envvar("root"),
+    show_envvar=True,
+    default=None,
+    show_default=DEFAULT_ROOT,
+    help="Data root: run directories and our .runicorn_lite store.",
+)
+
+
+def remember_group_root(ctx: click.Context, root: Path | None) -> None:
+    """For a group that takes --root too (``keys --root D list``): keep it for its command."""
+    if ctx.get_parameter_source("root") is ParameterSource.COMMANDLINE:
+        ctx.find_root().meta[_GROUP_ROOT] = root
+
+
+def resolve_root(root: Path | None) -> Path:
+    """The data root of the running command: its own --root, else its group's, else
+    $RUNICORN_LITE_ROOT, else the default (the Settings default reads the environment)."""
+    ctx = click.get_current_context()
+    if root is not None and ctx.get_parameter_source("root") is ParameterSource.COMMANDLINE:
+        return root
+    group_root = ctx.find_root().meta.get(_GROUP_ROOT)
+    if group_root is not None:
+        return Path(group_root)
+    return root if root is not None else Settings().root
