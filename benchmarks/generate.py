@@ -5,7 +5,10 @@ is split across processes. Wall-clock timestamps would make it irreproducible (a
 10,000 runs within a few seconds), so the SDK's clock is replaced by a synthetic one: run ``i`` of
 ``N`` is created at ``BASE_TIME + i * SPAN / N`` (90 days in all) and logs one step per second.
 Run ids are ``YYYYMMDD_HHMMSS_`` + 6 seeded hex digits, as the SDK makes them. Only ``meta.json``'s
-``python``/``platform``/``hostname``/``pid`` fields depend on the machine.
+``python``/``platform``/``hostname``/``pid`` fields depend on the machine. Every run has a config
+of about twenty params (``runicorn_lite.demo.sample_config``) in assets.json, and its curves
+depend on it (``config_effect``), so a "which settings won?" query finds an answer. Environment
+capture stays off: it would make the corpus depend on the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from runicorn_lite.demo import config_effect, sample_config
 
 PROJECTS = {
     "image_classification": ["resnet_baseline", "resnet50_aug", "vit_small", "efficientnet_b0", "convnext_tiny"],
@@ -54,6 +60,7 @@ class RunSpec:
     steps: int
     primary: bool
     seed: int
+    config: dict[str, Any]
 
 
 def run_spec(seed: int, index: int, total: int, steps: int) -> RunSpec:
@@ -65,9 +72,9 @@ def run_spec(seed: int, index: int, total: int, steps: int) -> RunSpec:
     stamp = _dt.datetime.fromtimestamp(created)
     run_id = f"{stamp:%Y%m%d_%H%M%S}_{rng.getrandbits(24):06x}"
     tags = rng.sample(TAGS, rng.choice((0, 1, 1, 2, 2, 3)))
-    dataset = rng.choice(DATASETS)
-    lr = rng.choice((1e-2, 3e-3, 1e-3, 3e-4, 1e-4))
-    description = f"{name.replace('_', ' ')} on {dataset}, lr={lr:g}, batch {rng.choice((32, 64, 128, 256))}"
+    config = sample_config(rng, rng.choice(DATASETS))
+    description = (f"{name.replace('_', ' ')} on {config['data']['dataset']}, lr={config['lr']:g}, "
+                   f"batch {config['batch_size']}, {config['optim']['name']}")
     roll, status = rng.uniform(0, 100), "finished"
     for candidate, weight in STATUS_WEIGHTS:
         if roll < weight:
@@ -78,7 +85,7 @@ def run_spec(seed: int, index: int, total: int, steps: int) -> RunSpec:
     # size the targets are stated for); 10% of runs never declare a primary metric.
     n = steps
     return RunSpec(index, run_id, project, name, tags, description, status, created, n,
-                   rng.random() >= 0.1, rng.getrandbits(32))
+                   rng.random() >= 0.1, rng.getrandbits(32), config)
 
 
 class _Clock:
@@ -115,14 +122,16 @@ def write_run(sdk: types.ModuleType, clock: _Clock, root: Path, spec: RunSpec) -
     rng = random.Random(spec.seed)
     clock.now = spec.created_at
     run = sdk.init(project=spec.project, name=spec.name, root=root, tags=spec.tags,
-                   description=spec.description, run_id=spec.run_id)
+                   description=spec.description, run_id=spec.run_id, config=spec.config)
     if spec.primary:
         run.set_primary_metric("accuracy", "max")
-    # Learning curves: loss decays to a floor, accuracy rises to a plateau, lr follows a cosine.
-    ceiling = rng.uniform(0.55, 0.99)
-    rate = rng.uniform(2.0, 8.0)
-    loss0, floor = rng.uniform(1.5, 3.0), rng.uniform(0.02, 0.4)
-    lr0 = rng.choice((1e-2, 3e-3, 1e-3, 3e-4))
+    # Learning curves: loss decays to a floor, accuracy rises to a plateau, lr follows a cosine;
+    # how high and how fast follows from the config, with some luck on top.
+    ceiling, speed = config_effect(spec.config)
+    ceiling = min(0.995, max(0.5, ceiling + rng.gauss(0, 0.015)))
+    rate = speed * rng.uniform(4.0, 8.0)
+    loss0, floor = rng.uniform(1.5, 3.0), 0.02 + (1 - ceiling) * rng.uniform(0.5, 1.0)
+    lr0 = spec.config["lr"]
     total = max(spec.steps, 1)
     noise = rng.random
     exp, cos, pi = math.exp, math.cos, math.pi

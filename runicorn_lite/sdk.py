@@ -8,12 +8,16 @@ database write.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
+import dataclasses
 import datetime as _dt
+import enum
 import math
 import os
 import platform
+import re
 import secrets
 import socket
 import sys
@@ -26,7 +30,7 @@ from typing import Any, Self
 
 import orjson
 
-from runicorn_lite import rundir
+from runicorn_lite import environment, images, rundir
 from runicorn_lite.settings import default_root
 
 FLUSH_INTERVAL_S = 0.2
@@ -43,6 +47,47 @@ def _clean_segment(part: str) -> str:
     if not part or part in (".", "..") or part.startswith(".") or "\x00" in part:
         raise ValueError(f"invalid project/name/path segment: {part!r}")
     return part
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def json_safe(obj: Any, depth: int = 0) -> Any:
+    """``obj`` as plain JSON values, as Runicorn's ``log_config`` stores them: paths, enums,
+    dates and sets become strings or lists, numpy values Python numbers, dict keys strings, and
+    anything else its ``str()``."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if depth > 64:
+        return str(obj)
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        return [json_safe(v, depth + 1) for v in items]
+    if isinstance(obj, argparse.Namespace):
+        return json_safe(vars(obj), depth + 1)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(dataclasses.asdict(obj), depth + 1)
+    if isinstance(obj, enum.Enum):
+        return json_safe(obj.value, depth + 1)
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", errors="replace")
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
+        return json_safe(obj.tolist(), depth + 1)
+    if hasattr(obj, "item"):
+        return json_safe(obj.item(), depth + 1)
+    return str(obj)
+
+
+def _as_mapping(value: Any, what: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, argparse.Namespace) or (hasattr(value, "__dict__") and not isinstance(value, type)):
+        return dict(vars(value))
+    raise TypeError(f"{what} must be a dict or an argparse.Namespace, got {type(value).__name__}")
 
 
 def _event_line(event: dict[str, Any]) -> bytes:
@@ -116,6 +161,70 @@ class Run:
                 self._track_best(data.get(self._primary[0]), step)
             if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
                 self._flush_locked()
+
+    def log_config(
+        self,
+        args: Any = None,
+        extra: dict[str, Any] | None = None,
+        *,
+        config_files: list[str | os.PathLike[str]] | None = None,
+    ) -> None:
+        """Record the run's configuration in assets.json (``config.args`` / ``config.extra``).
+
+        ``args`` is a dict or an ``argparse.Namespace``; nested dicts stay nested (the server
+        shows them as dotted params, ``optim.lr``). Called again, new keys are merged into what
+        is there and a later value for a key wins.
+        """
+        changes: dict[str, Any] = {}
+        if args is not None:
+            changes["args"] = json_safe(_as_mapping(args, "args"))
+        if extra is not None:
+            if not isinstance(extra, dict):
+                raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
+            changes["extra"] = json_safe(extra)
+        if config_files is not None:
+            changes["config_files"] = [str(Path(p)) for p in config_files]
+        if not changes:
+            return
+        with self._lock:
+            self._check_open()
+            rundir.update_config(self.run_dir, changes)
+
+    def log_image(
+        self,
+        key: str,
+        image: Any,
+        step: int | None = None,
+        caption: str | None = None,
+        format: str | None = None,  # noqa: A002 - Runicorn's parameter name
+        quality: int = 90,
+    ) -> str:
+        """Save an image under ``media/`` and record an ``image`` event; returns its path in the run.
+
+        ``image``: a path to a PNG, JPEG, GIF or WebP file, the bytes of one, a Pillow image, or
+        a uint8 array (H×W or H×W×C). Files and bytes are checked by their content (anything
+        else: ValueError) and copied as they are; ``format`` (png by default) applies to Pillow
+        images and arrays.
+        """
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError("key must be a non-empty string")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise TypeError("step must be an int or None")
+        if caption is not None and not isinstance(caption, str):
+            raise TypeError("caption must be a string or None")
+        data, ext = images.image_bytes(image, format, quality)
+        name_part = _UNSAFE_NAME.sub("_", key.strip()).strip("._")[:80] or "image"
+        now = time.time()
+        rel = f"{rundir.MEDIA}/{int(now * 1000)}_{secrets.token_hex(3)}_{name_part}.{ext}"
+        with self._lock:
+            self._check_open()
+            (self.run_dir / rundir.MEDIA).mkdir(exist_ok=True)
+            rundir.write_new_file(self.run_dir / rel, data)
+            event = {"ts": now, "type": "image", "data": {"key": key, "path": rel, "step": step, "caption": caption}}
+            self._events.write(_event_line(event))
+            self._dirty = True
+            self._flush_locked()  # rare and refers to a file: let readers see it at once
+        return rel
 
     def log_text(self, text: str) -> None:
         """Append console text to logs.txt, one ``HH:MM:SS | line`` per line."""
@@ -267,13 +376,18 @@ def init(
     description: str | None = None,
     alias: str | None = None,
     run_id: str | None = None,
+    config: Any = None,
+    capture_env: bool = False,
 ) -> Run:
     """Start a run and write its directory.
 
     Either ``project`` (+ optional ``name``) or a Runicorn-style ``path`` ("cv/yolo/ablation")
     names it. ``root`` (or ``storage``, the real SDK's word) defaults to $RUNICORN_LITE_ROOT or
-    ./runicorn-data.
+    ./runicorn-data. ``config`` (a dict or an argparse.Namespace) is ``log_config(args=config)``;
+    ``capture_env`` writes environment.json (Python, platform, packages, git state, GPUs).
     """
+    if config is not None:
+        _as_mapping(config, "config")  # refuse a bad config before any directory is made
     if path is None:
         path = "/".join(p for p in (project or "default", name) if p)
     segments = [_clean_segment(p) for p in path.replace("\\", "/").split("/") if p]
@@ -313,7 +427,14 @@ def init(
     }
     rundir.atomic_write_json(run_dir / rundir.META, meta, durable=False)
     rundir.atomic_write_json(run_dir / rundir.STATUS, {"status": "running", "started_at": now}, durable=False)
-    return Run(run_dir, run_id, path, now)
+    if config is not None:  # a new directory: no assets.json to merge into, no lock needed
+        assets = rundir.empty_assets()
+        assets["config"] = {"args": json_safe(_as_mapping(config, "config"))}
+        rundir.atomic_write_json(run_dir / rundir.ASSETS, assets, durable=False)
+    run = Run(run_dir, run_id, path, now)
+    if capture_env:
+        rundir.atomic_write_json(run_dir / rundir.ENVIRONMENT, environment.capture(), durable=False)
+    return run
 
 
 __all__ = ["Run", "init", "new_run_id"]
