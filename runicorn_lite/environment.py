@@ -51,7 +51,7 @@ _URL_CREDENTIALS = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@]*@")
 def _safe(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except Exception:  # best effort by contract: an unknown part is null
+    except Exception:  # noqa: BLE001 - best effort by contract: an unknown part is null
         return None
 
 
@@ -123,7 +123,7 @@ def conda_packages() -> list[str] | None:
 def _git(cwd: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S,
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_S, check=False,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"},
         )
     except (OSError, subprocess.SubprocessError):
@@ -179,7 +179,7 @@ def gpu_info() -> list[dict[str, Any]] | None:
     try:
         done = subprocess.run(
             ["nvidia-smi", "--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=GPU_TIMEOUT_S,
+            capture_output=True, text=True, timeout=GPU_TIMEOUT_S, check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

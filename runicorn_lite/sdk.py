@@ -196,7 +196,7 @@ class Run:
         image: Any,
         step: int | None = None,
         caption: str | None = None,
-        format: str | None = None,  # noqa: A002 - Runicorn's parameter name
+        format: str | None = None,
         quality: int = 90,
     ) -> str:
         """Save an image under ``media/`` and record an ``image`` event; returns its path in the run.

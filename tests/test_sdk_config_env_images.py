@@ -163,7 +163,9 @@ def test_capture_without_git_or_gpu_tools_is_null_not_an_error(tmp_path: Path,
 def test_gpu_info_from_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tool = tmp_path / "bin" / "nvidia-smi"
     tool.parent.mkdir()
-    tool.write_text("#!/bin/sh\necho '0, NVIDIA A100-SXM4-40GB, 40960, 535.104.05'\necho '1, NVIDIA A100, 40960, 535.1'\n")
+    tool.write_text("#!/bin/sh\n"
+                    "echo '0, NVIDIA A100-SXM4-40GB, 40960, 535.104.05'\n"
+                    "echo '1, NVIDIA A100, 40960, 535.1'\n")
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
     gpus = environment.capture()["gpu_info"]
@@ -215,7 +217,7 @@ def test_log_image_bytes_and_paths_keep_their_format(root: Path, tmp_path: Path,
 
 
 @pytest.mark.parametrize("bad", [b"", b"not an image at all", b"\x89PNX\r\n", b"RIFF\x00\x00\x00\x00WAVE",
-                                 "%PDF-1.4 text".encode()])
+                                 b"%PDF-1.4 text"])
 def test_log_image_refuses_what_is_not_an_image(root: Path, tmp_path: Path, bad: bytes) -> None:
     run = runicorn_lite.init(project="p", root=root)
     with pytest.raises(ValueError, match="not a PNG, JPEG, GIF or WebP"):
