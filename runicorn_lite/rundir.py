@@ -86,6 +86,20 @@ def normalize_status(raw: object) -> str:
 # Tolerant readers
 
 
+_NOT_JSON = object()
+
+
+def read_json_bytes(data: bytes) -> object:
+    """Parsed JSON (bare NaN/Infinity allowed), or ``_NOT_JSON``."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:  # Python's json writes bare NaN/Infinity, which orjson refuses.
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            return _NOT_JSON
+
+
 def read_json_object(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when missing, empty, truncated or not an object."""
     try:
@@ -94,14 +108,38 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
         return None
     if not data.strip():
         return None
-    try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        try:  # Python's json writes bare NaN/Infinity, which orjson refuses.
-            obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return None
+    obj = read_json_bytes(data)
     return obj if isinstance(obj, dict) else None
+
+
+# assets.json and environment.json larger than this are not read (one warning): they are
+# documents for people, and a runaway one must not cost the index its memory.
+MAX_DOC_BYTES = 4 << 20
+
+
+def read_doc(path: Path, max_bytes: int = MAX_DOC_BYTES) -> tuple[dict[str, Any] | None, str | None]:
+    """(object, problem) of an optional JSON document: (None, None) when the file is absent,
+    (None, why) when it is too large, unreadable, not JSON (or not UTF-8) or not an object."""
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path.name} unreadable: {exc.strerror or exc}"
+    if size > max_bytes:
+        return None, f"{path.name} is {size / (1 << 20):.1f} MiB, over the {max_bytes >> 20} MiB limit; not read"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, f"{path.name} unreadable: {exc.strerror or exc}"
+    if not data.strip():
+        return None, None
+    obj = read_json_bytes(data)
+    if obj is _NOT_JSON:
+        return None, f"{path.name} is not valid UTF-8 JSON"
+    if not isinstance(obj, dict):
+        return None, f"{path.name} is not a JSON object"
+    return obj, None
 
 
 def parse_event_line(line: bytes) -> dict[str, Any] | None:

@@ -74,9 +74,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _q("include_deleted", {"type": "boolean", "default": False}, "Include soft-deleted"),
             _q("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based page"),
             _q("per_page", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}, "Page size"),
-            _q("order_by", {"type": "string", "default": "created_at", "enum": [
-                "created_at", "updated_at", "best_metric_value", "status", "name", "project", "ended_at"]},
-               "Sort field (NULLs last, ties by id)"),
+            _q("order_by", {"type": "string", "default": "created_at", "anyOf": [
+                {"enum": ["created_at", "updated_at", "best_metric_value", "status", "name", "project", "ended_at"]},
+                {"pattern": "^(params|metrics)\\..+"}]},
+               "Sort field: a column, params.<key> or metrics.<name>.<last|min|max|first|count>"
+               " (NULLs and runs lacking the field last, ties by id)"),
+            _q("filter", {"type": "string", "maxLength": 2000},
+               "Expression over params and metric summaries, e.g. params.lr < 0.01 and metrics.acc.max > 0.9"),
+            _q("include", {"type": "string"}, "Comma list of params, metrics: add them to each row"),
             _q("order_desc", {"type": "boolean", "default": True}, "Descending"),
         ],
         "responses": {"200": _json("A page of experiments"), **_errors(400, 429)},
@@ -95,6 +100,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             _q("downsample", {"type": "integer", "minimum": 2, "maximum": 100000}, "At most N rows (LTTB)"),
         ],
         "responses": {"200": _json("Columns and rows"), **_errors(400, 404, 429)},
+    },
+    ("/api/v2/experiments/{exp_id}/images", "get"): {
+        "summary": "Images the run logged (image events), in step order, with their file URLs",
+        "parameters": [_EXP_ID],
+        "responses": {"200": _json("images"), **_errors(404, 429)},
     },
     ("/api/v2/experiments/batch-delete", "post"): {
         "summary": "Soft-delete up to 1000 experiments (writes .deleted markers)",

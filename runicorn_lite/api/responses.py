@@ -10,6 +10,11 @@ from starlette.responses import JSONResponse as _StarletteJSONResponse
 OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
+def orjson_loads(text: str | bytes | None) -> Any:
+    """A JSON document stored as text in the index (None stays None)."""
+    return None if text is None else orjson.loads(text)
+
+
 def dumps(content: Any) -> bytes:
     """orjson bytes of ``content``."""
     return orjson.dumps(content, option=OPTIONS)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -14,24 +17,28 @@ from starlette.routing import Route
 
 from runicorn_lite import rundir
 from runicorn_lite.api.context import context
-from runicorn_lite.api.errors import bad_request, not_found
-from runicorn_lite.api.params import get_bool, get_choice, get_csv, get_float, get_int, get_str, json_object
-from runicorn_lite.api.responses import JSONResponse, batch_answer
+from runicorn_lite.api.errors import ApiError, bad_request, not_found
+from runicorn_lite.api.params import MAX_PARAM_LEN, get_bool, get_csv, get_float, get_int, get_str, json_object
+from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
-from runicorn_lite.queries import analytics
+from runicorn_lite.queries import analytics, filters
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
+    Order,
+    attach,
     experiment_row,
     get_experiment,
     list_experiments,
     metrics_summary,
 )
+from runicorn_lite.queries.filters import AGGREGATES, FilterError
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, load_series, pivot
 
 MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_BATCH = 1000
+INCLUDES = ("params", "metrics")
 _STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -74,20 +81,98 @@ def parse_filter(request: Request, *, with_list_only: bool = True) -> Experiment
     )
 
 
+def _raw_param(request: Request, name: str) -> str | None:
+    """A parameter as sent (not stripped: positions in error messages count in it); None when
+    absent or blank."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise bad_request(f"Parameter '{name}' was given {len(values)} times; give it once")
+    value = values[0]
+    if len(value) > MAX_PARAM_LEN:
+        raise bad_request(f"Parameter '{name}' is too long (at most {MAX_PARAM_LEN} characters)")
+    if "\x00" in value:
+        raise bad_request(f"Parameter '{name}' contains a NUL character")
+    return value if value.strip() else None
+
+
+def parse_order_by(request: Request) -> str:
+    """``order_by``: a column name, ``params.<key>`` or ``metrics.<name>.<aggregate>`` (the
+    last two are resolved against the index, in :func:`resolve_list_query`)."""
+    raw = get_str(request.query_params, "order_by")
+    if raw is None:
+        return "created_at"
+    if raw in SORT_COLUMNS or raw.startswith(("params.", "metrics.")):
+        return raw
+    raise bad_request(
+        f"Parameter 'order_by' must be one of {', '.join(SORT_COLUMNS)}, params.<key> or"
+        f" metrics.<name>.<aggregate> (aggregates: {', '.join(AGGREGATES)}); got '{raw[:200]}'"
+    )
+
+
+def parse_include(request: Request) -> frozenset[str]:
+    """``include=params,metrics`` (either or both)."""
+    items = get_csv(request.query_params, "include", max_items=len(INCLUDES)) or []
+    bad = [i for i in items if i not in INCLUDES]
+    if bad:
+        raise bad_request(f"Parameter 'include' has unknown value(s) {', '.join(bad)}; allowed: {', '.join(INCLUDES)}")
+    return frozenset(items)
+
+
+def resolve_list_query(
+    conn: sqlite3.Connection, f: ExperimentFilter, filter_text: str | None, order_by: str
+) -> tuple[ExperimentFilter, Order]:
+    """Parse ``filter=`` and a params/metrics ``order_by`` (a dotted bare metric name is read
+    against the metric names the index holds). FilterError → 400 at the HTTP boundary."""
+
+    def is_metric(name: str) -> bool:
+        return conn.execute("SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
+
+    if filter_text is not None:
+        f = dataclasses.replace(f, clauses=filters.parse_filter(filter_text, is_metric))
+    if order_by in SORT_COLUMNS:
+        return f, order_by
+    try:
+        field = filters.parse_sort_field(order_by, is_metric)
+    except FilterError as exc:
+        raise _OrderError(exc.message, exc.position) from None
+    assert field is not None
+    return f, field
+
+
+class _OrderError(FilterError):
+    """A malformed params/metrics ``order_by``."""
+
+
+def filter_error(exc: FilterError) -> ApiError:
+    """400 for a malformed ``filter`` or ``order_by``: what is wrong, and where (the message
+    always ends with "at position N", N counted from 0)."""
+    name = "order_by" if isinstance(exc, _OrderError) else "filter"
+    return bad_request(f"Invalid {name}: {exc}")
+
+
 async def list_experiments_endpoint(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     q = request.query_params
     f = parse_filter(request)
+    filter_text = _raw_param(request, "filter")
     page = get_int(q, "page", 1, 1, MAX_PAGE)
     per_page = get_int(q, "per_page", 50, 1, MAX_PER_PAGE)
-    order_by = get_choice(q, "order_by", "created_at", tuple(SORT_COLUMNS))
+    order_by = parse_order_by(request)
     desc = get_bool(q, "order_desc", True)
+    include = parse_include(request)
     generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
-    experiments, total = await in_db_thread(
-        ctx.index.read,
-        lambda conn: list_experiments(conn, ctx.root, f, order_by, desc, page, per_page, ctx.counts, generation),
-    )
+
+    def query(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+        resolved, order = resolve_list_query(conn, f, filter_text, order_by)
+        return list_experiments(conn, ctx.root, resolved, order, desc, page, per_page, ctx.counts, generation, include)
+
+    try:
+        experiments, total = await in_db_thread(ctx.index.read, query)
+    except FilterError as exc:
+        raise filter_error(exc) from None
     return JSONResponse(
         {
             "experiments": experiments,
@@ -112,29 +197,34 @@ async def experiment_detail(request: Request) -> Response:
     ctx = context(request)
     exp_id = _check_id(request.path_params["exp_id"])
 
-    def query(conn: Any) -> tuple[tuple[Any, ...], dict[str, Any], bool] | None:
+    def query(conn: sqlite3.Connection) -> dict[str, Any] | None:
         found = get_experiment(conn, exp_id)
         if found is None:
             return None
         pk, row, environment_available = found
-        return row, metrics_summary(conn, pk), environment_available
-
-    found = await in_db_thread(ctx.index.read, query)
-    if found is None:
-        raise not_found(f"Experiment {exp_id} not found")
-    row, summary, env = found
-    experiment = experiment_row(row, ctx.root, True)
-    run_dir = Path(experiment["run_dir"])
-    file_count = await run_in_threadpool(rundir.count_files, run_dir)
-    return JSONResponse(
-        {
+        experiment = experiment_row(row, ctx.root, True)
+        attach(conn, [experiment], [pk], frozenset(INCLUDES), list_shape=False)
+        config, environment = conn.execute(
+            "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
+        ).fetchone() or (None, None)
+        images = conn.execute("SELECT count(*) FROM exp_images WHERE exp_pk = ?", (pk,)).fetchone()[0]
+        return {
             "experiment": experiment,
-            "metrics_summary": summary,
-            "environment_available": env,
-            "file_count": file_count,
-            "query_time_ms": _ms(start),
+            "metrics_summary": metrics_summary(conn, pk),
+            "environment_available": environment_available,
+            "params": experiment["params"],
+            "metrics": experiment["metrics"],
+            "config": orjson_loads(config),
+            "environment": orjson_loads(environment),
+            "images_count": images,
         }
-    )
+
+    body = await in_db_thread(ctx.index.read, query)
+    if body is None:
+        raise not_found(f"Experiment {exp_id} not found")
+    body["file_count"] = await run_in_threadpool(rundir.count_files, Path(body["experiment"]["run_dir"]))
+    body["query_time_ms"] = _ms(start)
+    return JSONResponse(body)
 
 
 def parse_step_range(raw: str | None) -> tuple[int | None, int | None] | None:
@@ -192,6 +282,33 @@ async def metrics_fast(request: Request) -> Response:
     )
 
 
+async def experiment_images(request: Request) -> Response:
+    """The run's logged images (its ``image`` events), in step order, each with the URL of its
+    file."""
+    ctx = context(request)
+    exp_id = _check_id(request.path_params["exp_id"])
+
+    def query(conn: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
+        found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
+        if found is None:
+            return None
+        return conn.execute(
+            "SELECT key, step, caption, path FROM exp_images WHERE exp_pk = ? ORDER BY step IS NULL, step, seq",
+            (found[0],),
+        ).fetchall()
+
+    rows = await in_db_thread(ctx.index.read, query)
+    if rows is None:
+        raise not_found(f"Experiment {exp_id} not found")
+    base = f"/api/v2/experiments/{exp_id}/files/"
+    return JSONResponse({
+        "images": [
+            {"key": key, "step": step, "caption": caption, "path": path, "url": base + quote(path)}
+            for key, step, caption, path in rows
+        ]
+    })
+
+
 async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, Any]]:
     body = await json_object(request, max_bytes=4 << 20)
     ids = body.get("exp_ids")
@@ -244,6 +361,7 @@ def routes() -> list[Route]:
         Route("/api/v2/experiments/batch-restore", batch_restore, methods=["POST"]),
         Route("/api/v2/experiments/{exp_id}", experiment_detail, methods=["GET"]),
         Route("/api/v2/experiments/{exp_id}/metrics/fast", metrics_fast, methods=["GET"]),
+        Route("/api/v2/experiments/{exp_id}/images", experiment_images, methods=["GET"]),
         Route("/api/v2/analytics/summary", analytics_summary, methods=["GET"]),
     ]
 

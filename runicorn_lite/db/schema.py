@@ -18,6 +18,9 @@ SORT_COLUMNS = {
 # Sort columns that can hold NULL: ascending order puts NULLs last through an expression index
 # on (col IS NULL, col, id).
 NULLABLE_SORT_COLUMNS = ("best_metric_value", "ended_at")
+# Aggregates of a metric summary (each is the name of its column in metric_summaries; only
+# these identifiers are ever formatted into SQL for metrics).
+METRIC_AGGREGATES = ("last", "min", "max", "first", "count")
 
 
 def _sort_indexes() -> str:
@@ -139,4 +142,72 @@ INDEX_MIGRATIONS = [
             WHERE deleted_at IS NULL;
         """,
     ),
+    Migration(
+        "0005_params_summaries_images",
+        """
+        -- A run's params (config.args flattened with dotted keys, config.extra under "extra."),
+        -- one row per key with a value. ``v`` has no declared type, so no affinity: numbers
+        -- (booleans as 1 and 0) stay numbers and strings stay text, a comparison never turns
+        -- one into the other, and the index orders numbers before strings. Null params have
+        -- no row: a run "lacks" them for filters and sorts. ``exp_id`` is here so that a sort
+        -- by a param walks (key, v, exp_id) in order, ties broken by id, without sorting.
+        CREATE TABLE exp_params (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            v,
+            exp_id TEXT NOT NULL,
+            PRIMARY KEY (exp_pk, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idx_params_key_v ON exp_params(key, v, exp_id);
+
+        -- Per (run, metric) summary over the finite values in step order, kept by the
+        -- ingester as points arrive. ``points``, ``min_step``, ``max_step`` count every stored
+        -- point (NaN included), for the detail's totals and the incremental update.
+        CREATE TABLE metric_summaries (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            exp_id TEXT NOT NULL,
+            first REAL,
+            first_step INTEGER,
+            last REAL,
+            last_step INTEGER,
+            min REAL,
+            max REAL,
+            count INTEGER NOT NULL,
+            points INTEGER NOT NULL,
+            min_step INTEGER NOT NULL,
+            max_step INTEGER NOT NULL,
+            PRIMARY KEY (exp_pk, metric)
+        ) WITHOUT ROWID;
+        -- Filters and sorts by one aggregate of one metric walk these, ties broken by id.
+        CREATE INDEX idx_msum_last ON metric_summaries(metric, last, exp_id) WHERE last IS NOT NULL;
+        CREATE INDEX idx_msum_min ON metric_summaries(metric, min, exp_id) WHERE min IS NOT NULL;
+        CREATE INDEX idx_msum_max ON metric_summaries(metric, max, exp_id) WHERE max IS NOT NULL;
+        CREATE INDEX idx_msum_first ON metric_summaries(metric, first, exp_id) WHERE first IS NOT NULL;
+        CREATE INDEX idx_msum_count ON metric_summaries(metric, count, exp_id);
+
+        -- What a detail shows as it is: the flat params (JSON object, file order, booleans
+        -- and nulls kept), the raw config object of assets.json, the raw environment.json.
+        CREATE TABLE exp_docs (
+            exp_pk INTEGER PRIMARY KEY REFERENCES experiments(pk) ON DELETE CASCADE,
+            params TEXT,
+            config TEXT,
+            environment TEXT
+        );
+
+        -- The run's image events, in file order.
+        CREATE TABLE exp_images (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            step INTEGER,
+            caption TEXT,
+            path TEXT NOT NULL,
+            PRIMARY KEY (exp_pk, seq)
+        ) WITHOUT ROWID;
+
+        -- Every run is read again once, so that the new tables fill from its files.
+        UPDATE experiments SET files_sig = '', events_ino = NULL;
+        """,
+    )
 ]

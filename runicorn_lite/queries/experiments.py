@@ -16,12 +16,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+from runicorn_lite.db.schema import METRIC_AGGREGATES, NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+from runicorn_lite.queries.filters import Clause, Field
 
 EXPERIMENT_COLUMNS = (
     "id, project, name, status, created_at, best_metric_name, best_metric_value, pid, run_dir,"
     " path, alias, tags, description, ended_at, updated_at, exit_reason, deleted_at"
 )
+_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in EXPERIMENT_COLUMNS.split(","))
 MIN_TRIGRAM = 3
 # Searches with at most this many matches keep their ordered ids between pages (8 bytes each).
 SEARCH_ORDER_CACHE_MAX = 20_000
@@ -50,6 +52,8 @@ class ExperimentFilter:
     best_metric_min: float | None = None
     best_metric_max: float | None = None
     include_deleted: bool = False
+    # Clauses of a ``filter=`` expression (params and metric summaries), ANDed.
+    clauses: tuple[Clause, ...] = ()
 
 
 def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, list[Any]]:
@@ -98,7 +102,40 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         sql, search_params = search_clause(f.search)
         terms.append(sql if walk is None else f"+{sql}")
         params.extend(search_params)
+    for clause in f.clauses:
+        sql, clause_params = clause_sql(clause)
+        terms.append(sql if walk is None else f"+{sql}")
+        params.extend(clause_params)
     return (" AND ".join(terms) if terms else "1"), params
+
+
+_SQL_OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def clause_sql(clause: Clause) -> tuple[str, list[Any]]:
+    """One ``filter=`` clause as SQL over the params or the metric summaries.
+
+    A param's ``v`` has no type affinity, and every number sorts below every string: ``v < ''``
+    keeps numbers, ``v >= ''`` keeps strings, so a number never matches a string (and the range
+    stays one walk of the (key, v) index). A run that lacks the field has no row: it never
+    matches, ``!=`` included.
+    """
+    op = _SQL_OPERATORS[clause.op]  # KeyError for anything the parser would not produce
+    field = clause.field
+    if field.kind == "params":
+        kind_range = "v >= ''" if isinstance(clause.value, str) else "v < ''"
+        return (
+            f"pk IN (SELECT exp_pk FROM exp_params WHERE key = ? AND v {op} ? AND {kind_range})",
+            [field.name, clause.value],
+        )
+    col = _aggregate_column(field)
+    return f"pk IN (SELECT exp_pk FROM metric_summaries WHERE metric = ? AND {col} {op} ?)", [field.name, clause.value]
+
+
+def _aggregate_column(field: Field) -> str:
+    if field.agg not in METRIC_AGGREGATES:
+        raise ValueError(f"unknown aggregate {field.agg!r}")
+    return field.agg
 
 
 def search_clause(text: str) -> tuple[str, list[Any]]:
@@ -193,34 +230,66 @@ class QueryCache:
             self._entries[key] = (generation, total)
 
 
+Order = str | Field  # a column of SORT_COLUMNS, or a param / a metric aggregate
+
+
 def list_experiments(
     conn: sqlite3.Connection,
     root: Path,
     f: ExperimentFilter,
-    order_by: str,
+    order_by: Order,
     desc: bool,
     page: int,
     per_page: int,
     counts: QueryCache | None = None,
     generation: int = 0,
+    include: frozenset[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], int]:
-    """One page of experiments and the total that match (two indexed statements)."""
+    """One page of experiments and the total that match (a few indexed statements).
+
+    ``include`` may hold "params" and "metrics": each row then carries its flat params and its
+    metrics' ``{"last", "min", "max"}``.
+    """
     where, params = where_clause(f)
 
-    def count(sql: str, args: list[Any]) -> int:
-        key = (sql, *args)
+    def count(sql: str, args: list[Any], source: str = "experiments") -> int:
+        key = (source, sql, *args)
         total = counts.get(key, generation) if counts is not None else None
         if total is None:
-            total = conn.execute(f"SELECT count(*) FROM experiments WHERE {sql}", args).fetchone()[0]
+            total = conn.execute(f"SELECT count(*) FROM {source} WHERE {sql}", args).fetchone()[0]
             if counts is not None:
                 counts.put(key, generation, total)
         return int(total)
 
     total = count(where, params)
-    if f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
-        return _search_page(conn, root, f, where, params, order_by, desc, page, per_page, counts, generation)
     offset = (page - 1) * per_page
-    sql = (f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
+    if isinstance(order_by, Field):
+        rows = _field_page(conn, where, params, order_by, desc, offset, per_page, total, count)
+    elif f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
+        rows, total = _search_page(conn, where, params, order_by, desc, offset, per_page, counts, generation)
+    else:
+        rows = _column_page(conn, f, where, params, order_by, desc, offset, per_page, total, count, counts, generation)
+    objs = [experiment_row(r[1:], root, f.include_deleted) for r in rows]
+    if include and rows:
+        attach(conn, objs, [r[0] for r in rows], include, list_shape=True)
+    return objs, total
+
+
+def _column_page(
+    conn: sqlite3.Connection,
+    f: ExperimentFilter,
+    where: str,
+    params: list[Any],
+    order_by: str,
+    desc: bool,
+    offset: int,
+    per_page: int,
+    total: int,
+    count: Any,
+    counts: QueryCache | None,
+    generation: int,
+) -> list[tuple[Any, ...]]:
+    sql = (f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE {where}"
            f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?")
     args = (*params, per_page, offset)
     if total and not f.include_deleted and _planner_sorts(conn, sql, args, counts, generation):
@@ -232,27 +301,76 @@ def list_experiments(
         live = count("likely(deleted_at IS NULL)", [])
         if (offset + per_page) * live < total * total:
             walk_where, walk_params = where_clause(f, walk=SORT_COLUMNS[order_by])
-            sql = (f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk_where}"
+            sql = (f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk_where}"
                    f" ORDER BY {order_clause(order_by, desc)} LIMIT ? OFFSET ?")
             args = (*walk_params, per_page, offset)
-    rows = conn.execute(sql, args).fetchall()
-    return [experiment_row(r, root, f.include_deleted) for r in rows], total
+    return conn.execute(sql, args).fetchall()
+
+
+def _field_source(field: Field) -> tuple[str, str, list[Any]]:
+    """(table, condition, params) of the rows that give runs a value for ``field``; the value
+    is column ``s.v`` (params) or the aggregate's column (metrics)."""
+    if field.kind == "params":
+        return "exp_params", "s.key = ?", [field.name]
+    col = _aggregate_column(field)
+    return "metric_summaries", f"s.metric = ? AND s.{col} IS NOT NULL", [field.name]
+
+
+def _field_page(
+    conn: sqlite3.Connection,
+    where: str,
+    params: list[Any],
+    field: Field,
+    desc: bool,
+    offset: int,
+    per_page: int,
+    total: int,
+    count: Any,
+) -> list[tuple[Any, ...]]:
+    """A page ordered by a param or a metric aggregate: the runs that have it, in value order
+    (walking the (key, value, id) index), then the runs that lack it, by id; ties by id, in
+    the direction asked, so pages never overlap or skip.
+
+    Two statements rather than one ``ORDER BY value IS NULL``: that would sort every match,
+    where these walk indexes and stop at the page.
+    """
+    table, has, has_params = _field_source(field)
+    value = "s.v" if field.kind == "params" else f"s.{_aggregate_column(field)}"
+    direction = "DESC" if desc else ""
+    rows = conn.execute(
+        f"SELECT e.pk, {_E_COLUMNS} FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"
+        f" WHERE {has} AND {where} ORDER BY {value} {direction}, s.exp_id {direction} LIMIT ? OFFSET ?",
+        (*has_params, *params, per_page, offset),
+    ).fetchall()
+    if len(rows) == per_page or offset + len(rows) >= total:
+        return rows
+    # The page reaches past the runs that have the field: go on with those that lack it.
+    if rows:
+        with_field = offset + len(rows)
+    else:
+        source = f"{table} s JOIN experiments e ON e.pk = s.exp_pk"
+        with_field = count(f"{has} AND {where}", [*has_params, *params], source)
+    lacking = conn.execute(
+        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE {where} AND NOT EXISTS"
+        f" (SELECT 1 FROM {table} s WHERE s.exp_pk = experiments.pk AND {has})"
+        f" ORDER BY id {direction} LIMIT ? OFFSET ?",
+        (*params, *has_params, per_page - len(rows), max(0, offset + len(rows) - with_field)),
+    ).fetchall()
+    return rows + lacking
 
 
 def _search_page(
     conn: sqlite3.Connection,
-    root: Path,
-    f: ExperimentFilter,
     where: str,
     params: list[Any],
     order_by: str,
     desc: bool,
-    page: int,
+    offset: int,
     per_page: int,
     cache: QueryCache,
     generation: int,
-) -> tuple[list[dict[str, Any]], int]:
-    """A search page from the ordered ids of every match, kept per index generation.
+) -> tuple[list[tuple[Any, ...]], int]:
+    """A search page (and the number of matches) from the ordered ids of every match, kept per index generation.
 
     The trigram MATCH and the sort of its matches are most of a search's cost and the same for
     every page (and every repeat); pages are then slices, and the total is the list's length.
@@ -264,13 +382,48 @@ def _search_page(
             f"SELECT pk FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)}", params
         ))
         cache.put(key, generation, pks)
-    wanted = pks[(page - 1) * per_page : page * per_page]
+    wanted = pks[offset : offset + per_page]
     if not wanted:
         return [], len(pks)
-    rows = {r[0]: r[1:] for r in conn.execute(
+    rows = {r[0]: r for r in conn.execute(
         f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE pk IN ({','.join('?' * len(wanted))})", wanted
     )}
-    return [experiment_row(rows[pk], root, f.include_deleted) for pk in wanted if pk in rows], len(pks)
+    return [rows[pk] for pk in wanted if pk in rows], len(pks)
+
+
+def attach(
+    conn: sqlite3.Connection, objs: list[dict[str, Any]], pks: list[int], include: frozenset[str], *, list_shape: bool
+) -> None:
+    """Add ``params`` and/or ``metrics`` to experiment objects (of the given pks, in order).
+
+    ``list_shape`` gives each metric ``{"last", "min", "max"}``; otherwise its whole summary.
+    """
+    marks = ",".join("?" * len(pks))
+    by_pk = dict(zip(pks, objs, strict=False))
+    if "params" in include:
+        for obj in objs:
+            obj["params"] = {}
+        for pk, text in conn.execute(f"SELECT exp_pk, params FROM exp_docs WHERE exp_pk IN ({marks})", pks):
+            if text:
+                by_pk[pk]["params"] = orjson.loads(text)
+    if "metrics" in include:
+        for obj in objs:
+            obj["metrics"] = {}
+        if list_shape:
+            for pk, metric, last, lo, hi in conn.execute(
+                f"SELECT exp_pk, metric, last, min, max FROM metric_summaries WHERE exp_pk IN ({marks})"
+                " ORDER BY exp_pk, metric",
+                pks,
+            ):
+                by_pk[pk]["metrics"][metric] = {"last": last, "min": lo, "max": hi}
+        else:
+            for pk, metric, first, last, lo, hi, n, last_step in conn.execute(
+                "SELECT exp_pk, metric, first, last, min, max, count, last_step FROM metric_summaries"
+                f" WHERE exp_pk IN ({marks}) ORDER BY exp_pk, metric",
+                pks,
+            ):
+                by_pk[pk]["metrics"][metric] = {"first": first, "last": last, "min": lo, "max": hi, "count": n,
+                                                "last_step": last_step}
 
 
 def _planner_sorts(
@@ -297,18 +450,14 @@ def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple[int, tuple[An
 
 
 def metrics_summary(conn: sqlite3.Connection, pk: int) -> dict[str, Any]:
-    """Point count, metric names and step range of one experiment."""
-    n, lo, hi = conn.execute(
-        "SELECT coalesce(sum(n), 0), min(min_step), max(max_step) FROM metric_chunks WHERE exp_pk = ?",
-        (pk,),
-    ).fetchone()
-    names = [r[0] for r in conn.execute(
-        "SELECT DISTINCT metric FROM metric_chunks WHERE exp_pk = ? ORDER BY metric", (pk,)
-    )]
+    """Point count, metric names and step range of one experiment (from its metric summaries)."""
+    rows = conn.execute(
+        "SELECT metric, points, min_step, max_step FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+    ).fetchall()
     return {
-        "total_data_points": n,
-        "available_metrics": names,
-        "step_range": {"min": lo, "max": hi} if lo is not None else None,
+        "total_data_points": sum(r[1] for r in rows),
+        "available_metrics": [r[0] for r in rows],
+        "step_range": {"min": min(r[2] for r in rows), "max": max(r[3] for r in rows)} if rows else None,
     }
 
 
