@@ -196,12 +196,16 @@ class EventsChunk:
     bad_lines: int = 0
 
 
-def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> EventsChunk:
+def read_events(
+    path: Path, offset: int = 0, last_step: int | None = None, labels: dict[int, dict[str, Any]] | None = None
+) -> EventsChunk:
     """Read metric points from ``events.jsonl`` starting at byte ``offset``.
 
     A last line without its newline is half-written (the run is live): it is left for the next
     read. A complete line that is not JSON is skipped and counted in ``bad_lines``. Events with
-    no step get the one after the last seen, as the real SDK numbers them.
+    no step get the one after the last seen, as the real SDK numbers them. ``labels``, when
+    given, receives each step's ``time`` (a number) and ``stage`` (a string), later events
+    winning.
     """
     out = EventsChunk(offset=offset, last_step=last_step)
     try:
@@ -247,6 +251,8 @@ def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> Ev
             continue
         if step_auto is None or step > step_auto:
             step_auto = step
+        if labels is not None:
+            _collect_labels(labels, step, payload)
         for key, raw in payload.items():
             kind = type(raw)
             if kind is float:
@@ -265,6 +271,19 @@ def read_events(path: Path, offset: int = 0, last_step: int | None = None) -> Ev
     return out
 
 
+def _collect_labels(labels: dict[int, dict[str, Any]], step: int, payload: dict[str, Any]) -> None:
+    stamp, stage = payload.get("time"), payload.get("stage")
+    if type(stamp) is not float and type(stamp) is not int:
+        stamp = None
+    if stamp is None and not isinstance(stage, str):
+        return
+    row = labels.setdefault(step, {})
+    if stamp is not None:
+        row["time"] = stamp
+    if isinstance(stage, str):
+        row["stage"] = stage
+
+
 def safe_relative_path(raw: object) -> str | None:
     """``raw`` as a path inside a run directory (``media/x.png``), or None when it is not a
     string, is absolute, or climbs out (``..``)."""
@@ -277,6 +296,23 @@ def safe_relative_path(raw: object) -> str | None:
     if not parts or ".." in parts:
         return None
     return "/".join(parts)
+
+
+def file_inside(run_dir: Path, rel: str) -> Path | None:
+    """The regular file at ``rel`` (a ``safe_relative_path``) inside ``run_dir``, or None when it
+    is missing, not a regular file, or reached through a symlink that points out of the run
+    directory."""
+    target = Path(run_dir) / rel
+    try:
+        real_dir = os.path.realpath(run_dir)
+        real = os.path.realpath(target)
+        if os.path.commonpath([real_dir, real]) != real_dir or real == real_dir:
+            return None
+        if not os.path.isfile(real):
+            return None
+    except (OSError, ValueError):
+        return None
+    return target
 
 
 def image_event(payload: dict[str, Any], last_step: int | None) -> dict[str, Any] | None:

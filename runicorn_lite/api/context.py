@@ -38,12 +38,12 @@ class AppContext:
         """Where the index says the runs are."""
         return self.index.read(lambda conn: find_for_write(conn, ids))
 
-    def delete_runs(self, ids: list[str], reason: str, locate: Locator | None = None) -> dict[str, bool]:
+    def delete_runs(self, ids: list[str], reason: str, locate: Locator | None = None) -> dict[str, Outcome]:
         """Soft-delete: write each run's ``.deleted`` marker, then re-index those runs.
 
-        True when the run is deleted after the call (already deleted included), False when it
-        does not exist or its marker could not be written. ``locate`` finds the runs (the index
-        by default; V1 passes its file scan).
+        One Outcome per id: ``ok`` when the run is deleted after the call (already deleted
+        included), ``changed`` when this call deleted it, ``error`` why not. ``locate`` finds
+        the runs (the index by default; V1 passes its file scan).
         """
         found = (locate or self.locate_indexed)(ids)
         now = time.time()
@@ -54,9 +54,9 @@ class AppContext:
             rundir.mark_deleted(run_dir, ref.status, reason, now)
             return [run_dir]
 
-        return self._apply(ids, found, apply)
+        return self._apply(ids, found, apply, already="already deleted")
 
-    def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, bool]:
+    def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
         """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
         found = (locate or self.locate_indexed)(ids)
 
@@ -65,28 +65,49 @@ class AppContext:
                 return []
             return [run_dir, rundir.unmark_deleted(self.root, run_dir, exp_id, ref.path)]
 
-        return self._apply(ids, found, apply)
+        return self._apply(ids, found, apply, already="run not deleted")
 
     def _apply(
-        self, ids: list[str], found: dict[str, RunRef], apply: Callable[[RunRef, Path, str], list[Path]]
-    ) -> dict[str, bool]:
-        results: dict[str, bool] = {}
+        self,
+        ids: list[str],
+        found: dict[str, RunRef],
+        apply: Callable[[RunRef, Path, str], list[Path]],
+        already: str,
+    ) -> dict[str, Outcome]:
+        results: dict[str, Outcome] = {}
         touched: set[Path] = set()
         for exp_id in ids:
             ref = found.get(exp_id)
             if ref is None:
-                results[exp_id] = False
+                results[exp_id] = Outcome(False, False, "run not found")
                 continue
             try:
-                touched.update(apply(ref, self.root / ref.rel_dir, exp_id))
+                changed = apply(ref, self.root / ref.rel_dir, exp_id)
             except OSError as exc:
                 log.warning("cannot change %s: %s", exp_id, exc)
-                results[exp_id] = False
+                results[exp_id] = Outcome(False, False, os_reason(exc))
                 continue
-            results[exp_id] = True
+            touched.update(changed)
+            results[exp_id] = Outcome(True, True) if changed else Outcome(True, False, already)
         if touched:
             self.indexer.refresh(touched)
         return results
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a delete or restore did to one run."""
+
+    ok: bool  # the run is in the wanted state after the call
+    changed: bool  # this call put it there
+    error: str | None = None  # why not (or, when ok, why nothing changed)
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's words for why a run directory could not be changed, without the paths."""
+    if isinstance(exc, FileExistsError) and not exc.strerror:
+        return "its original place is taken by another directory; it stays in the recycle bin"
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 Locator = Callable[[list[str]], dict[str, RunRef]]

@@ -112,14 +112,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["exp_ids"],
             "properties": {"exp_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
                            "reason": {"type": "string"}}}}}},
-        "responses": {"200": _json("deleted, failed, results"), **_errors(400, 429)},
+        "responses": {"200": _json("deleted, failed, results, errors"), **_errors(400, 429)},
     },
     ("/api/v2/experiments/batch-restore", "post"): {
         "summary": "Restore up to 1000 soft-deleted experiments",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["exp_ids"],
             "properties": {"exp_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}}}}},
-        "responses": {"200": _json("restored, failed, results"), **_errors(400)},
+        "responses": {"200": _json("restored, deleted, failed, results, errors"), **_errors(400)},
     },
     ("/api/v2/analytics/summary", "get"): {
         "summary": "Aggregates over live experiments",
@@ -136,9 +136,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["run_ids"],
             "properties": {"run_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100},
                            "reason": {"type": "string"}}}}}},
-        "responses": {"200": _json("deleted, failed, results"), **_errors(400)},
+        "responses": {"200": _json("deleted_count, results {id: {success, error?}}, message"), **_errors(400)},
     },
-    ("/api/runs/{run_id}", "get"): {"summary": "V1: run detail", "parameters": [_RUN_ID],
+    ("/api/runs/{run_id}", "get"): {"summary": "V1: run detail (with assets, assets_count)", "parameters": [_RUN_ID],
                                     "responses": {"200": _json("Run"), **_errors(404)}},
     ("/api/runs/{run_id}", "patch"): {
         "summary": "V1: set alias, tags, description (written to meta.json)",
@@ -147,7 +147,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "properties": {"alias": {"type": ["string", "null"]},
                                              "tags": {"type": "array", "items": {"type": "string"}},
                                              "description": {"type": ["string", "null"]}}}}}},
-        "responses": {"200": _json("Run"), **_errors(400, 404)},
+        "responses": {"200": _json("ok, alias, tags"), **_errors(400, 403, 404)},
+    },
+    ("/api/runs/{run_id}/images", "get"): {
+        "summary": "V1: the run's logged images (step, key, absolute path)", "parameters": [_RUN_ID],
+        "responses": {"200": _json("run_id, images"), **_errors(404)},
+    },
+    ("/api/runs/{run_id}/assets", "get"): {
+        "summary": "V1: the run's assets.json", "parameters": [_RUN_ID],
+        "responses": {"200": _json("run_id, assets, assets_count"), **_errors(404)},
+    },
+    ("/api/environment/{run_id}", "get"): {
+        "summary": "V1: the run's environment.json", "parameters": [_RUN_ID],
+        "responses": {"200": _json("available, environment"), **_errors(404)},
     },
     ("/api/runs/{run_id}/metrics", "get"): {
         "summary": "V1: metric rows by step",
@@ -163,13 +175,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "V1: WebSocket that streams logs.txt and follows it", "parameters": [_RUN_ID],
         "responses": {"101": {"description": "Switching protocols"}},
     },
-    ("/api/recycle-bin", "get"): {"summary": "V1: soft-deleted runs", "responses": {"200": _json("runs, total")}},
+    ("/api/recycle-bin", "get"): {"summary": "V1: soft-deleted runs", "responses": {"200": _json("deleted_runs")}},
     ("/api/recycle-bin/restore", "post"): {
         "summary": "V1: restore soft-deleted runs",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["run_ids"],
-            "properties": {"run_ids": {"type": "array", "items": {"type": "string"}}}}}}},
-        "responses": {"200": _json("restored, failed, results"), **_errors(400)},
+            "properties": {"run_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100}}}}}},
+        "responses": {"200": _json("restored_count, results {id: {success, error?}}, message"), **_errors(400)},
+    },
+    ("/api/recycle-bin/empty", "post"): {
+        "summary": "V1: delete every soft-deleted run directory for good",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["confirm"],
+            "properties": {"confirm": {"type": "boolean", "enum": [True]}}}}}},
+        "responses": {"200": _json("permanently_deleted, message, deleted_ids"), **_errors(400)},
     },
     ("/api/projects", "get"): {"summary": "V1: project names", "responses": {"200": _json("projects")}},
     ("/api/projects/{project}/names", "get"): {

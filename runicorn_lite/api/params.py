@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -110,3 +111,19 @@ async def json_object(request: Request, max_bytes: int = 1 << 20) -> dict[str, A
     if not isinstance(data, dict):
         raise bad_request("Request body must be a JSON object")
     return data
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_text(value: str, name: str, *, multiline: bool = False) -> str:
+    """``value`` unchanged, or a 400 naming field ``name`` when it holds a control character
+    (NUL included; tab and line breaks are allowed in ``multiline`` fields). Such characters
+    make runs unsearchable and break the files and terminals that show them."""
+    match = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    if match is not None:
+        raise bad_request(
+            f"Field '{name}' contains a control character (U+{ord(match.group()):04X}) at position {match.start()}"
+        )
+    return value

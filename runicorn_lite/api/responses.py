@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.responses import JSONResponse as _StarletteJSONResponse
+
+if TYPE_CHECKING:
+    from runicorn_lite.api.context import Outcome
 
 OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -27,14 +30,17 @@ class JSONResponse(_StarletteJSONResponse):
         return dumps(content)
 
 
-def batch_answer(verb: str, results: dict[str, bool], *, delete_shape: bool = False) -> JSONResponse:
-    """``{verb: n, "failed": m, "results": {id: bool}}``, the answer of every batch endpoint.
+def batch_answer(verb: str, outcomes: dict[str, Outcome], *, delete_shape: bool = False) -> JSONResponse:
+    """``{verb: n, "failed": m, "results": {id: bool}, "errors": {id: reason}}``, the answer of
+    every V2 batch endpoint (``errors`` names only the ids that failed).
 
     ``delete_shape`` adds ``deleted`` (the same count): V2's batch-restore answers in the
     batch-delete shape, so clients written for that shape read it.
     """
+    results = {exp_id: o.ok for exp_id, o in outcomes.items()}
+    errors = {exp_id: o.error or "failed" for exp_id, o in outcomes.items() if not o.ok}
     ok = sum(results.values())
-    body: dict[str, Any] = {verb: ok, "failed": len(results) - ok, "results": results}
+    body: dict[str, Any] = {verb: ok, "failed": len(results) - ok, "results": results, "errors": errors}
     if delete_shape:
         body["deleted"] = ok
     return JSONResponse(body)

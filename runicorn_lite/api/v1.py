@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,13 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runicorn_lite import rundir
-from runicorn_lite.api.context import Locator, context
-from runicorn_lite.api.errors import bad_request, not_found
-from runicorn_lite.api.params import get_int, get_str, json_object
-from runicorn_lite.api.responses import JSONResponse, batch_answer
+from runicorn_lite.api.context import Locator, context, os_reason
+from runicorn_lite.api.errors import ApiError, bad_request, not_found
+from runicorn_lite.api.params import check_text, get_int, get_str, json_object
+from runicorn_lite.api.responses import JSONResponse
 from runicorn_lite.queries.experiments import RunRef
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, pivot
 
-MAX_SOFT_DELETE = 100
 LOG_POLL_S = 0.25
 MAX_LOG_CHUNK = 1 << 20
 
@@ -85,6 +85,7 @@ def run_entry(info: rundir.RunInfo) -> dict[str, Any]:
         "path": info.path,
         "alias": info.alias,
         "tags": info.tags,
+        "assets_count": rundir.assets_count(rundir.read_assets(info.run_dir)),
     }
 
 
@@ -92,6 +93,7 @@ def run_detail(info: rundir.RunInfo) -> dict[str, Any]:
     """The body of ``GET /api/runs/{id}``."""
     start = info.started_at or info.created_at
     end = info.ended_at if info.ended_at is not None else (time.time() if info.status == "running" else None)
+    assets = rundir.read_assets(info.run_dir) or {}
     return {
         "id": info.id,
         "status": info.status,
@@ -107,6 +109,12 @@ def run_detail(info: rundir.RunInfo) -> dict[str, Any]:
         "duration": round(end - start, 3) if end is not None else None,
         "summary": info.summary,
         "deleted_at": info.deleted_at,
+        # Runicorn 0.7.2 names the files behind its other routes, and adds the assets.
+        "logs": str(info.run_dir / rundir.LOGS),
+        "metrics": str(info.run_dir / rundir.EVENTS),
+        "metrics_step": str(info.run_dir / rundir.EVENTS),
+        "assets": assets,
+        "assets_count": rundir.assets_count(assets),
     }
 
 
@@ -133,45 +141,80 @@ async def get_run(request: Request) -> Response:
     return JSONResponse(run_detail(await _found(request)))
 
 
+def metrics_table(
+    chunk: rundir.EventsChunk, labels: dict[int, dict[str, Any]], downsample: int | None
+) -> tuple[list[str], list[dict[str, Any]], int]:
+    """(columns, rows, rows before downsampling) as Runicorn 0.7.2 answers ``metrics``: one row per
+    step, ``global_step`` then every metric, ``stage`` and ``time`` sorted by name, null where a
+    step has no value; no columns at all for a run without metrics."""
+    points = chunk.points
+    label_names = sorted({k for row in labels.values() for k in row})
+    steps = sorted(set(labels).union(*(pts.keys() for pts in points.values())))
+    if not steps:
+        return [], [], 0
+    columns = ["global_step", *sorted([*points, *label_names])]
+    total = len(steps)
+    if downsample is not None and total > downsample and points:
+        series = {name: (sorted(pts), [pts[s] for s in sorted(pts)]) for name, pts in points.items()}
+        steps = [row["global_step"] for row in pivot(series, downsample)[1]]
+    rows = []
+    for step in steps:
+        row: dict[str, Any] = {"global_step": step}
+        for name, pts in points.items():
+            row[name] = pts.get(step)
+        extra = labels.get(step)
+        for name in label_names:
+            row[name] = extra.get(name) if extra else None
+        rows.append(row)
+    return columns, rows, total
+
+
 async def run_metrics(request: Request) -> Response:
     downsample = None
     if get_str(request.query_params, "downsample") is not None:
         downsample = get_int(request.query_params, "downsample", 0, 2, MAX_DOWNSAMPLE)
     info = await _found(request)
 
-    def build() -> dict[str, Any]:
-        chunk = rundir.read_events(info.run_dir / rundir.EVENTS)
-        series = {name: (sorted(pts), [pts[s] for s in sorted(pts)]) for name, pts in chunk.points.items()}
-        columns, rows, total, _ = pivot(series, downsample)
-        return {"columns": columns, "rows": rows, "total": total, "sampled": len(rows)}
+    def build() -> tuple[list[str], list[dict[str, Any]], int]:
+        labels: dict[int, dict[str, Any]] = {}
+        chunk = rundir.read_events(info.run_dir / rundir.EVENTS, labels=labels)
+        return metrics_table(chunk, labels, downsample)
 
-    return JSONResponse(await run_in_threadpool(build))
+    columns, rows, total = await run_in_threadpool(build)
+    headers = {"x-row-count": str(len(rows)), "x-total-count": str(total)}
+    if rows:
+        headers["x-last-step"] = str(rows[-1]["global_step"])
+    return JSONResponse({"columns": columns, "rows": rows, "total": total, "sampled": len(rows)}, headers=headers)
 
 
 _PATCH_FIELDS = ("alias", "tags", "description")
+MAX_TAGS = 100
 
 
 def _patch_changes(body: dict[str, Any]) -> dict[str, Any]:
+    """The meta.json changes of a PATCH body, as Runicorn 0.7.2 reads it: a field that is
+    absent or null is left as it is; an alias (or description) that is empty after trimming
+    clears it; tags are trimmed and empty ones dropped (and, here, duplicates too)."""
     changes: dict[str, Any] = {}
-    if "alias" in body:
-        alias = body["alias"]
-        if alias is not None and (not isinstance(alias, str) or len(alias) > 200):
+    alias = body.get("alias")
+    if alias is not None:
+        if not isinstance(alias, str) or len(alias) > 200:
             raise bad_request("Field 'alias' must be a string of at most 200 characters, or null")
-        changes["alias"] = alias or None
-    if "description" in body:
-        desc = body["description"]
-        if desc is not None and (not isinstance(desc, str) or len(desc) > 10_000):
+        changes["alias"] = check_text(alias, "alias").strip() or None
+    desc = body.get("description")
+    if desc is not None:
+        if not isinstance(desc, str) or len(desc) > 10_000:
             raise bad_request("Field 'description' must be a string of at most 10000 characters, or null")
-        changes["description"] = desc or None
-    if "tags" in body:
-        tags = body["tags"]
-        if not isinstance(tags, list) or not all(isinstance(t, str) and 0 < len(t.strip()) <= 100 for t in tags):
-            raise bad_request("Field 'tags' must be a list of non-empty strings (at most 100 characters each)")
-        if len(tags) > 100:
-            raise bad_request("Field 'tags' takes at most 100 tags")
-        changes["tags"] = list(dict.fromkeys(t.strip() for t in tags))
-    if not changes:
-        raise bad_request(f"Body must set at least one of {', '.join(_PATCH_FIELDS)}")
+        changes["description"] = check_text(desc, "description", multiline=True).strip() or None
+    tags = body.get("tags")
+    if tags is not None:
+        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t.strip()) <= 100 for t in tags):
+            raise bad_request("Field 'tags' must be a list of strings (at most 100 characters each)")
+        if len(tags) > MAX_TAGS:
+            raise bad_request(f"Field 'tags' takes at most {MAX_TAGS} tags")
+        for tag in tags:
+            check_text(tag, "tags")
+        changes["tags"] = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
     return changes
 
 
@@ -181,16 +224,20 @@ async def patch_run(request: Request) -> Response:
     changes = _patch_changes(body)
     info = await _found(request)
 
-    def write() -> rundir.RunInfo | None:
-        rundir.update_meta(info.run_dir, changes)
+    def write() -> dict[str, Any]:
+        if not changes:
+            return info.meta
+        try:
+            meta = rundir.update_meta(info.run_dir, changes)
+        except OSError as exc:
+            raise ApiError(403, f"Cannot write to the run directory: {os_reason(exc)}") from None
         ctx.indexer.refresh([info.run_dir])
-        loc = rundir.location_of(ctx.root, info.run_dir)
-        return rundir.read_run(loc) if loc else None
+        return meta
 
-    updated = await run_in_threadpool(write)
-    if updated is None:
-        raise not_found("Run not found")
-    return JSONResponse(run_detail(updated))
+    meta = await run_in_threadpool(write)
+    tags = meta.get("tags")
+    tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    return JSONResponse({"ok": True, "alias": meta.get("alias"), "tags": tags})
 
 
 async def run_resource(request: Request) -> Response:
@@ -201,54 +248,55 @@ async def run_resource(request: Request) -> Response:
     return await get_run(request)
 
 
-async def _run_ids(request: Request) -> tuple[list[str], dict[str, Any]]:
-    body = await json_object(request)
-    ids = body.get("run_ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise bad_request("Field 'run_ids' is required: a list of run id strings")
-    ids = list(dict.fromkeys(ids))
-    if not ids:
-        raise bad_request("Field 'run_ids' must name at least one run")
-    if len(ids) > MAX_SOFT_DELETE:
-        raise bad_request(f"Cannot change more than {MAX_SOFT_DELETE} runs at once")
-    return ids, body
-
-
-async def soft_delete(request: Request) -> Response:
-    ctx = context(request)
-    ids, body = await _run_ids(request)
-    reason = body.get("reason") or "user_delete"
-    if not isinstance(reason, str) or len(reason) > 1000:
-        raise bad_request("Field 'reason' must be a string of at most 1000 characters")
-    results = await run_in_threadpool(ctx.delete_runs, ids, reason, locate_by_scan(ctx.root))
-    return batch_answer("deleted", results)
-
-
-async def recycle_bin(request: Request) -> Response:
-    root = context(request).root
+async def run_images(request: Request) -> Response:
+    """The run's image events whose file exists, in file order, each path absolute (as Runicorn
+    0.7.2 answers); a path that leaves the run directory is left out."""
+    info = await _found(request)
 
     def build() -> list[dict[str, Any]]:
-        infos = [i for i in scan(root) if i.deleted_at is not None]
-        infos.sort(key=lambda i: (i.deleted_at or 0.0, i.id), reverse=True)
-        return [
-            {
-                **run_entry(i),
-                "deleted_at": i.deleted_at,
-                "reason": i.delete_reason,
-                "original_status": i.original_status,
-            }
-            for i in infos
-        ]
+        out = []
+        for data in _image_events(info.run_dir / rundir.EVENTS):
+            rel = rundir.safe_relative_path(data.get("path"))
+            target = rundir.file_inside(info.run_dir, rel) if rel is not None else None
+            if target is not None:
+                step = data.get("step")
+                key = data.get("key")
+                out.append({"step": step if isinstance(step, int) and not isinstance(step, bool) else None,
+                            "key": key if isinstance(key, str) and key else "image", "path": str(target)})
+        return out
 
-    runs = await run_in_threadpool(build)
-    return JSONResponse({"runs": runs, "total": len(runs)})
+    return JSONResponse({"run_id": info.id, "images": await run_in_threadpool(build)})
 
 
-async def restore(request: Request) -> Response:
-    ctx = context(request)
-    ids, _ = await _run_ids(request)
-    results = await run_in_threadpool(ctx.restore_runs, ids, locate_by_scan(ctx.root))
-    return batch_answer("restored", results)
+def _image_events(path: Path) -> Iterator[dict[str, Any]]:
+    """The ``data`` of every ``image`` event in events.jsonl, in file order."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError:
+        return
+    with fh:
+        for line in fh:
+            if b'"image"' not in line:  # cheap: most lines are metrics
+                continue
+            event = rundir.parse_event_line(line)
+            if event is not None and event.get("type") == "image" and isinstance(event.get("data"), dict):
+                yield event["data"]
+
+
+async def run_assets(request: Request) -> Response:
+    info = await _found(request)
+    assets = await run_in_threadpool(rundir.read_assets, info.run_dir)
+    return JSONResponse({"run_id": info.id, "assets": assets or {}, "assets_count": rundir.assets_count(assets)})
+
+
+async def run_environment(request: Request) -> Response:
+    root = context(request).root
+    run_id = request.path_params["run_id"]
+    info = await run_in_threadpool(find_run, root, run_id)
+    if info is None:
+        raise not_found(f"Run {run_id[:200]} not found")
+    env = await run_in_threadpool(rundir.read_json_object, info.run_dir / rundir.ENVIRONMENT)
+    return JSONResponse({"available": env is not None, "environment": env})
 
 
 async def projects(request: Request) -> Response:
@@ -282,9 +330,9 @@ async def logs_ws(websocket: WebSocket) -> None:
     root = context(websocket).root
     info = await run_in_threadpool(find_run, root, websocket.path_params["run_id"])
     await websocket.accept()
-    if info is None:
-        await websocket.send_json({"detail": "Run not found"})
-        await websocket.close(code=4404)
+    if info is None:  # as Runicorn 0.7.2: a text frame, then a normal close
+        await websocket.send_text("[error] run not found")
+        await websocket.close()
         return
     path = info.run_dir / rundir.LOGS
     offset = 0
@@ -328,14 +376,17 @@ def _read_from(path: Path, offset: int) -> tuple[int, bytes | None]:
 
 def routes() -> list[BaseRoute]:
     """The V1 routes."""
+    from runicorn_lite.api import v1_recycle  # it builds on this module's scan
+
     return [
         Route("/api/runs", list_runs, methods=["GET"]),
-        Route("/api/runs/soft-delete", soft_delete, methods=["POST"]),
+        *v1_recycle.routes(),
         Route("/api/runs/{run_id}", run_resource, methods=["GET", "PATCH"]),
         Route("/api/runs/{run_id}/metrics", run_metrics, methods=["GET"]),
         Route("/api/runs/{run_id}/metrics_step", run_metrics, methods=["GET"]),
-        Route("/api/recycle-bin", recycle_bin, methods=["GET"]),
-        Route("/api/recycle-bin/restore", restore, methods=["POST"]),
+        Route("/api/runs/{run_id}/images", run_images, methods=["GET"]),
+        Route("/api/runs/{run_id}/assets", run_assets, methods=["GET"]),
+        Route("/api/environment/{run_id}", run_environment, methods=["GET"]),
         Route("/api/projects", projects, methods=["GET"]),
         Route("/api/projects/{project}/names", project_names, methods=["GET"]),
         Route("/api/projects/{project}/names/{name}/runs", name_runs, methods=["GET"]),

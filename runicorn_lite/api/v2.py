@@ -18,7 +18,16 @@ from starlette.routing import Route
 from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
-from runicorn_lite.api.params import MAX_PARAM_LEN, get_bool, get_csv, get_float, get_int, get_str, json_object
+from runicorn_lite.api.params import (
+    MAX_PARAM_LEN,
+    check_text,
+    get_bool,
+    get_csv,
+    get_float,
+    get_int,
+    get_str,
+    json_object,
+)
 from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
@@ -333,6 +342,7 @@ async def batch_delete(request: Request) -> Response:
         reason = "user_batch_delete"
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
+    check_text(reason, "reason")
     results = await in_db_thread(ctx.delete_runs, ids, reason)
     return batch_answer("deleted", results)
 

@@ -34,9 +34,9 @@ DOCUMENTED_FIELDS = {"id", "project", "name", "status", "created_at", "best_metr
                      "pid", "run_dir"}
 EXTRA_FIELDS = {"path", "alias", "tags", "description", "ended_at", "updated_at"}
 V1_LIST_FIELDS = {"id", "run_dir", "created_time", "status", "pid", "best_metric_value", "best_metric_name",
-                  "project", "name", "path", "alias", "tags"}
+                  "project", "name", "path", "alias", "tags", "assets_count"}
 V1_DETAIL_FIELDS = {"id", "status", "pid", "run_dir", "project", "name", "path", "alias", "tags", "start_time",
-                    "duration", "summary"}
+                    "duration", "summary", "logs", "metrics", "metrics_step", "assets", "assets_count"}
 
 
 def open_app(root: Path, **settings: Any) -> Starlette:

@@ -95,7 +95,7 @@ def test_a_served_real_runicorn_root_with_rate_limits(tmp_path: Path, server_fac
         if window_left < 5:
             time.sleep(window_left + 0.05)
         deleted = http.post("/api/v2/experiments/batch-delete", json={"exp_ids": [a], "reason": "e2e"})
-        assert deleted.json() == {"deleted": 1, "failed": 0, "results": {a: True}}
+        assert deleted.json() == {"deleted": 1, "failed": 0, "results": {a: True}, "errors": {}}
         assert (root / "runs" / "cv" / "yolo" / "ablation" / a / ".deleted").is_file()
         assert http.get("/api/v2/experiments").json()["total"] == 4
         assert a not in [r["id"] for r in http.get("/api/runs").json()]

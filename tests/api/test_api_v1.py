@@ -81,14 +81,20 @@ async def test_unknown_run_is_404(client, run_id: str) -> None:
 
 async def test_metrics_and_metrics_step(client, corpus: Corpus) -> None:
     spec = corpus.by_id(E1)
-    body = (await client.get(f"/api/runs/{E1}/metrics_step")).json()
+    response = await client.get(f"/api/runs/{E1}/metrics_step")
+    body = response.json()
     assert body == (await client.get(f"/api/runs/{E1}/metrics")).json()
     assert set(body) == {"columns", "rows", "total", "sampled"}
-    assert body["columns"] == ["global_step", "acc", "loss"]
-    assert body["rows"] == [{"global_step": s, **d} for s, d in spec.points]
+    # As Runicorn 0.7.2: the events' time column too (these runs were logged without a stage).
+    assert body["columns"] == ["global_step", "acc", "loss", "time"]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in body["rows"]] == [
+        {"global_step": s, **d} for s, d in spec.points]
+    assert all(isinstance(r["time"], float) for r in body["rows"])
     assert body["total"] == 5 and body["sampled"] == 5
+    assert (response.headers["x-row-count"], response.headers["x-total-count"], response.headers["x-last-step"]) == (
+        "5", "5", "5")
     v2 = (await client.get(f"/api/v2/experiments/{E1}/metrics/fast")).json()
-    assert v2["rows"] == body["rows"] and v2["columns"] == body["columns"]
+    assert v2["rows"] == [{k: v for k, v in r.items() if k != "time"} for r in body["rows"]]
     nan_run = (await client.get(f"/api/runs/{B}c0ffe3/metrics")).json()
     assert nan_run["rows"][1]["loss"] is None  # NaN comes out as null
 
@@ -102,9 +108,12 @@ async def test_metrics_downsample(tmp_path: Path, client_for) -> None:
     app = open_app(root)
     try:
         client = client_for(app)
-        body = (await client.get("/api/runs/20240101_000000_000001/metrics", params={"downsample": 40})).json()
+        response = await client.get("/api/runs/20240101_000000_000001/metrics", params={"downsample": 40})
+        body = response.json()
         steps = [r["global_step"] for r in body["rows"]]
         assert body["total"] == 300 and body["sampled"] == len(steps) <= 40
+        assert response.headers["x-row-count"] == str(len(steps)) and response.headers["x-total-count"] == "300"
+        assert response.headers["x-last-step"] == "300"
         assert steps[0] == 1 and steps[-1] == 300 and 150 in steps
         whole = (await client.get("/api/runs/20240101_000000_000001/metrics")).json()
         assert whole["total"] == whole["sampled"] == 300
@@ -129,11 +138,10 @@ async def test_patch_writes_meta_and_reaches_v2(mutable, client_for) -> None:
     client = client_for(mutable)
     root = mutable.state.ctx.root
     response = await client.patch(f"/api/runs/{E5}", json={
-        "alias": "Sapphire", "tags": ["golden", " golden ", "prod2"], "description": "quokka experiment"})
+        "alias": " Sapphire ", "tags": ["golden", " golden ", "", "  ", "prod2"], "description": "quokka experiment"})
     assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["alias"] == "Sapphire" and body["tags"] == ["golden", "prod2"]
-    assert body["description"] == "quokka experiment"
+    # Runicorn 0.7.2's answer: alias and tags trimmed, empty tags dropped (duplicates too, here).
+    assert response.json() == {"ok": True, "alias": "Sapphire", "tags": ["golden", "prod2"]}
     meta = json.loads((root / "runs" / "nlp" / "bert" / E5 / "meta.json").read_text())
     assert meta["alias"] == "Sapphire" and meta["tags"] == ["golden", "prod2"]
     assert meta["description"] == "quokka experiment" and meta["id"] == E5  # the rest is kept
@@ -151,18 +159,21 @@ async def test_patch_writes_meta_and_reaches_v2(mutable, client_for) -> None:
     assert (detail["alias"], detail["tags"], detail["description"]) == ("Sapphire", ["golden", "prod2"],
                                                                        "quokka experiment")
 
-    # Only the fields given change; null clears.
-    response = await client.patch(f"/api/runs/{E5}", json={"alias": None})
-    assert response.json()["alias"] is None and response.json()["tags"] == ["golden", "prod2"]
-    assert await found(search="sapphire") == []
+    # As in Runicorn 0.7.2, a field that is absent or null stays as it is; an empty alias clears.
+    for body in ({"alias": None}, {}, {"tags": None, "description": None}):
+        response = await client.patch(f"/api/runs/{E5}", json=body)
+        assert response.json() == {"ok": True, "alias": "Sapphire", "tags": ["golden", "prod2"]}
+    response = await client.patch(f"/api/runs/{E5}", json={"alias": "   ", "description": ""})
+    assert response.json() == {"ok": True, "alias": None, "tags": ["golden", "prod2"]}
+    assert await found(search="sapphire") == [] and await found(search="quokka") == []
     v1 = next(r for r in (await client.get("/api/runs")).json() if r["id"] == E5)
     assert v1["alias"] is None and v1["tags"] == ["golden", "prod2"]
 
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"alias": 3}, {"tags": "x"}, {"tags": [""]}, {"tags": [1]}, {"description": ["x"]}, {"alias": "a" * 201},
-     {"other": 1}, [1], "text"],
+    [{"alias": 3}, {"tags": "x"}, {"tags": [1]}, {"description": ["x"]}, {"alias": "a" * 201},
+     {"tags": ["t"] * 101}, {"alias": "nul\x00"}, {"tags": ["a\tb"]}, {"description": "\x1b[2J"}, [1], "text"],
 )
 async def test_patch_rejects_bad_bodies(mutable, client_for, body: Any) -> None:
     assert_error(await client_for(mutable).patch(f"/api/runs/{E5}", json=body), 400)
@@ -178,23 +189,37 @@ async def test_soft_delete_recycle_bin_and_restore(mutable, client_for, corpus: 
     root = mutable.state.ctx.root
     unknown = "20991231_000000_000000"
     response = await client.post("/api/runs/soft-delete", json={"run_ids": [E1, unknown]})
-    assert response.json() == {"deleted": 1, "failed": 1, "results": {E1: True, unknown: False}}
+    assert response.json() == {
+        "deleted_count": 1,
+        "results": {E1: {"success": True}, unknown: {"success": False, "error": "run not found"}},
+        "message": "Soft deleted 1 of 2 runs",
+    }
     marker = json.loads((root / "runs" / "vision" / "resnet" / E1 / ".deleted").read_text())
-    assert marker["reason"] == "user_delete" and marker["original_status"] == "finished"
+    assert marker["reason"] == "user_deleted" and marker["original_status"] == "finished"
+    again = (await client.post("/api/runs/soft-delete", json={"run_ids": [E1]})).json()
+    assert again["results"] == {E1: {"success": False, "error": "already deleted"}} and again["deleted_count"] == 0
     assert E1 not in [r["id"] for r in (await client.get("/api/runs")).json()]
     assert E1 not in ids((await client.get("/api/v2/experiments")).json())
     assert (await client.get("/api/v2/experiments")).json()["total"] == 10
     recycle = (await client.get("/api/recycle-bin")).json()
-    assert [r["id"] for r in recycle["runs"]] == [E1, B + "c0ffec"] and recycle["total"] == 2
-    entry = recycle["runs"][0]
-    assert set(entry) == V1_LIST_FIELDS | {"deleted_at", "reason", "original_status"}
-    assert entry["reason"] == "user_delete" and entry["deleted_at"] == pytest.approx(marker["deleted_at"])
+    assert list(recycle) == ["deleted_runs"]
+    assert [r["id"] for r in recycle["deleted_runs"]] == [E1, B + "c0ffec"]
+    entry = recycle["deleted_runs"][0]
+    assert entry == {"id": E1, "path": "vision/resnet", "alias": "rn50-base",
+                     "created_time": pytest.approx(corpus.by_id(E1).created_at),
+                     "deleted_at": pytest.approx(marker["deleted_at"]), "delete_reason": "user_deleted",
+                     "original_status": "finished", "run_dir": str(root / "runs" / "vision" / "resnet" / E1)}
 
-    response = await client.post("/api/recycle-bin/restore", json={"run_ids": [E1, unknown]})
-    assert response.json() == {"restored": 1, "failed": 1, "results": {E1: True, unknown: False}}
+    response = await client.post("/api/recycle-bin/restore", json={"run_ids": [E1, unknown, E5]})
+    assert response.json() == {
+        "restored_count": 1,
+        "results": {E1: {"success": True}, unknown: {"success": False, "error": "run not found"},
+                    E5: {"success": False, "error": "run not deleted"}},
+        "message": "Restored 1 of 3 runs",
+    }
     assert not (root / "runs" / "vision" / "resnet" / E1 / ".deleted").exists()
     assert E1 in ids((await client.get("/api/v2/experiments")).json())
-    assert [r["id"] for r in (await client.get("/api/recycle-bin")).json()["runs"]] == [B + "c0ffec"]
+    assert [r["id"] for r in (await client.get("/api/recycle-bin")).json()["deleted_runs"]] == [B + "c0ffec"]
 
 
 @pytest.mark.parametrize("url", ["/api/runs/soft-delete", "/api/recycle-bin/restore"])
@@ -202,7 +227,10 @@ async def test_v1_batch_limits(mutable, client_for, url: str) -> None:
     client = client_for(mutable)
     many = [f"20240101_000000_{i:06x}" for i in range(101)]
     assert_error(await client.post(url, json={"run_ids": many}), 400, "100")
-    assert (await client.post(url, json={"run_ids": many[:100]})).json()["failed"] == 100
+    assert_error(await client.post(url, json={"run_ids": many[:50] * 3}), 400, "100")  # counted as sent
+    body = (await client.post(url, json={"run_ids": many[:100]})).json()
+    assert len(body["results"]) == 100 and not any(r["success"] for r in body["results"].values())
+    assert body["message"].endswith("0 of 100 runs")
     assert_error(await client.post(url, json={"run_ids": []}), 400)
     assert_error(await client.post(url, json={"ids": [E1]}), 400)
     assert_error(await client.post(url, json={"run_ids": [1]}), 400)
@@ -221,10 +249,11 @@ def test_logs_websocket_streams_and_follows(tmp_path: Path) -> None:
             assert first[2] == ":" and first[5] == ":"  # HH:MM:SS prefix
             run.log_text("line three ✓")
             assert ws.receive_text().endswith(" | line three ✓")
-        with client.websocket_connect("/api/runs/20991231_000000_000000/logs/ws") as ws:
-            assert ws.receive_json() == {"detail": "Run not found"}
-            closing = ws.receive()
-            assert closing["type"] == "websocket.close" and closing["code"] == 4404
+        for unknown in ("20991231_000000_000000", "nope"):  # as Runicorn 0.7.2: a text frame, a normal close
+            with client.websocket_connect(f"/api/runs/{unknown}/logs/ws") as ws:
+                assert ws.receive_text() == "[error] run not found"
+                closing = ws.receive()
+                assert closing["type"] == "websocket.close" and closing["code"] == 1000
     finally:
         run.finish()
         close_app(app)

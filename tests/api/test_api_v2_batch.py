@@ -80,7 +80,8 @@ async def test_batch_delete_writes_markers_and_hides_runs(client, corpus: Corpus
     before = time.time()
     body = await _post(client, "/api/v2/experiments/batch-delete",
                        {"exp_ids": [E1, UNKNOWN, E12, E1], "reason": "cleanup_old_experiments"})
-    assert body == {"deleted": 2, "failed": 1, "results": {E1: True, UNKNOWN: False, E12: True}}
+    assert body == {"deleted": 2, "failed": 1, "results": {E1: True, UNKNOWN: False, E12: True},
+                    "errors": {UNKNOWN: "run not found"}}
     marker = _marker(corpus, root, E1)
     assert marker is not None
     assert set(marker) == {"deleted_at", "reason", "original_status"}
@@ -99,11 +100,10 @@ async def test_batch_delete_writes_markers_and_hides_runs(client, corpus: Corpus
     # V1 reads the files and agrees.
     v1 = (await client.get("/api/runs")).json()
     assert E1 not in [r["id"] for r in v1] and len(v1) == 10
-    recycle = (await client.get("/api/recycle-bin")).json()
-    assert recycle["total"] == 2
-    by_id = {r["id"]: r for r in recycle["runs"]}
-    assert by_id[E1]["reason"] == "cleanup_old_experiments" and by_id[E1]["original_status"] == "finished"
-    assert [r["id"] for r in recycle["runs"]] == [E1, E12]  # latest deletion first
+    recycle = (await client.get("/api/recycle-bin")).json()["deleted_runs"]
+    by_id = {r["id"]: r for r in recycle}
+    assert by_id[E1]["delete_reason"] == "cleanup_old_experiments" and by_id[E1]["original_status"] == "finished"
+    assert [r["id"] for r in recycle] == [E1, E12]  # latest deletion first
 
 
 @pytest.mark.parametrize("reason", [None, "absent"])
@@ -120,13 +120,14 @@ async def test_batch_restore_removes_markers(client, corpus: Corpus, root: Path)
     body = await _post(client, "/api/v2/experiments/batch-restore", {"exp_ids": [E1, E12, UNKNOWN]})
     assert body["failed"] == 1 and body["deleted"] == 2
     assert body["results"] == {E1: True, E12: True, UNKNOWN: False}
+    assert body["errors"] == {UNKNOWN: "run not found"}
     assert _marker(corpus, root, E1) is None and _marker(corpus, root, E12) is None
     assert _marker(corpus, root, E5) is not None
     live = (await client.get("/api/v2/experiments", params={"per_page": 1000})).json()
     assert live["total"] == 11 and E1 in ids(live) and E12 in ids(live) and E5 not in ids(live)
     restored = next(e for e in live["experiments"] if e["id"] == E12)
     assert restored["status"] == "finished" and restored["best_metric_value"] == 0.99
-    assert {r["id"] for r in (await client.get("/api/recycle-bin")).json()["runs"]} == {E5}
+    assert {r["id"] for r in (await client.get("/api/recycle-bin")).json()["deleted_runs"]} == {E5}
 
 
 async def test_a_rebuilt_index_gives_the_same_answers(app, client, client_for, root: Path) -> None:
@@ -166,7 +167,7 @@ async def test_restore_moves_a_recycled_modern_run_back(tmp_path: Path, client_f
         listed = (await client.get("/api/v2/experiments", params={"include_deleted": "true"})).json()
         assert [(e["id"], e["path"], e["deleted_at"]) for e in listed["experiments"]] == [(run.id, "cv/yolo", 1.0)]
         assert (await client.get("/api/v2/experiments")).json()["total"] == 0
-        assert [r["id"] for r in (await client.get("/api/recycle-bin")).json()["runs"]] == [run.id]
+        assert [r["id"] for r in (await client.get("/api/recycle-bin")).json()["deleted_runs"]] == [run.id]
         body = await _post(client, "/api/v2/experiments/batch-restore", {"exp_ids": [run.id]})
         assert body["results"] == {run.id: True}
         assert (root / "runs" / "cv" / "yolo" / run.id / "meta.json").is_file()
