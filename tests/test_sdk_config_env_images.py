@@ -307,3 +307,42 @@ def test_demo_runs_have_configs_images_and_environment(root: Path) -> None:
             assert images.detect_format((loc.run_dir / image["path"]).read_bytes()) == "png"
         with_env += (loc.run_dir / "environment.json").is_file()
     assert with_env == 2
+
+
+# -- the same shapes as the real 0.7.2 SDK ----------------------------------------------------------
+
+REAL = Path(__file__).parent / "fixtures" / "runicorn_07_assets" / "runs"
+REAL_F = REAL / "cv" / "resnet" / "sweep" / "20250303_100001_07f001"
+
+
+def test_our_files_have_the_real_sdks_shapes(root: Path) -> None:
+    real_assets = json.loads((REAL_F / "assets.json").read_text())
+    args = argparse.Namespace(**{**real_assets["config"]["args"], "data_dir": Path("data/cifar10")})
+    run = runicorn_lite.init(project="p", root=root, capture_env=True)
+    run.log_config(args=args, extra=real_assets["config"]["extra"])
+    run.log({"accuracy": 0.5}, step=4)
+    run.log_image("predictions", (REAL_F / json.loads(
+        next(line for line in (REAL_F / "events.jsonl").read_text().splitlines() if '"image"' in line)
+    )["data"]["path"]), step=4, caption="val predictions @ 4")
+    run.finish()
+    assert assets(run) == real_assets
+    real_env = json.loads((REAL_F / "environment.json").read_text())
+    ours_env = json.loads((run.run_dir / "environment.json").read_text())
+    assert set(ours_env) == set(real_env) and set(ours_env["platform_details"]) == set(real_env["platform_details"])
+    real_image = next(json.loads(line) for line in (REAL_F / "events.jsonl").read_text().splitlines()
+                      if '"image"' in line)
+    ours_image = next(e for e in events(run) if e["type"] == "image")
+    assert set(ours_image) == set(real_image) and set(ours_image["data"]) == set(real_image["data"])
+    assert re.fullmatch(r"media/\d{13}_[0-9a-f]{6}_predictions\.png", real_image["data"]["path"])
+    assert re.fullmatch(r"media/\d{13}_[0-9a-f]{6}_predictions\.png", ours_image["data"]["path"])
+
+
+def test_real_image_events_are_read(root: Path) -> None:
+    chunk = rundir.read_events(REAL_F / rundir.EVENTS)
+    assert [(i["key"], i["step"], i["caption"]) for i in chunk.images] == [
+        ("predictions", 4, "val predictions @ 4"), ("predictions", 8, "val predictions @ 8"),
+        ("predictions", 12, "val predictions @ 12"), ("confusion", 12, "confusion matrix"),
+        ("input_sample", 12, None),  # no step: the last metrics step before it
+    ]
+    for image in chunk.images:
+        assert images.detect_format((REAL_F / image["path"]).read_bytes()) == "png"
