@@ -48,6 +48,9 @@ MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_BATCH = 1000
 INCLUDES = ("params", "metrics")
+# Words of one search: each is a term of one SQL expression, and SQLite refuses expressions
+# past a depth of 1000 (495 two-letter words did); more words than this narrow nothing anyway.
+MAX_SEARCH_WORDS = 32
 _STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
@@ -69,13 +72,18 @@ def parse_filter(request: Request, *, with_list_only: bool = True) -> Experiment
     created_after = get_float(q, "created_after")
     created_before = get_float(q, "created_before")
     if with_list_only:
+        search = get_str(q, "search")
+        if search is not None and len(set(search.split())) > MAX_SEARCH_WORDS:
+            raise bad_request(
+                f"Parameter 'search' has {len(set(search.split()))} words; at most {MAX_SEARCH_WORDS} are allowed"
+            )
         best_min, best_max = get_float(q, "best_metric_min"), get_float(q, "best_metric_max")
         return ExperimentFilter(
             project=get_str(q, "project"),
             name=get_str(q, "name"),
             statuses=tuple(statuses) if statuses else None,
             tags=tuple(t for t in (get_csv(q, "tags") or ())) or None,
-            search=get_str(q, "search"),
+            search=search,
             created_after=created_after,
             created_before=created_before,
             best_metric_min=best_min,
