@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import random
 import socket
 import sys
@@ -14,9 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runicorn_lite import __version__
-from runicorn_lite.cli_options import envvar, resolve_root, root_option, setting_default
+from runicorn_lite.cli_options import envvar, index_dir_option, resolve_root, root_option, setting_default
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.settings import Settings
+from runicorn_lite.storelock import StoreLock, StoreLocked
 
 if TYPE_CHECKING:
     import uvicorn
@@ -56,6 +59,7 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 
 @main.command()
 @root_option
+@index_dir_option
 @_option("host", help="Address to bind. Keep 127.0.0.1 unless you mean to share.")
 @_option("port", decls=("-p", "--port"), type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
 @_option("watch", decls=("--watch/--no-watch",),
@@ -73,7 +77,7 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
-def serve(root: Path | None, host: str, port: int, watch: bool, rescan_interval: float, rate_limit: bool,
+def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float, rate_limit: bool,
           read_limit: int, write_limit: int, iterations_limit: int, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
@@ -81,11 +85,12 @@ def serve(root: Path | None, host: str, port: int, watch: bool, rescan_interval:
     from runicorn_lite.api import create_app
 
     settings = _settings(
-        root, host=host, port=port, watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit,
+        root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit,
         read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
         check_host=host in ("127.0.0.1", "localhost", "::1"),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    lock = _lock_store(settings, "serve")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -95,6 +100,12 @@ def serve(root: Path | None, host: str, port: int, watch: bool, rescan_interval:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
+    bound_host, bound_port = sock.getsockname()[:2]
+    lock.describe(f"serve on http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}")
+    if settings.read_only:
+        logging.getLogger("runicorn_lite").warning(
+            "%s is read-only: serving it read-only (changes to runs answer 403)", settings.root
+        )
     app = create_app(settings)
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5)
     _make_server(config, sock).run(sockets=[sock])
@@ -102,25 +113,27 @@ def serve(root: Path | None, host: str, port: int, watch: bool, rescan_interval:
 
 @main.command()
 @root_option
+@index_dir_option
 @click.option("--rebuild", is_flag=True, envvar=envvar("rebuild"), show_envvar=True,
               help="Delete the index and build it again from the files.")
 @click.option("--silent", is_flag=True, envvar=envvar("silent"), show_envvar=True, help="No progress output.")
-def index(root: Path | None, rebuild: bool, silent: bool) -> None:
+def index(root: Path | None, index_dir: Path | None, rebuild: bool, silent: bool) -> None:
     """Index the run directories under the root once, then exit."""
-    from runicorn_lite.db import Database
-    from runicorn_lite.db.schema import INDEX_MIGRATIONS
-    from runicorn_lite.ingest import Indexer
+    from runicorn_lite.ingest import IndexKeeper, open_index
 
-    settings = _settings(root)
+    settings = _settings(root, index_dir=index_dir)
+    lock = _lock_store(settings, "index")
     if rebuild:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{settings.index_path}{suffix}").unlink(missing_ok=True)
-    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    # A damaged index is moved aside and rebuilt (one warning line), never a traceback.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    db, indexer = open_index(settings.index_path, settings.root)
     try:
-        indexer = Indexer(settings.root, db)
+        keeper = IndexKeeper(indexer)
         start = time.perf_counter()
         if silent:
-            state = indexer.scan()
+            state = keeper.scan()
         else:
             # The bar's length is the number of runs found, known once the walk has counted
             # them; it advances with the runs (re)indexed and is full when the scan is done.
@@ -130,7 +143,7 @@ def index(root: Path | None, rebuild: bool, silent: bool) -> None:
                     bar.length = seen
                     bar.update(indexed - bar.pos)
 
-                state = indexer.scan(progress=progress)
+                state = keeper.scan(progress=progress)
                 bar.length = state.runs_seen
                 bar.update(state.runs_seen - bar.pos)
             click.echo(
@@ -139,6 +152,7 @@ def index(root: Path | None, rebuild: bool, silent: bool) -> None:
             )
     finally:
         db.close()
+        lock.release()
 
 
 @main.command()
@@ -165,9 +179,31 @@ def _settings(root: Path | None, **kwargs: Any) -> Settings:
     root = resolve_root(root)
     if root.exists() and not root.is_dir():
         raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
+    settings = Settings(root=root, **kwargs)
+    read_only = not settings.root_is_writable()
+    if read_only and settings.index_dir is None and not os.access(settings.store_dir, os.W_OK):
+        raise click.ClickException(
+            f"{settings.root} is read-only: give --index-dir DIR (env {envvar('index_dir')}) to keep the "
+            "index elsewhere and serve it read-only"
+        )
+    settings = dataclasses.replace(settings, read_only=read_only)
     try:
-        settings = Settings(root=root, **kwargs)
         settings.ensure_dirs()
     except OSError as exc:
-        raise click.BadParameter(f"cannot use {root}: {exc.strerror or exc}", param_hint="--root") from exc
+        hint = "--index-dir" if settings.index_dir is not None else "--root"
+        raise click.BadParameter(f"cannot use {settings.store_dir}: {exc.strerror or exc}", param_hint=hint) from exc
     return settings
+
+
+def _lock_store(settings: Settings, role: str) -> StoreLock:
+    """Hold the store for this process, or exit 1 naming the process that holds it."""
+    lock = StoreLock(settings.store_dir)
+    try:
+        lock.acquire(role)
+    except StoreLocked as exc:
+        raise click.ClickException(
+            f"{settings.root} is already served by {exc} (its store: {settings.store_dir})"
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot lock {lock.path}: {exc.strerror or exc}") from exc
+    return lock

@@ -40,6 +40,17 @@ root_option = click.option(
 )
 
 
+index_dir_option = click.option(
+    "--index-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar=envvar("index_dir"),
+    show_envvar=True,
+    default=None,
+    help="Keep our SQLite files (index and primary database) here instead of under the root, so "
+         "nothing is written there; needed to serve a read-only root.",
+)
+
+
 def remember_group_root(ctx: click.Context, root: Path | None) -> None:
     """For a group that takes --root too (``keys --root D list``): keep it for its command."""
     if ctx.get_parameter_source("root") is ParameterSource.COMMANDLINE:

@@ -23,11 +23,24 @@ def default_root() -> Path:
     return Path(os.environ.get(f"{ENV_PREFIX}ROOT") or DEFAULT_ROOT)
 
 
+def default_index_dir() -> Path | None:
+    """Where our SQLite files go when no --index-dir is given: $RUNICORN_LITE_INDEX_DIR, or
+    None for the store folder under the data root."""
+    value = os.environ.get("RUNICORN_LITE_INDEX_DIR")
+    return Path(value) if value else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Configuration of one server (or one CLI command) over one data root."""
 
     root: Path = field(default_factory=default_root)
+    # Our two SQLite files (and the lock of the server) go here instead of under the root:
+    # nothing is then written under the root by the store (a read-only or shared folder).
+    index_dir: Path | None = field(default_factory=default_index_dir)
+    # The root cannot be written (a read-only mount, a colleague's folder): reads are served,
+    # writes to run directories answer 403.
+    read_only: bool = False
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     watch: bool = True
@@ -48,11 +61,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+        if self.index_dir is not None:
+            object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser().resolve())
 
     @property
     def store_dir(self) -> Path:
-        """Folder holding our two SQLite files."""
-        return self.root / STORE_DIRNAME
+        """Folder holding our two SQLite files (``index_dir``, or a folder under the root)."""
+        return self.index_dir if self.index_dir is not None else self.root / STORE_DIRNAME
 
     @property
     def index_path(self) -> Path:
@@ -65,5 +80,14 @@ class Settings:
         return self.store_dir / PRIMARY_FILENAME
 
     def ensure_dirs(self) -> None:
-        """Create the data root and our store folder if they do not exist yet."""
+        """Create our store folder (and the data root, when the store is under it) if they do
+        not exist yet."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+
+    def root_is_writable(self) -> bool:
+        """Whether run directories under the root can be changed (False on a read-only mount
+        or without write permission; a root not made yet will be)."""
+        path = self.root
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        return os.access(path, os.W_OK)

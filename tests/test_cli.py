@@ -74,7 +74,8 @@ def test_python_dash_m_and_serve_port_zero(tmp_path: Path, server_factory) -> No
 def test_port_in_use_is_a_clear_error(tmp_path: Path, server_factory) -> None:
     server = server_factory(tmp_path, "--no-watch")
     port = server.url.rsplit(":", 1)[1]
-    result = CliRunner().invoke(main, ["serve", "--root", str(tmp_path), "--port", port])
+    other = tmp_path / "other"  # the same root would be refused first: it is served already
+    result = CliRunner().invoke(main, ["serve", "--root", str(other), "--port", port])
     assert result.exit_code != 0 and "cannot listen" in result.output
 
 

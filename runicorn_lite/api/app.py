@@ -15,9 +15,7 @@ from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.errors import EXCEPTION_HANDLERS
 from runicorn_lite.api.middleware import LocalOriginMiddleware, RateLimitMiddleware, ResponseTimeMiddleware
 from runicorn_lite.api.openapi import openapi_route
-from runicorn_lite.db import Database
-from runicorn_lite.db.schema import INDEX_MIGRATIONS
-from runicorn_lite.ingest import Indexer, Watcher
+from runicorn_lite.ingest import IndexKeeper, Watcher, open_index
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite")
@@ -30,15 +28,18 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     from runicorn_lite.optimization import create_app as create_optimization_app
 
     settings.ensure_dirs()
-    index = Database(settings.index_path, INDEX_MIGRATIONS)
-    indexer = Indexer(settings.root, index)
-    ctx = AppContext(settings=settings, index=index, indexer=indexer, started_at=time.time())
+    index, indexer = open_index(settings.index_path, settings.root)
+    ctx = AppContext(
+        settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), started_at=time.time()
+    )
     optimization = create_optimization_app(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if ingest:
-            ctx.watcher = Watcher(indexer, watch=settings.watch, rescan_interval=settings.rescan_interval)
+            ctx.watcher = Watcher(
+                indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
+            )
             ctx.watcher.start()
         try:
             yield

@@ -11,8 +11,9 @@ from pathlib import Path
 from starlette.requests import HTTPConnection
 
 from runicorn_lite import rundir
+from runicorn_lite.api.errors import ApiError
 from runicorn_lite.db import Database
-from runicorn_lite.ingest import Indexer, Watcher
+from runicorn_lite.ingest import IndexKeeper, Indexer, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
@@ -26,6 +27,7 @@ class AppContext:
     settings: Settings
     index: Database
     indexer: Indexer
+    keeper: IndexKeeper
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)
@@ -33,6 +35,14 @@ class AppContext:
     @property
     def root(self) -> Path:
         return self.settings.root
+
+    def require_writable(self) -> None:
+        """403 when the data root is read-only (run directories cannot be changed)."""
+        if self.settings.read_only:
+            raise ApiError(
+                403,
+                f"The data root is read-only ({self.root}): runs cannot be changed through this server",
+            )
 
     def locate_indexed(self, ids: list[str]) -> dict[str, RunRef]:
         """Where the index says the runs are."""
@@ -45,6 +55,7 @@ class AppContext:
         included), ``changed`` when this call deleted it, ``error`` why not. ``locate`` finds
         the runs (the index by default; V1 passes its file scan).
         """
+        self.require_writable()
         found = (locate or self.locate_indexed)(ids)
         now = time.time()
 
@@ -58,6 +69,7 @@ class AppContext:
 
     def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
         """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
+        self.require_writable()
         found = (locate or self.locate_indexed)(ids)
 
         def apply(ref: RunRef, run_dir: Path, exp_id: str) -> list[Path]:

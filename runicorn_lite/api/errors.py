@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.db import QueryTimeout, StoreError
+from runicorn_lite.db import DamagedStore, QueryTimeout, StoreError, StoreRebuilding
 
 log = logging.getLogger("runicorn_lite.api")
 
@@ -58,6 +58,11 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, (StoreRebuilding, DamagedStore)):
+        # The index is derived: it is rebuilt in the background (said once in the log).
+        return error_response(
+            503, f"The index is being rebuilt ({exc}); try again in a few seconds", {"Retry-After": "2"}
+        )
     log.error("store error on %s %s: %s", request.method, request.url.path, exc)
     if isinstance(exc, QueryTimeout):
         return error_response(503, f"The query took too long and was stopped ({exc}); narrow it down")

@@ -222,6 +222,7 @@ async def patch_run(request: Request) -> Response:
     ctx = context(request)
     body = await json_object(request)
     changes = _patch_changes(body)
+    ctx.require_writable()
     info = await _found(request)
 
     def write() -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 One writer connection per database (serialised by a lock, each transaction ``BEGIN IMMEDIATE``),
 and reader connections of their own, one per thread, so that reads never wait for a write in WAL
-mode. Low-level ``sqlite3`` errors become :class:`StoreError` here, at one boundary.
+mode. Low-level ``sqlite3`` errors become :class:`StoreError` (and its precise kinds: damaged,
+being rebuilt, over its time budget) here, at one boundary.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger("runicorn_lite.db")
 
 
 # Blocking SQLite work of requests runs on this small pool, not on Starlette's 40-thread one:
@@ -44,6 +50,55 @@ class QueryTimeout(StoreError):
     """A read ran past its time budget and was interrupted."""
 
 
+class DamagedStore(StoreError):
+    """The file is not a usable SQLite database: corrupt pages, a truncated or foreign file, an
+    empty file where a database must be, a directory in its place. Retrying cannot help."""
+
+
+class StoreRebuilding(StoreError):
+    """The file is being reopened or rebuilt (it was deleted, replaced or damaged); it answers
+    again within seconds."""
+
+
+# The first 16 bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def store_error(exc: sqlite3.Error, what: str = "") -> StoreError:
+    """The project's exception for a low-level sqlite3 error (``what`` prefixes the message)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    message = f"{what}{exc}"
+    if code is not None and code & 0xFF in _DAMAGE_CODES:
+        return DamagedStore(message)
+    if "interrupted" in str(exc):
+        return QueryTimeout(message)
+    return StoreError(message)
+
+
+def file_problem(path: Path, *, must_be_database: bool = False) -> str | None:
+    """Why the file at ``path`` cannot be a database of ours, or None when it may be.
+
+    Only what is seen without opening it: a directory, or a file that does not start like a
+    SQLite database. An empty file is a new database to SQLite; with ``must_be_database`` (a
+    store that holds what exists nowhere else) it is damage, not a fresh start.
+    """
+    try:
+        if path.is_dir():
+            return "a directory is in its place"
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not head:
+        return "it is empty (0 bytes)" if must_be_database else None
+    if head != SQLITE_MAGIC:
+        return "it is not a SQLite database"
+    return None
+
+
 # Time budget of one read (every query a request makes runs inside one read).
 READ_BUDGET_S = 10.0
 
@@ -56,11 +111,14 @@ class Migration:
     sql: str
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Open a connection with the pragmas every connection of ours wants."""
-    if readonly:
+def connect(path: Path, *, readonly: bool = False, uri_mode: str | None = None) -> sqlite3.Connection:
+    """Open a connection with the pragmas every connection of ours wants (``uri_mode`` "rw":
+    never create the file)."""
+    mode = "ro" if readonly else uri_mode
+    if mode is not None:
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            f"file:{urllib.parse.quote(str(path))}?mode={mode}", uri=True, check_same_thread=False,
+            isolation_level=None,
         )
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -118,10 +176,19 @@ def _split_sql(script: str) -> list[str]:
 
 
 class Database:
-    """One SQLite file: a single locked writer connection and a reader connection per thread."""
+    """One SQLite file: a single locked writer connection and a reader connection per thread.
 
-    def __init__(self, path: Path, migrations: Sequence[Migration] = ()) -> None:
+    A file that is not a usable database does not raise here: the object remembers why
+    (:attr:`damaged`, logged once) and every read and write raises :class:`DamagedStore`, so a
+    server can still say what is wrong. With ``precious`` (a store that holds what exists
+    nowhere else) a missing file is created whole under a temporary name, so an empty file at
+    ``path`` is never a half-made store of ours but damage, and is never overwritten.
+    """
+
+    def __init__(self, path: Path, migrations: Sequence[Migration] = (), *, precious: bool = False) -> None:
         self.path = Path(path)
+        self.migrations = tuple(migrations)
+        self.precious = precious
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.RLock()
         self._local = threading.local()
@@ -130,52 +197,164 @@ class Database:
         # Bumped after every committed write: a cheap "has anything changed" for caches.
         self.generation = 0
         self._closed = False
+        self.damaged: str | None = None
+        # Reads in progress, and the reason reads of other threads are refused meanwhile
+        # (with the thread that may still read): see suspended().
+        self._gate = threading.Condition()
+        self._inflight = 0
+        self._suspended: tuple[str, int] | None = None
+        # Reader connections opened before the last reopen() are stale (another file).
+        self._epoch = 0
+        self._file_id: tuple[int, int] | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._open()
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        problem = file_problem(self.path, must_be_database=self.precious)
+        if problem is not None:
+            self._mark_damaged(problem)
+            return
         try:
+            if self.precious and not self.path.exists():
+                self._create_whole()
             self._writer = connect(self.path)
-            migrate(self._writer, migrations)
+            migrate(self._writer, self.migrations)
+            st = os.stat(self.path)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.path.name}: {exc}") from exc
+            if self._writer is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._writer.close()
+                self._writer = None
+            error = store_error(exc, f"cannot open {self.path.name}: ")
+            if isinstance(error, DamagedStore):
+                self._mark_damaged(str(exc))
+                return
+            raise error from exc
+        self._file_id = (st.st_dev, st.st_ino)
+
+    def _create_whole(self) -> None:
+        """Create the file with its schema under a temporary name, then link it into place
+        (never over a file that appeared meanwhile)."""
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.{threading.get_ident()}.new")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+        conn = connect(tmp)
+        try:
+            migrate(conn, self.migrations)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _mark_damaged(self, reason: str) -> None:
+        # A precious store's cause goes to the log once, not at every request; a derived one
+        # is rebuilt by its owner, who says so.
+        if self.damaged is None and self.precious:
+            log.error("%s is damaged (%s); it is left as it is", self.path, reason)
+        self.damaged = reason
+
+    def _damage(self, exc: sqlite3.Error, what: str = "") -> StoreError:
+        """The StoreError for ``exc``, remembering damage."""
+        error = store_error(exc, what)
+        if isinstance(error, DamagedStore):
+            self._mark_damaged(str(exc))
+        return error
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path.name} is closed")
+        if self.damaged is not None:
+            raise DamagedStore(f"{self.path.name} is damaged: {self.damaged}")
+
+    # -- writing --------------------------------------------------------------------------
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the one writer connection (``BEGIN IMMEDIATE`` .. ``COMMIT``)."""
+        """A write transaction on the one writer connection (``BEGIN IMMEDIATE`` .. ``COMMIT``).
+
+        A damaged file found by a statement of the body raises :class:`DamagedStore`; other
+        errors of the body propagate as they are (the caller knows what its data can raise).
+        """
         with self._write_lock:
-            if self._closed:
-                raise StoreError(f"{self.path.name} is closed")
+            self._check_usable()
             conn = self._writer
+            assert conn is not None
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot start a write: {exc}") from exc
+                raise self._damage(exc, "cannot start a write: ") from exc
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):  # never mask the original error
                     conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    error = store_error(exc)
+                    if isinstance(error, DamagedStore):
+                        raise self._damage(exc) from exc
                 raise
             else:
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    conn.execute("ROLLBACK")
-                    raise StoreError(f"cannot commit: {exc}") from exc
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise self._damage(exc, "cannot commit: ") from exc
                 self.generation += 1
 
+    # -- reading --------------------------------------------------------------------------
+
     def reader(self) -> sqlite3.Connection:
-        """This thread's read connection (opened on first use)."""
-        if self._closed:
-            raise StoreError(f"{self.path.name} is closed")
+        """This thread's read connection (opened on first use, and again after a reopen)."""
+        self._check_usable()
         conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "epoch", None) != self._epoch:
+            self._forget_reader(conn)
+            conn = None
         if conn is None:
             try:
-                conn = connect(self.path)
+                # mode=rw: a reader never creates the file (a deleted index must not come back
+                # as an empty database that answers "no such table").
+                conn = connect(self.path, uri_mode="rw")
+                conn.execute("PRAGMA query_only = ON")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open {self.path.name}: {exc}") from exc
-            conn.execute("PRAGMA query_only = ON")
+                if not self.path.exists():
+                    raise StoreRebuilding(f"{self.path.name} is missing") from exc
+                raise self._damage(exc, f"cannot open {self.path.name}: ") from exc
             self._local.conn = conn
+            self._local.epoch = self._epoch
             with self._readers_lock:
                 self._readers.append(conn)
         return conn
+
+    def _forget_reader(self, conn: sqlite3.Connection) -> None:
+        with self._readers_lock:
+            if conn in self._readers:
+                self._readers.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        self._local.conn = None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        with self._gate:
+            gate = self._suspended
+            if gate is not None and gate[1] != threading.get_ident():
+                raise StoreRebuilding(gate[0])
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._gate.notify_all()
 
     def read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float = READ_BUDGET_S) -> T:
         """Run ``fn`` on this thread's reader inside one read transaction (a consistent snapshot).
@@ -183,13 +362,14 @@ class Database:
         SQLite work past ``budget_s`` seconds is interrupted (:class:`QueryTimeout`), so no
         request can hold a database thread for long.
         """
-        conn = self.reader()
-        with self._budget(conn, budget_s):
-            conn.execute("BEGIN")
-            try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
+        with self._reading():
+            conn = self.reader()
+            with self._budget(conn, budget_s):
+                conn.execute("BEGIN")
+                try:
+                    return fn(conn)
+                finally:
+                    conn.execute("COMMIT")
 
     def read_one(
         self, sql: str, params: Sequence[object] = (), budget_s: float = READ_BUDGET_S
@@ -197,14 +377,14 @@ class Database:
         """The first row of one read statement, under the same budget as :meth:`read` but without
         an explicit transaction (a single statement reads one snapshot anyway; BEGIN/COMMIT around
         it were a measurable share of a cheap request)."""
-        conn = self.reader()
-        with self._budget(conn, budget_s):
-            row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
-            return row
+        with self._reading():
+            conn = self.reader()
+            with self._budget(conn, budget_s):
+                row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+                return row
 
-    @staticmethod
     @contextlib.contextmanager
-    def _budget(conn: sqlite3.Connection, budget_s: float) -> Iterator[None]:
+    def _budget(self, conn: sqlite3.Connection, budget_s: float) -> Iterator[None]:
         """Interrupt SQLite work past ``budget_s`` and turn sqlite3 errors into store errors."""
         deadline = time.monotonic() + budget_s
         conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
@@ -213,20 +393,84 @@ class Database:
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc):
                 raise QueryTimeout(f"query stopped after its {budget_s:g} s budget") from exc
-            raise StoreError(str(exc)) from exc
+            raise self._damage(exc) from exc
         except sqlite3.Error as exc:
-            raise StoreError(str(exc)) from exc
+            raise self._damage(exc) from exc
         finally:
             conn.set_progress_handler(None, 0)
 
-    def close(self) -> None:
-        """Close every connection (readers of other threads included)."""
-        self._closed = True
+    # -- the file under us ----------------------------------------------------------------
+
+    def file_changed(self) -> str | None:
+        """Why the file at ``path`` is no longer the one our connections use (deleted, or
+        replaced by another file), or None when it still is. One stat."""
+        if self._file_id is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "was deleted"
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        if (st.st_dev, st.st_ino) != self._file_id:
+            return "was replaced by another file"
+        return None
+
+    @contextlib.contextmanager
+    def suspended(self, reason: str, wait_s: float = READ_BUDGET_S + 1) -> Iterator[None]:
+        """Refuse reads of other threads (:class:`StoreRebuilding` with ``reason``) while the
+        body runs; the calling thread reads and writes as usual. Reads in progress are waited
+        for (they end within their budget), so the body may close every connection."""
+        with self._gate:
+            self._suspended = (reason, threading.get_ident())
+            deadline = time.monotonic() + wait_s
+            while self._inflight and time.monotonic() < deadline:
+                self._gate.wait(0.05)
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._suspended = None
+
+    def reopen(self) -> None:
+        """Close every connection and open the file at ``path`` again (a new, empty database
+        when it is gone). For a derived store only: side files left are dropped. Call inside
+        :meth:`suspended`: no reader of another thread may be
+        in use, since SQLite closing the last connection of the old file removes the ``-wal``
+        and ``-shm`` files by name, which would be the new file's."""
+        with self._write_lock:
+            self._close_connections()
+            self._epoch += 1
+            self.damaged = None
+            self._file_id = None
+            # Side files left now belong to the file we had open (deleted or replaced), not to
+            # what is at ``path``: SQLite would replay that old WAL into it (seen).
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._open()
+            self.generation += 1
+
+    def close_connections(self) -> None:
+        """Close every connection but keep the object usable: the next use opens them again
+        (after :meth:`reopen`). Call inside :meth:`suspended`."""
+        with self._write_lock:
+            self._close_connections()
+            self._epoch += 1
+
+    def _close_connections(self) -> None:
         with self._readers_lock:
             for conn in self._readers:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._readers.clear()
+        if self._writer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        """Close every connection (readers of other threads included)."""
+        self._closed = True
+        with self._write_lock:
+            self._close_connections()
         self._local = threading.local()
-        with self._write_lock, contextlib.suppress(sqlite3.Error):
-            self._writer.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.db import Database, StoreError
+from runicorn_lite.db import Database, DamagedStore, StoreError
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
@@ -172,6 +172,14 @@ class Indexer:
     def stop(self) -> None:
         """Make a scan under way stop after its current batch (at shutdown)."""
         self._stopping.set()
+
+    def reattach(self, reopen: Callable[[], None]) -> None:
+        """Run ``reopen`` (the database file was deleted, replaced or damaged) with no scan or
+        refresh under way, then forget what was indexed and read it from the database again."""
+        with self._scan_lock, self._lock:
+            reopen()
+            self._known = {}
+            self._load_known()
 
     def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None) -> int:
         """Re-read the given run directories now (from the watcher or after an API write).
@@ -422,6 +430,8 @@ class Indexer:
         return staged, notes
 
     def _write_failed(self, exc: Exception, batch: list[Prepared]) -> None:
+        if isinstance(exc, DamagedStore):  # no retry can help: whoever scans rebuilds the index
+            raise exc
         # Nothing of the batch was committed and _known was not touched: it is retried on the
         # next scan or change.
         log.error("index write failed (%s); %d run(s) will be retried", exc, len(batch))
@@ -434,6 +444,8 @@ class Indexer:
                     known = self._known.get(rel)
                     if known is not None:
                         delete_row(conn, known.pk)
+        except DamagedStore:
+            raise
         except (StoreError, sqlite3.Error) as exc:
             log.error("index delete failed: %s", exc)
             self.state.errors += 1

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runicorn_lite import rundir
+from runicorn_lite.db import DamagedStore
 from runicorn_lite.ingest.indexer import Indexer
+from runicorn_lite.ingest.keeper import IndexKeeper
 from runicorn_lite.settings import STORE_DIRNAME
 
 log = logging.getLogger("runicorn_lite.ingest")
@@ -24,6 +26,8 @@ log = logging.getLogger("runicorn_lite.ingest")
 POLL_FALLBACK_S = 2.0
 # How often the live-run pid check runs.
 PID_CHECK_S = 5.0
+# Longest wait between two looks at the index file (deleted, replaced, damaged) when polling.
+KEEPER_CHECK_S = 1.0
 _RUN_FILES = frozenset(
     {rundir.META, rundir.STATUS, rundir.SUMMARY, rundir.EVENTS, rundir.DELETED, rundir.ENVIRONMENT, rundir.ASSETS}
 )
@@ -51,8 +55,11 @@ def _runs_below(root: Path, directory: Path) -> list[Path]:
 class Watcher:
     """Runs the initial scan, then follows changes until :meth:`stop`."""
 
-    def __init__(self, indexer: Indexer, *, watch: bool = True, rescan_interval: float = 30.0) -> None:
+    def __init__(
+        self, indexer: Indexer, *, watch: bool = True, rescan_interval: float = 30.0, keeper: IndexKeeper | None = None
+    ) -> None:
         self.indexer = indexer
+        self.keeper = keeper or IndexKeeper(indexer)
         self.watch = watch
         self.rescan_interval = rescan_interval
         self._stop = threading.Event()
@@ -72,17 +79,13 @@ class Watcher:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        try:
-            self.indexer.scan()
-        except Exception:  # never let a bad tree kill the server; the next rescan retries
-            log.exception("initial scan failed")
-            self.indexer.state.errors += 1
+        self._safe(self.indexer.scan)  # a bad tree never kills the server; the next rescan retries
         if not self.watch:
             # No file events (network mounts, say): the periodic rescan alone keeps the index
-            # current; --rescan-interval 0 freezes it after the start-up scan.
+            # current; --rescan-interval 0 freezes it after the start-up scan (but a deleted or
+            # damaged index is still rebuilt).
             self.indexer.state.watcher = "off"
-            if self.rescan_interval:
-                self._poll(self.rescan_interval)
+            self._poll(self.rescan_interval)
             return
         try:
             self._follow_events()
@@ -111,6 +114,7 @@ class Watcher:
             raise_interrupt=False,
         ):
             received = time.time()
+            self._safe(self.keeper.check)
             if changes:
                 self._apply(changes, received)
             if not caught_up:
@@ -130,13 +134,15 @@ class Watcher:
     def _poll(self, interval: float) -> None:
         # A scan re-reads what changed; the pid check catches runs whose process died without
         # touching a file (they change nothing a scan could see).
+        # ``interval`` 0: no scans, only the pid and index-file checks.
         last_pid_check = time.monotonic()
-        while not self._stop.wait(min(interval, PID_CHECK_S)):
+        while not self._stop.wait(min(interval or KEEPER_CHECK_S, PID_CHECK_S, KEEPER_CHECK_S)):
+            self._safe(self.keeper.check)
             now = time.monotonic()
             if now - last_pid_check >= PID_CHECK_S:
                 self._safe(self.indexer.check_live_runs)
                 last_pid_check = now
-            if now - self._last_poll_scan >= interval:
+            if interval and now - self._last_poll_scan >= interval:
                 self._safe(self.indexer.scan)
                 self._last_poll_scan = now
 
@@ -162,6 +168,12 @@ class Watcher:
     def _safe(self, fn: Callable[[], object]) -> None:
         try:
             fn()
+        except DamagedStore as exc:  # the index is derived: rebuild it, no traceback
+            try:
+                self.keeper.rebuild(f"{self.indexer.db.path.name} is damaged ({exc})")
+            except Exception:
+                log.exception("rebuilding the index failed; it is retried on the next check")
+                self.indexer.state.errors += 1
         except Exception:
             log.exception("ingest step failed; it is retried on the next change or rescan")
             self.indexer.state.errors += 1

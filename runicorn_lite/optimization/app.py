@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runicorn_lite.api.middleware import ResponseTimeMiddleware
-from runicorn_lite.db import Database, StoreError, in_db_thread
+from runicorn_lite.db import Database, DamagedStore, StoreError, in_db_thread
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.caching import (
@@ -142,6 +142,15 @@ class OptimizationAPI:
                 raise ApiError(413, "Request body too large")
             result = handler(principal, call)
             return self._encode(result, call, limit_headers)
+        except DamagedStore:
+            # Retrying cannot help, so no Retry-After; the cause was logged once by the store.
+            damaged = ApiError(
+                503,
+                "The primary database is damaged",
+                hint=f"{self.db.path.name} ({self.db.damaged}) holds the API keys and optimization runs and "
+                "is left as it is: restore it from a backup, or move it aside to start an empty one",
+            )
+            return damaged.status, {"Cache-Control": NO_STORE, **limit_headers}, orjson.dumps(damaged.body())
         except StoreError as exc:  # busy past the lock timeout, or over the read budget
             log.warning("store error on %s: %s", call.kind, exc)
             busy = ApiError(503, "Service temporarily unavailable", hint="The database is busy; retry shortly")
@@ -342,7 +351,7 @@ def create_app(settings: Settings) -> Starlette:
     ``app.state.db``; whoever mounts the app closes it on shutdown.
     """
     settings.ensure_dirs()
-    db = Database(settings.primary_path, MIGRATIONS)
+    db = Database(settings.primary_path, MIGRATIONS, precious=True)
     api = OptimizationAPI(settings, db)
     routes = [
         _route(

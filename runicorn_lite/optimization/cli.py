@@ -12,22 +12,31 @@ from pathlib import Path
 
 import click
 
-from runicorn_lite.cli_options import envvar, remember_group_root, resolve_root, root_option
+from runicorn_lite.cli_options import envvar, index_dir_option, remember_group_root, resolve_root, root_option
 from runicorn_lite.db import Database, StoreError
 from runicorn_lite.optimization.keys import KeyCommandError, create_key, list_keys, revoke_key
 from runicorn_lite.optimization.schema import MIGRATIONS
 from runicorn_lite.settings import Settings
 
+_GROUP_INDEX_DIR = "runicorn_lite.keys.index_dir"  # the group's --index-dir, for its command
+
 
 @contextmanager
 def _primary(root: Path | None) -> Iterator[Database]:
     root = resolve_root(root)
-    settings = Settings(root=root)
+    index_dir = click.get_current_context().find_root().meta.get(_GROUP_INDEX_DIR)
+    settings = Settings(root=root, index_dir=index_dir) if index_dir is not None else Settings(root=root)
     try:
         settings.ensure_dirs()
-        db = Database(settings.primary_path, MIGRATIONS)
+        db = Database(settings.primary_path, MIGRATIONS, precious=True)
     except (OSError, StoreError) as exc:
         raise click.ClickException(f"cannot open the primary database under {root}: {exc}") from exc
+    if db.damaged is not None:
+        db.close()
+        raise click.ClickException(
+            f"the primary database {settings.primary_path} is damaged ({db.damaged}); it is left as it is: "
+            "restore it from a backup, or move it aside to start an empty one"
+        )
     try:
         yield db
     finally:
@@ -36,10 +45,12 @@ def _primary(root: Path | None) -> Iterator[Database]:
 
 @click.group()
 @root_option
+@index_dir_option
 @click.pass_context
-def keys(ctx: click.Context, root: Path | None) -> None:
+def keys(ctx: click.Context, root: Path | None, index_dir: Path | None) -> None:
     """Manage API keys of the optimization runs API."""
     remember_group_root(ctx, root)
+    ctx.find_root().meta[_GROUP_INDEX_DIR] = index_dir
 
 
 @keys.command("create")
