@@ -77,16 +77,17 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
-def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float, rate_limit: bool,
-          read_limit: int, write_limit: int, iterations_limit: int, log_level: str, access_log: bool) -> None:
+def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float,
+          rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, log_level: str,
+          access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
 
     from runicorn_lite.api import create_app
 
     settings = _settings(
-        root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit,
-        read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
+        root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,
+        rate_limit=rate_limit, read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
         check_host=host in ("127.0.0.1", "localhost", "::1"),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

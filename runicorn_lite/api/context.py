@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 from runicorn_lite import rundir
 from runicorn_lite.api.errors import ApiError
 from runicorn_lite.db import Database
-from runicorn_lite.ingest import IndexKeeper, Indexer, Watcher
+from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 

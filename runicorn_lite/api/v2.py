@@ -50,7 +50,7 @@ MAX_BATCH = 1000
 INCLUDES = ("params", "metrics")
 # Words of one search: each is a term of one SQL expression, and SQLite refuses expressions
 # past a depth of 1000 (495 two-letter words did); more words than this narrow nothing anyway.
-MAX_SEARCH_WORDS = 32
+MAX_SEARCH_WORDS = 100
 _STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.db import Database, DamagedStore, StoreError
+from runicorn_lite.db import DamagedStore, Database, StoreError
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 

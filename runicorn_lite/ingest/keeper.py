@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from runicorn_lite.db import Database, DamagedStore, file_problem
+from runicorn_lite.db import DamagedStore, Database, file_problem
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
 from runicorn_lite.ingest.indexer import Indexer, IndexState
 

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runicorn_lite.api.middleware import ResponseTimeMiddleware
-from runicorn_lite.db import Database, DamagedStore, StoreError, in_db_thread
+from runicorn_lite.db import DamagedStore, Database, StoreError, in_db_thread
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.caching import (
