@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from runicorn_lite.api import health, v1, v2, web
+from runicorn_lite.api import files, health, v1, v2, web
 from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.errors import EXCEPTION_HANDLERS
 from runicorn_lite.api.middleware import LocalOriginMiddleware, RateLimitMiddleware, ResponseTimeMiddleware
@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     routes: list[BaseRoute] = [
         *health.routes(),
         *v2.routes(),
+        *files.routes(),
         *v1.routes(),
         Mount("/api/iris/optimization", app=optimization),
         *web.routes(),

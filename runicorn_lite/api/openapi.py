@@ -6,6 +6,7 @@ app appears in it, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -120,6 +121,13 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
             "type": "object", "required": ["exp_ids"],
             "properties": {"exp_ids": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}}}}}},
         "responses": {"200": _json("restored, deleted, failed, results, errors"), **_errors(400)},
+    },
+    ("/api/v2/experiments/{exp_id}/files/{path}", "get"): {
+        "summary": "One file of the run directory (images under media/, logs.txt, ...): ETag, Range",
+        "parameters": [_p("exp_id", "Experiment id"), _p("path", "Path inside the run directory")],
+        "responses": {"200": {"description": "The file"}, "206": {"description": "One byte range"},
+                      "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
+                      **_errors(404), "416": _json("Range outside the file", _ERR)},
     },
     ("/api/v2/analytics/summary", "get"): {
         "summary": "Aggregates over live experiments",
@@ -259,9 +267,10 @@ def route_methods(routes: list[BaseRoute], prefix: str = "") -> set[tuple[str, s
             sub = getattr(route.app, "routes", None) or getattr(getattr(route.app, "router", None), "routes", [])
             out |= route_methods(list(sub), prefix + route.path)
         elif isinstance(route, Route):
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", prefix + route.path)  # {path:path} is {path} in OpenAPI
             for method in route.methods or ():
                 if method != "HEAD":
-                    out.add((prefix + route.path, method.lower()))
+                    out.add((path, method.lower()))
         elif isinstance(route, WebSocketRoute):
             out.add((prefix + route.path, "get"))
     return out
