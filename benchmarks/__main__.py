@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
+    from benchmarks import files
+
+    files.add_parser(sub)
+
     args = parser.parse_args(argv)
     machine_info()  # stamp date and commit now, before anything is measured
     # A SIGTERM (timeout, CI) unwinds normally, so the servers we started are stopped (atexit).
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import load
 
         load.main(args)
+    elif args.command == "files":
+        files.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

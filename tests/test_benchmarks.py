@@ -92,3 +92,10 @@ def test_peers_runicorn(corpus: Path, work: Path) -> None:
     # MLflow is left out here: its server alone takes ~20 s to start; `peers --quick` covers it by hand.
     proc = bench(work, "peers", "--quick", "--only", "runicorn", "--root", str(corpus))
     assert "ours faster by" in proc.stdout and "| runicorn |" in proc.stdout
+
+
+def test_files(work: Path) -> None:
+    proc = bench(work, "files", "--quick", "--root", str(work / "files-root"))
+    assert "| Range: middle 10 MB |" in proc.stdout and "server peak RSS" in proc.stdout
+    res = json.loads((work / "results" / "files-quick.json").read_text())
+    assert res["results"]["whole file"]["bytes"] == 8 << 20
