@@ -83,7 +83,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
 
-    from runicorn_lite.api import create_app
+    from runicorn_lite.app import create_app
 
     settings = _settings(
         root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,

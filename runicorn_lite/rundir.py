@@ -67,7 +67,8 @@ _STATUS_ALIASES = {
 NON_METRIC_KEYS = frozenset({"global_step", "step", "time", "stage", "epoch"})
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+_RUN_ID_RE = re.compile(RUN_ID_PATTERN)
 
 
 def is_valid_run_id(run_id: str) -> bool:

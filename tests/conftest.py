@@ -14,7 +14,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from runicorn_lite.api import create_app
+from runicorn_lite.app import create_app
 from runicorn_lite.settings import Settings
 
 
@@ -38,7 +38,7 @@ def make_app(root: Path):
 
     yield factory
     for app in apps:
-        app.state.optimization.state.db.close()
+        app.state.optimization.state.api.close()
         app.state.ctx.index.close()
 
 

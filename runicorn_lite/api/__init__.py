@@ -1,7 +1,1 @@
-"""The HTTP API: one Starlette app over the index, the run directories and the primary store."""
-
-from __future__ import annotations
-
-from runicorn_lite.api.app import create_app
-
-__all__ = ["create_app"]
+"""V1 and V2 over the index and the run directories, the health check and the web page."""

@@ -12,14 +12,15 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from runicorn_lite.api.errors import bad_request
+from runicorn_lite.http.body import read_body
 
 MAX_PARAM_LEN = 2000
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def get_str(params: QueryParams, name: str) -> str | None:
-    """A stripped string parameter; None when absent or empty."""
+def _raw(params: QueryParams, name: str) -> str | None:
+    """A stripped parameter value ("" when given empty); None when absent."""
     values = params.getlist(name)
     if not values:
         return None
@@ -30,12 +31,26 @@ def get_str(params: QueryParams, name: str) -> str | None:
         raise bad_request(f"Parameter '{name}' is too long (at most {MAX_PARAM_LEN} characters)")
     if "\x00" in value:
         raise bad_request(f"Parameter '{name}' contains a NUL character")
-    return value or None
+    return value
+
+
+def _typed(params: QueryParams, name: str, expected: str) -> str | None:
+    """The value of a typed parameter: None when absent, a 400 when given empty (``flag=`` is
+    neither true nor false)."""
+    raw = _raw(params, name)
+    if raw == "":
+        raise bad_request(f"Parameter '{name}' is empty: give {expected}, or leave it out")
+    return raw
+
+
+def get_str(params: QueryParams, name: str) -> str | None:
+    """A stripped string parameter; None when absent or empty."""
+    return _raw(params, name) or None
 
 
 def get_int(params: QueryParams, name: str, default: int, lo: int, hi: int) -> int:
     """An integer in [lo, hi]."""
-    raw = get_str(params, name)
+    raw = _typed(params, name, f"an integer between {lo} and {hi}")
     if raw is None:
         return default
     try:
@@ -49,7 +64,7 @@ def get_int(params: QueryParams, name: str, default: int, lo: int, hi: int) -> i
 
 def get_float(params: QueryParams, name: str) -> float | None:
     """A finite number, or None when absent."""
-    raw = get_str(params, name)
+    raw = _typed(params, name, "a number")
     if raw is None:
         return None
     try:
@@ -63,7 +78,7 @@ def get_float(params: QueryParams, name: str) -> float | None:
 
 def get_bool(params: QueryParams, name: str, default: bool) -> bool:
     """true/false (also 1/0, yes/no, on/off)."""
-    raw = get_str(params, name)
+    raw = _typed(params, name, "true or false")
     if raw is None:
         return default
     low = raw.lower()
@@ -76,7 +91,7 @@ def get_bool(params: QueryParams, name: str, default: bool) -> bool:
 
 def get_choice(params: QueryParams, name: str, default: str, allowed: Collection[str]) -> str:
     """One of ``allowed``."""
-    raw = get_str(params, name)
+    raw = _typed(params, name, f"one of {', '.join(allowed)}")
     if raw is None:
         return default
     if raw not in allowed:
@@ -98,10 +113,9 @@ def get_csv(params: QueryParams, name: str, max_items: int = 100) -> list[str] |
 
 
 async def json_object(request: Request, max_bytes: int = 1 << 20) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says why not."""
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise bad_request(f"Request body too large (at most {max_bytes} bytes)")
+    """The request body as a JSON object, or a 400 that says why not; a body over ``max_bytes``
+    is refused with 413 while it arrives (:class:`BodyTooLarge`), never read whole."""
+    body = await read_body(request, max_bytes)
     if not body.strip():
         raise bad_request("Request body is required: a JSON object")
     try:

@@ -1,33 +1,22 @@
-"""JSON responses serialised with orjson (NaN and infinities come out as null)."""
+"""The answers V1 and V2 share (JSON rendered by orjson: NaN and infinities come out as null)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.responses import JSONResponse as _StarletteJSONResponse
+
+from runicorn_lite.http.responses import JSONResponse, dumps
 
 if TYPE_CHECKING:
     from runicorn_lite.api.context import Outcome
 
-OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+__all__ = ["JSONResponse", "batch_answer", "dumps", "orjson_loads"]
 
 
 def orjson_loads(text: str | bytes | None) -> Any:
     """A JSON document stored as text in the index (None stays None)."""
     return None if text is None else orjson.loads(text)
-
-
-def dumps(content: Any) -> bytes:
-    """orjson bytes of ``content``."""
-    return orjson.dumps(content, option=OPTIONS)
-
-
-class JSONResponse(_StarletteJSONResponse):
-    """Starlette's JSONResponse, rendered by orjson."""
-
-    def render(self, content: Any) -> bytes:
-        return dumps(content)
 
 
 def batch_answer(verb: str, outcomes: dict[str, Outcome], *, delete_shape: bool = False) -> JSONResponse:

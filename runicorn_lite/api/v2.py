@@ -331,9 +331,9 @@ async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, A
     ids = body.get("exp_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise bad_request("Field 'exp_ids' is required: a list of experiment id strings")
-    ids = list(dict.fromkeys(ids))
-    if len(ids) > MAX_BATCH:
+    if len(ids) > MAX_BATCH:  # counted as sent: a repeated id is still an item of the list
         raise bad_request(f"Cannot {verb} more than {MAX_BATCH} experiments at once")
+    ids = list(dict.fromkeys(ids))
     if not ids:
         # DECISIONS: an empty list gets the documented message too, with what is allowed.
         raise bad_request(

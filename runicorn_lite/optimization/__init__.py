@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from runicorn_lite.optimization.app import create_app
 
-if TYPE_CHECKING:
-    from starlette.applications import Starlette
+# Where the server mounts this API (the document's paths).
+PREFIX = "/api/iris/optimization"
 
-    from runicorn_lite.settings import Settings
-
-
-def create_app(settings: Settings) -> Starlette:
-    """The sub-app, mounted by the main app. Imported on call: the main app's middleware uses
-    this package's rate limiter, and this package uses that middleware."""
-    from runicorn_lite.optimization.app import create_app as create
-
-    return create(settings)
-
-
-__all__ = ["create_app"]
+__all__ = ["PREFIX", "create_app"]

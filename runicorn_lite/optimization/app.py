@@ -1,8 +1,9 @@
 """The optimization runs API as a Starlette sub-application.
 
-Each request makes one trip to the threadpool: authentication, rate limiting, validation, the
-SQLite work and the JSON encoding all happen in one synchronous call (``_process``), so the
+Each request makes one trip to the database threads: authentication, rate limiting, validation,
+the SQLite work and the JSON encoding all happen in one synchronous call (``_process``), so the
 event loop never waits on SQLite and pays for one thread hand-off per request, not several.
+Routing, body limits, error rendering and middleware are the shared ones of ``runicorn_lite.http``.
 """
 
 from __future__ import annotations
@@ -15,30 +16,25 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.api.middleware import ResponseTimeMiddleware
 from runicorn_lite.db import DamagedStore, Database, StoreError, in_db_thread
+from runicorn_lite.http.body import BodyTooLarge, read_body
+from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
+from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
+from runicorn_lite.http.middleware import ResponseTimeMiddleware
+from runicorn_lite.http.ratelimit import FixedWindowLimiter
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
-from runicorn_lite.optimization.caching import (
-    CACHE_LIST,
-    CACHE_RUN,
-    CACHE_STATS,
-    NO_STORE,
-    if_none_match_hits,
-    strong_etag,
-)
-from runicorn_lite.optimization.errors import ApiError, rate_limited, unauthorized
-from runicorn_lite.optimization.keys import KEY_FORMAT, KeyChecker, Principal
-from runicorn_lite.optimization.ratelimit import FixedWindowLimiter
+from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
+from runicorn_lite.optimization.keys import KEY_FORMAT, KEY_PREFIX, KeyChecker, Principal
+from runicorn_lite.optimization.model import OptimizationError
 from runicorn_lite.optimization.schema import MIGRATIONS
-from runicorn_lite.optimization.timeutil import now_iso
 from runicorn_lite.settings import Settings
+from runicorn_lite.timeutil import now_iso
 
 log = logging.getLogger("runicorn_lite.optimization")
 
@@ -46,11 +42,13 @@ JSON = "application/json"
 # 1000 iterations with generous params/metrics fit well within this.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 READ, WRITE, ITERATIONS, AUTH_FAILURES = "read", "write", "iterations", "auth_failures"
+# The document's Cache-Control of each cacheable answer.
+CACHE_LIST, CACHE_RUN, CACHE_STATS = private_cache(30), private_cache(60), private_cache(300)
 
 
 @dataclass
 class Call:
-    """What ``_process`` needs from the request (plain data: it runs on a worker thread)."""
+    """What ``_process`` needs from the request (plain data: it runs on a database thread)."""
 
     kind: str
     authorization: str | None
@@ -60,8 +58,8 @@ class Call:
     body: bytes
     if_none_match: str | None
     started: float
-    # The body exceeded MAX_BODY_BYTES: answered 413, but only after authentication.
-    body_too_large: bool = False
+    # The body passed MAX_BODY_BYTES (reading stopped there): answered 413 after authentication.
+    body_too_large: BodyTooLarge | None = None
 
 
 @dataclass
@@ -75,14 +73,7 @@ class Result:
     meta_prefix: dict[str, Any] = field(default_factory=dict)
 
 
-Handler = Callable[[Principal, "Call"], "Result"]
-# (rate-limit bucket, handler, whether the request has a JSON body)
-Operation = tuple[str, Handler, bool]
-
-
-def _error_response(exc: ApiError, headers: Mapping[str, str] | None = None) -> Response:
-    merged = {"Cache-Control": NO_STORE, **(headers or {}), **exc.headers}
-    return Response(orjson.dumps(exc.body()), exc.status, merged, media_type=JSON)
+Handler = Callable[["OptimizationAPI", Principal, Call], Result]
 
 
 class OptimizationAPI:
@@ -100,33 +91,35 @@ class OptimizationAPI:
             ITERATIONS: settings.iterations_limit,
         }
 
+    def close(self) -> None:
+        """Store the pending key bookkeeping, then close the database."""
+        self.keys.close()
+        self.db.close()
+
     # ---- request plumbing --------------------------------------------------------------------
 
-    def resource(self, methods: Mapping[str, Operation]) -> Callable[[Request], Any]:
-        """One endpoint per path, dispatching on the method (so a 405 lists every method)."""
-
-        async def endpoint(request: Request) -> Response:
-            started = time.perf_counter()
-            method = "GET" if request.method == "HEAD" else request.method
-            kind, handler, wants_body = methods[method]
-            raw: bytes | None = b""
-            if wants_body:
-                raw = await _read_body(request)
-            call = Call(
-                kind=kind,
-                authorization=request.headers.get("authorization"),
-                client=request.client.host if request.client else "unknown",
-                params=request.query_params,
-                path_params=request.path_params,
-                body=raw or b"",
-                if_none_match=request.headers.get("if-none-match"),
-                started=started,
-                body_too_large=raw is None,
-            )
-            status, headers, content = await in_db_thread(self._process, handler, call)
-            return Response(content, status, headers, media_type=JSON if content else None)
-
-        return endpoint
+    async def answer(self, request: Request, kind: str, handler: Handler, *, body: bool = False) -> Response:
+        """Run ``handler`` for the request, with authentication and rate limits, on a database thread."""
+        started = time.perf_counter()
+        raw, too_large = b"", None
+        if body:
+            try:
+                raw = await read_body(request, MAX_BODY_BYTES)
+            except BodyTooLarge as exc:
+                too_large = exc
+        call = Call(
+            kind=kind,
+            authorization=request.headers.get("authorization"),
+            client=request.client.host if request.client else "unknown",
+            params=request.query_params,
+            path_params=request.path_params,
+            body=raw,
+            if_none_match=request.headers.get("if-none-match"),
+            started=started,
+            body_too_large=too_large,
+        )
+        status, headers, content = await in_db_thread(self._process, handler, call)
+        return Response(content, status, headers, media_type=JSON if content else None)
 
     def _process(self, handler: Handler, call: Call) -> tuple[int, dict[str, str], bytes]:
         limit_headers: dict[str, str] = {}
@@ -138,27 +131,34 @@ class OptimizationAPI:
                 raise rate_limited(decision.retry_after, limit_headers)
             # Any endpoint: the key decides the project, a project_id naming another is refused.
             v.check_project_param(call.params, principal.project_id)
-            if call.body_too_large:
-                raise ApiError(413, "Request body too large")
-            result = handler(principal, call)
-            return self._encode(result, call, limit_headers)
-        except DamagedStore:
+            if call.body_too_large is not None:
+                raise call.body_too_large
+            return self._encode(handler(self, principal, call), call, limit_headers)
+        except OptimizationError as exc:
+            raise self._with(store_refusal(exc), limit_headers) from exc
+        except DamagedStore as exc:
             # Retrying cannot help, so no Retry-After; the cause was logged once by the store.
-            damaged = ApiError(
+            damaged = HTTPProblem(
                 503,
                 "The primary database is damaged",
                 hint=f"{self.db.path.name} ({self.db.damaged}) holds the API keys and optimization runs and "
                 "is left as it is: restore it from a backup, or move it aside to start an empty one",
             )
-            return damaged.status, {"Cache-Control": NO_STORE, **limit_headers}, orjson.dumps(damaged.body())
+            raise self._with(damaged, limit_headers) from exc
         except StoreError as exc:  # busy past the lock timeout, or over the read budget
             log.warning("store error on %s: %s", call.kind, exc)
-            busy = ApiError(503, "Service temporarily unavailable", hint="The database is busy; retry shortly")
-            headers = {"Cache-Control": NO_STORE, "Retry-After": "1", **limit_headers}
-            return busy.status, headers, orjson.dumps(busy.body())
-        except ApiError as exc:
-            headers = {"Cache-Control": NO_STORE, **limit_headers, **exc.headers}
-            return exc.status, headers, orjson.dumps(exc.body())
+            raise self._with(store_problem(exc), limit_headers) from exc
+        except BodyTooLarge as exc:
+            raise self._with(HTTPProblem(413, "Request body too large", hint=str(exc)), limit_headers) from exc
+        except HTTPProblem as exc:
+            self._with(exc, limit_headers)
+            raise
+
+    @staticmethod
+    def _with(problem: HTTPProblem, limit_headers: dict[str, str]) -> HTTPProblem:
+        """Every authenticated answer carries the rate-limit headers, errors included."""
+        problem.headers = {**limit_headers, **problem.headers}
+        return problem
 
     def _authenticate(self, call: Call) -> Principal:
         # Only failures are limited per address. A valid key always gets through: every local
@@ -168,7 +168,7 @@ class OptimizationAPI:
         limit = self.settings.auth_failure_limit
         try:
             return self._check_key(call.authorization)
-        except ApiError:
+        except HTTPProblem:
             blocked = self.limiter.peek(AUTH_FAILURES, call.client, limit)
             if not blocked.allowed:
                 raise rate_limited(blocked.retry_after, blocked.headers()) from None
@@ -188,16 +188,19 @@ class OptimizationAPI:
             token = value
         if not token:
             raise unauthorized("API key is required")
-        if value == token or not KEY_FORMAT.fullmatch(token):
+        if value == token:
+            problem = unauthorized("Invalid API key format")
+            if token.startswith(KEY_PREFIX):  # the key itself, without its scheme
+                problem.hint = f"The header must be 'Authorization: Bearer {KEY_PREFIX}…' ('Bearer ' before the key)"
+            raise problem
+        if not KEY_FORMAT.fullmatch(token):
             raise unauthorized("Invalid API key format")
         principal = self.keys.lookup(token)
         if principal is None:
             raise unauthorized("Invalid or inactive API key")
         return principal
 
-    def _encode(
-        self, result: Result, call: Call, limit_headers: dict[str, str]
-    ) -> tuple[int, dict[str, str], bytes]:
+    def _encode(self, result: Result, call: Call, limit_headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         stable = result.encoded if result.encoded is not None else orjson.dumps(result.payload)
         headers = dict(limit_headers)
         if result.cache_control is not None:
@@ -218,7 +221,7 @@ class OptimizationAPI:
         joiner = b',"metadata":' if len(stable) > 2 else b'"metadata":'
         return result.status, headers, stable[:-1] + joiner + orjson.dumps(metadata) + b"}"
 
-    # ---- handlers (run on a worker thread) ---------------------------------------------------
+    # ---- handlers (run on a database thread) -------------------------------------------------
 
     def list_runs(self, principal: Principal, call: Call) -> Result:
         query = v.parse_list_query(call.params)
@@ -278,105 +281,69 @@ class OptimizationAPI:
             self.stats_cache.put(key, revision, encoded)
             return encoded
 
-        encoded = self.db.read(compute)
-        return Result(
-            encoded=encoded,
-            cache_control=CACHE_STATS,
-            meta_prefix={"filters": filters},
-        )
+        return Result(encoded=self.db.read(compute), cache_control=CACHE_STATS, meta_prefix={"filters": filters})
 
 
-async def _read_body(request: Request) -> bytes | None:
-    """The body, or None when it exceeds MAX_BODY_BYTES (read no further than that)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+# ---- routes: one endpoint class per path, so a 405 names every method of the path ----------------
 
 
-class ErrorsAs500:
-    """Turns any unexpected exception into the documented 500 (the traceback goes to the log,
-    never to the client)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        response_started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracked)
-        except Exception:
-            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
-            if response_started:
-                raise
-            response = _error_response(ApiError(500, "Internal server error"))
-            await response(scope, receive, send_tracked)
+def _api(request: Request) -> OptimizationAPI:
+    api: OptimizationAPI = request.app.state.api
+    return api
 
 
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        error = ApiError(404, "Not found", hint="See the API documentation for the endpoints")
-    elif exc.status_code == 405:
-        error = ApiError(405, "Method not allowed")
-    else:
-        error = ApiError(exc.status_code, exc.detail or "Error")
-    return _error_response(error, exc.headers)
+class Runs(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        return await _api(request).answer(request, READ, OptimizationAPI.list_runs)
+
+    async def post(self, request: Request) -> Response:
+        return await _api(request).answer(request, WRITE, OptimizationAPI.create_run, body=True)
 
 
-def _route(path: str, methods: dict[str, Operation], api: OptimizationAPI) -> Route:
-    return Route(path, api.resource(methods), methods=list(methods))
+class Run(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        return await _api(request).answer(request, READ, OptimizationAPI.get_run)
+
+    async def patch(self, request: Request) -> Response:
+        return await _api(request).answer(request, WRITE, OptimizationAPI.patch_run, body=True)
+
+
+class Iterations(HTTPEndpoint):
+    async def post(self, request: Request) -> Response:
+        return await _api(request).answer(request, ITERATIONS, OptimizationAPI.add_iteration, body=True)
+
+
+class IterationBatch(HTTPEndpoint):
+    async def post(self, request: Request) -> Response:
+        return await _api(request).answer(request, ITERATIONS, OptimizationAPI.add_iterations_batch, body=True)
+
+
+class Stats(HTTPEndpoint):
+    async def get(self, request: Request) -> Response:
+        return await _api(request).answer(request, READ, OptimizationAPI.stats)
+
+
+ROUTES = [
+    Route("/runs", Runs),
+    Route("/runs/{run_id}", Run),
+    Route("/runs/{run_id}/iterations", Iterations),
+    Route("/runs/{run_id}/iterations/batch", IterationBatch),
+    Route("/stats", Stats),
+]
 
 
 def create_app(settings: Settings) -> Starlette:
     """The optimization API, to be mounted at ``/api/iris/optimization``.
 
-    Opens the primary database now (a mounted app's lifespan never runs) and keeps it at
-    ``app.state.db``; whoever mounts the app closes it on shutdown.
+    Opens the primary database now (a mounted app's lifespan never runs) and keeps the API at
+    ``app.state.api`` (its database at ``app.state.db``); whoever mounts the app calls
+    ``app.state.api.close()`` on shutdown.
     """
     settings.ensure_dirs()
     db = Database(settings.primary_path, MIGRATIONS, precious=True)
     api = OptimizationAPI(settings, db)
-    routes = [
-        _route(
-            "/runs",
-            {"GET": (READ, api.list_runs, False), "POST": (WRITE, api.create_run, True)},
-            api,
-        ),
-        _route(
-            "/runs/{run_id}",
-            {"GET": (READ, api.get_run, False), "PATCH": (WRITE, api.patch_run, True)},
-            api,
-        ),
-        _route("/runs/{run_id}/iterations", {"POST": (ITERATIONS, api.add_iteration, True)}, api),
-        _route(
-            "/runs/{run_id}/iterations/batch",
-            {"POST": (ITERATIONS, api.add_iterations_batch, True)},
-            api,
-        ),
-        _route("/stats", {"GET": (READ, api.stats, False)}, api),
-    ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={HTTPException: _http_exception},
-    )
-    app.add_middleware(ErrorsAs500)
+    app = Starlette(routes=list(ROUTES), exception_handlers=exception_handlers(render, log))
+    app.add_middleware(UnexpectedErrors, render=render, log=log)
     # The same X-Response-Time as the main app (which sets it again, outermost, when mounted),
     # so the sub-app is complete on its own.
     app.add_middleware(ResponseTimeMiddleware)

@@ -14,13 +14,12 @@ import re
 import secrets
 import sqlite3
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from runicorn_lite.db import Database, StoreError
-from runicorn_lite.optimization.timeutil import now_iso
+from runicorn_lite.timeutil import now_iso
 
 log = logging.getLogger("runicorn_lite.optimization")
 
@@ -31,9 +30,9 @@ KEY_FORMAT = re.compile(r"sk_live_[A-Za-z0-9_\-]{8,200}")
 DISPLAY_PREFIX_LEN = len(KEY_PREFIX) + 8
 MAX_PROJECT_LEN = 200
 MAX_LABEL_LEN = 200
-# last_used_at is informational: writing it on every request would put every read through the
-# single writer, so it is refreshed at most once per interval per key.
-LAST_USED_INTERVAL_S = 60.0
+# last_used_at is informational: a request only notes the use in memory (writing it would put
+# every read through the single writer); a background thread stores the notes this often.
+LAST_USED_FLUSH_S = 5.0
 
 
 class KeyCommandError(Exception):
@@ -140,38 +139,60 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
 
 
 class KeyChecker:
-    """Resolves bearer tokens to principals, reading SQLite on every call."""
+    """Resolves bearer tokens to principals, reading SQLite on every call (so keys created or
+    revoked while serving take effect at once)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, flush_interval_s: float = LAST_USED_FLUSH_S) -> None:
         self._db = db
-        self._last_used: dict[str, float] = {}
+        self._flush_interval_s = flush_interval_s
+        self._used: dict[str, str] = {}  # key id -> last use, not yet stored
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
 
     def lookup(self, token: str) -> Principal | None:
         """The principal of an active key, or None for an unknown or revoked one."""
-        digest = hash_key(token)
-
         row = self._db.read_one(
-            "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (digest,)
+            "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (hash_key(token),)
         )
         if row is None:
             return None
         key_id, project_id = row
-        self._touch(key_id)
+        self._note_use(key_id)
         return Principal(key_id=key_id, project_id=project_id)
 
-    def _touch(self, key_id: str) -> None:
-        now = time.monotonic()
+    def _note_use(self, key_id: str) -> None:
         with self._lock:
-            last = self._last_used.get(key_id)
-            if last is not None and now - last < LAST_USED_INTERVAL_S:
-                return
-            self._last_used[key_id] = now
+            self._used[key_id] = now_iso()
+            if self._flusher is None and not self._stop.is_set():
+                self._flusher = threading.Thread(target=self._flush_periodically, name="runicorn-lite-key-use",
+                                                 daemon=True)
+                self._flusher.start()
+
+    def flush(self) -> None:
+        """Store the noted uses (last_used_at) in one write."""
+        with self._lock:
+            used, self._used = self._used, {}
+        if not used:
+            return
         try:
             with self._db.write() as conn:
-                conn.execute(
-                    "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), key_id)
+                conn.executemany(
+                    "UPDATE api_keys SET last_used_at = ? WHERE id = ?", [(at, key_id) for key_id, at in used.items()]
                 )
-        except (StoreError, sqlite3.Error) as exc:
-            # Bookkeeping only: a busy store must not fail the request that used the key.
-            log.warning("could not record last use of key %s: %s", key_id, exc)
+        except StoreError as exc:
+            # Bookkeeping only: a busy store loses a "last used" time, nothing else.
+            log.warning("could not record the last use of %d key(s): %s", len(used), exc)
+
+    def _flush_periodically(self) -> None:
+        while not self._stop.wait(self._flush_interval_s):
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the background writes and store what is noted (before the database closes)."""
+        self._stop.set()
+        with self._lock:
+            flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        self.flush()

@@ -12,19 +12,23 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import orjson
 
-from runicorn_lite.optimization.errors import ApiError, run_not_found
-from runicorn_lite.optimization.timeutil import format_iso, iso_to_ms, now_iso, now_utc
-from runicorn_lite.optimization.validation import (
+from runicorn_lite.optimization.model import (
     STATUSES,
     TERMINAL_STATUSES,
+    DuplicateIteration,
+    InvalidTransition,
     ListQuery,
+    RunFinished,
+    RunNotFound,
     StatsQuery,
 )
+from runicorn_lite.timeutil import format_iso, iso_to_ms, now_iso, now_utc
 
 RUN_COLUMNS = (
     "id",
@@ -128,7 +132,7 @@ def _fetch_run(conn: sqlite3.Connection, project_id: str, run_id: str) -> tuple[
         (run_id, project_id),
     ).fetchone()
     if row is None:
-        raise run_not_found()
+        raise RunNotFound(run_id)
     return row
 
 
@@ -235,11 +239,7 @@ def patch_run(
         del updates["status"]
     elif new_status is not None:
         if new_status not in _TRANSITIONS.get(current["status"], ()):
-            raise ApiError(
-                409,
-                "Invalid status transition",
-                hint=f"A run cannot move from '{current['status']}' to '{new_status}'",
-            )
+            raise InvalidTransition(current["status"], new_status)
         if new_status in TERMINAL_STATUSES:
             completed_at = updates.setdefault("completed_at", now_iso())
             if "duration_ms" not in updates:
@@ -275,19 +275,15 @@ def add_iterations(
         (run_id, project_id),
     ).fetchone()
     if row is None:
-        raise run_not_found()
+        raise RunNotFound(run_id)
     status, direction, best = row
     if status in TERMINAL_STATUSES:
-        raise ApiError(
-            409,
-            "Run is already finished",
-            hint=f"A run in status '{status}' does not accept iterations",
-        )
+        raise RunFinished(status)
     seen: set[int] = set()
     for item in items:
         number = item["iteration_number"]
         if number in seen:
-            raise _duplicate(number)
+            raise DuplicateIteration(number)
         seen.add(number)
     maximize = direction != "minimize"
     now = now_iso()
@@ -322,7 +318,7 @@ def add_iterations(
             f" AND iteration_number IN ({', '.join('?' * len(seen))}) LIMIT 1",
             (run_id, *seen),
         ).fetchone()
-        raise _duplicate(existing[0] if existing else None) from None
+        raise DuplicateIteration(existing[0] if existing else None) from None
     if best_item is not None:
         conn.execute(
             "UPDATE optimization_runs SET iterations_count = iterations_count + ?,"
@@ -351,11 +347,6 @@ def add_iterations(
     return created, updates
 
 
-def _duplicate(number: int | None) -> ApiError:
-    which = f"Iteration {number}" if number is not None else "An iteration_number"
-    return ApiError(409, "Duplicate iteration number", hint=f"{which} already exists for this run")
-
-
 # ---- statistics ----------------------------------------------------------------------------------
 
 
@@ -377,50 +368,174 @@ def project_revision(conn: sqlite3.Connection, project_id: str) -> int:
 
 _DAY_START = "T00:00:00.000Z"
 _DAY_END = "T23:59:59.999Z"
+# Columns of a group of runs, in this order, whichever table they are summed from.
+_GROUP_SUMS = "runs, scored, score_sum, timed, duration_sum"
+_GROUP_FROM_RUNS = (
+    "count(*), count(final_score), total(final_score), count(duration_ms), total(duration_ms)"
+)
 
 
-def _shift_day(day: str, days: int) -> str:
-    try:
-        return (date.fromisoformat(day) + timedelta(days=days)).isoformat()
-    except OverflowError:  # past year 9999 or before year 1: a day no run has
-        return "9999-12-32" if days > 0 else "0000-12-31"
+@dataclass(frozen=True)
+class _Where:
+    """A WHERE clause as bound terms: composed by adding terms, never by editing SQL text."""
+
+    terms: tuple[str, ...]
+    args: tuple[Any, ...]
+
+    def and_(self, term: str, *args: Any) -> _Where:
+        return _Where((*self.terms, term), (*self.args, *args))
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.terms)
 
 
-def _date_parts(
-    start: str | None, end: str | None
-) -> tuple[tuple[str | None, str | None] | None, list[tuple[str, str]]]:
-    """Split an inclusive [start, end] of ISO timestamps into whole UTC days (first, last;
-    None = open) and the partial edge intervals that must be read run by run."""
-    edges: list[tuple[str, str]] = []
-    first_day = last_day = None
+def _filters(project_id: str, query: StatsQuery) -> _Where:
+    """The filters the trigger-kept totals can answer too (project, status, optimizer)."""
+    where = _Where(("project_id = ?",), (project_id,))
+    if query.status is not None:
+        where = where.and_("status = ?", query.status)
+    if query.optimizer_type is not None:
+        where = where.and_("optimizer_type = ?", query.optimizer_type)
+    return where
+
+
+def _created_between(where: _Where, start: str | None, end: str | None, column: str = "created_at") -> _Where:
+    """``where`` and an inclusive range of creation times; ``column`` is ``created_at`` or an
+    expression of it from this module (never from a request)."""
     if start is not None:
-        first_day = start[:10]
-        if start[10:] != _DAY_START:
-            first_day = _shift_day(first_day, 1)
-            edges.append((start, start[:10] + _DAY_END))
+        where = where.and_(f"{column} >= ?", start)
     if end is not None:
-        last_day = end[:10]
-        if end[10:] != _DAY_END:
-            last_day = _shift_day(last_day, -1)
-            edges.append((end[:10] + _DAY_START, end))
+        where = where.and_(f"{column} <= ?", end)
+    return where
+
+
+def _next_day(day: str, step: int) -> str | None:
+    """The day ``step`` days after ``day``, or None past either end of the calendar."""
+    try:
+        return (date.fromisoformat(day) + timedelta(days=step)).isoformat()
+    except OverflowError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Days:
+    """An inclusive range of ISO timestamps split into whole UTC days, read from the daily
+    totals, and the partial days at its edges, read run by run."""
+
+    whole: tuple[str | None, str | None] | None  # first and last whole day (None = open); None = no whole day
+    edges: tuple[tuple[str, str], ...]
+
+
+def _split_days(start: str | None, end: str | None) -> _Days:
     if start is not None and end is not None and start[:10] == end[:10]:
-        # One day: either all of it (from the daily totals) or a single interval.
-        whole = start[10:] == _DAY_START and end[10:] == _DAY_END
-        return ((start[:10], start[:10]) if whole else None), ([] if whole else [(start, end)])
-    if first_day is not None and last_day is not None and first_day > last_day:
-        return None, edges
-    return (first_day, last_day), edges
+        # One day: either all of it or a single interval.
+        if start[10:] == _DAY_START and end[10:] == _DAY_END:
+            return _Days((start[:10], start[:10]), ())
+        return _Days(None, ((start, end),))
+    edges: list[tuple[str, str]] = []
+    first: str | None = None
+    last: str | None = None
+    no_whole_day = False
+    if start is not None:
+        first = start[:10]
+        if start[10:] != _DAY_START:
+            edges.append((start, start[:10] + _DAY_END))
+            first = _next_day(first, 1)
+            no_whole_day |= first is None  # the range starts within the calendar's last day
+    if end is not None:
+        last = end[:10]
+        if end[10:] != _DAY_END:
+            edges.append((end[:10] + _DAY_START, end))
+            last = _next_day(last, -1)
+            no_whole_day |= last is None  # the range ends within the calendar's first day
+    if no_whole_day or (first is not None and last is not None and first > last):
+        return _Days(None, tuple(edges))
+    return _Days((first, last), tuple(edges))
 
 
-def _day_range_sql(days: tuple[str | None, str | None]) -> tuple[str, list[str]]:
-    sql, args = "", []
+def _on_days(where: _Where, days: tuple[str | None, str | None]) -> _Where:
     if days[0] is not None:
-        sql += " AND day >= ?"
-        args.append(days[0])
+        where = where.and_("day >= ?", days[0])
     if days[1] is not None:
-        sql += " AND day <= ?"
-        args.append(days[1])
-    return sql, args
+        where = where.and_("day <= ?", days[1])
+    return where
+
+
+def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[tuple[Any, ...]]:
+    """(optimizer_type, status, runs, scored, score_sum, timed, duration_sum) of the matching runs."""
+    if query.start_date is None and query.end_date is None:
+        return conn.execute(
+            f"SELECT optimizer_type, status, {_GROUP_SUMS} FROM optimization_run_summary"
+            f" WHERE {filters.and_('runs > 0').sql}",
+            filters.args,
+        ).fetchall()
+    days = _split_days(query.start_date, query.end_date)
+    groups: list[tuple[Any, ...]] = []
+    if days.whole is not None:
+        daily = _on_days(filters, days.whole)
+        groups += conn.execute(
+            "SELECT optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed), sum(duration_sum)"
+            f" FROM optimization_run_daily WHERE {daily.sql} GROUP BY optimizer_type, status HAVING sum(runs) > 0",
+            daily.args,
+        ).fetchall()
+    for lo, hi in days.edges:
+        edge = _created_between(filters, lo, hi)
+        groups += conn.execute(
+            f"SELECT optimizer_type, status, {_GROUP_FROM_RUNS} FROM optimization_runs"
+            f" WHERE {edge.sql} GROUP BY optimizer_type, status",
+            edge.args,
+        ).fetchall()
+    return groups
+
+
+def _top_performers(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[dict[str, Any]]:
+    # The score index must lead (it needs no sort and stops after ten): a unary + on created_at
+    # keeps the planner from walking the created_at index and sorting the range instead.
+    where = _created_between(filters, query.start_date, query.end_date, column="+created_at")
+    names = ("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at")
+    rows = conn.execute(
+        f"SELECT {', '.join(names)} FROM optimization_runs WHERE {where.and_('final_score IS NOT NULL').sql}"
+        # The ORDER BY of the score index, term for term (its leading "IS NULL" included).
+        " ORDER BY final_score IS NULL, final_score DESC, created_at DESC, id DESC LIMIT ?",
+        (*where.args, TOP_PERFORMERS),
+    ).fetchall()
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _recent_trends(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[dict[str, Any]]:
+    """Runs per UTC day over the last TREND_DAYS days (within the date range, if any)."""
+    today = now_utc()
+    window_start = format_iso(today.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=TREND_DAYS - 1))
+    start = max(window_start, query.start_date) if query.start_date else window_start
+    if query.end_date is not None and query.end_date < start:
+        return []  # the range ends before the trend window starts
+    days = _split_days(start, query.end_date)
+    per_day: dict[str, list[int]] = {}
+    if days.whole is not None:
+        daily = _on_days(filters, days.whole)
+        rows = conn.execute(
+            "SELECT day, sum(runs), sum(runs * (status = 'completed')), sum(runs * (status = 'failed'))"
+            f" FROM optimization_run_daily WHERE {daily.sql} GROUP BY day",
+            daily.args,
+        ).fetchall()
+        for day, count, completed, failed in rows:
+            _add_day(per_day, day, count, completed, failed)
+    for lo, hi in days.edges:
+        edge = _created_between(filters, lo, hi)
+        rows = conn.execute(
+            "SELECT substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'), sum(status = 'failed')"
+            f" FROM optimization_runs WHERE {edge.sql} GROUP BY day",
+            edge.args,
+        ).fetchall()
+        for day, count, completed, failed in rows:
+            _add_day(per_day, day, count, completed, failed)
+    today_iso = today.date().isoformat()
+    return [
+        {"date": day, "count": count, "completed": completed, "failed": failed}
+        for day, (count, completed, failed) in sorted(per_day.items())
+        if count > 0 and day <= today_iso
+    ]
 
 
 def _add_day(per_day: dict[str, list[int]], day: str, count: int, completed: int, failed: int) -> None:
@@ -432,71 +547,19 @@ def _add_day(per_day: dict[str, list[int]], day: str, count: int, completed: int
 
 def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[str, Any]:
     """The aggregate answer of ``GET /stats`` (without its metadata)."""
-    # base: the filters the trigger-kept totals can answer; where: base and the date range.
-    base = ["project_id = ?"]
-    base_args: list[Any] = [project_id]
-    if query.status is not None:
-        base.append("status = ?")
-        base_args.append(query.status)
-    if query.optimizer_type is not None:
-        base.append("optimizer_type = ?")
-        base_args.append(query.optimizer_type)
-    where, args = list(base), list(base_args)
-    if query.start_date is not None:
-        where.append("created_at >= ?")
-        args.append(query.start_date)
-    if query.end_date is not None:
-        where.append("created_at <= ?")
-        args.append(query.end_date)
-    base_sql = " AND ".join(base)
-    # For the top performers the score index must lead (it needs no sort and stops after ten);
-    # a unary + keeps the planner from walking the created_at index and sorting the range.
-    top_sql = " AND ".join(term.replace("created_at", "+created_at") for term in where)
-
-    if query.start_date is not None or query.end_date is not None:
-        # Whole days of the range come from the trigger-kept daily totals; only the range's
-        # edge days are read run by run (through a covering index).
-        days, edges = _date_parts(query.start_date, query.end_date)
-        groups = []
-        if days is not None:
-            day_sql, day_args = _day_range_sql(days)
-            groups += conn.execute(
-                "SELECT optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed),"
-                f" sum(duration_sum) FROM optimization_run_daily WHERE {base_sql}{day_sql}"
-                " GROUP BY optimizer_type, status HAVING sum(runs) > 0",
-                (*base_args, *day_args),
-            ).fetchall()
-        for lo, hi in edges:
-            groups += conn.execute(
-                "SELECT optimizer_type, status, count(*), count(final_score), total(final_score),"
-                f" count(duration_ms), total(duration_ms) FROM optimization_runs WHERE {base_sql}"
-                " AND created_at >= ? AND created_at <= ? GROUP BY optimizer_type, status",
-                (*base_args, lo, hi),
-            ).fetchall()
-    else:
-        # Same filters (project, status, optimizer) over the trigger-kept totals.
-        groups = conn.execute(
-            "SELECT optimizer_type, status, runs, scored, score_sum, timed, duration_sum"
-            f" FROM optimization_run_summary WHERE {base_sql} AND runs > 0",
-            base_args,
-        ).fetchall()
+    filters = _filters(project_id, query)
     by_status = dict.fromkeys(STATUSES, 0)
     per_type: dict[str, list[float]] = {}
     totals = [0, 0, 0.0, 0, 0.0]  # runs, scored, score sum, timed, duration sum
-    for optimizer_type, status, count, scored, score_sum, timed, duration_sum in groups:
-        by_status[status] = by_status.get(status, 0) + count
-        acc = per_type.setdefault(optimizer_type, [0, 0, 0, 0.0, 0, 0.0])
-        acc[0] += count
-        acc[1] += count if status == "completed" else 0
-        acc[2] += scored
-        acc[3] += score_sum
-        acc[4] += timed
-        acc[5] += duration_sum
-        totals[0] += count
-        totals[1] += scored
-        totals[2] += score_sum
-        totals[3] += timed
-        totals[4] += duration_sum
+    for optimizer_type, status, *sums in _groups(conn, filters, query):
+        by_status[status] = by_status.get(status, 0) + sums[0]
+        acc = per_type.setdefault(optimizer_type, [0, 0, 0, 0.0, 0, 0.0])  # runs, completed, then as totals
+        acc[0] += sums[0]
+        acc[1] += sums[0] if status == "completed" else 0
+        for i, value in enumerate(sums[1:], start=2):
+            acc[i] += value
+        for i, value in enumerate(sums):
+            totals[i] += value
     total_runs = int(totals[0])
     statistics = {
         "totalRuns": total_runs,
@@ -514,60 +577,12 @@ def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[
         }
         for name, acc in sorted(per_type.items(), key=lambda item: (-item[1][0], item[0]))
     ]
-
-    top = conn.execute(
-        "SELECT id, run_name, optimizer_type, final_score, duration_ms, created_at"
-        f" FROM optimization_runs WHERE {top_sql} AND final_score IS NOT NULL"
-        " ORDER BY final_score IS NULL, final_score DESC, created_at DESC, id DESC LIMIT ?",
-        (*args, TOP_PERFORMERS),
-    ).fetchall()
-    top_performers = [
-        dict(
-            zip(("id", "run_name", "optimizer_type", "final_score", "duration_ms", "created_at"), r, strict=True)
-        )
-        for r in top
-    ]
-
-    today = now_utc().date()
-    first_day = format_iso(
-        now_utc().replace(hour=0, minute=0, second=0, microsecond=0)
-        - timedelta(days=TREND_DAYS - 1)
-    )
-    # The last TREND_DAYS days, within the date range if there is one: whole days from the
-    # daily totals, edge days run by run.
-    trend_start = max(first_day, query.start_date) if query.start_date else first_day
-    days, edges = _date_parts(trend_start, query.end_date)
-    if query.end_date is not None and query.end_date < trend_start:
-        days, edges = None, []  # the range ends before the trend window starts
-    per_day: dict[str, list[int]] = {}
-    if days is not None:
-        day_sql, day_args = _day_range_sql(days)
-        for day, count, completed, failed in conn.execute(
-            "SELECT day, sum(runs), sum(runs * (status = 'completed')),"
-            f" sum(runs * (status = 'failed')) FROM optimization_run_daily WHERE {base_sql}{day_sql}"
-            " GROUP BY day",
-            (*base_args, *day_args),
-        ):
-            _add_day(per_day, day, count, completed, failed)
-    for lo, hi in edges:
-        for day, count, completed, failed in conn.execute(
-            "SELECT substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'),"
-            f" sum(status = 'failed') FROM optimization_runs WHERE {base_sql}"
-            " AND created_at >= ? AND created_at <= ? GROUP BY day",
-            (*base_args, lo, hi),
-        ):
-            _add_day(per_day, day, count, completed, failed)
-    recent = [
-        {"date": day, "count": count, "completed": completed, "failed": failed}
-        for day, (count, completed, failed) in sorted(per_day.items())
-        if count > 0 and day <= today.isoformat()
-    ]
     return {
         "statistics": statistics,
         "byStatus": by_status,
         "byOptimizerType": by_type,
-        "topPerformers": top_performers,
-        "recentTrends": recent,
+        "topPerformers": _top_performers(conn, filters, query),
+        "recentTrends": _recent_trends(conn, filters, query),
     }
 
 

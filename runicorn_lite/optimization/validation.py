@@ -10,29 +10,34 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from runicorn_lite.optimization.errors import INVALID_BODY, INVALID_QUERY, ApiError, Issues, invalid
-from runicorn_lite.optimization.timeutil import format_iso, parse_iso
+from runicorn_lite.http.errors import HTTPProblem
+from runicorn_lite.optimization.errors import INVALID_BODY, INVALID_QUERY, Issues, invalid
+from runicorn_lite.optimization.model import (
+    DIRECTIONS,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    LIMIT_MIN,
+    MAX_BATCH,
+    MAX_ERROR_MESSAGE,
+    MAX_INT,
+    MAX_PROJECT_ID,
+    MAX_RUN_NAME,
+    OPTIMIZER_TYPES,
+    ORDER_BY,
+    ORDERS,
+    STATUSES,
+    UUID_PATTERN,
+    ListQuery,
+    StatsQuery,
+)
+from runicorn_lite.timeutil import format_iso, parse_iso
 
-OPTIMIZER_TYPES = ("bayesian", "grid_search", "random_search", "genetic", "gradient_descent")
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-TERMINAL_STATUSES = frozenset(("completed", "failed", "cancelled"))
-DIRECTIONS = ("maximize", "minimize")
-ORDER_BY = ("created_at", "final_score", "duration_ms")
-ORDERS = ("asc", "desc")
-# JavaScript's safe integers: what a client of a JSON API can round-trip, and far inside
-# SQLite's 64-bit range (so nothing a client sends can overflow a bound parameter).
-MAX_INT = 2**53 - 1
-MAX_RUN_NAME = 200
-MAX_ERROR_MESSAGE = 10_000
-MAX_PROJECT_ID = 200
-MAX_BATCH = 1000
 MAX_DEPTH = 254  # orjson writes no deeper than this
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = re.compile(UUID_PATTERN)
 _MISSING = object()
 
 
@@ -269,30 +274,12 @@ def parse_iteration_batch(raw: bytes) -> list[dict[str, Any]]:
 def parse_run_id(value: str) -> str:
     """A canonical (lower-case, hyphenated) UUID, or a 400."""
     if not _UUID.fullmatch(value):
-        raise ApiError(
+        raise HTTPProblem(
             400,
             "Invalid run ID format",
             hint="Run IDs are UUIDs, e.g. 550e8400-e29b-41d4-a716-446655440000",
         )
     return value.lower()
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    status: str | None
-    optimizer_type: str | None
-    limit: int
-    offset: int
-    order_by: str
-    order: str
-
-
-@dataclass(frozen=True)
-class StatsQuery:
-    status: str | None
-    optimizer_type: str | None
-    start_date: str | None
-    end_date: str | None
 
 
 def _query_enum(
@@ -333,9 +320,9 @@ def parse_list_query(params: Mapping[str, str]) -> ListQuery:
     order_by = _query_enum(params, "order_by", ORDER_BY, issues) or "created_at"
     order = _query_enum(params, "order", ORDERS, issues) or "desc"
 
-    limit = _query_int(params, "limit", 50, issues)
-    if limit is not None and not 1 <= limit <= 100:
-        issues.add("limit", "Must be between 1 and 100")
+    limit = _query_int(params, "limit", LIMIT_DEFAULT, issues)
+    if limit is not None and not LIMIT_MIN <= limit <= LIMIT_MAX:
+        issues.add("limit", f"Must be between {LIMIT_MIN} and {LIMIT_MAX}")
     offset = _query_int(params, "offset", 0, issues)
     if offset is not None and not 0 <= offset <= MAX_INT:
         issues.add("offset", f"Must be between 0 and {MAX_INT}")
@@ -388,7 +375,7 @@ def _all_values(params: Mapping[str, str], name: str) -> list[str]:
 def check_project(requested: str | None, project_id: str) -> None:
     """``requested`` (a project_id given by the client, or None) must be the key's project."""
     if requested is not None and requested != project_id:
-        raise ApiError(
+        raise HTTPProblem(
             403,
             "Forbidden",
             hint="This API key can only access its own project's runs",

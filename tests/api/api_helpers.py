@@ -21,7 +21,7 @@ from starlette.applications import Starlette
 
 import runicorn_lite
 from runicorn_lite import rundir
-from runicorn_lite.api import create_app
+from runicorn_lite.app import create_app
 from runicorn_lite.sdk import Run
 from runicorn_lite.settings import Settings
 
@@ -48,7 +48,7 @@ def open_app(root: Path, **settings: Any) -> Starlette:
 
 def close_app(app: Starlette) -> None:
     """Close what ``open_app`` opened (as the ``make_app`` fixture does)."""
-    app.state.optimization.state.db.close()
+    app.state.optimization.state.api.close()
     app.state.ctx.index.close()
 
 

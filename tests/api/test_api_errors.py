@@ -62,7 +62,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
     *_bodies(RESTORE, "exp_ids"),
     ("POST", DELETE, {"json": {"exp_ids": [E1], "reason": 5}}, 400),
     ("POST", DELETE, {"json": {"exp_ids": [f"20240101_000000_{i:06x}" for i in range(1001)]}}, 400),
-    ("POST", DELETE, {"content": b"{" + b" " * (5 << 20) + b"}"}, 400),
+    ("POST", DELETE, {"content": b"{" + b" " * (5 << 20) + b"}"}, 413),
     # V1 bodies and parameters
     *_bodies("/api/runs/soft-delete", "run_ids"),
     *_bodies("/api/recycle-bin/restore", "run_ids"),
@@ -189,7 +189,8 @@ async def test_messages_say_what_is_wrong_and_what_is_allowed(corpus_app, client
     assert "downsample" in await detail(FAST, downsample="1")
     assert (await client.get("/api/v2/experiments/" + "z" * 5000)).json()["detail"] == \
         f"Experiment {'z' * 200} not found"
-    assert (await client.get("/api/nothing")).json() == {"detail": "Not found: /api/nothing"}
+    nothing = (await client.get("/api/nothing")).json()
+    assert nothing == {"detail": "Not found: no endpoint at /api/nothing (see /openapi.json)"}
     bad_json = await client.post(DELETE, content=b"{")
     assert bad_json.json() == {"detail": "Request body is not valid JSON"}
     not_object = await client.post(DELETE, json=[1])
@@ -201,7 +202,7 @@ async def test_messages_say_what_is_wrong_and_what_is_allowed(corpus_app, client
 async def test_cross_origin_requests_and_foreign_hosts_are_refused(tmp_path) -> None:
     import httpx
 
-    from runicorn_lite.api import create_app
+    from runicorn_lite.app import create_app
     from runicorn_lite.settings import Settings
 
     app = create_app(Settings(root=tmp_path, check_host=True), ingest=False)
@@ -219,5 +220,5 @@ async def test_cross_origin_requests_and_foreign_hosts_are_refused(tmp_path) -> 
             rebound = await client.get("/api/v2/experiments")
             assert rebound.status_code == 403 and "not served here" in rebound.json()["detail"]
     finally:
-        app.state.optimization.state.db.close()
+        app.state.optimization.state.api.close()
         app.state.ctx.index.close()

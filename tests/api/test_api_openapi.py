@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from runicorn_lite.api.openapi import route_methods
+from runicorn_lite.http.openapi import route_methods
 
 
 async def test_openapi_lists_every_route(make_app, client_for) -> None:

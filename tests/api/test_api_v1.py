@@ -265,7 +265,7 @@ def test_logs_websocket_starts_again_when_the_file_is_replaced(tmp_path) -> None
     from starlette.testclient import TestClient
 
     import runicorn_lite
-    from runicorn_lite.api import create_app
+    from runicorn_lite.app import create_app
     from runicorn_lite.settings import Settings
 
     run = runicorn_lite.init(project="p", root=tmp_path)
@@ -282,5 +282,5 @@ def test_logs_websocket_starts_again_when_the_file_is_replaced(tmp_path) -> None
             assert ws.receive_text() == "00:00:01 | more"
     finally:
         run.finish()
-        app.state.optimization.state.db.close()
+        app.state.optimization.state.api.close()
         app.state.ctx.index.close()

@@ -28,7 +28,7 @@ def settings(tmp_path: Path) -> Settings:
 def app(settings: Settings) -> Iterator[Starlette]:
     sub = create_app(settings)
     yield Starlette(routes=[Mount(PREFIX, app=sub)])
-    sub.state.db.close()
+    sub.state.api.close()
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., tuple[Api, Starlette]]]:
             nonlocal count
             count += 1
             sub = create_app(make_settings(tmp_path / f"app{count}", **overrides))
-            stack.callback(sub.state.db.close)
+            stack.callback(sub.state.api.close)
             client = Client(portal, Starlette(routes=[Mount(PREFIX, app=sub)]))
             stack.callback(client.close)
             key, _ = create_key(sub.state.db, "proj")

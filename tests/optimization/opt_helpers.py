@@ -11,8 +11,8 @@ import anyio.from_thread
 import httpx
 from starlette.applications import Starlette
 
-from runicorn_lite.optimization.timeutil import format_iso
 from runicorn_lite.settings import Settings
+from runicorn_lite.timeutil import format_iso
 
 PREFIX = "/api/iris/optimization"
 

@@ -10,7 +10,7 @@ import pytest
 from opt_helpers import Api, Client
 from starlette.applications import Starlette
 
-from runicorn_lite.optimization.caching import if_none_match_hits, strong_etag
+from runicorn_lite.http.caching import if_none_match_hits, strong_etag
 
 MakeApi = Callable[..., tuple[Api, Starlette]]
 

@@ -267,7 +267,7 @@ def test_terminal_status_derives_duration_from_given_completed_at(api: Api) -> N
     patched = api.patch(
         f"/runs/{run['id']}", json={"status": "cancelled", "completed_at": "2999-01-01T00:00:00Z"}
     ).json()["run"]
-    from runicorn_lite.optimization.timeutil import iso_to_ms
+    from runicorn_lite.timeutil import iso_to_ms
 
     assert patched["duration_ms"] == iso_to_ms("2999-01-01T00:00:00.000Z") - iso_to_ms(
         run["started_at"]

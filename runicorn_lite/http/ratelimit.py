@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from runicorn_lite.optimization.timeutil import format_iso
+from runicorn_lite.timeutil import format_iso
 
 WINDOW_S = 60
 

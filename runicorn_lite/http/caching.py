@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-CACHE_LIST = "private, max-age=30, must-revalidate"
-CACHE_RUN = "private, max-age=60, must-revalidate"
-CACHE_STATS = "private, max-age=300, must-revalidate"
 NO_STORE = "no-store"
+
+
+def private_cache(max_age_s: int) -> str:
+    """Cache-Control of an answer one client may keep ``max_age_s`` seconds, then revalidate."""
+    return f"private, max-age={max_age_s}, must-revalidate"
+
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, in a comma-separated list (whitespace allowed).
 _ETAG_ITEM = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*(?:,|$)')
