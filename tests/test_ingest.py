@@ -242,7 +242,7 @@ def test_rebuild_from_files_gives_the_same_rows(root: Path) -> None:
     # a soft delete is in the files (the .deleted marker) and must survive a rebuild
     rundir.mark_deleted(run.run_dir, "finished", "cleanup", 123.0)
     columns = ("id, project, name, path, alias, tags, status, created_at, ended_at, best_metric_name,"
-               " best_metric_value, best_metric_step, deleted_at, delete_reason, n_points")
+               " best_metric_value, best_metric_step, deleted_at, delete_reason, n_points, row_json")
 
     def snapshot() -> tuple:
         db, indexer = open_index(root)

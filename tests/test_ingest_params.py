@@ -123,7 +123,8 @@ def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> No
         "extra.note": "sweep",
     }  # null params have no row
     assert q(db, "SELECT typeof(v) FROM exp_params WHERE key = 'batch_size'") == [("integer",)]
-    doc_params, config, env = q(db, "SELECT params, config, environment FROM exp_docs")[0]
+    doc_params = q(db, "SELECT params_json FROM experiments")[0][0]
+    config, env = q(db, "SELECT config, environment FROM exp_docs")[0]
     assert json.loads(doc_params) == {
         "optim.lr": 0.01,
         "optim.name": "adam",
@@ -206,7 +207,8 @@ def test_changed_config_replaces_params_and_a_removed_one_clears_them(root: Path
     (run.run_dir / rundir.ASSETS).unlink()
     indexer.scan()
     assert q(db, "SELECT count(*) FROM exp_params") == [(0,)]
-    assert q(db, "SELECT params, config FROM exp_docs") == [(None, None)]
+    assert q(db, "SELECT params_json FROM experiments") == [(None,)]
+    assert q(db, "SELECT count(*) FROM exp_docs") == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -289,8 +291,8 @@ def test_rebuild_reproduces_params_summaries_documents_and_images(root: Path) ->
         " JOIN experiments e ON e.pk = p.exp_pk ORDER BY 1, 2",
         "SELECT e.id, s.metric, s.exp_id, first, first_step, last, last_step, min, max, count, points, min_step,"
         " max_step FROM metric_summaries s JOIN experiments e ON e.pk = s.exp_pk ORDER BY 1, 2",
-        "SELECT e.id, d.params, d.config, d.environment FROM exp_docs d"
-        " JOIN experiments e ON e.pk = d.exp_pk ORDER BY 1",
+        "SELECT e.id, e.params_json, e.metrics_json, d.config, d.environment FROM experiments e"
+        " LEFT JOIN exp_docs d ON e.pk = d.exp_pk ORDER BY 1",
         "SELECT e.id, i.seq, i.key, i.step, i.caption, i.path FROM exp_images i"
         " JOIN experiments e ON e.pk = i.exp_pk ORDER BY 1, 2",
     )

@@ -6,18 +6,21 @@ import itertools
 import random
 from pathlib import Path
 
+import orjson
+
 import runicorn_lite
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS, SORT_COLUMNS
 from runicorn_lite.ingest import Indexer
 from runicorn_lite.queries.experiments import (
-    EXPERIMENT_COLUMNS,
     ExperimentFilter,
     QueryCache,
+    _field_page,
     list_experiments,
     order_clause,
     where_clause,
 )
+from runicorn_lite.queries.filters import Field, parse_filter
 from runicorn_lite.settings import Settings
 
 
@@ -29,6 +32,7 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
         if i % 5:
             run.set_primary_metric("acc", "max")
             run.log({"acc": round(rng.random(), 2)}, step=1)  # ties on purpose
+        run.log_config({"lr": rng.choice([0.1, 0.01, 0.001]), "opt": rng.choice(["sgd", "adam"])})
         run.finish(rng.choice(["finished", "failed", "interrupted"]))
     settings = Settings(root=root)
     db = Database(settings.index_path, INDEX_MIGRATIONS)
@@ -41,12 +45,15 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
             ExperimentFilter(tags=("a",), created_after=0.0),
             ExperimentFilter(name="n1", search="p1"),
             ExperimentFilter(statuses=("interrupted",), best_metric_max=0.8),
+            ExperimentFilter(clauses=parse_filter("params.lr < 0.05")),
+            ExperimentFilter(project="p3", clauses=parse_filter("params.opt = 'adam' and metrics.acc.max >= 0.4")),
+            ExperimentFilter(clauses=parse_filter("metrics.acc.count != 1 and params.lr != 0.01")),
         ]
         for f, order_by, desc in itertools.product(filters, SORT_COLUMNS, (True, False)):
             plain, params = where_clause(f)
             walk, walk_params = where_clause(f, walk=SORT_COLUMNS[order_by])
             order = order_clause(order_by, desc)
-            select = f"SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE"
+            select = "SELECT id, row_json, deleted_at FROM experiments WHERE"
             rows = conn.execute(f"{select} {plain} ORDER BY {order}", params).fetchall()
             walked = conn.execute(f"{select} {walk} ORDER BY {order}", walk_params).fetchall()
             assert walked == rows, (f, order_by, desc)
@@ -55,12 +62,46 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
             paged = []
             for page in range(1, 20):
                 got, total = list_experiments(conn, root, f, order_by, desc, page, 7, cache, 0)
-                paged += [g["id"] for g in got]
+                paged += [g["id"] for g in orjson.loads(orjson.dumps(got))]
                 if page * 7 >= total:
                     break
             assert paged == [r[0] for r in rows] and total == len(rows)
+        # Ordered by a param or a metric aggregate: both shapes of the field page (walking the
+        # field's index filtering as it goes, or driven by the filters) match one plain sort.
+        for f, field, desc in itertools.product(filters, FIELDS, (True, False)):
+            where, params = where_clause(f)
+            expected = _reference_field_order(conn, where, params, field, desc)
+            for walk_where in (None, where_clause(f, walk="field")):
+                paged = []
+                for offset in range(0, len(expected) + 7, 7):
+                    rows = _field_page(conn, where, params, field, desc, offset, 7, len(expected),
+                                       _counter(conn), walk_where)
+                    paged += [r[1].rsplit("/", 1)[-1] for r in rows]  # run_dir ends with the id
+                assert paged == expected, (f, field, desc, walk_where is not None)
     finally:
         db.close()
+
+
+FIELDS = [Field("params", "lr"), Field("params", "opt"), Field("metrics", "acc", "max"),
+          Field("metrics", "acc", "count"), Field("params", "missing")]
+
+
+def _reference_field_order(conn, where: str, params: list, field: Field, desc: bool) -> list[str]:  # type: ignore[no-untyped-def]
+    if field.kind == "params":
+        value = "(SELECT v FROM exp_params p WHERE p.exp_pk = experiments.pk AND p.key = ?)"
+    else:
+        value = f"(SELECT {field.agg} FROM metric_summaries m WHERE m.exp_pk = experiments.pk AND m.metric = ?)"
+    rows = conn.execute(f"SELECT id, {value} FROM experiments WHERE {where}", [field.name, *params]).fetchall()
+    have = sorted(((isinstance(v, str), v, i) for i, v in rows if v is not None), reverse=desc)
+    lack = sorted((i for i, v in rows if v is None), reverse=desc)
+    return [i for _, _, i in have] + lack
+
+
+def _counter(conn):  # type: ignore[no-untyped-def]
+    def count(sql: str, args: list, source: str = "experiments") -> int:
+        return int(conn.execute(f"SELECT count(*) FROM {source} WHERE {sql}", args).fetchone()[0])
+
+    return count
 
 
 def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
@@ -83,7 +124,7 @@ def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
             for page in range(1, 6):
                 got, total = list_experiments(conn, root, f, order_by, desc, page, 4, cache, 0)
                 assert total == len(expected) == 20
-                paged += [g["id"] for g in got]
+                paged += [g["id"] for g in orjson.loads(orjson.dumps(got))]
             assert paged == expected
             # past the end: empty page, right total
             assert list_experiments(conn, root, f, order_by, desc, 99, 4, cache, 0) == ([], 20)

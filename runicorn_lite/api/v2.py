@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,7 +36,7 @@ from runicorn_lite.queries import analytics, filters
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
-    attach,
+    attach_details,
     experiment_row,
     get_experiment,
     list_experiments,
@@ -182,7 +183,7 @@ async def list_experiments_endpoint(request: Request) -> Response:
     include = parse_include(request)
     generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
 
-    def query(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], int]:
+    def query(conn: sqlite3.Connection) -> tuple[list[orjson.Fragment], int]:
         resolved, order = resolve_list_query(conn, f, filter_text, order_by)
         return list_experiments(conn, ctx.root, resolved, order, desc, page, per_page, ctx.counts, generation, include)
 
@@ -220,7 +221,7 @@ async def experiment_detail(request: Request) -> Response:
             return None
         pk, row, environment_available = found
         experiment = experiment_row(row, ctx.root, True)
-        attach(conn, [experiment], [pk], frozenset(INCLUDES), list_shape=False)
+        attach_details(conn, experiment, pk)
         config, environment = conn.execute(
             "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
         ).fetchone() or (None, None)

@@ -21,6 +21,7 @@ import orjson
 
 from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, pack, split_sorted, unpack
+from runicorn_lite.db.rows import row_document
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
 
@@ -131,6 +132,8 @@ def write_run(
         appended = sorted(events.points) if events and events.points else []
     if full or item.files_changed:
         _write_described(conn, pk, item, fresh)
+    if full or appended:
+        _write_list_metrics(conn, pk)
     if full:
         _write_images(conn, pk, events.images if events else [], replace=not fresh)
     elif events is not None and events.images:
@@ -229,8 +232,8 @@ def _upsert_experiment(
             best_metric_value, best_metric_step, best_metric_mode, primary_metric,
             primary_mode, deleted_at, delete_reason, environment_available, n_points,
             files_sig, events_ino, events_offset, events_last_step, live_best_value,
-            live_best_step, indexed_at)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            live_best_step, indexed_at, row_json)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
         ON CONFLICT(id) DO UPDATE SET
             run_dir = excluded.run_dir, generation = excluded.generation,
             project = excluded.project, name = excluded.name, path = excluded.path,
@@ -250,7 +253,8 @@ def _upsert_experiment(
             events_ino = excluded.events_ino, events_offset = excluded.events_offset,
             events_last_step = excluded.events_last_step,
             live_best_value = excluded.live_best_value,
-            live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at
+            live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at,
+            row_json = excluded.row_json
         """,
         (
             info.id,
@@ -283,6 +287,23 @@ def _upsert_experiment(
             live[0],
             live[1],
             now,
+            row_document(
+                exp_id=info.id,
+                project=info.project,
+                name=info.name,
+                status=info.status,
+                created_at=info.created_at,
+                best_metric_name=best[0],
+                best_metric_value=best[1],
+                pid=info.pid,
+                path=info.path,
+                alias=info.alias,
+                tags=info.tags,
+                description=info.description,
+                ended_at=info.ended_at,
+                updated_at=info.updated_at,
+                exit_reason=info.exit_reason,
+            ),
         ),
     )
     # RETURNING would double the cost of this statement (measured); the pk is known already
@@ -308,11 +329,29 @@ def _write_described(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: b
             "INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)",
             [(pk, key, index_value(value), info.id) for key, value in item.params.items() if value is not None],
         )
-    if item.params or item.config is not None or item.environment is not None or not fresh:
+    conn.execute(
+        "UPDATE experiments SET params_json = ? WHERE pk = ?",
+        (orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None, pk),
+    )
+    if item.config is not None or item.environment is not None:
         conn.execute(
-            "INSERT OR REPLACE INTO exp_docs (exp_pk, params, config, environment) VALUES (?, ?, ?, ?)",
-            (pk, _json(item.params or None), _json(item.config), _json(item.environment)),
+            "INSERT OR REPLACE INTO exp_docs (exp_pk, config, environment) VALUES (?, ?, ?)",
+            (pk, _json(item.config), _json(item.environment)),
         )
+    elif not fresh:
+        conn.execute("DELETE FROM exp_docs WHERE exp_pk = ?", (pk,))
+
+
+def _write_list_metrics(conn: sqlite3.Connection, pk: int) -> None:
+    """The run's metrics in a list row's shape, kept as JSON in its row (see migration 0008)."""
+    metrics = {
+        metric: {"last": last, "min": lo, "max": hi}
+        for metric, last, lo, hi in conn.execute(
+            "SELECT metric, last, min, max FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+        )
+    }
+    encoded = orjson.dumps(metrics) if metrics else None
+    conn.execute("UPDATE experiments SET metrics_json = ? WHERE pk = ?", (encoded, pk))
 
 
 def _json(obj: object) -> str | None:

@@ -7,7 +7,6 @@ Every value is a bound parameter; the only identifiers ever formatted into SQL c
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -16,14 +15,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from runicorn_lite.db.rows import compose
 from runicorn_lite.db.schema import METRIC_AGGREGATES, NULLABLE_SORT_COLUMNS, SORT_COLUMNS
 from runicorn_lite.queries.filters import Clause, Field
 
-EXPERIMENT_COLUMNS = (
-    "id, project, name, status, created_at, best_metric_name, best_metric_value, pid, run_dir,"
-    " path, alias, tags, description, ended_at, updated_at, exit_reason, deleted_at"
-)
-_E_COLUMNS = ", ".join(f"e.{c.strip()}" for c in EXPERIMENT_COLUMNS.split(","))
+# What an experiment object is built from (see db/rows.py).
+EXPERIMENT_COLUMNS = "run_dir, deleted_at, row_json"
+_E_COLUMNS = "e.run_dir, e.deleted_at, e.row_json"
 MIN_TRIGRAM = 3
 # Searches with at most this many matches keep their ordered ids between pages (8 bytes each).
 SEARCH_ORDER_CACHE_MAX = 20_000
@@ -103,8 +101,8 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         terms.append(sql if walk is None else f"+{sql}")
         params.extend(search_params)
     for clause in f.clauses:
-        sql, clause_params = clause_sql(clause)
-        terms.append(sql if walk is None else f"+{sql}")
+        sql, clause_params = clause_sql(clause, correlated=walk is not None)
+        terms.append(sql)
         params.extend(clause_params)
     return (" AND ".join(terms) if terms else "1"), params
 
@@ -112,8 +110,12 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
 _SQL_OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
-def clause_sql(clause: Clause) -> tuple[str, list[Any]]:
+def clause_sql(clause: Clause, *, correlated: bool = False) -> tuple[str, list[Any]]:
     """One ``filter=`` clause as SQL over the params or the metric summaries.
+
+    Plain, it is the set of matching runs (``pk IN (...)``): SQLite may drive the query from it.
+    ``correlated`` asks, for each row of a walk in another order, whether that run matches (one
+    primary-key lookup), so a walk that stops after a page never builds the whole set.
 
     A param's ``v`` has no type affinity, and every number sorts below every string: ``v < ''``
     keeps numbers, ``v >= ''`` keeps strings, so a number never matches a string (and the range
@@ -124,12 +126,12 @@ def clause_sql(clause: Clause) -> tuple[str, list[Any]]:
     field = clause.field
     if field.kind == "params":
         kind_range = "v >= ''" if isinstance(clause.value, str) else "v < ''"
-        return (
-            f"pk IN (SELECT exp_pk FROM exp_params WHERE key = ? AND v {op} ? AND {kind_range})",
-            [field.name, clause.value],
-        )
-    col = _aggregate_column(field)
-    return f"pk IN (SELECT exp_pk FROM metric_summaries WHERE metric = ? AND {col} {op} ?)", [field.name, clause.value]
+        table, test = "exp_params", f"key = ? AND v {op} ? AND {kind_range}"
+    else:
+        table, test = "metric_summaries", f"metric = ? AND {_aggregate_column(field)} {op} ?"
+    if correlated:  # ``pk`` is the outer experiments row's: neither table has such a column
+        return f"EXISTS (SELECT 1 FROM {table} WHERE exp_pk = pk AND {test})", [field.name, clause.value]
+    return f"pk IN (SELECT exp_pk FROM {table} WHERE {test})", [field.name, clause.value]
 
 
 def _aggregate_column(field: Field) -> str:
@@ -178,31 +180,19 @@ def order_clause(order_by: str, desc: bool) -> str:
     return f"{col}, id"
 
 
-def experiment_row(row: sqlite3.Row | tuple[Any, ...], root: Path, include_deleted: bool) -> dict[str, Any]:
-    """A list/detail experiment object from a row of EXPERIMENT_COLUMNS."""
-    (exp_id, project, name, status, created_at, best_name, best_value, pid, run_dir, path, alias,
-     tags, description, ended_at, updated_at, exit_reason, deleted_at) = row
-    obj: dict[str, Any] = {
-        "id": exp_id,
-        "project": project,
-        "name": name,
-        "status": status,
-        "created_at": created_at,
-        "best_metric_name": best_name,
-        "best_metric_value": best_value,
-        "pid": pid,
-        "run_dir": f"{root}{os.sep}{run_dir}",  # a string join: pathlib was most of a page's cost
-        "path": path,
-        "alias": alias,
-        "tags": orjson.loads(tags),
-        "description": description,
-        "ended_at": ended_at,
-        "updated_at": updated_at,
-    }
-    if exit_reason is not None:
-        obj["exit_reason"] = exit_reason
-    if include_deleted:
-        obj["deleted_at"] = deleted_at
+def experiment_json(
+    row: tuple[Any, ...], root: Path, include_deleted: bool, extra: bytes = b""
+) -> orjson.Fragment:
+    """A list/detail experiment object, as JSON ready to go into an answer, from a row of
+    EXPERIMENT_COLUMNS (``extra``: more ``,"key":value`` pairs)."""
+    rel_dir, deleted_at, row_json = row
+    return orjson.Fragment(compose(root, rel_dir, deleted_at, row_json, include_deleted, extra))
+
+
+def experiment_row(row: tuple[Any, ...], root: Path, include_deleted: bool) -> dict[str, Any]:
+    """The same object as a dict."""
+    rel_dir, deleted_at, row_json = row
+    obj: dict[str, Any] = orjson.loads(compose(root, rel_dir, deleted_at, row_json, include_deleted))
     return obj
 
 
@@ -244,8 +234,9 @@ def list_experiments(
     counts: QueryCache | None = None,
     generation: int = 0,
     include: frozenset[str] = frozenset(),
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of experiments and the total that match (a few indexed statements).
+) -> tuple[list[orjson.Fragment], int]:
+    """One page of experiments (as JSON fragments) and the total that match (a few indexed
+    statements).
 
     ``include`` may hold "params" and "metrics": each row then carries its flat params and its
     metrics' ``{"last", "min", "max"}``.
@@ -264,15 +255,18 @@ def list_experiments(
     total = count(where, params)
     offset = (page - 1) * per_page
     if isinstance(order_by, Field):
-        rows = _field_page(conn, where, params, order_by, desc, offset, per_page, total, count)
+        walk_where = None
+        if where != "likely(deleted_at IS NULL)" and total:
+            everything = count("1", []) if f.include_deleted else count("likely(deleted_at IS NULL)", [])
+            if (offset + per_page) * everything < total * total:
+                walk_where = where_clause(f, walk="field")
+        rows = _field_page(conn, where, params, order_by, desc, offset, per_page, total, count, walk_where)
     elif f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
         rows, total = _search_page(conn, where, params, order_by, desc, offset, per_page, counts, generation)
     else:
         rows = _column_page(conn, f, where, params, order_by, desc, offset, per_page, total, count, counts, generation)
-    objs = [experiment_row(r[1:], root, f.include_deleted) for r in rows]
-    if include and rows:
-        attach(conn, objs, [r[0] for r in rows], include, list_shape=True)
-    return objs, total
+    extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
+    return [experiment_json(r[1:], root, f.include_deleted, extras.get(r[0], b"")) for r in rows], total
 
 
 def _column_page(
@@ -326,6 +320,7 @@ def _field_page(
     per_page: int,
     total: int,
     count: Any,
+    walk_where: tuple[str, list[Any]] | None = None,
 ) -> list[tuple[Any, ...]]:
     """A page ordered by a param or a metric aggregate: the runs that have it, in value order
     (walking the (key, value, id) index), then the runs that lack it, by id; ties by id, in
@@ -337,6 +332,10 @@ def _field_page(
     table, has, has_params = _field_source(field)
     value = "s.v" if field.kind == "params" else f"s.{_aggregate_column(field)}"
     direction = "DESC" if desc else ""
+    if walk_where is not None:
+        # Filtering as the walk goes is cheaper than building every match first (see
+        # _column_page): the page's rows come from the walk, counts still from ``where``.
+        where, params = walk_where
     rows = conn.execute(
         f"SELECT e.pk, {_E_COLUMNS} FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"
         f" WHERE {has} AND {where} ORDER BY {value} {direction}, s.exp_id {direction} LIMIT ? OFFSET ?",
@@ -391,39 +390,35 @@ def _search_page(
     return [rows[pk] for pk in wanted if pk in rows], len(pks)
 
 
-def attach(
-    conn: sqlite3.Connection, objs: list[dict[str, Any]], pks: list[int], include: frozenset[str], *, list_shape: bool
-) -> None:
-    """Add ``params`` and/or ``metrics`` to experiment objects (of the given pks, in order).
+def list_extras(conn: sqlite3.Connection, pks: list[int], include: frozenset[str]) -> dict[int, bytes]:
+    """pk → ``,"params":{...},"metrics":{...}`` (as asked) for list rows: the JSON the index
+    keeps in their rows, copied, never parsed; each metric shows ``{"last", "min", "max"}``."""
+    want_params, want_metrics = "params" in include, "metrics" in include
+    out = {}
+    for pk, params, metrics in conn.execute(
+        f"SELECT pk, params_json, metrics_json FROM experiments WHERE pk IN ({','.join('?' * len(pks))})", pks
+    ):
+        extra = b""
+        if want_params:
+            extra += b',"params":' + (params or b"{}")
+        if want_metrics:
+            extra += b',"metrics":' + (metrics or b"{}")
+        out[pk] = extra
+    return out
 
-    ``list_shape`` gives each metric ``{"last", "min", "max"}``; otherwise its whole summary.
-    """
-    marks = ",".join("?" * len(pks))
-    by_pk = dict(zip(pks, objs, strict=False))
-    if "params" in include:
-        for obj in objs:
-            obj["params"] = {}
-        for pk, text in conn.execute(f"SELECT exp_pk, params FROM exp_docs WHERE exp_pk IN ({marks})", pks):
-            if text:
-                by_pk[pk]["params"] = orjson.loads(text)
-    if "metrics" in include:
-        for obj in objs:
-            obj["metrics"] = {}
-        if list_shape:
-            for pk, metric, last, lo, hi in conn.execute(
-                f"SELECT exp_pk, metric, last, min, max FROM metric_summaries WHERE exp_pk IN ({marks})"
-                " ORDER BY exp_pk, metric",
-                pks,
-            ):
-                by_pk[pk]["metrics"][metric] = {"last": last, "min": lo, "max": hi}
-        else:
-            for pk, metric, first, last, lo, hi, n, last_step in conn.execute(
-                "SELECT exp_pk, metric, first, last, min, max, count, last_step FROM metric_summaries"
-                f" WHERE exp_pk IN ({marks}) ORDER BY exp_pk, metric",
-                pks,
-            ):
-                by_pk[pk]["metrics"][metric] = {"first": first, "last": last, "min": lo, "max": hi, "count": n,
-                                                "last_step": last_step}
+
+def attach_details(conn: sqlite3.Connection, obj: dict[str, Any], pk: int) -> None:
+    """Add ``params`` (flat) and ``metrics`` (name → whole summary) to an experiment object."""
+    text = conn.execute("SELECT params_json FROM experiments WHERE pk = ?", (pk,)).fetchone()
+    obj["params"] = orjson.loads(text[0]) if text and text[0] else {}
+    obj["metrics"] = {
+        metric: {"first": first, "last": last, "min": lo, "max": hi, "count": n, "last_step": last_step}
+        for metric, first, last, lo, hi, n, last_step in conn.execute(
+            "SELECT metric, first, last, min, max, count, last_step FROM metric_summaries WHERE exp_pk = ?"
+            " ORDER BY metric",
+            (pk,),
+        )
+    }
 
 
 def _planner_sorts(
