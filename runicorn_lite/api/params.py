@@ -131,13 +131,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
+def control_character(value: str, *, multiline: bool = False) -> int | None:
+    """Position of the first control character in ``value`` (NUL, C0, DEL, C1; tab and line
+    breaks are text in ``multiline`` values), or None."""
+    match = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
+    return None if match is None else match.start()
+
+
 def check_text(value: str, name: str, *, multiline: bool = False) -> str:
     """``value`` unchanged, or a 400 naming field ``name`` when it holds a control character
     (NUL included; tab and line breaks are allowed in ``multiline`` fields). Such characters
     make runs unsearchable and break the files and terminals that show them."""
-    match = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
-    if match is not None:
-        raise bad_request(
-            f"Field '{name}' contains a control character (U+{ord(match.group()):04X}) at position {match.start()}"
-        )
+    at = control_character(value, multiline=multiline)
+    if at is not None:
+        raise bad_request(f"Field '{name}' contains a control character (U+{ord(value[at]):04X}) at position {at}")
     return value

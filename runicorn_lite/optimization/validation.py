@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from runicorn_lite.api.params import control_character
 from runicorn_lite.http.errors import HTTPProblem
 from runicorn_lite.optimization.errors import INVALID_BODY, INVALID_QUERY, Issues, invalid
 from runicorn_lite.optimization.model import (
@@ -97,7 +98,7 @@ class _Body:
             self._fail(name, "Required")
         return value
 
-    def string(self, name: str, *, required: bool = False, max_len: int) -> Any:
+    def string(self, name: str, *, required: bool = False, max_len: int, multiline: bool = False) -> Any:
         value = self.get(name, required=required)
         if value is _MISSING:
             return value
@@ -106,6 +107,10 @@ class _Body:
             return _MISSING
         if len(value) > max_len:
             self._fail(name, f"String must contain at most {max_len} character(s)")
+            return _MISSING
+        at = control_character(value, multiline=multiline)
+        if at is not None:  # NUL and escapes make runs unsearchable and break what displays them
+            self._fail(name, f"String must not contain control characters (U+{ord(value[at]):04X} at {at})")
             return _MISSING
         return value
 
@@ -216,7 +221,7 @@ def parse_patch_run(raw: bytes) -> dict[str, Any]:
         "iterations_count": b.integer("iterations_count"),
         "duration_ms": b.integer("duration_ms"),
         "completed_at": b.timestamp("completed_at"),
-        "error_message": b.string("error_message", max_len=MAX_ERROR_MESSAGE),
+        "error_message": b.string("error_message", max_len=MAX_ERROR_MESSAGE, multiline=True),
         "metadata": b.obj("metadata"),
         "run_name": b.string("run_name", max_len=MAX_RUN_NAME),
     }

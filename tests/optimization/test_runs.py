@@ -104,6 +104,16 @@ def test_create_keeps_optional_objects_and_ignores_unknown_fields(api: Api) -> N
             "Expected string",
         ),
         (
+            {"optimizer_type": "bayesian", "config": {}, "run_name": "nul\x00name"},
+            "run_name",
+            "control characters (U+0000 at 3)",
+        ),
+        (
+            {"optimizer_type": "bayesian", "config": {}, "run_name": "two\nlines"},
+            "run_name",
+            "control characters",
+        ),
+        (
             {"optimizer_type": "bayesian", "config": {}, "direction": "up"},
             "direction",
             "Invalid enum value",
@@ -337,6 +347,8 @@ def test_empty_patch_changes_nothing(api: Api) -> None:
         ({"completed_at": 5}, "completed_at"),
         ({"metadata": [1]}, "metadata"),
         ({"run_name": "x" * 201}, "run_name"),
+        ({"run_name": "esc\x1b[2J"}, "run_name"),
+        ({"error_message": "nul\x00"}, "error_message"),
     ],
 )
 def test_patch_validation(api: Api, body: dict[str, Any], field: str) -> None:
@@ -344,6 +356,12 @@ def test_patch_validation(api: Api, body: dict[str, Any], field: str) -> None:
     issues = _issues(api.patch(f"/runs/{run['id']}", json=body))
     assert field in issues
     assert api.get(f"/runs/{run['id']}").json()["run"] == run
+
+
+def test_patch_error_message_keeps_its_lines(api: Api) -> None:
+    run = api.create_run()
+    text = "Traceback (most recent call last):\n\tFile x\nValueError: bad"
+    assert api.patch(f"/runs/{run['id']}", json={"error_message": text}).json()["run"]["error_message"] == text
 
 
 def test_patch_accepts_integral_floats(api: Api) -> None:
