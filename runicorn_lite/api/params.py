@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Collection
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.requests import Request
 
 from runicorn_lite.api.errors import bad_request
 from runicorn_lite.http.body import read_body
+from runicorn_lite.http.text import control_character
 
 MAX_PARAM_LEN = 2000
 _TRUE = {"true", "1", "yes", "on"}
@@ -125,17 +125,6 @@ async def json_object(request: Request, max_bytes: int = 1 << 20) -> dict[str, A
     if not isinstance(data, dict):
         raise bad_request("Request body must be a JSON object")
     return data
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def control_character(value: str, *, multiline: bool = False) -> int | None:
-    """Position of the first control character in ``value`` (NUL, C0, DEL, C1; tab and line
-    breaks are text in ``multiline`` values), or None."""
-    match = (_CONTROL_MULTILINE if multiline else _CONTROL).search(value)
-    return None if match is None else match.start()
 
 
 def check_text(value: str, name: str, *, multiline: bool = False) -> str:

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from runicorn_lite.api.params import control_character
 from runicorn_lite.http.errors import HTTPProblem
+from runicorn_lite.http.text import control_character
 from runicorn_lite.optimization.errors import INVALID_BODY, INVALID_QUERY, Issues, invalid
 from runicorn_lite.optimization.model import (
     DIRECTIONS,
