@@ -70,9 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
-    from benchmarks import files
+    from benchmarks import files, soak
 
     files.add_parser(sub)
+    soak.add_parser(sub)
 
     args = parser.parse_args(argv)
     machine_info()  # stamp date and commit now, before anything is measured
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         load.main(args)
     elif args.command == "files":
         files.main(args)
+    elif args.command == "soak":
+        soak.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

@@ -99,3 +99,11 @@ def test_files(work: Path) -> None:
     assert "| Range: middle 10 MB |" in proc.stdout and "server peak RSS" in proc.stdout
     res = json.loads((work / "results" / "files-quick.json").read_text())
     assert res["results"]["whole file"]["bytes"] == 8 << 20
+
+
+def test_soak(work: Path) -> None:
+    proc = bench(work, "soak", "--quick", "--root", str(work / "soak-root"), timeout=120)
+    assert "5xx: 0;" in proc.stdout and "runs differing: files 0, index 0" in proc.stdout
+    result = json.loads((work / "results" / "soak.json").read_text())
+    assert result["requests"] > 0 and result["points"]["points_logged"] > 0
+    assert result["points"]["points_logged"] == result["points"]["points_in_index"]
