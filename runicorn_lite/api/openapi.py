@@ -5,11 +5,13 @@ Enums and limits come from the constants the handlers check against, never from 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runicorn_lite import rundir
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH, MAX_PAGE, MAX_PER_PAGE
+from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.openapi import Operations, errors, json_body, json_content, path, query
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
@@ -182,6 +184,18 @@ OPERATIONS: Operations = {
         "summary": "V1: runs of one project and name", "parameters": [path("project", "Project"), path("name", "Name")],
         "responses": {"200": json_content("runs")},
     },
-    ("/", "get"): {"summary": "The web page", "responses": {"200": {"description": "HTML"}}},
+    **{
+        (url, "get"): {
+            "summary": "The web app (its views share one HTML shell)",
+            "parameters": [path(name, "Part of the view's URL") for name in re.findall(r"{(\w+)}", url)],
+            "responses": {"200": {"description": "HTML"}, "304": {"description": "Not modified"}},
+        }
+        for url in APP_PATHS
+    },
+    (ASSETS_PREFIX + "{version}/{path}", "get"): {
+        "summary": "A static file of the web app (immutable under its version)",
+        "parameters": [path("version", "Content version of the app"), path("path", "File of the app")],
+        "responses": {"200": {"description": "JavaScript, CSS or an image"}, "404": {"description": "No such file"}},
+    },
     ("/openapi.json", "get"): {"summary": "This document", "responses": {"200": json_content("OpenAPI 3.1")}},
 }

@@ -1,0 +1,276 @@
+// Charts on uPlot (vendored, a global loaded before the modules): line charts of metric curves
+// with a legend that reads values under the cursor, drag-to-zoom, smoothing, log-y and a step or
+// time x axis; and a scatter of one param against one metric. The server downsamples every curve
+// to about as many points as the chart has pixels, so uPlot never draws more than a few thousand.
+
+import { h, replace } from "./dom.js";
+import * as fmt from "./format.js";
+
+const uPlot = globalThis.uPlot;
+const AXIS = { stroke: "#5c6370", grid: { stroke: "#eceef2", width: 1 }, ticks: { stroke: "#dde1e7", width: 1, size: 4 }, font: "11px system-ui, sans-serif" };
+
+/** Points a chart of this element's width should ask the server for (about one per pixel). */
+export function pointsFor(el) {
+  return Math.max(200, Math.min(4000, Math.round((el.clientWidth || 600) * (window.devicePixelRatio > 1 ? 1.5 : 1))));
+}
+
+/** TensorBoard's smoothing: an exponential moving average, debiased at the start. */
+export function ema(values, weight) {
+  if (!weight) return values;
+  const out = new Array(values.length);
+  let last = 0, n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v == null || !Number.isFinite(v)) { out[i] = null; continue; }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    out[i] = last / (1 - Math.pow(weight, n));
+  }
+  return out;
+}
+
+function fade(colour, alpha) {
+  if (colour.startsWith("#")) {
+    const n = parseInt(colour.slice(1), 16);
+    return `rgba(${n >> 16},${(n >> 8) & 255},${n & 255},${alpha})`;
+  }
+  return colour.replace(/^hsl\((.*)\)$/, `hsl($1 / ${alpha})`);
+}
+
+function lastIndexWithValue(arr) {
+  for (let i = arr.length - 1; i >= 0; i--) if (arr[i] != null) return i;
+  return -1;
+}
+
+/**
+ * One metric's chart: curves of one or more series (runs), a legend with the values under the
+ * cursor, zoom by dragging (``onZoom(min, max)``), double-click to reset (``onReset()``).
+ */
+export class LineChart {
+  constructor(host, { title, syncKey, onZoom, onReset, height = 220, subtitle } = {}) {
+    this.onZoom = onZoom;
+    this.onReset = onReset;
+    this.height = height;
+    this.syncKey = syncKey;
+    this.plotEl = h("div.plot");
+    this.legendEl = h("div.legend", { "aria-live": "off" });
+    this.noteEl = h("div.chart-note", { hidden: true });
+    this.subtitleEl = h("span.chart-sub", subtitle || "");
+    this.el = h("figure.chart", h("figcaption", h("span.chart-title", title), this.subtitleEl), h("div.plot-wrap", this.plotEl, this.noteEl), this.legendEl);
+    host.append(this.el);
+    this.u = null;
+    this.signature = "";
+    this.state = null;
+    this.hidden = new Set();
+    this.resizer = new ResizeObserver(() => this.resize());
+    this.resizer.observe(this.plotEl);
+  }
+
+  setSubtitle(text) {
+    this.subtitleEl.textContent = text || "";
+  }
+
+  resize() {
+    if (!this.u) return;
+    const width = this.plotEl.clientWidth;
+    if (width && Math.abs(width - this.u.width) > 2) this.u.setSize({ width, height: this.height });
+  }
+
+  /** series: [{key, label, colour, steps, values, times}]; opts: {smoothing, logY, xMode, zoom}. */
+  render(series, { smoothing = 0, logY = false, xMode = "step", zoom = null } = {}) {
+    this.state = { series, smoothing, logY, xMode };
+    const useTime = xMode === "time";
+    const tables = [];
+    const meta = [];
+    const withData = series.filter((s) => s.steps.length);
+    for (const raw of [true, false]) {
+      if (raw && !smoothing) continue;
+      for (const s of withData) {
+        const xs = useTime ? s.times : s.steps;
+        let ys = raw || !smoothing ? s.values : ema(s.values, smoothing);
+        const px = [], py = [];
+        for (let i = 0; i < xs.length; i++) {
+          const x = xs[i];
+          if (x == null) continue;
+          let y = ys[i];
+          if (y != null && (!Number.isFinite(y) || (logY && y <= 0))) y = null;
+          px.push(x); py.push(y);
+        }
+        tables.push([px, py]);
+        meta.push({ s, raw: raw && !!smoothing });
+      }
+    }
+    const empty = !tables.length || tables.every((t) => !t[0].length);
+    this.noteEl.hidden = !empty;
+    this.noteEl.textContent = empty ? (useTime && withData.length ? "No timestamps for these points" : "No points yet") : "";
+    if (empty) {
+      this.destroyPlot();
+      this.renderLegend(null);
+      return;
+    }
+    const data = tables.length === 1 ? [tables[0][0], tables[0][1]] : uPlot.join(tables);
+    const signature = JSON.stringify([logY, useTime, meta.map((m) => [m.s.key, m.raw, m.s.colour])]);
+    this.meta = meta;
+    if (signature !== this.signature || !this.u) {
+      this.destroyPlot();
+      this.signature = signature;
+      this.u = new uPlot(this.options(meta, logY, useTime), data, this.plotEl);
+      for (const key of this.hidden) this.toggle(key, false);
+    } else {
+      this.u.setData(data, !zoom);
+    }
+    if (zoom && Number.isFinite(zoom[0]) && Number.isFinite(zoom[1]) && zoom[1] > zoom[0]) {
+      this.u.setScale("x", { min: zoom[0], max: zoom[1] });
+    }
+    this.renderLegend(this.u.cursor.idx);
+  }
+
+  options(meta, logY, useTime) {
+    const self = this;
+    return {
+      width: this.plotEl.clientWidth || 400,
+      height: this.height,
+      legend: { show: false },
+      padding: [8, 10, 0, 2],
+      scales: { x: { time: useTime }, y: logY ? { distr: 3 } : { auto: true } },
+      axes: [
+        { ...AXIS, size: 30, values: useTime ? undefined : (u, splits) => splits.map((v) => fmt.num(v)) },
+        { ...AXIS, size: 56, values: (u, splits) => splits.map((v) => fmt.num(v)) },
+      ],
+      cursor: {
+        drag: { x: true, y: false, setScale: false },
+        sync: this.syncKey ? { key: this.syncKey } : undefined,
+        points: { size: 6 },
+        bind: {
+          dblclick: () => () => { if (self.onReset) self.onReset(); return null; },
+        },
+      },
+      series: [
+        { label: useTime ? "time" : "step" },
+        ...meta.map(({ s, raw }) => ({
+          label: raw ? `${s.label} (raw)` : s.label,
+          stroke: raw ? fade(s.colour, 0.28) : s.colour,
+          width: raw ? 1 : 1.6,
+          spanGaps: true,
+          points: { show: false },
+        })),
+      ],
+      hooks: {
+        setSelect: [
+          (u) => {
+            if (u.select.width < 3) return;
+            const min = u.posToVal(u.select.left, "x");
+            const max = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            if (self.onZoom) self.onZoom(min, max);
+          },
+        ],
+        setCursor: [(u) => self.renderLegend(u.cursor.idx)],
+      },
+    };
+  }
+
+  setZoom(zoom) {
+    if (!this.u) return;
+    if (zoom) this.u.setScale("x", { min: zoom[0], max: zoom[1] });
+    else {
+      const xs = this.u.data[0];
+      if (xs.length) this.u.setScale("x", { min: xs[0], max: xs[xs.length - 1] });
+    }
+  }
+
+  toggle(key, show) {
+    if (!this.u) return;
+    this.meta.forEach((m, i) => { if (m.s.key === key) this.u.setSeries(i + 1, { show }); });
+  }
+
+  renderLegend(idx) {
+    if (!this.u || !this.meta) { replace(this.legendEl); return; }
+    const u = this.u;
+    const useTime = this.state.xMode === "time";
+    const rows = [];
+    const at = idx != null ? u.data[0][idx] : null;
+    this.meta.forEach((m, i) => {
+      if (m.raw) return;
+      const ys = u.data[i + 1];
+      const j = idx != null ? idx : lastIndexWithValue(ys);
+      const v = j >= 0 ? ys[j] : null;
+      const off = this.hidden.has(m.s.key);
+      rows.push(h("button.lg", {
+        type: "button",
+        class: off ? "off" : null,
+        title: off ? "Show this curve" : "Hide this curve",
+        "aria-pressed": String(!off),
+        onclick: () => {
+          if (this.hidden.has(m.s.key)) this.hidden.delete(m.s.key); else this.hidden.add(m.s.key);
+          this.toggle(m.s.key, !this.hidden.has(m.s.key));
+          this.renderLegend(this.u.cursor.idx);
+        },
+      }, h("i.sw", { style: { background: m.s.colour } }), h("span.lg-name", m.s.label), h("span.lg-val", fmt.num(v))));
+    });
+    const head = at != null ? (useTime ? fmt.time(at, true) : `step ${fmt.num(at)}`) : "last";
+    replace(this.legendEl, h("span.lg-at", head), ...rows);
+  }
+
+  destroyPlot() {
+    if (this.u) this.u.destroy();
+    this.u = null;
+    this.signature = "";
+  }
+
+  destroy() {
+    this.resizer.disconnect();
+    this.destroyPlot();
+    this.el.remove();
+  }
+}
+
+/**
+ * A scatter of points [{x, y, label, colour, group}] (x numbers or category strings), with a
+ * tooltip naming the point under the cursor and ``onPick(point)`` on click.
+ */
+export function scatter(host, points, { xLabel, yLabel, groups, onPick, logX = false }) {
+  const categorical = points.some((p) => typeof p.x !== "number");
+  const cats = categorical ? [...new Set(points.map((p) => String(p.x)))].sort() : null;
+  const xOf = (p) => (categorical ? cats.indexOf(String(p.x)) : p.x);
+  const sorted = points.filter((p) => (categorical || Number.isFinite(p.x)) && Number.isFinite(p.y) && (!logX || p.x > 0))
+    .map((p) => ({ ...p, px: xOf(p) })).sort((a, b) => a.px - b.px);
+  const xs = sorted.map((p) => p.px);
+  const data = [xs, ...groups.map((g) => sorted.map((p) => (p.group === g.key ? p.y : null)))];
+  const tip = h("div.tip", { hidden: true });
+  const plot = h("div.plot");
+  const wrap = h("div.scatter", plot, tip);
+  host.append(wrap);
+  const u = new uPlot({
+    width: plot.clientWidth || host.clientWidth || 600,
+    height: 260,
+    padding: [10, 12, 0, 4],
+    legend: { show: false },
+    scales: { x: { time: false, distr: logX ? 3 : 1, range: categorical ? [-0.5, Math.max(0.5, cats.length - 0.5)] : undefined }, y: { auto: true } },
+    axes: [
+      { ...AXIS, label: xLabel, labelSize: 18, labelFont: "600 11px system-ui", splits: categorical ? () => cats.map((_, i) => i) : undefined,
+        values: (u2, splits) => splits.map((v) => (categorical ? cats[v] ?? "" : fmt.num(v))) },
+      { ...AXIS, label: yLabel, labelSize: 18, labelFont: "600 11px system-ui", size: 56, values: (u2, splits) => splits.map((v) => fmt.num(v)) },
+    ],
+    cursor: { drag: { x: false, y: false }, points: { size: 9 } },
+    series: [{}, ...groups.map((g) => ({ label: g.label, stroke: g.colour, fill: fade(g.colour, 0.5), paths: () => null, points: { show: true, size: 7, width: 1 } }))],
+    hooks: {
+      setCursor: [(u2) => {
+        const i = u2.cursor.idx;
+        const p = i != null ? sorted[i] : null;
+        tip.hidden = !p;
+        if (!p) return;
+        replace(tip, h("strong", p.label), h("br"), `${xLabel} = ${fmt.value(p.x)}`, h("br"), `${yLabel} = ${fmt.num(p.y)}`);
+        tip.style.left = `${Math.min(u2.cursor.left + 60, u2.over.clientWidth - 120)}px`;
+        tip.style.top = `${Math.max(0, u2.cursor.top - 10)}px`;
+      }],
+    },
+  }, data, plot);
+  u.over.addEventListener("click", () => {
+    const i = u.cursor.idx;
+    if (i != null && onPick) onPick(sorted[i]);
+  });
+  const ro = new ResizeObserver(() => { const w = plot.clientWidth; if (w && Math.abs(w - u.width) > 2) u.setSize({ width: w, height: 260 }); });
+  ro.observe(plot);
+  return { destroy() { ro.disconnect(); u.destroy(); wrap.remove(); }, count: sorted.length };
+}

@@ -1,0 +1,143 @@
+// The app shell: a router on the history API (the URL is the state of every view), the header's
+// health line, and the banner shown while the server cannot be reached.
+
+import { api, onConnection } from "./api.js";
+import { empty, h, replace } from "./dom.js";
+import { onMode } from "./live.js";
+
+const ROUTES = [
+  [/^\/(?:runs)?$/, "runs", () => import("./views/runs.js")],
+  [/^\/runs\/([^/]+)$/, "runs", () => import("./views/run.js")],
+  [/^\/compare$/, "compare", () => import("./views/compare.js")],
+  [/^\/overview$/, "overview", () => import("./views/overview.js")],
+  [/^\/bin$/, "bin", () => import("./views/bin.js")],
+  [/^\/optimization(?:\/([^/]+))?$/, "optimization", () => import("./views/optimization.js")],
+];
+
+const main = document.getElementById("main");
+let current = null; // {key, view, loader}
+let renderSeq = 0;
+
+/** Goes to ``url`` (pushing history unless ``replace``), then renders the view. */
+export function navigate(url, { replace: rep = false } = {}) {
+  const target = new URL(url, location.href);
+  if (target.href === location.href) return render();
+  history[rep ? "replaceState" : "pushState"](null, "", target.pathname + target.search + target.hash);
+  return render();
+}
+
+/** Changes the query of the current URL without rendering (state the view already shows). */
+export function setQuery(params, { push = false } = {}) {
+  const url = new URL(location.href);
+  url.search = params.toString();
+  history[push ? "pushState" : "replaceState"](null, "", url.pathname + url.search);
+}
+
+async function render() {
+  const seq = ++renderSeq;
+  const path = location.pathname.replace(/\/+$/, "") || "/";
+  const query = new URLSearchParams(location.search);
+  const route = ROUTES.find(([re]) => re.test(path));
+  for (const a of document.querySelectorAll("header nav a")) {
+    const active = route && a.dataset.view === route[1];
+    if (active) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (!route) {
+    destroy();
+    document.title = "Not found · runicorn lite";
+    replace(main, empty("Page not found", `Nothing lives at ${path}.`, h("a.button", { href: "/" }, "Go to the runs")));
+    return;
+  }
+  const [re, , loader] = route;
+  const args = (path.match(re) || []).slice(1).map((s) => (s == null ? s : decodeURIComponent(s)));
+  const key = `${re}|${args.join("|")}`;
+  if (current && current.key === key && current.view.update) {
+    current.view.update(query);
+    return;
+  }
+  const module = await loader();
+  if (seq !== renderSeq) return;
+  destroy();
+  const host = h("div.view");
+  replace(main, host);
+  current = { key, view: module.mount(host, { args, query }) || {} };
+}
+
+function destroy() {
+  if (current && current.view.destroy) current.view.destroy();
+  current = null;
+}
+
+// Same-origin links navigate inside the app (modified clicks and downloads keep their default).
+document.addEventListener("click", (ev) => {
+  if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const a = ev.target.closest("a[href]");
+  if (!a || a.target || a.hasAttribute("download")) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  if (url.hash && url.pathname === location.pathname && url.search === location.search) return;
+  ev.preventDefault();
+  navigate(url.href);
+  if (!url.hash) main.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+});
+window.addEventListener("popstate", render);
+
+// "/" focuses the view's search box, as in most list UIs.
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "/" || ev.target.closest("input, textarea, select, [contenteditable]")) return;
+  const box = main.querySelector("[data-search]");
+  if (box) { ev.preventDefault(); box.focus(); }
+});
+
+// ---- header: health line and the unreachable-server banner ----------------------------------
+
+const healthEl = document.getElementById("health");
+const banner = document.getElementById("banner");
+let liveMode = "connecting";
+
+async function refreshHealth() {
+  try {
+    const body = await api("/api/health");
+    const idx = body.index || {};
+    const runs = idx.runs_in_index ?? idx.runs ?? null;
+    const parts = [];
+    if (runs != null) parts.push(`${runs.toLocaleString("en-US")} runs indexed`);
+    if (idx.scanning) parts.push("indexing…");
+    parts.push(`v${body.version}`);
+    const dot = h(`span.dot.m-${liveMode}`, { title: liveTitle(liveMode) });
+    replace(healthEl, dot, parts.join(" · "));
+  } catch {
+    // the banner says it
+  }
+}
+
+function liveTitle(mode) {
+  return {
+    live: "Live: updates arrive as runs write",
+    polling: "Refreshing every few seconds",
+    connecting: "Connecting to live updates…",
+    offline: "Server unreachable",
+  }[mode] || mode;
+}
+
+onMode((mode) => {
+  liveMode = mode;
+  const dot = healthEl.querySelector(".dot");
+  if (dot) { dot.className = `dot m-${mode}`; dot.title = liveTitle(mode); }
+});
+
+onConnection((up) => {
+  banner.hidden = up;
+  if (!up) {
+    replace(banner, h("strong", "The server cannot be reached."),
+      ` Is runicorn-lite still running at ${location.host}? Retrying… the page shows the last data it loaded.`);
+  } else {
+    refreshHealth();
+  }
+});
+
+refreshHealth();
+setInterval(refreshHealth, 10000);
+render();
