@@ -49,7 +49,7 @@ export function mount(host, { args, query }) {
       h("h2", "API key"),
       h("p", "The optimization API answers per project, to holders of that project's key. Create one with ",
         h("code", "runicorn-lite keys create --project NAME"), "; it is kept in this tab until you close it."),
-      h("div.row", h("label.inline", "Key ", input), h("button.primary", { type: "submit" }, "Use this key")), err));
+      h("div.row.wrap", h("label.inline.key-label", "Key ", input), h("button.primary", { type: "submit" }, "Use this key")), err));
     input.focus();
   }
 
@@ -103,7 +103,7 @@ export function mount(host, { args, query }) {
       statsPanel(stats),
       h("section.panel",
         h("div.row.wrap.section-head", h("h2", "Runs"), h("span.muted", `${pg.total} total`), h("span.grow"), sel("status", "Status", STATUSES), sel("optimizer", "Optimizer", OPTIMIZERS), sortSel),
-        runs.length ? h("div.table-wrap", h("table.grid",
+        runs.length ? h("div.table-wrap", h("table.grid.opt-runs",
           h("thead", h("tr", ["Run", "Optimizer", "Status", "Final score", "Iterations", "Duration", "Created"].map((t) => h("th", t)))),
           h("tbody", runs.map((r) => h("tr",
             h("td.name", h("a", { href: `/optimization/${encodeURIComponent(r.id)}` }, r.run_name || "(unnamed)"), h("div.id", r.id)),

@@ -1,0 +1,132 @@
+"""What the browser tests share: finding Chromium, the page wrapper that records console errors,
+the data written for the session, and Playwright's auto-waiting ``expect``."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from support import ServerProcess
+
+from runicorn_lite import sdk
+
+try:
+    from playwright.sync_api import expect as _expect
+except ImportError:  # pragma: no cover - the browser fixture reports it
+    _expect = None
+
+
+def expect(target: Any, message: str | None = None) -> Any:
+    assert _expect is not None, "playwright is not installed"
+    # the tests' Page wrapper (console recording) hands over the Playwright page it wraps
+    return _expect(getattr(target, "wrapped", target), message)
+
+
+REQUIRED = os.environ.get("RUNICORN_LITE_BROWSER_TESTS", "").lower() == "required"
+# Flags that let Chromium run as root in a container with no network but loopback.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+
+def find_chromium() -> str | None:
+    """The Chromium to drive: $RUNICORN_LITE_CHROMIUM, else chromium on the PATH."""
+    explicit = os.environ.get("RUNICORN_LITE_CHROMIUM")
+    if explicit:
+        return explicit
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+# ---- the data root ------------------------------------------------------------------------------
+
+LR = {"resnet50": [0.1, 0.03, 0.01], "vit-base": [0.001, 0.0003]}
+
+
+def write_sdk_runs(root: Path) -> list[str]:
+    """A few SDK runs with curves, tags and descriptions; returns their ids."""
+    ids = []
+    for name, lrs in LR.items():
+        for i, lr in enumerate(lrs):
+            run = sdk.init(project="vision", name=name, root=root, tags=["sweep"] + (["baseline"] if i == 0 else []),
+                           description=f"{name} with lr={lr}")
+            run.set_primary_metric("accuracy", mode="max")
+            for step in range(1, 401):
+                speed = 0.01 + lr
+                run.log({"loss": 2.0 * math.exp(-speed * step) + 0.05, "accuracy": 0.95 * (1 - math.exp(-speed * step))}, step=step)
+            run.log_text(f"epoch done: lr={lr}")
+            run.finish("failed" if name == "vit-base" and i == 1 else "finished")
+            ids.append(run.id)
+    return ids
+
+
+@dataclass
+class Site:
+    """The served root, its runs and the server's address."""
+
+    root: Path
+    url: str
+    sdk_ids: list[str]
+    server: ServerProcess
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def create_key(root: Path, project: str) -> str:
+    """A new optimization API key, made by the CLI as a user would."""
+    out = subprocess.run(
+        [sys.executable, "-m", "runicorn_lite", "keys", "create", "--root", str(root), "--project", project],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    match = re.search(r"sk_live_[A-Za-z0-9_\-]+", out)
+    assert match, out
+    return match.group(0)
+
+
+class Page:
+    """A Playwright page that records console errors and uncaught exceptions."""
+
+    def __init__(self, page: Any, base: str) -> None:
+        self.wrapped = page
+        self.page = page
+        self.base = base
+        self.errors: list[str] = []
+        # Until the server has them, the app falls back from the event stream and compare.
+        self.allowed: list[re.Pattern[str]] = [re.compile(r"status of 404.*/api/v2/(events|compare)")]
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def _console(self, msg: Any) -> None:
+        if msg.type != "error":
+            return
+        where = (msg.location or {}).get("url", "")
+        text = f"{msg.text} [{where}]"
+        if any(p.search(text) for p in self.allowed):
+            return
+        self.errors.append(text)
+
+    def expect_console(self, pattern: str) -> None:
+        """Announce a console error this test provokes on purpose (a 404, a refused connection)."""
+        self.allowed.append(re.compile(pattern))
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.base + path)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.page, name)
