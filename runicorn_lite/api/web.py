@@ -9,6 +9,7 @@ Content-Security-Policy that allows no inline script and nothing from another or
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from dataclasses import dataclass
@@ -72,9 +73,6 @@ class Bundle:
     assets: dict[str, Asset]
 
 
-_BUNDLE: Bundle | None = None
-
-
 def _walk(folder: Traversable, prefix: str = "") -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for entry in folder.iterdir():
@@ -87,22 +85,20 @@ def _walk(folder: Traversable, prefix: str = "") -> dict[str, bytes]:
     return files
 
 
+@functools.cache
 def load_bundle() -> Bundle:
     """Every file of the app, read once (the package's files do not change while it runs)."""
-    global _BUNDLE
-    if _BUNDLE is None:
-        files = _walk(resources.files("runicorn_lite.web"))
-        digest = hashlib.sha256()
-        for name in sorted(files):
-            digest.update(name.encode() + b"\0" + files[name] + b"\0")
-        version = digest.hexdigest()[:12]
-        shell = files.pop("index.html").replace(b"%ASSETS%", f"{ASSETS_PREFIX}{version}".encode())
-        assets = {
-            name: Asset(body, gzip.compress(body, 9, mtime=0), CONTENT_TYPES["." + name.rsplit(".", 1)[-1]])
-            for name, body in files.items()
-        }
-        _BUNDLE = Bundle(version, shell, assets)
-    return _BUNDLE
+    files = _walk(resources.files("runicorn_lite.web"))
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name] + b"\0")
+    version = digest.hexdigest()[:12]
+    shell = files.pop("index.html").replace(b"%ASSETS%", f"{ASSETS_PREFIX}{version}".encode())
+    assets = {
+        name: Asset(body, gzip.compress(body, 9, mtime=0), CONTENT_TYPES["." + name.rsplit(".", 1)[-1]])
+        for name, body in files.items()
+    }
+    return Bundle(version, shell, assets)
 
 
 def _etag_matches(request: Request, etag: str) -> bool:

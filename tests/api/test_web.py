@@ -21,7 +21,8 @@ BUDGET_GZIP = 150 * 1024
 async def test_every_view_url_answers_the_shell_with_a_strict_csp(make_app, client_for) -> None:
     client = client_for(make_app())
     for path in APP_PATHS:
-        url = path.replace("{exp_id}", "20250101_000000_abcdef").replace("{run_id}", "0f4a9c52-0000-4000-8000-000000000000")
+        url = path.replace("{exp_id}", "20250101_000000_abcdef")
+        url = url.replace("{run_id}", "0f4a9c52-0000-4000-8000-000000000000")
         r = await client.get(url)
         assert r.status_code == 200, url
         assert r.headers["content-type"] == "text/html; charset=utf-8"

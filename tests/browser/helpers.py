@@ -69,8 +69,8 @@ def write_sdk_runs(root: Path) -> list[str]:
                            description=f"{name} with lr={lr}")
             run.set_primary_metric("accuracy", mode="max")
             for step in range(1, 401):
-                speed = 0.01 + lr
-                run.log({"loss": 2.0 * math.exp(-speed * step) + 0.05, "accuracy": 0.95 * (1 - math.exp(-speed * step))}, step=step)
+                decay = math.exp(-(0.01 + lr) * step)
+                run.log({"loss": 2.0 * decay + 0.05, "accuracy": 0.95 * (1 - decay)}, step=step)
             run.log_text(f"epoch done: lr={lr}")
             run.finish("failed" if name == "vit-base" and i == 1 else "finished")
             ids.append(run.id)

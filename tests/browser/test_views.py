@@ -21,7 +21,8 @@ def test_overview_counts_by_status_and_project(page, site) -> None:
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     runs_kpi = page.get_by_role("link", name=re.compile(r"^\S+ runs$"))
     expect(runs_kpi).to_have_text(re.compile(rf"^{summary['total_experiments']}\s*runs$"))
-    expect(page.get_by_role("link", name=re.compile(r"failed$"))).to_have_text(re.compile(rf"^{summary['by_status']['failed']}\s*failed$"))
+    failed = summary["by_status"]["failed"]
+    expect(page.get_by_role("link", name=re.compile(r"failed$"))).to_have_text(re.compile(rf"^{failed}\s*failed$"))
     projects = page.locator("table.projects tbody tr")
     expect(projects).to_have_count(len(summary["projects"]))
     expect(projects.first).to_contain_text(summary["projects"][0]["project"])
