@@ -80,7 +80,7 @@ def startup_scan(src: Path, quick: bool) -> dict[str, Any]:
                  "scan_s": health["index"]["last_scan_duration_s"], "runs": health["index"]["runs_in_index"]}
         health2 = server.wait_ready(timeout=120, min_scans=2)
         first["rescan_s"] = health2["index"]["last_scan_duration_s"]
-        first["rescan_reindexed"] = health2["index"]["runs_indexed"]
+        first["rescan_reindexed"] = health2["index"]["runs_reindexed_last_scan"]
         first["peak_rss_mb"] = server.peak_rss_mb()
     return first
 

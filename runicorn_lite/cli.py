@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import random
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +18,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from runicorn_lite import __version__
-from runicorn_lite.cli_options import envvar, index_dir_option, resolve_root, root_option, setting_default
+from runicorn_lite.cli_options import (
+    checked_root,
+    envvar,
+    index_dir_option,
+    root_option,
+    say_if_created,
+    setting_default,
+)
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.settings import Settings
 from runicorn_lite.storelock import StoreLock, StoreLocked
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from runicorn_lite.ingest import IndexState
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,8 +44,9 @@ def main() -> None:
     """runicorn-lite: a fast local experiment tracker for Runicorn run directories."""
 
 
-def _make_server(config: uvicorn.Config, sock: socket.socket) -> uvicorn.Server:
-    """A uvicorn.Server that prints the bound address once it accepts connections."""
+def _make_server(config: uvicorn.Config, sock: socket.socket, settings: Settings, state: IndexState) -> uvicorn.Server:
+    """A uvicorn.Server that says where it listens and what it serves once it accepts
+    connections, and how many runs it found once the start-up scan is done."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -43,6 +55,19 @@ def _make_server(config: uvicorn.Config, sock: socket.socket) -> uvicorn.Server:
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             click.echo(f"runicorn-lite listening on http://{shown}:{port}")
+            click.echo(f"data folder: {settings.root}" + (
+                f" (index in {settings.store_dir})" if settings.index_dir is not None else ""))
+            sys.stdout.flush()
+            threading.Thread(target=self._say_runs_found, name="runicorn-lite-first-scan", daemon=True).start()
+
+        def _say_runs_found(self) -> None:
+            while not state.scans_completed:
+                if self.should_exit:
+                    return
+                time.sleep(0.1)
+            found = state.runs_in_index
+            hint = "" if found else " (write some with `runicorn-lite demo`, or give --root a Runicorn storage)"
+            click.echo(f"{found} runs found under {settings.root}{hint}")
             sys.stdout.flush()
 
     return Server(config)
@@ -99,6 +124,11 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another server?); choose another with --port N, "
+                "or --port 0 for any free port"
+            ) from exc
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
@@ -109,7 +139,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         )
     app = create_app(settings)
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5)
-    _make_server(config, sock).run(sockets=[sock])
+    _make_server(config, sock, settings, app.state.ctx.indexer.state).run(sockets=[sock])
 
 
 @main.command()
@@ -177,7 +207,7 @@ main.add_command(keys)
 
 
 def _settings(root: Path | None, **kwargs: Any) -> Settings:
-    root = resolve_root(root)
+    root, existed = checked_root(root)
     if root.exists() and not root.is_dir():
         raise click.BadParameter(f"{root} is not a directory", param_hint="--root")
     settings = Settings(root=root, **kwargs)
@@ -193,6 +223,7 @@ def _settings(root: Path | None, **kwargs: Any) -> Settings:
     except OSError as exc:
         hint = "--index-dir" if settings.index_dir is not None else "--root"
         raise click.BadParameter(f"cannot use {settings.store_dir}: {exc.strerror or exc}", param_hint=hint) from exc
+    say_if_created(settings.root, existed)
     return settings
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
+from runicorn_lite import rundir
 from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, Settings
 
 _GROUP_ROOT = "runicorn_lite.group_root"  # where a group's --root waits for its command
@@ -67,3 +69,52 @@ def resolve_root(root: Path | None) -> Path:
     if group_root is not None:
         return Path(group_root)
     return root if root is not None else Settings().root
+
+
+def _run_dirs_below(folder: Path, limit: int) -> list[Path]:
+    """Up to ``limit`` directories below ``folder`` that hold a run's files."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        if rundir.META in filenames or rundir.STATUS in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []
+            if len(found) >= limit:
+                break
+    return found
+
+
+def storage_of_runs_folder(root: Path) -> Path | None:
+    """The Runicorn storage whose ``runs/`` folder ``root`` is, or None.
+
+    Pointed at that folder, the server finds no run (the layout starts one level up) and would
+    make its store inside Runicorn's tree.
+    """
+    if root.name != rundir.RUNS_DIRNAME or not root.is_dir():
+        return None
+    run_dirs = _run_dirs_below(root, limit=20)
+    if any(rundir.location_of(root, run_dir) is not None for run_dir in run_dirs):
+        return None  # a storage that happens to be called "runs"
+    # Modern layout: <storage>/runs/<project>/.../<id>; legacy: <storage>/<project>/<name>/runs/<id>.
+    for storage in (root.parent, root.parent.parent.parent):
+        if any(rundir.location_of(storage, run_dir) is not None for run_dir in run_dirs):
+            return storage
+    return None
+
+
+def checked_root(root: Path | None) -> tuple[Path, bool]:
+    """The command's data root (see :func:`resolve_root`) and whether it exists yet; a
+    Runicorn ``runs/`` folder is refused with the storage to give instead."""
+    path = resolve_root(root).expanduser().resolve()
+    storage = storage_of_runs_folder(path)
+    if storage is not None:
+        raise click.BadParameter(
+            f"{path} is the runs/ folder of a Runicorn storage; give the storage itself: --root {storage}",
+            param_hint="--root",
+        )
+    return path, path.exists()
+
+
+def say_if_created(root: Path, existed: bool) -> None:
+    """Say that the data root was made (a mistyped --root should not pass in silence)."""
+    if not existed and root.is_dir():
+        click.echo(f"created the data root {root} (it did not exist)", err=True)

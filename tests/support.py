@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -86,3 +87,14 @@ class ServerProcess:
             drainer.join(5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
+    """Poll ``predicate`` until it is truthy (its value is returned) or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")

@@ -32,10 +32,13 @@ def test_health_mid_scan_and_after(root: Path, make_app, monkeypatch) -> None:
         ctx.indexer.scan(progress=probe)
         after = client.get("/api/health").json()
     assert all(h["index"]["scanning"] is True and h["index"]["ready"] is False for h in seen[:-1])
-    mid = [h for h in seen if 0 < h["index"]["runs_indexed"] < 12]
-    assert mid and mid[0]["status"] == "ok" and mid[0]["index"]["runs_seen"] == 12
+    mid = [h["index"] for h in seen if 0 < h["index"]["scan_progress"]["runs_reindexed"] < 12]
+    assert mid and mid[0]["scan_progress"]["runs_found"] == 12
+    # Mid-scan, what the index holds and what the last completed scan did stay as they were.
+    assert (mid[0]["runs_in_index"], mid[0]["runs_found_last_scan"], mid[0]["runs_reindexed_last_scan"]) == (12, 12, 12)
     assert after["index"]["scanning"] is False and after["index"]["ready"] is True
-    assert after["index"]["runs_in_index"] == 12 and after["index"]["runs_seen"] == 12
+    assert after["index"]["scan_progress"] is None
+    assert (after["index"]["runs_in_index"], after["index"]["runs_found_last_scan"]) == (12, 12)
     assert after["index"]["last_scan_duration_s"] is not None
     assert set(after) >= {"status", "version", "root", "index"}
 
@@ -49,3 +52,16 @@ def _changed(real):
         return f"{sig}#{next(counter)}", events
 
     return signature
+
+
+def test_runs_in_index_is_live_between_scans(root: Path, make_app) -> None:
+    app = make_app()
+    ctx = app.state.ctx
+    ctx.indexer.scan()
+    run = runicorn_lite.init(project="p", name="late", root=root)
+    run.finish()
+    ctx.indexer.refresh([run.run_dir])  # what the watcher does on a file event
+    with TestClient(app) as client:
+        index = client.get("/api/health").json()["index"]
+    # The live count moved; the last scan's figures say what that scan found (none then).
+    assert (index["runs_in_index"], index["runs_found_last_scan"], index["runs_reindexed_last_scan"]) == (1, 0, 0)

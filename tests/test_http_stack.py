@@ -153,3 +153,10 @@ async def test_openapi_enums_and_limits_are_the_codes_own(make_app, client_for) 
     for path in ("/api/runs/{run_id}/metrics", "/api/v2/experiments/{exp_id}/metrics/fast"):
         schema = param(path, "get", "downsample")["schema"]
         assert (schema["minimum"], schema["maximum"]) == (2, MAX_DOWNSAMPLE)
+
+
+async def test_the_favicon_browsers_ask_for_is_there(make_app, client_for) -> None:
+    response = await client_for(make_app()).get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] in ("image/svg+xml", "image/x-icon")
+    assert response.content.startswith(b"<svg") or response.content[:4] == b"\x00\x00\x01\x00"

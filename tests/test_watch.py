@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from support import wait_for
 
 import runicorn_lite
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
 from runicorn_lite.ingest import Indexer, Watcher
 from runicorn_lite.settings import Settings
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_watcher_follows_a_live_run_step_by_step(root: Path) -> None:
@@ -79,6 +69,23 @@ def test_real_server_sees_a_run_written_while_it_is_up(root: Path, server_factor
         return r.json()["total"] == 1
 
     wait_for(finished, timeout=10)
+    # Every write was a file event; none of them is a line of the server's log (at INFO).
+    assert not [line for line in server.output if "change detected" in line or "watchfiles" in line]
+
+
+def test_ingest_summary_is_at_most_one_line_per_interval(caplog) -> None:
+    from runicorn_lite.ingest.watcher import IngestSummary
+
+    summary = IngestSummary(every_s=3600)
+    with caplog.at_level("INFO", logger="runicorn_lite.ingest"):
+        for _ in range(50):
+            summary.note(files=2, written=1)
+    assert caplog.records == []
+    summary.every_s = 0
+    with caplog.at_level("INFO", logger="runicorn_lite.ingest"):
+        summary.note(files=1, written=1)
+    assert len(caplog.records) == 1
+    assert "51 batch(es)" in caplog.text and "101 file change(s)" in caplog.text and "51 run update(s)" in caplog.text
 
 
 def test_without_file_events_a_dead_process_is_still_noticed(root: Path, monkeypatch) -> None:

@@ -11,14 +11,38 @@ from starlette.routing import Route
 from runicorn_lite import __version__
 from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.ingest import IndexState
+
+
+def index_report(state: IndexState) -> dict[str, object]:
+    """Where indexing stands, in names that cannot be misread: what the index holds now, what
+    the last completed scan found and re-read, and how far the scan under way has got."""
+    finished = state.last_scan_finished_at
+    return {
+        "ready": bool(state.scans_completed) and not state.scanning,
+        "runs_in_index": state.runs_in_index,
+        "runs_found_last_scan": state.last_scan_runs_seen,
+        "runs_reindexed_last_scan": state.last_scan_runs_indexed,
+        "scanning": state.scanning,
+        # While a scan runs: runs its walk has found so far and runs it has (re)read so far.
+        "scan_progress": (
+            {"runs_found": state.runs_seen, "runs_reindexed": state.runs_indexed} if state.scanning else None
+        ),
+        "scans_completed": state.scans_completed,
+        "last_scan_started_at": state.last_scan_started_at,
+        "last_scan_finished_at": finished,
+        "last_scan_duration_s": state.last_scan_duration_s,
+        "seconds_since_last_scan": round(time.time() - finished, 3) if finished else None,
+        "last_change_at": state.last_change_at,
+        "last_ingest_lag_s": state.last_ingest_lag_s,
+        "errors": state.errors,
+        "watcher": state.watcher,
+    }
 
 
 async def health(request: Request) -> Response:
     ctx = context(request)
-    state = ctx.indexer.state.as_dict()
-    finished = ctx.indexer.state.last_scan_finished_at
-    state["ready"] = bool(state["scans_completed"]) and not state["scanning"]
-    state["seconds_since_last_scan"] = round(time.time() - finished, 3) if finished else None
+    state = index_report(ctx.indexer.state)
     problems = _problems(request)
     return JSONResponse(
         {

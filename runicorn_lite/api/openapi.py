@@ -197,5 +197,6 @@ OPERATIONS: Operations = {
         "parameters": [path("version", "Content version of the app"), path("path", "File of the app")],
         "responses": {"200": {"description": "JavaScript, CSS or an image"}, "404": {"description": "No such file"}},
     },
+    ("/favicon.ico", "get"): {"summary": "The icon browsers ask for", "responses": {"200": {"description": "Icon"}}},
     ("/openapi.json", "get"): {"summary": "This document", "responses": {"200": json_content("OpenAPI 3.1")}},
 }

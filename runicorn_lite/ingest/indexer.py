@@ -36,9 +36,11 @@ class IndexState:
 
     scanning: bool = False
     scans_completed: int = 0
-    runs_seen: int = 0
-    runs_indexed: int = 0
-    runs_in_index: int = 0
+    runs_seen: int = 0  # by the scan under way (or the last one)
+    runs_indexed: int = 0  # (re)read by the scan under way (or the last one)
+    runs_in_index: int = 0  # now: scans and refreshes keep it current
+    last_scan_runs_seen: int | None = None  # by the last completed scan
+    last_scan_runs_indexed: int | None = None
     last_scan_started_at: float | None = None
     last_scan_finished_at: float | None = None
     last_scan_duration_s: float | None = None
@@ -157,6 +159,7 @@ class Indexer:
                 st.last_scan_duration_s = round(finished - started, 4)
                 st.scans_completed += 1
                 st.runs_in_index = self._indexed_count()
+                st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
             return st
 
     def subscribe(self, listener: Listener) -> None:

@@ -28,6 +28,9 @@ POLL_FALLBACK_S = 2.0
 PID_CHECK_S = 5.0
 # Longest wait between two looks at the index file (deleted, replaced, damaged) when polling.
 KEEPER_CHECK_S = 1.0
+# At most one INFO line this often about what file events brought in (a training script
+# logging makes several batches a second; a line per file change drowned the log).
+SUMMARY_EVERY_S = 60.0
 _RUN_FILES = frozenset(
     {rundir.META, rundir.STATUS, rundir.SUMMARY, rundir.EVENTS, rundir.DELETED, rundir.ENVIRONMENT, rundir.ASSETS}
 )
@@ -52,6 +55,30 @@ def _runs_below(root: Path, directory: Path) -> list[Path]:
     return found
 
 
+class IngestSummary:
+    """Says what file events brought in: a DEBUG line per batch, an INFO line at most every
+    ``every_s`` seconds."""
+
+    def __init__(self, every_s: float = SUMMARY_EVERY_S) -> None:
+        self.every_s = every_s
+        self._since = time.monotonic()
+        self._batches = self._files = self._written = 0
+
+    def note(self, files: int, written: int) -> None:
+        log.debug("file events: %d change(s), %d run(s) written", files, written)
+        self._batches += 1
+        self._files += files
+        self._written += written
+        now = time.monotonic()
+        if now - self._since >= self.every_s:
+            log.info(
+                "in the last %.0f s: %d file change(s) in %d batch(es), %d run update(s) indexed",
+                now - self._since, self._files, self._batches, self._written,
+            )
+            self._since = now
+            self._batches = self._files = self._written = 0
+
+
 class Watcher:
     """Runs the initial scan, then follows changes until :meth:`stop`."""
 
@@ -65,6 +92,7 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll_scan = time.monotonic()
+        self.summary = IngestSummary()
 
     def start(self) -> None:
         """Start the background thread (returns at once)."""
@@ -97,6 +125,10 @@ class Watcher:
 
     def _follow_events(self) -> None:
         from watchfiles import watch
+
+        if not log.isEnabledFor(logging.DEBUG):
+            # watchfiles logs every change it sees at INFO; ours is the summary above.
+            logging.getLogger("watchfiles").setLevel(logging.WARNING)
 
         self.indexer.state.watcher = "watchfiles"
         last_rescan = last_pid_check = time.monotonic()
@@ -163,7 +195,7 @@ class Watcher:
             elif path.is_dir():
                 run_dirs.update(_runs_below(root, path))
         if run_dirs:
-            self._safe(lambda: self.indexer.refresh(run_dirs, changed_at=received))
+            self._safe(lambda: self.summary.note(len(run_dirs), self.indexer.refresh(run_dirs, changed_at=received)))
 
     def _safe(self, fn: Callable[[], object]) -> None:
         try:

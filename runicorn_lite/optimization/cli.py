@@ -12,7 +12,14 @@ from pathlib import Path
 
 import click
 
-from runicorn_lite.cli_options import envvar, index_dir_option, remember_group_root, resolve_root, root_option
+from runicorn_lite.cli_options import (
+    checked_root,
+    envvar,
+    index_dir_option,
+    remember_group_root,
+    root_option,
+    say_if_created,
+)
 from runicorn_lite.db import Database, StoreError
 from runicorn_lite.optimization.keys import KeyCommandError, create_key, list_keys, revoke_key
 from runicorn_lite.optimization.schema import MIGRATIONS
@@ -23,11 +30,12 @@ _GROUP_INDEX_DIR = "runicorn_lite.keys.index_dir"  # the group's --index-dir, fo
 
 @contextmanager
 def _primary(root: Path | None) -> Iterator[Database]:
-    root = resolve_root(root)
+    root, existed = checked_root(root)
     index_dir = click.get_current_context().find_root().meta.get(_GROUP_INDEX_DIR)
     settings = Settings(root=root, index_dir=index_dir) if index_dir is not None else Settings(root=root)
     try:
         settings.ensure_dirs()
+        say_if_created(root, existed)
         db = Database(settings.primary_path, MIGRATIONS, precious=True)
     except (OSError, StoreError) as exc:
         raise click.ClickException(f"cannot open the primary database under {root}: {exc}") from exc
