@@ -191,6 +191,8 @@ class EventsChunk:
     """
 
     points: dict[str, dict[int, float]] = field(default_factory=dict)
+    # step → wall-clock time of the (last) metrics event at that step, when it says one.
+    times: dict[int, float] = field(default_factory=dict)
     images: list[dict[str, Any]] = field(default_factory=list)
     offset: int = 0
     last_step: int | None = None
@@ -220,6 +222,7 @@ def read_events(
         return out
     out.offset = offset + end + 1
     points = out.points
+    times = out.times
     step_auto = last_step
     lines = [line for line in data[: end + 1].split(b"\n") if line.strip()]
     try:  # one parse for the whole read: far cheaper than one call per line
@@ -254,6 +257,11 @@ def read_events(
             step_auto = step
         if labels is not None:
             _collect_labels(labels, step, payload)
+        at = payload.get("time")
+        if type(at) is not float:
+            at = _wall_time(at, event.get("ts"))
+        if at is not None:
+            times[step] = at
         for key, raw in payload.items():
             kind = type(raw)
             if kind is float:
@@ -270,6 +278,14 @@ def read_events(
             series[step] = value
     out.last_step = step_auto
     return out
+
+
+def _wall_time(*candidates: object) -> float | None:
+    """The first finite number among ``candidates`` (an event's ``time``, then its ``ts``)."""
+    for value in candidates:
+        if type(value) in (int, float) and math.isfinite(value):  # type: ignore[arg-type]
+            return float(value)  # type: ignore[arg-type]
+    return None
 
 
 def _collect_labels(labels: dict[int, dict[str, Any]], step: int, payload: dict[str, Any]) -> None:

@@ -333,3 +333,58 @@ def test_rebuild_reproduces_params_summaries_documents_and_images(root: Path) ->
         assert tuple(q(db, sql) for sql in queries) == before
     finally:
         db.close()
+
+
+def test_chunks_keep_times_and_their_m4_points_through_merges(root: Path, index) -> None:
+    from runicorn_lite.db.chunks import m4, unpack, unpack_m4, unpack_times
+
+    db, indexer = index
+    run = runicorn_lite.init(project="p", root=root)
+    for step in range(1, 700):  # two chunks
+        run.log({"x": math.sin(step)}, step=step)
+    run.flush()
+    indexer.scan()
+    run.log({"x": 50.0}, step=3)  # re-logged into the first chunk: a new maximum, a new time
+    run.log({"x": -50.0}, step=700)
+    run.log({"x": math.nan}, step=701)
+    run.flush()
+    indexer.scan()
+    truth: dict[int, tuple[float, float]] = {}
+    for line in (run.run_dir / rundir.EVENTS).read_text().splitlines():
+        data = json.loads(line)["data"]
+        truth[data["global_step"]] = (data["x"], data["time"])
+    seen = {}
+    for n, steps_blob, vals_blob, times_blob, m4_blob in q(
+        db, "SELECT n, steps, vals, times, m4 FROM metric_chunks ORDER BY chunk"
+    ):
+        steps, vals = unpack(steps_blob, vals_blob)
+        times = unpack_times(times_blob, n)
+        assert m4_blob == m4(steps, vals, times)
+        m4_steps = list(unpack_m4(m4_blob)[0])
+        finite = [(v, s) for s, v in zip(steps, vals, strict=True) if math.isfinite(v)]
+        assert m4_steps[0] == steps[0] and m4_steps[-1] == steps[-1]
+        assert min(finite)[1] in m4_steps and max(finite)[1] in m4_steps
+        for s, v, t in zip(steps, vals, times, strict=True):
+            seen[s] = (v, t)
+    assert seen.keys() == truth.keys()
+    for step, (value, at) in truth.items():
+        got_value, got_time = seen[step]
+        assert got_time == at
+        assert got_value == value or (math.isnan(value) and math.isnan(got_value))
+
+
+def test_runs_without_times_say_so_with_nan(root: Path, index) -> None:
+    from runicorn_lite.db.chunks import unpack_times
+
+    db, indexer = index
+    run_dir = root / "runs" / "p" / "20240101_000000_aaaaaa"
+    run_dir.mkdir(parents=True)
+    rundir.atomic_write_json(run_dir / rundir.META, {"path": "p", "created_at": 1.0})
+    (run_dir / rundir.EVENTS).write_text(
+        '{"type": "metrics", "data": {"x": 1.0, "global_step": 1}}\n'
+        '{"ts": 5.5, "type": "metrics", "data": {"x": 2.0, "global_step": 2}}\n'
+    )
+    indexer.scan()
+    n, blob = q(db, "SELECT n, times FROM metric_chunks")[0]
+    first, second = unpack_times(blob, n)
+    assert math.isnan(first) and second == 5.5  # no time at all, then the event's ts

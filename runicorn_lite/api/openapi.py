@@ -10,10 +10,11 @@ from typing import Any
 
 from runicorn_lite import rundir
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
-from runicorn_lite.api.v2 import MAX_BATCH, MAX_PAGE, MAX_PER_PAGE
+from runicorn_lite.api.v2 import DEFAULT_COMPARE_POINTS, MAX_BATCH, MAX_PAGE, MAX_PER_PAGE
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.openapi import Operations, errors, json_body, json_content, path, query
+from runicorn_lite.queries.compare import MAX_COMPARE
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
 
 ERROR = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
@@ -82,7 +83,7 @@ OPERATIONS: Operations = {
             _EXP_ID,
             query("metric_names", {"type": "string"}, "Comma list of metrics"),
             query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
-            query("downsample", _DOWNSAMPLE, "At most N rows (LTTB)"),
+            query("downsample", _DOWNSAMPLE, "At most N rows (M4 per metric: first, last, lowest, highest)"),
         ],
         "responses": {"200": json_content("Columns and rows"), **_errors(400, 404, 429, 503)},
     },
@@ -90,6 +91,17 @@ OPERATIONS: Operations = {
         "summary": "Images the run logged (image events), in step order, with their file URLs",
         "parameters": [_EXP_ID],
         "responses": {"200": json_content("images"), **_errors(404, 429, 503)},
+    },
+    ("/api/v2/compare", "get"): {
+        "summary": f"Up to {MAX_COMPARE} runs side by side: params, summaries, params_differ, downsampled series",
+        "parameters": [
+            query("ids", {"type": "string", "minLength": 1}, f"Comma list of 1 to {MAX_COMPARE} experiment ids"),
+            query("metric_names", {"type": "string"}, "Comma list of metrics (default: every metric of the runs)"),
+            query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
+            query("downsample", {**_DOWNSAMPLE, "default": DEFAULT_COMPARE_POINTS}, "At most N points per series"),
+        ],
+        "responses": {"200": json_content("experiments, params_differ, series, total_points"),
+                      **_errors(400, 404, 429, 503)},
     },
     ("/api/v2/experiments/batch-delete", "post"): {
         "summary": f"Soft-delete up to {MAX_BATCH} experiments (writes .deleted markers)",

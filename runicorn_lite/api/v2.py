@@ -33,6 +33,7 @@ from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.queries import analytics, filters
+from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
@@ -49,6 +50,8 @@ MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
 MAX_BATCH = 1000
 INCLUDES = ("params", "metrics")
+# Points per (metric, run) series of a comparison unless ``downsample`` says otherwise.
+DEFAULT_COMPARE_POINTS = 1000
 # Words of one search: each is a term of one SQL expression, and SQLite refuses expressions
 # past a depth of 1000 (495 two-letter words did); more words than this narrow nothing anyway.
 MAX_SEARCH_WORDS = 100
@@ -327,6 +330,31 @@ async def experiment_images(request: Request) -> Response:
     })
 
 
+async def compare_endpoint(request: Request) -> Response:
+    """``GET /api/v2/compare``: up to 50 runs side by side (extensions.md §5)."""
+    start = time.perf_counter()
+    ctx = context(request)
+    q = request.query_params
+    raw_ids = [i.strip() for i in (get_str(q, "ids") or "").split(",") if i.strip()]
+    if not 1 <= len(raw_ids) <= MAX_COMPARE:
+        raise bad_request(
+            f"Parameter 'ids' takes 1 to {MAX_COMPARE} comma-separated experiment ids, got {len(raw_ids)}"
+        )
+    ids = list(dict.fromkeys(raw_ids))
+    for exp_id in ids:
+        _check_id(exp_id)
+    names = get_csv(q, "metric_names", max_items=1000)
+    step_range = parse_step_range(get_str(q, "step_range"))
+    lo, hi = step_range or (None, None)
+    budget = get_int(q, "downsample", DEFAULT_COMPARE_POINTS, 2, MAX_DOWNSAMPLE)
+    try:
+        body = await in_db_thread(ctx.index.read, lambda conn: compare(conn, ids, names, budget, lo, hi))
+    except UnknownExperiment as exc:
+        raise not_found(f"Experiment {exc.exp_id} not found") from None
+    body["query_time_ms"] = _ms(start)
+    return JSONResponse(body)
+
+
 async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, Any]]:
     body = await json_object(request, max_bytes=4 << 20)
     ids = body.get("exp_ids")
@@ -382,5 +410,6 @@ def routes() -> list[Route]:
         Route("/api/v2/experiments/{exp_id}/metrics/fast", metrics_fast, methods=["GET"]),
         Route("/api/v2/experiments/{exp_id}/images", experiment_images, methods=["GET"]),
         Route("/api/v2/analytics/summary", analytics_summary, methods=["GET"]),
+        Route("/api/v2/compare", compare_endpoint, methods=["GET"]),
     ]
 

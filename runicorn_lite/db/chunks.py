@@ -1,18 +1,33 @@
-"""Packing of metric points into chunk rows (sorted int64 steps + float64 values)."""
+"""Packing of metric points into chunk rows.
+
+A chunk holds sorted int64 steps, their float64 values and the float64 wall-clock times of
+the events that logged them (NaN where unknown), plus its *M4* points: the first, last, lowest
+and highest point (by value, finite values only). A line drawn through the M4 points of
+consecutive chunks is the same picture as one through every point, at any width of at least
+four points per chunk (Jugel et al., "M4", VLDB 2014), so a downsampled curve of a long series
+is read from these small blobs alone.
+"""
 
 from __future__ import annotations
 
+import math
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Points per chunk when a series grows by appends. A rewrite of an earlier step merges into the
 # chunk whose range holds it, so chunks may hold more than this.
 CHUNK_POINTS = 512
+_NAN = math.nan
 
 
 def pack(steps: Iterable[int], values: Iterable[float]) -> tuple[bytes, bytes]:
     """Two blobs for sorted steps and their values."""
     return array("q", steps).tobytes(), array("d", values).tobytes()
+
+
+def pack_times(times: Iterable[float]) -> bytes:
+    """The blob of a chunk's times (NaN where unknown)."""
+    return array("d", times).tobytes()
 
 
 def unpack(steps_blob: bytes, vals_blob: bytes) -> tuple[array[int], array[float]]:
@@ -24,6 +39,16 @@ def unpack(steps_blob: bytes, vals_blob: bytes) -> tuple[array[int], array[float
     return steps, vals
 
 
+def unpack_times(times_blob: bytes | None, n: int) -> array[float]:
+    """A chunk's times; all NaN when the chunk was stored without them."""
+    times = array("d")
+    if times_blob is not None and len(times_blob) == 8 * n:
+        times.frombytes(times_blob)
+    else:
+        times.extend([_NAN] * n)
+    return times
+
+
 def split_sorted(points: dict[int, float], size: int = CHUNK_POINTS) -> list[tuple[list[int], list[float]]]:
     """Sorted points cut into runs of ``size``."""
     steps = sorted(points)
@@ -32,3 +57,36 @@ def split_sorted(points: dict[int, float], size: int = CHUNK_POINTS) -> list[tup
         part = steps[start : start + size]
         out.append((part, [points[s] for s in part]))
     return out
+
+
+def m4(steps: Sequence[int], vals: Sequence[float], times: Sequence[float]) -> bytes:
+    """The chunk's M4 points (first, lowest, highest, last; at most four, in step order) as
+    one blob of (step int64, value float64, time float64) triples."""
+    n = len(steps)
+    picks = {0, n - 1}
+    lo = hi = -1
+    for i in range(n):
+        v = vals[i]
+        if v != v or v in (math.inf, -math.inf):  # NaN and infinities never are the min or max
+            continue
+        if lo < 0 or v < vals[lo]:
+            lo = i
+        if hi < 0 or v > vals[hi]:
+            hi = i
+    if lo >= 0:
+        picks.update((lo, hi))
+    order = sorted(picks)
+    out = array("q", [steps[i] for i in order]).tobytes()
+    out += array("d", [vals[i] for i in order]).tobytes()
+    out += array("d", [times[i] for i in order]).tobytes()
+    return out
+
+
+def unpack_m4(blob: bytes) -> tuple[array[int], array[float], array[float]]:
+    """(steps, values, times) of :func:`m4`'s points."""
+    k = len(blob) // 24
+    steps, vals, times = array("q"), array("d"), array("d")
+    steps.frombytes(blob[: 8 * k])
+    vals.frombytes(blob[8 * k : 16 * k])
+    times.frombytes(blob[16 * k :])
+    return steps, vals, times

@@ -247,4 +247,15 @@ INDEX_MIGRATIONS = [
         UPDATE experiments SET files_sig = '', events_ino = NULL;
         """,
     ),
+    Migration(
+        "0009_chunk_times_and_m4",
+        """
+        -- Each chunk also keeps the wall-clock time of every point (the time of the event that
+        -- logged it; NaN where unknown) and its M4 points (first, lowest, highest, last): a
+        -- downsampled view of a long series reads these small blobs, not every point.
+        ALTER TABLE metric_chunks ADD COLUMN times BLOB;
+        ALTER TABLE metric_chunks ADD COLUMN m4 BLOB;
+        UPDATE experiments SET files_sig = '', events_ino = NULL;
+        """,
+    ),
 ]

@@ -13,6 +13,7 @@ import bisect
 import logging
 import math
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import orjson
 
 from runicorn_lite import rundir
-from runicorn_lite.db.chunks import CHUNK_POINTS, pack, split_sorted, unpack
+from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
@@ -118,7 +119,7 @@ def write_run(
         offset, last_step = known.events_offset, known.events_last_step
         if events is not None:
             offset, last_step = events.offset, events.last_step
-            appended = append_points(conn, existing_pk, info.id, events.points)
+            appended = append_points(conn, existing_pk, info.id, events.points, events.times)
         n_points = _point_count(conn, existing_pk)
         previous_best = conn.execute(
             "SELECT best_metric_value, live_best_value, live_best_step FROM experiments WHERE pk = ?", (existing_pk,)
@@ -128,7 +129,7 @@ def write_run(
     best = _best(info, live)
     pk = _upsert_experiment(conn, item, existing_pk, best, live, n_points, offset, last_step, now)
     if full:
-        replace_points(conn, pk, info.id, events.points if events else {}, fresh)
+        replace_points(conn, pk, info.id, events.points if events else {}, events.times if events else {}, fresh)
         appended = sorted(events.points) if events and events.points else []
     if full or item.files_changed:
         _write_described(conn, pk, item, fresh)
@@ -380,7 +381,12 @@ def _write_images(conn: sqlite3.Connection, pk: int, images: list[dict[str, Any]
 
 
 def replace_points(
-    conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]], fresh: bool
+    conn: sqlite3.Connection,
+    pk: int,
+    exp_id: str,
+    points: dict[str, dict[int, float]],
+    times: dict[int, float],
+    fresh: bool,
 ) -> None:
     """All of a run's points, read whole: chunks and summaries written anew."""
     if not fresh:
@@ -395,16 +401,15 @@ def replace_points(
             continue
         parts = split_sorted(series)
         for chunk_no, (steps, vals) in enumerate(parts):
-            chunk_rows.append((pk, metric, chunk_no, len(steps), steps[0], steps[-1], *pack(steps, vals)))
+            chunk_rows.append(_chunk_row(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps]))
         summary_rows.append(_summary_row(pk, metric, exp_id, summarize_parts(parts)))
-    conn.executemany(
-        _INSERT_CHUNK,
-        chunk_rows,
-    )
+    conn.executemany(_INSERT_CHUNK, chunk_rows)
     conn.executemany(_INSERT_SUMMARY, summary_rows)
 
 
-def append_points(conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]]) -> list[str]:
+def append_points(
+    conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]], times: dict[int, float]
+) -> list[str]:
     """Merge points read from where the last read stopped; returns the metrics that got some.
 
     New steps past a series' end extend its last chunk and fold into its summary; a step logged
@@ -418,7 +423,7 @@ def append_points(conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[s
         touched.append(metric)
         row = conn.execute(_SELECT_SUMMARY, (pk, metric)).fetchone()
         before = Summary(*row) if row is not None else None
-        _merge_series(conn, pk, metric, series)
+        _merge_series(conn, pk, metric, series, times)
         steps = sorted(series)
         if before is not None and steps[0] > before.max_step:
             after = extend(before, steps, [series[s] for s in steps])
@@ -430,9 +435,20 @@ def append_points(conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[s
     return sorted(touched)
 
 
+_NAN = math.nan
 _INSERT_CHUNK = (
-    "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals) VALUES (?,?,?,?,?,?,?,?)"
+    "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals, times, m4)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)"
 )
+
+
+def _chunk_row(
+    pk: int, metric: str, chunk_no: int, steps: Sequence[int], vals: Sequence[float], times: Sequence[float]
+) -> tuple[Any, ...]:
+    return (pk, metric, chunk_no, len(steps), steps[0], steps[-1], *pack(steps, vals), pack_times(times),
+            m4(steps, vals, times))
+
+
 _SUMMARY_COLUMNS = "first, first_step, last, last_step, min, max, count, points, min_step, max_step"
 _SELECT_SUMMARY = f"SELECT {_SUMMARY_COLUMNS} FROM metric_summaries WHERE exp_pk = ? AND metric = ?"
 _INSERT_SUMMARY = (
@@ -483,9 +499,11 @@ def _point_count(conn: sqlite3.Connection, pk: int) -> int:
     )
 
 
-def _merge_series(conn: sqlite3.Connection, pk: int, metric: str, series: dict[int, float]) -> None:
+def _merge_series(
+    conn: sqlite3.Connection, pk: int, metric: str, series: dict[int, float], times: dict[int, float]
+) -> None:
     """Merge appended points of one metric: new steps extend the last chunk; re-logged steps
-    overwrite."""
+    overwrite (value and time)."""
     # The usual append lies past the last chunk: read that chunk's row alone, not the ranges of
     # every chunk (thousands for a long run).
     chunks = conn.execute(
@@ -499,13 +517,12 @@ def _merge_series(conn: sqlite3.Connection, pk: int, metric: str, series: dict[i
             (pk, metric),
         ).fetchall()
     if not chunks:
-        rows = [
-            (pk, metric, chunk_no, len(steps), steps[0], steps[-1], *pack(steps, vals))
-            for chunk_no, (steps, vals) in enumerate(split_sorted(series))
-        ]
         conn.executemany(
             _INSERT_CHUNK,
-            rows,
+            [
+                _chunk_row(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps])
+                for chunk_no, (steps, vals) in enumerate(split_sorted(series))
+            ],
         )
         return
     # A point goes to the first chunk whose range ends at or after it (a gap before a chunk joins
@@ -519,38 +536,32 @@ def _merge_series(conn: sqlite3.Connection, pk: int, metric: str, series: dict[i
         touched.setdefault(target, {})[step] = value
     next_chunk = last_chunk + 1
     for chunk_no, new_points in touched.items():
-        row = conn.execute(
-            "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+        n, steps_blob, vals_blob, times_blob = conn.execute(
+            "SELECT n, steps, vals, times FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
             (pk, metric, chunk_no),
         ).fetchone()
-        steps, vals = unpack(row[0], row[1])
-        merged = dict(zip(steps, vals, strict=False))
+        steps, vals = unpack(steps_blob, vals_blob)
+        merged = dict(zip(steps, vals, strict=True))
+        merged_times = dict(zip(steps, unpack_times(times_blob, n), strict=True))
         merged.update(new_points)
+        merged_times.update((s, times.get(s, _NAN)) for s in new_points)
         parts = (
             split_sorted(merged, CHUNK_POINTS)
             if chunk_no == last_chunk
             else [(sorted(merged), [merged[s] for s in sorted(merged)])]
         )
-        first_steps, first_vals = parts[0]
-        conn.execute(
-            "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?"
-            " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
-            (len(first_steps), first_steps[0], first_steps[-1], *pack(first_steps, first_vals), pk, metric, chunk_no),
-        )
-        for extra_steps, extra_vals in parts[1:]:
-            conn.execute(
-                _INSERT_CHUNK,
-                (
-                    pk,
-                    metric,
-                    next_chunk,
-                    len(extra_steps),
-                    extra_steps[0],
-                    extra_steps[-1],
-                    *pack(extra_steps, extra_vals),
-                ),
-            )
-            next_chunk += 1
+        for i, (part_steps, part_vals) in enumerate(parts):
+            row = _chunk_row(pk, metric, chunk_no if i == 0 else next_chunk, part_steps, part_vals,
+                             [merged_times[s] for s in part_steps])
+            if i == 0:
+                conn.execute(
+                    "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?, times = ?,"
+                    " m4 = ? WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                    (*row[3:], pk, metric, chunk_no),
+                )
+            else:
+                conn.execute(_INSERT_CHUNK, row)
+                next_chunk += 1
 
 
 def _finite(value: float | None) -> float | None:

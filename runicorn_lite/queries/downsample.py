@@ -1,4 +1,10 @@
-"""Downsampling that keeps a curve's shape: Largest-Triangle-Three-Buckets (Steinarsson 2013)."""
+"""Downsampling that keeps a curve's shape: M4 (Jugel et al., VLDB 2014).
+
+The points are cut into buckets of consecutive points; each bucket keeps its first, last,
+lowest and highest point. A line chart drawn from them shows every peak and dip of the full
+series, and the first and last points are always kept. It is also cheap: the minimum and
+maximum of a bucket are found by the built-in ``min``/``max`` over an array slice, in C.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,55 @@ import math
 from collections.abc import Sequence
 
 
-def lttb_indices(xs: Sequence[float], ys: Sequence[float], threshold: int) -> list[int]:
-    """Indices of at most ``threshold`` points chosen by LTTB; the first and last always kept.
-
-    Non-finite y values (NaN, infinities) are treated as 0 for the area computation, so they
-    never break the selection; they stay in the data as they are.
-    """
-    n = len(xs)
-    if threshold >= n or n <= 2:
+def m4_indices(vals: Sequence[float], budget: int) -> list[int]:
+    """Sorted indices of at most ``budget`` points (``budget`` ≥ 2): every point when they fit,
+    else the first/last/lowest/highest of ``budget // 4`` buckets. NaN and infinities are never
+    a bucket's lowest or highest point (they stay in the data as they are)."""
+    n = len(vals)
+    if n <= budget:
         return list(range(n))
-    if threshold < 3:
-        return [0, n - 1][:threshold] if threshold > 0 else []
-    fy = [y if math.isfinite(y) else 0.0 for y in ys]
-    out = [0]
-    bucket = (n - 2) / (threshold - 2)
-    a = 0
-    for i in range(threshold - 2):
-        start = int(i * bucket) + 1
-        end = int((i + 1) * bucket) + 1
-        nxt_start = end
-        nxt_end = min(int((i + 2) * bucket) + 1, n)
-        if nxt_start >= nxt_end:
-            avg_x, avg_y = xs[n - 1], fy[n - 1]
+    buckets = budget // 4
+    if buckets < 1:
+        return _three(vals) if budget == 3 else [0, n - 1]
+    width = -(-n // buckets)  # ceil
+    finite = math.isfinite(sum(vals))  # a NaN or an infinity anywhere makes the sum one
+    picks: list[int] = []
+    for start in range(0, n, width):
+        end = min(start + width, n)
+        chosen = {start, end - 1}
+        if finite:
+            seg = vals[start:end]
+            chosen.add(start + seg.index(min(seg)))
+            chosen.add(start + seg.index(max(seg)))
         else:
-            span = nxt_end - nxt_start
-            avg_x = sum(xs[nxt_start:nxt_end]) / span
-            avg_y = sum(fy[nxt_start:nxt_end]) / span
-        ax, ay = xs[a], fy[a]
-        best, best_area = start, -1.0
-        for j in range(start, min(end, n - 1)):
-            area = abs((ax - avg_x) * (fy[j] - ay) - (ax - xs[j]) * (avg_y - ay))
-            if area > best_area:
-                best_area, best = area, j
-        out.append(best)
-        a = best
-    out.append(n - 1)
-    return out
+            lo = hi = -1
+            for i in range(start, end):
+                v = vals[i]
+                if not math.isfinite(v):
+                    continue
+                if lo < 0 or v < vals[lo]:
+                    lo = i
+                if hi < 0 or v > vals[hi]:
+                    hi = i
+            if lo >= 0:
+                chosen.update((lo, hi))
+        picks.extend(sorted(chosen))
+    return picks
+
+
+def _three(vals: Sequence[float]) -> list[int]:
+    """First, last, and the point farthest from the line between them (what one LTTB bucket
+    keeps)."""
+    n = len(vals)
+    first, last = vals[0], vals[-1]
+    a = first if math.isfinite(first) else 0.0
+    slope = ((last if math.isfinite(last) else 0.0) - a) / (n - 1)
+    best, best_gap = -1, -1.0
+    for i in range(1, n - 1):
+        v = vals[i]
+        if not math.isfinite(v):
+            continue
+        gap = abs(v - (a + slope * i))
+        if gap > best_gap:
+            best, best_gap = i, gap
+    return [0, best, n - 1] if best > 0 else [0, n - 1]

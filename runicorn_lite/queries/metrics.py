@@ -1,15 +1,21 @@
-"""Metric curves of one experiment, read from packed chunks in one indexed range scan."""
+"""Metric curves of experiments, read from packed chunks in indexed range scans."""
 
 from __future__ import annotations
 
 import sqlite3
+from array import array
+from dataclasses import dataclass
 from typing import Any
 
-from runicorn_lite.db.chunks import unpack
-from runicorn_lite.queries.downsample import lttb_indices
+from runicorn_lite.db.chunks import unpack, unpack_m4, unpack_times
+from runicorn_lite.queries.downsample import m4_indices
 
 # Largest ``downsample`` a client may ask for (V1 and V2).
 MAX_DOWNSAMPLE = 100_000
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+# A series with more points than this many times the budget is downsampled from its chunks'
+# stored M4 points alone (see db/chunks.py); shorter ones from their points.
+CHUNK_M4_FACTOR = 16
 
 
 def load_series(
@@ -36,8 +42,8 @@ def load_series(
     for metric, steps_blob, vals_blob in conn.execute(sql, params):
         steps, vals = unpack(steps_blob, vals_blob)
         if step_min is not None or step_max is not None:
-            lo = step_min if step_min is not None else -(1 << 63)
-            hi = step_max if step_max is not None else (1 << 63) - 1
+            lo = step_min if step_min is not None else _INT64[0]
+            hi = step_max if step_max is not None else _INT64[1]
             pairs = [(s, v) for s, v in zip(steps, vals, strict=True) if lo <= s <= hi]
             steps_l = [p[0] for p in pairs]
             vals_l = [p[1] for p in pairs]
@@ -52,12 +58,132 @@ def load_series(
     return {m: s for m, s in out.items() if s[0]}
 
 
+@dataclass
+class Series:
+    """One (run, metric) curve as an answer carries it: columns of steps, values (NaN where a
+    point is NaN: JSON null), times (NaN where unknown), and its points before downsampling."""
+
+    steps: list[int]
+    values: list[float]
+    times: list[float]
+    total: int
+
+
+def downsampled_series(
+    conn: sqlite3.Connection, pk: int, metric: str, budget: int, step_min: int | None = None,
+    step_max: int | None = None,
+) -> Series | None:
+    """One curve within an inclusive step range, at most ``budget`` points (M4: every peak and
+    dip kept, first and last points kept); None when it has no point there.
+
+    A long curve (more than CHUNK_M4_FACTOR x budget points) is drawn from its chunks' M4
+    points, grouped so that the answer fits the budget: its points are never read, only the
+    chunks cut by the step range are.
+    """
+    lo = step_min if step_min is not None else _INT64[0]
+    hi = step_max if step_max is not None else _INT64[1]
+    metas = conn.execute(
+        "SELECT chunk, n, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
+        " AND max_step >= ? AND min_step <= ? ORDER BY chunk",
+        (pk, metric, lo, hi),
+    ).fetchall()
+    if not metas:
+        return None
+    upper_bound = sum(m[1] for m in metas)
+    if upper_bound > CHUNK_M4_FACTOR * budget:
+        return _from_chunk_m4(conn, pk, metric, metas, budget, lo, hi)
+    steps, vals, times = _points(conn, pk, metric, lo, hi)
+    if not steps:
+        return None
+    keep = m4_indices(vals, budget)
+    if len(keep) == len(steps):
+        return Series(steps.tolist(), vals.tolist(), times.tolist(), len(steps))
+    return Series([steps[i] for i in keep], [vals[i] for i in keep], [times[i] for i in keep], len(steps))
+
+
+def _points(
+    conn: sqlite3.Connection, pk: int, metric: str, lo: int, hi: int
+) -> tuple[array[int], array[float], array[float]]:
+    steps, vals, times = array("q"), array("d"), array("d")
+    for n, steps_blob, vals_blob, times_blob in conn.execute(
+        "SELECT n, steps, vals, times FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
+        " AND max_step >= ? AND min_step <= ? ORDER BY chunk",
+        (pk, metric, lo, hi),
+    ):
+        st, va = unpack(steps_blob, vals_blob)
+        ti = unpack_times(times_blob, n)
+        if st[0] < lo or st[-1] > hi:  # a chunk the range cuts
+            keep = [i for i, s in enumerate(st) if lo <= s <= hi]
+            st, va, ti = array("q", [st[i] for i in keep]), array("d", [va[i] for i in keep]), array(
+                "d", [ti[i] for i in keep]
+            )
+        steps.extend(st)
+        vals.extend(va)
+        times.extend(ti)
+    return steps, vals, times
+
+
+def _from_chunk_m4(
+    conn: sqlite3.Connection, pk: int, metric: str, metas: list[Any], budget: int, lo: int, hi: int
+) -> Series:
+    """M4 of consecutive groups of chunks, from the chunks' stored M4 points (the chunks a step
+    range cuts are read and reduced here)."""
+    first_chunk, last_chunk = metas[0][0], metas[-1][0]
+    groups: list[tuple[array[int], array[float], array[float]]] = []
+    total = 0
+    for chunk, n, min_step, max_step, m4_blob in conn.execute(
+        "SELECT chunk, n, min_step, max_step, m4 FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
+        " AND chunk BETWEEN ? AND ? ORDER BY chunk",
+        (pk, metric, first_chunk, last_chunk),
+    ):
+        if max_step < lo or min_step > hi:
+            continue
+        if min_step >= lo and max_step <= hi and m4_blob is not None:
+            groups.append(unpack_m4(m4_blob))
+            total += n
+            continue
+        steps, vals, times = _points_of_chunk(conn, pk, metric, chunk, lo, hi)
+        total += len(steps)
+        if steps:
+            keep = m4_indices(vals, 4)
+            groups.append((array("q", [steps[i] for i in keep]), array("d", [vals[i] for i in keep]),
+                           array("d", [times[i] for i in keep])))
+    per_group = -(-len(groups) // max(1, budget // 4))  # chunks merged into one M4 bucket
+    out_steps: list[int] = []
+    out_vals: list[float] = []
+    out_times: list[float] = []
+    for start in range(0, len(groups), per_group):
+        g_steps, g_vals, g_times = array("q"), array("d"), array("d")
+        for g in groups[start : start + per_group]:
+            g_steps.extend(g[0])
+            g_vals.extend(g[1])
+            g_times.extend(g[2])
+        for i in m4_indices(g_vals, 4):
+            out_steps.append(g_steps[i])
+            out_vals.append(g_vals[i])
+            out_times.append(g_times[i])
+    return Series(out_steps, out_vals, out_times, total)
+
+
+def _points_of_chunk(
+    conn: sqlite3.Connection, pk: int, metric: str, chunk: int, lo: int, hi: int
+) -> tuple[list[int], list[float], list[float]]:
+    n, steps_blob, vals_blob, times_blob = conn.execute(
+        "SELECT n, steps, vals, times FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+        (pk, metric, chunk),
+    ).fetchone()
+    st, va = unpack(steps_blob, vals_blob)
+    ti = unpack_times(times_blob, n)
+    keep = [i for i, s in enumerate(st) if lo <= s <= hi]
+    return [st[i] for i in keep], [va[i] for i in keep], [ti[i] for i in keep]
+
+
 def pivot(
     series: dict[str, tuple[list[int], list[float]]], downsample: int | None = None
 ) -> tuple[list[str], list[dict[str, Any]], int, bool]:
     """(columns, rows, rows before downsampling, whether rows were dropped).
 
-    One row per step; a metric not logged at a step is null there. Downsampling runs LTTB on
+    One row per step; a metric not logged at a step is null there. Downsampling runs M4 on
     each metric with an equal share of the budget and keeps the union of the chosen steps (the
     first and last step always among them), so no row count exceeds ``downsample``.
     """
@@ -71,7 +197,7 @@ def pivot(
         budget = max(3, (downsample - 2) // max(1, len(names)))
         for name in names:
             st, vals = series[name]
-            for i in lttb_indices(st, vals, budget):
+            for i in m4_indices(vals, budget):
                 if len(keep) >= downsample:
                     break
                 keep.add(st[i])

@@ -1,0 +1,189 @@
+"""GET /api/v2/compare: several runs side by side, on runs written by our SDK and by the real
+Runicorn 0.7.2 SDK, against what the runs' files say."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_helpers import assert_error, close_app, open_app
+from starlette.applications import Starlette
+from support import copy_fixture
+
+import runicorn_lite
+from runicorn_lite import rundir
+
+LONG = 20_000  # long enough that a small budget is served from the chunks' M4 points
+SPIKE = 12_345
+
+
+def _events(run_dir: Path) -> dict[str, dict[int, tuple[float, float]]]:
+    """metric → step → (value, time), as events.jsonl says (the last event at a step wins)."""
+    out: dict[str, dict[int, tuple[float, float]]] = {}
+    for line in (run_dir / rundir.EVENTS).read_text().splitlines():
+        event = json.loads(line)
+        if event.get("type") != "metrics":
+            continue
+        data = event["data"]
+        for key, value in data.items():
+            if key not in rundir.NON_METRIC_KEYS:
+                out.setdefault(key, {})[data["global_step"]] = (value, data["time"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Path]]]:
+    root = tmp_path_factory.mktemp("compare") / "data"
+    copy_fixture("runicorn_07_assets", root)
+    dirs: dict[str, Path] = {}
+    configs = [
+        {"lr": 0.1, "optim": {"name": "sgd"}, "bs": 32, "flag": True, "note": None},
+        {"lr": 0.01, "optim": {"name": "sgd"}, "bs": 32, "flag": 1},
+        {"lr": 0.001, "optim": {"name": "adam"}, "bs": 32, "flag": True, "note": None},
+    ]
+    for i, config in enumerate(configs):
+        run = runicorn_lite.init(project="cmp", name="sweep", root=root, run_id=f"20240301_000000_00000{i}")
+        run.log_config(config)
+        for step in range(1, 101):
+            run.log({"loss": 1.0 / step + i, "acc": step / 100 - i / 10}, step=step)
+        run.log({"loss": math.nan}, step=50)
+        run.finish()
+        dirs[run.id] = run.run_dir
+    long_run = runicorn_lite.init(project="cmp", name="long", root=root, run_id="20240301_000000_0000ff")
+    for step in range(1, LONG + 1):
+        long_run.log({"loss": math.sin(step / 500) + (25.0 if step == SPIKE else 0.0)}, step=step)
+    long_run.finish()
+    dirs[long_run.id] = long_run.run_dir
+    rundir.mark_deleted(dirs["20240301_000000_000002"], "finished", "cleanup", 1.0)
+    yield root, dirs
+
+
+@pytest.fixture(scope="module")
+def app(corpus: tuple[Path, dict[str, Path]]) -> Iterator[Starlette]:
+    built = open_app(corpus[0])
+    yield built
+    close_app(built)
+
+
+@pytest.fixture
+def client(app, client_for):  # type: ignore[no-untyped-def]
+    return client_for(app)
+
+
+async def _compare(client: Any, **params: Any) -> dict[str, Any]:
+    response = await client.get("/api/v2/compare", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+SDK_IDS = ["20240301_000000_000002", "20240301_000000_000000", "20240301_000000_000001"]
+
+
+async def test_runs_in_the_order_asked_with_params_summaries_and_differences(client, corpus) -> None:
+    body = await _compare(client, ids=",".join(SDK_IDS))
+    assert [e["id"] for e in body["experiments"]] == SDK_IDS  # a soft-deleted run can be compared
+    first = body["experiments"][1]
+    assert set(first) == {"id", "project", "name", "status", "alias", "tags", "created_at", "best_metric_name",
+                          "best_metric_value", "params", "metrics"}
+    assert first["params"] == {"lr": 0.1, "optim.name": "sgd", "bs": 32, "flag": True, "note": None}
+    assert first["metrics"]["acc"] == {"first": 0.01, "last": 1.0, "min": 0.01, "max": 1.0, "count": 100,
+                                       "last_step": 100}
+    assert first["metrics"]["loss"]["count"] == 99  # the NaN at step 50 is no value
+    # lr and optim.name differ; flag is true, 1, true (a boolean is not the number 1); note is
+    # null, absent, null (absent counts as a value); bs is the same everywhere.
+    assert body["params_differ"] == ["flag", "lr", "note", "optim.name"]
+    assert set(body["series"]) == {"acc", "loss"}
+    assert isinstance(body["query_time_ms"], float)
+
+
+async def test_series_are_columnar_points_with_times(client, corpus) -> None:
+    _root, dirs = corpus
+    body = await _compare(client, ids=SDK_IDS[1], metric_names="loss")
+    assert list(body["series"]) == ["loss"]
+    curve = body["series"]["loss"][SDK_IDS[1]]
+    truth = _events(dirs[SDK_IDS[1]])["loss"]
+    assert curve["steps"] == list(range(1, 101))
+    for step, value, at in zip(curve["steps"], curve["values"], curve["times"], strict=True):
+        expected, expected_time = truth[step]
+        assert at == pytest.approx(expected_time)
+        if step == 50:
+            assert value is None  # NaN comes out as null
+        else:
+            assert value == pytest.approx(expected)
+    assert body["total_points"] == {"loss": {SDK_IDS[1]: 100}}
+
+
+async def test_downsample_caps_every_series_and_keeps_ends_and_extremes(client, corpus) -> None:
+    _root, dirs = corpus
+    long_id = "20240301_000000_0000ff"
+    truth = _events(dirs[long_id])["loss"]
+    for budget in (40, 100, 1000, 5000):
+        body = await _compare(client, ids=f"{long_id},{SDK_IDS[1]}", downsample=budget, metric_names="loss")
+        curve = body["series"]["loss"][long_id]
+        steps = curve["steps"]
+        assert 4 <= len(steps) <= budget and steps == sorted(set(steps))
+        assert steps[0] == 1 and steps[-1] == LONG
+        assert SPIKE in steps  # the spike survives
+        low = min(truth, key=lambda s: truth[s][0])
+        assert low in steps  # and so does the lowest point
+        for step, value, at in zip(steps, curve["values"], curve["times"], strict=True):
+            assert (value, at) == pytest.approx(truth[step])  # real points, never averages
+        assert body["total_points"]["loss"][long_id] == LONG
+        short = body["series"]["loss"][SDK_IDS[1]]["steps"]
+        assert len(short) == 100 if budget >= 100 else 4 <= len(short) <= budget
+
+
+async def test_step_range_limits_points_and_totals(client, corpus) -> None:
+    long_id = "20240301_000000_0000ff"
+    body = await _compare(client, ids=f"{long_id},{SDK_IDS[0]}", step_range="10000:15000", downsample=100)
+    curve = body["series"]["loss"][long_id]
+    assert curve["steps"][0] == 10000 and curve["steps"][-1] == 15000 and SPIKE in curve["steps"]
+    assert len(curve["steps"]) <= 100
+    assert body["total_points"]["loss"][long_id] == 5001
+    assert SDK_IDS[0] not in body["series"]["loss"]  # no point in the range: no series
+    exact = await _compare(client, ids=long_id, step_range="100:199", downsample=1000)
+    assert exact["series"]["loss"][long_id]["steps"] == list(range(100, 200))
+
+
+async def test_real_runicorn_runs_with_config(client) -> None:
+    ids = "20250303_100001_07f001,20250303_100002_07f002"
+    body = await _compare(client, ids=ids)
+    a, b = body["experiments"]
+    assert a["params"]["optim.momentum"] == 0.9 and a["params"]["extra.tags"] == '["sweep","cifar"]'
+    assert a["params"]["label_smoothing"] is None
+    assert b["params"] == {"lr": 0.1, "batch_size": 128, "optim.name": "sgd", "optim.momentum": 0.0, "epochs": 3,
+                           "extra.note": "diverged"}
+    assert "lr" in body["params_differ"] and "optim.name" not in body["params_differ"]
+    assert "model.depth" in body["params_differ"]  # absent in one
+    assert body["series"]["loss"]["20250303_100001_07f001"]["times"][0] is not None
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({}, 400, "ids"),
+        ({"ids": ""}, 400, "ids"),
+        ({"ids": " , ,"}, 400, "ids"),
+        ({"ids": ",".join(f"20240301_000000_{i:06x}" for i in range(51))}, 400, "1 to 50"),
+        ({"ids": ",".join(["20240301_000000_000000"] * 51)}, 400, "1 to 50"),
+        ({"ids": "20240301_000000_000000,20240301_000000_abcdef"}, 404, "Experiment 20240301_000000_abcdef not found"),
+        ({"ids": "../etc"}, 404, "not found"),
+        ({"ids": SDK_IDS[0], "downsample": "1"}, 400, "downsample"),
+        ({"ids": SDK_IDS[0], "downsample": "100001"}, 400, "downsample"),
+        ({"ids": SDK_IDS[0], "downsample": "x"}, 400, "downsample"),
+        ({"ids": SDK_IDS[0], "step_range": "9:1"}, 400, "step_range"),
+        ({"ids": SDK_IDS[0], "step_range": "a:b"}, 400, "step_range"),
+    ],
+)
+async def test_bad_requests(client, params: dict[str, str], status: int, words: str) -> None:
+    assert_error(await client.get("/api/v2/compare", params=params), status, words)
+
+
+async def test_fifty_runs_and_duplicates(client) -> None:
+    body = await _compare(client, ids=",".join([SDK_IDS[0], SDK_IDS[0], SDK_IDS[1]]), metric_names="nothing")
+    assert [e["id"] for e in body["experiments"]] == [SDK_IDS[0], SDK_IDS[1]]
+    assert body["series"] == {} and body["total_points"] == {}
