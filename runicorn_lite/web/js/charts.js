@@ -134,8 +134,8 @@ export class LineChart {
       padding: [8, 10, 0, 2],
       scales: { x: { time: useTime }, y: logY ? { distr: 3 } : { auto: true } },
       axes: [
-        { ...AXIS, size: 30, values: useTime ? undefined : (u, splits) => splits.map((v) => fmt.num(v)) },
-        { ...AXIS, size: 56, values: (u, splits) => splits.map((v) => fmt.num(v)) },
+        { ...AXIS, size: 30, values: useTime ? undefined : (u, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
+        { ...AXIS, size: 56, values: (u, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
       ],
       cursor: {
         drag: { x: true, y: false, setScale: false },
@@ -239,7 +239,10 @@ export function scatter(host, points, { xLabel, yLabel, groups, onPick, logX = f
   const data = [xs, ...groups.map((g) => sorted.map((p) => (p.group === g.key ? p.y : null)))];
   const tip = h("div.tip", { hidden: true });
   const plot = h("div.plot");
-  const wrap = h("div.scatter", plot, tip);
+  const present = new Set(points.map((p) => p.group));
+  const key = h("div.legend", groups.filter((g) => present.has(g.key)).map((g) => h("span.lg", h("i.sw.round", { style: { background: g.colour } }), g.label)),
+    h("span.muted", "· click a point to open its run"));
+  const wrap = h("div.scatter", plot, tip, key);
   host.append(wrap);
   const u = new uPlot({
     width: plot.clientWidth || host.clientWidth || 600,
@@ -248,12 +251,12 @@ export function scatter(host, points, { xLabel, yLabel, groups, onPick, logX = f
     legend: { show: false },
     scales: { x: { time: false, distr: logX ? 3 : 1, range: categorical ? [-0.5, Math.max(0.5, cats.length - 0.5)] : undefined }, y: { auto: true } },
     axes: [
-      { ...AXIS, label: xLabel, labelSize: 18, labelFont: "600 11px system-ui", splits: categorical ? () => cats.map((_, i) => i) : undefined,
-        values: (u2, splits) => splits.map((v) => (categorical ? cats[v] ?? "" : fmt.num(v))) },
-      { ...AXIS, label: yLabel, labelSize: 18, labelFont: "600 11px system-ui", size: 56, values: (u2, splits) => splits.map((v) => fmt.num(v)) },
+      { ...AXIS, space: 70, label: xLabel, labelSize: 18, labelFont: "600 11px system-ui", splits: categorical ? () => cats.map((_, i) => i) : undefined,
+        values: (u2, splits) => splits.map((v) => (v == null ? "" : categorical ? cats[v] ?? "" : fmt.num(v))) },
+      { ...AXIS, label: yLabel, labelSize: 18, labelFont: "600 11px system-ui", size: 56, values: (u2, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
     ],
     cursor: { drag: { x: false, y: false }, points: { size: 9 } },
-    series: [{}, ...groups.map((g) => ({ label: g.label, stroke: g.colour, fill: fade(g.colour, 0.5), paths: () => null, points: { show: true, size: 7, width: 1 } }))],
+    series: [{}, ...groups.map((g) => ({ label: g.label, stroke: g.colour, fill: fade(g.colour, 0.75), paths: () => null, points: { show: true, size: 8, width: 1, fill: fade(g.colour, 0.75) } }))],
     hooks: {
       setCursor: [(u2) => {
         const i = u2.cursor.idx;

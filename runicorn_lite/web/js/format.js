@@ -18,7 +18,7 @@ export function num(v) {
 export function value(v) {
   if (v === undefined) return DASH;
   if (v === null) return "null";
-  if (typeof v === "number") return num(v);
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : num(v);
   if (typeof v === "string") return v;
   return JSON.stringify(v);
 }

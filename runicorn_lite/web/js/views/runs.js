@@ -25,6 +25,8 @@ const FIXED = [
 ];
 const FILTER_KEYS = ["q", "status", "project", "tags", "after", "before", "filter", "deleted"];
 const ASC_FIRST = new Set(["name", "project"]);
+// Params most people sweep, shown first when the columns are chosen automatically.
+const PREFERRED = [/(^|\.)(lr|learning_rate)$/, /batch_size$/, /(^|\.)(optim(izer)?(\.name)?)$/, /epochs$/, /weight_decay$/, /dropout$/, /(^|\.)model\./];
 
 export function mount(host, { query }) {
   let state = new URLSearchParams(query);
@@ -169,10 +171,12 @@ export function mount(host, { query }) {
     const expr = get("filter");
     if (err.status === 400 && expr && /filter|position|character|expression/i.test(err.detail)) {
       filterIn.setAttribute("aria-invalid", "true");
+      countEl.textContent = "";
       const m = err.detail.match(/(?:position|character|column|char|offset)\s+(\d+)/i);
       const parts = [h("strong", "Filter error: "), err.detail];
       if (m) {
-        const pos = Math.max(0, Math.min(expr.length, parseInt(m[1], 10) - (/\bposition\s+0\b|\boffset\b/i.test(err.detail) ? 0 : 1)));
+        // the server counts characters from 0
+        const pos = Math.max(0, Math.min(expr.length, parseInt(m[1], 10)));
         parts.push(h("pre.caret", h("span", expr), "\n", h("span.mark", `${" ".repeat(pos)}^`)));
       }
       replace(filterErr, ...parts);
@@ -186,6 +190,8 @@ export function mount(host, { query }) {
   }
 
   // ---- columns -------------------------------------------------------------------------------
+  // Without a choice in the URL: the metrics of the page's runs, then the params that tell them
+  // apart (hyperparameters first; values unique to every run, such as seeds, left out).
   function autoColumns() {
     const paramVals = new Map();
     const metricCount = new Map();
@@ -196,11 +202,16 @@ export function mount(host, { query }) {
       }
       for (const m of Object.keys(r.metrics || {})) metricCount.set(m, (metricCount.get(m) || 0) + 1);
     }
-    let params = [...paramVals.keys()].filter((k) => paramVals.get(k).size > 1 || rows.length === 1);
+    const distinct = (k) => paramVals.get(k).size;
+    let params = [...paramVals.keys()].filter((k) => distinct(k) > 1 && (distinct(k) < rows.length || rows.length < 4) && !/(^|\.)(seed|trial|notes?|id)$/i.test(k));
     if (!params.length) params = [...paramVals.keys()];
-    params = params.sort().slice(0, 6).map((k) => `params.${k}`);
-    const metrics = [...metricCount.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 4).map(([m]) => `metrics.${m}.last`);
-    return ["status", "name", ...params, ...metrics, "best", "created", "duration", "tags", "id"];
+    const rank = (k) => {
+      const i = PREFERRED.findIndex((re) => re.test(k));
+      return [i < 0 ? PREFERRED.length : i, k.split(".").length, k];
+    };
+    params.sort((a, b) => { const ra = rank(a), rb = rank(b); return ra[0] - rb[0] || ra[1] - rb[1] || ra[2].localeCompare(rb[2]); });
+    const metrics = [...metricCount.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 3).map(([m]) => `metrics.${m}.last`);
+    return ["status", "name", "best", ...metrics, ...params.slice(0, 4).map((k) => `params.${k}`), "created", "duration", "tags", "id"];
   }
 
   function columns() {
@@ -279,8 +290,8 @@ export function mount(host, { query }) {
   function headerCell(c) {
     const active = c.sort && c.sort === sortKey();
     const dir = active ? (asc() ? "ascending" : "descending") : null;
-    const label = c.kind === "param" ? [h("span.col-kind", "param"), h("span.mono", c.label)]
-      : c.kind === "metric" ? [h("span.mono", c.label), h("span.col-kind", c.agg)]
+    const label = c.kind === "param" ? h("span.mono", { title: `param ${c.label}` }, c.label)
+      : c.kind === "metric" ? [h("span.mono.metric-h", c.label), h("span.col-kind", c.agg)]
         : c.label;
     const numeric = c.kind || ["created", "duration", "best"].includes(c.key);
     const th = h(`th.c-${c.kind || c.key}`, { class: numeric ? "num" : null, "aria-sort": dir || (c.sort ? "none" : null), scope: "col" });
@@ -325,7 +336,8 @@ export function mount(host, { query }) {
         if (c.kind === "param") {
           const params = r.params || {};
           const has = Object.prototype.hasOwnProperty.call(params, c.label);
-          return h("td.num.mono", { title: has ? fmt.value(params[c.label]) : "not set" }, has ? fmt.value(params[c.label]) : fmt.dash);
+          const v = params[c.label];
+          return h(`td.mono${typeof v === "number" || !has ? ".num" : ""}`, { title: has ? fmt.value(v) : "not set" }, has ? fmt.value(v) : fmt.dash);
         }
         {
           const m = (r.metrics || {})[c.label];
@@ -435,7 +447,7 @@ export function mount(host, { query }) {
       }
       const numeric = points.every((p) => typeof p.x === "number");
       const xs = points.map((p) => p.x);
-      const logX = numeric && xs.length > 1 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) > 100;
+      const logX = numeric && xs.length > 1 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 50;
       const groups = STATUSES.map((s) => ({ key: s, label: s, colour: STATUS_COLOURS[s] }));
       note.textContent = `${points.length.toLocaleString("en-US")} runs with both values` +
         (data.total > data.experiments.length ? ` (of the first ${data.experiments.length.toLocaleString("en-US")})` : "") + (logX ? " · log x" : "");
