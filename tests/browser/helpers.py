@@ -3,6 +3,7 @@ the data written for the session, and Playwright's auto-waiting ``expect``."""
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -60,17 +61,31 @@ def find_chromium() -> str | None:
 LR = {"resnet50": [0.1, 0.03, 0.01], "vit-base": [0.001, 0.0003]}
 
 
+def png(width: int, height: int, shade: int) -> bytes:
+    """A small PNG, as a training script would log a sample."""
+    from PIL import Image  # a test dependency; the SDK itself does not need Pillow
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 90, 255 - shade)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def write_sdk_runs(root: Path) -> list[str]:
-    """A few SDK runs with curves, tags and descriptions; returns their ids."""
+    """SDK runs with configs, curves, tags, descriptions and (for the first) images and the
+    environment; returns their ids."""
     ids = []
     for name, lrs in LR.items():
         for i, lr in enumerate(lrs):
+            batch = 64 if name == "resnet50" else 128
+            config = {"lr": lr, "batch_size": batch, "optim": {"name": "sgd", "momentum": 0.9}}
             run = sdk.init(project="vision", name=name, root=root, tags=["sweep"] + (["baseline"] if i == 0 else []),
-                           description=f"{name} with lr={lr}")
+                           description=f"{name} with lr={lr}", config=config, capture_env=not ids)
             run.set_primary_metric("accuracy", mode="max")
             for step in range(1, 401):
                 decay = math.exp(-(0.01 + lr) * step)
                 run.log({"loss": 2.0 * decay + 0.05, "accuracy": 0.95 * (1 - decay)}, step=step)
+                if not ids and step % 100 == 0:
+                    run.log_image("samples", png(32, 24, step // 2), step=step, caption=f"epoch {step // 100}")
             run.log_text(f"epoch done: lr={lr}")
             run.finish("failed" if name == "vit-base" and i == 1 else "finished")
             ids.append(run.id)

@@ -191,7 +191,7 @@ export function mount(host, { query }) {
 
   // ---- columns -------------------------------------------------------------------------------
   // Without a choice in the URL: the metrics of the page's runs, then the params that tell them
-  // apart (hyperparameters first; values unique to every run, such as seeds, left out).
+  // apart (hyperparameters first; seeds, trial numbers and notes left out).
   function autoColumns() {
     const paramVals = new Map();
     const metricCount = new Map();
@@ -203,7 +203,7 @@ export function mount(host, { query }) {
       for (const m of Object.keys(r.metrics || {})) metricCount.set(m, (metricCount.get(m) || 0) + 1);
     }
     const distinct = (k) => paramVals.get(k).size;
-    let params = [...paramVals.keys()].filter((k) => distinct(k) > 1 && (distinct(k) < rows.length || rows.length < 4) && !/(^|\.)(seed|trial|notes?|id)$/i.test(k));
+    let params = [...paramVals.keys()].filter((k) => distinct(k) > 1 && !/(^|\.)(seed|trial|notes?|ids?|comment)$/i.test(k));
     if (!params.length) params = [...paramVals.keys()];
     const rank = (k) => {
       const i = PREFERRED.findIndex((re) => re.test(k));
