@@ -246,7 +246,7 @@ def test_a_read_only_root_is_served_from_an_index_dir(tmp_path: Path, corpus_roo
     before = sorted(str(p.relative_to(corpus_root)) for p in corpus_root.rglob("*"))
     command = (
         f"mount --bind -o ro {corpus_root} {corpus_root} && exec {sys.executable} -m runicorn_lite serve "
-        f"--root {corpus_root} --port 0 --no-watch"
+        f"--root {corpus_root} --port 0"
     )
     env = {**os.environ, "RUNICORN_LITE_INDEX_DIR": str(index_dir), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(["unshare", "--mount", "sh", "-c", command], stdout=subprocess.PIPE,
@@ -276,6 +276,7 @@ def test_a_read_only_root_is_served_from_an_index_dir(tmp_path: Path, corpus_roo
                 http.patch(f"/api/runs/{exp_id}", json={"alias": "x"}),
                 http.post("/api/runs/soft-delete", json={"run_ids": [exp_id]}),
                 http.post("/api/recycle-bin/restore", json={"run_ids": [exp_id]}),
+                http.post("/api/recycle-bin/empty", json={"confirm": True}),
             ]
             for answer in writes:
                 assert answer.status_code == 403, answer.text

@@ -104,6 +104,7 @@ async def empty_recycle_bin(request: Request) -> Response:
     body = await json_object(request)
     if body.get("confirm") is not True:  # only the JSON literal true: "yes" or 1 do not delete
         raise bad_request("Must set confirm=true to permanently delete")
+    ctx.require_writable()
 
     def work() -> list[str]:
         candidates = purge.list_deleted(ctx.root)
