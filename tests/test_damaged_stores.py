@@ -120,6 +120,30 @@ def test_index_command_moves_a_damaged_index_aside_and_rebuilds(data: Path, dama
         db.close()
 
 
+def test_damage_found_in_the_middle_of_a_scan_is_rebuilt_with_one_warning(data: Path) -> None:
+    # The experiments table is intact (the index opens); the metric pages are not, and every
+    # run has new points, so the scan finds the damage when it writes them.
+    index_path = _build_index(data)
+    _garbage(index_path, _pages_of(index_path, "metric_chunks"))
+    for events in data.rglob("events.jsonl"):
+        with open(events, "a") as fh:
+            fh.write('{"ts": 1.0, "type": "metrics", "data": {"global_step": 100000, "loss": 0.5}}\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "runicorn_lite", "index", "--root", str(data), "--silent"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "index.sqlite is damaged" in lines[0] and "moved aside" in lines[0], lines
+    db = Database(index_path, INDEX_MIGRATIONS)
+    try:
+        points = db.read(lambda conn: conn.execute("SELECT count(*) FROM experiments WHERE n_points > 0").fetchone()[0])
+        assert points == RUNS
+        assert db.read(lambda conn: conn.execute("PRAGMA integrity_check").fetchone()[0]) == "ok"
+    finally:
+        db.close()
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize("damage", ["truncated", "a directory"])
 def test_serve_moves_a_damaged_index_aside_and_serves(data: Path, damage: str, server_factory) -> None:

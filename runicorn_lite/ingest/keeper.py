@@ -92,7 +92,10 @@ class IndexKeeper:
         """Reopen the file (a new one if it is gone; a damaged one moved aside first), forget
         what was indexed, and scan. Reads of other threads answer "being rebuilt" meanwhile."""
         self.rebuilding = f"{problem}; it is being rebuilt from the run directories"
-        log.warning("%s", self.rebuilding)
+        aside = self.db.path.name + DAMAGED_SUFFIX
+        # One line says it all (damage found later, inside the rebuild, adds its own).
+        log.warning("%s", self.rebuilding.replace("; it is", f"; moved aside to {aside}, it is")
+                    if self._damaged() else self.rebuilding)
         try:
             with self.db.suspended(self.rebuilding):
                 for attempt in range(MAX_ATTEMPTS):
@@ -106,13 +109,13 @@ class IndexKeeper:
         finally:
             self.rebuilding = None
 
+    def _damaged(self) -> bool:
+        return self.db.damaged is not None or file_problem(self.db.path) is not None
+
     def _reopen(self) -> None:
-        path = self.db.path
-        damaged = self.db.damaged is not None or file_problem(path) is not None
-        if damaged:
+        if self._damaged():
             self.db.close_connections()
-            aside = move_aside(path)
-            log.warning("%s: the damaged file was moved aside to %s", path.name, aside.name)
+            move_aside(self.db.path)
         self.db.reopen()
         if self.db.damaged is not None:  # what is there now is damaged too
             raise DamagedStore(self.db.damaged)
