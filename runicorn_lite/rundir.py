@@ -193,14 +193,24 @@ class EventsChunk:
     points: dict[str, dict[int, float]] = field(default_factory=dict)
     # step → wall-clock time of the (last) metrics event at that step, when it says one.
     times: dict[int, float] = field(default_factory=dict)
+    # Complete lines were left unread (a read bounded by ``max_bytes``).
+    more: bool = False
     images: list[dict[str, Any]] = field(default_factory=list)
     offset: int = 0
     last_step: int | None = None
     bad_lines: int = 0
 
 
+# A line of events.jsonl longer than this is not read: it is skipped as a bad line.
+MAX_EVENT_LINE = 64 << 20
+
+
 def read_events(
-    path: Path, offset: int = 0, last_step: int | None = None, labels: dict[int, dict[str, Any]] | None = None
+    path: Path,
+    offset: int = 0,
+    last_step: int | None = None,
+    labels: dict[int, dict[str, Any]] | None = None,
+    max_bytes: int | None = None,
 ) -> EventsChunk:
     """Read metric points from ``events.jsonl`` starting at byte ``offset``.
 
@@ -208,19 +218,24 @@ def read_events(
     read. A complete line that is not JSON is skipped and counted in ``bad_lines``. Events with
     no step get the one after the last seen, as the real SDK numbers them. ``labels``, when
     given, receives each step's ``time`` (a number) and ``stage`` (a string), later events
-    winning.
+    winning. ``max_bytes`` bounds one read (the lines that fit, at least one): ``more`` then
+    says whether complete lines were left for the next read, so a huge file is read in windows
+    of bounded memory.
     """
     out = EventsChunk(offset=offset, last_step=last_step)
     try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
+        data, skipped = _read_lines(path, offset, max_bytes)
     except OSError:
+        return out
+    if skipped:  # one line longer than MAX_EVENT_LINE: stepped over, counted as bad
+        out.offset, out.bad_lines, out.more = offset + skipped, 1, True
         return out
     end = data.rfind(b"\n")
     if end < 0:
         return out
     out.offset = offset + end + 1
+    if max_bytes is not None and len(data) >= max_bytes:
+        out.more = _has_newline_after(path, offset + len(data))
     points = out.points
     times = out.times
     step_auto = last_step
@@ -278,6 +293,45 @@ def read_events(
             series[step] = value
     out.last_step = step_auto
     return out
+
+
+def _read_lines(path: Path, offset: int, max_bytes: int | None) -> tuple[bytes, int]:
+    """(bytes from ``offset``: everything, or about ``max_bytes`` holding at least one whole
+    line; bytes to skip instead when the first line is longer than MAX_EVENT_LINE)."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        if max_bytes is None:
+            return fh.read(), 0
+        data = fh.read(max_bytes)
+        while b"\n" not in data and len(data) < MAX_EVENT_LINE:
+            more = fh.read(max(len(data), 1))  # doubling: a long line costs a few reads
+            if not more:
+                return data, 0
+            data += more
+        if b"\n" in data:
+            return data, 0
+        # A runaway line: find its end without holding it.
+        skipped = len(data)
+        while True:
+            piece = fh.read(1 << 20)
+            if not piece:
+                return b"", 0  # not complete yet: it may still be being written
+            newline = piece.find(b"\n")
+            if newline >= 0:
+                return b"", skipped + newline + 1
+            skipped += len(piece)
+
+
+def _has_newline_after(path: Path, position: int) -> bool:
+    """Whether a complete line starts at ``position`` (a newline follows somewhere)."""
+    with open(path, "rb") as fh:
+        fh.seek(position)
+        while True:
+            piece = fh.read(1 << 16)
+            if not piece:
+                return False
+            if b"\n" in piece:
+                return True
 
 
 def _wall_time(*candidates: object) -> float | None:

@@ -388,3 +388,85 @@ def test_runs_without_times_say_so_with_nan(root: Path, index) -> None:
     n, blob = q(db, "SELECT n, times FROM metric_chunks")[0]
     first, second = unpack_times(blob, n)
     assert math.isnan(first) and second == 5.5  # no time at all, then the event's ts
+
+
+def test_events_read_in_windows_give_what_one_read_gives(tmp_path: Path) -> None:
+    lines = [json.dumps({"type": "metrics", "data": {"x": float(i), "global_step": i, "time": float(i)}})
+             for i in range(1, 400)]
+    lines.insert(200, "not json")
+    path = tmp_path / rundir.EVENTS
+    path.write_text("\n".join(lines) + "\n" + '{"type": "metrics", "data": {"x": 1')  # half-written tail
+    whole = rundir.read_events(path)
+    offset, last_step, points, times, bad, reads = 0, None, {}, {}, 0, 0
+    while True:
+        chunk = rundir.read_events(path, offset, last_step, max_bytes=1000)
+        reads += 1
+        for key, series in chunk.points.items():
+            points.setdefault(key, {}).update(series)
+        times.update(chunk.times)
+        bad += chunk.bad_lines
+        offset, last_step = chunk.offset, chunk.last_step
+        if not chunk.more:
+            break
+    assert reads > 10
+    assert (points, times, bad, offset, last_step) == (whole.points, whole.times, whole.bad_lines, whole.offset,
+                                                       whole.last_step)
+
+
+def test_a_line_longer_than_a_window_and_a_runaway_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / rundir.EVENTS
+    big = json.dumps({"type": "metrics", "data": {"x": 1.0, "global_step": 1, "pad": "p" * 5000}})
+    runaway = "x" * 20_000
+    path.write_text(big + "\n" + runaway + "\n" + '{"type": "metrics", "data": {"x": 2.0, "global_step": 2}}\n')
+    monkeypatch.setattr(rundir, "MAX_EVENT_LINE", 10_000)
+    first = rundir.read_events(path, max_bytes=1000)  # the first line is longer than the window
+    assert first.points == {"x": {1: 1.0}} and first.more
+    second = rundir.read_events(path, first.offset, first.last_step, max_bytes=1000)
+    assert second.bad_lines == 1 and second.points == {} and second.more  # stepped over, not held
+    third = rundir.read_events(path, second.offset, second.last_step, max_bytes=1000)
+    assert third.points == {"x": {2: 2.0}} and not third.more and third.offset == path.stat().st_size
+
+
+def test_a_huge_events_file_is_indexed_window_by_window(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runicorn_lite.ingest import indexer as indexer_module
+
+    run = runicorn_lite.init(project="p", root=root)
+    run.set_primary_metric("acc", "max")
+    for step in range(1, 3001):
+        run.log({"acc": math.sin(step / 100), "loss": 1 / step}, step=step)
+    run.finish()
+
+    def snapshot(window: int) -> tuple:
+        monkeypatch.setattr(indexer_module, "EVENTS_WINDOW", window)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{Settings(root=root).index_path}{suffix}").unlink(missing_ok=True)
+        db, indexer = open_index(root)
+        heard: list[Change] = []
+        indexer.subscribe(heard.extend)
+        try:
+            indexer.scan()
+            return (
+                q(db, "SELECT n_points, events_offset, events_last_step, best_metric_value, metrics_json"
+                      " FROM experiments"),
+                q(db, "SELECT metric, first, last, min, max, count, last_step, points FROM metric_summaries"),
+                sorted(q(db, "SELECT metric, steps, vals, times FROM metric_chunks")),
+            ), len([c for c in heard if c.kind == "metrics"])
+        finally:
+            db.close()
+
+    whole, _ = snapshot(1 << 30)
+    windowed, writes = snapshot(10_000)
+    assert writes > 20  # many windows, each its own write
+    assert whole[0] == windowed[0] and whole[1] == windowed[1]
+    assert [(m, s, v, t) for m, s, v, t in whole[2]] != []
+    # Chunks may be cut differently, but they hold the same points.
+    from runicorn_lite.db.chunks import unpack
+
+    def points(rows: list) -> dict:
+        out: dict = {}
+        for metric, steps_blob, vals_blob, _times in rows:
+            steps, vals = unpack(steps_blob, vals_blob)
+            out.setdefault(metric, {}).update(zip(steps, vals, strict=True))
+        return out
+
+    assert points(whole[2]) == points(windowed[2])

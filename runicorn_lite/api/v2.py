@@ -44,7 +44,7 @@ from runicorn_lite.queries.experiments import (
     metrics_summary,
 )
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
-from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, load_series, pivot
+from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, load_series, pivot, rows_downsampled
 
 MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
@@ -277,16 +277,23 @@ async def metrics_fast(request: Request) -> Response:
         downsample = get_int(q, "downsample", 0, 2, MAX_DOWNSAMPLE)
     lo, hi = step_range or (None, None)
 
-    def query(conn: Any) -> dict[str, tuple[list[int], list[float]]] | None:
+    def query(conn: sqlite3.Connection) -> tuple[list[str], list[dict[str, Any]], int, bool] | None:
         found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
             return None
-        return load_series(conn, found[0], names, lo, hi)
+        if downsample is not None:
+            wanted = names
+            if wanted is None:
+                wanted = [r[0] for r in conn.execute(
+                    "SELECT metric FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (found[0],)
+                )]
+            return rows_downsampled(conn, found[0], wanted, downsample, lo, hi)
+        return pivot(load_series(conn, found[0], names, lo, hi))
 
-    series = await in_db_thread(ctx.index.read, query)
-    if series is None:
+    answer = await in_db_thread(ctx.index.read, query)
+    if answer is None:
         raise not_found(f"Experiment {exp_id} not found")
-    columns, rows, total, downsampled = pivot(series, downsample)
+    columns, rows, total, downsampled = answer
     return JSONResponse(
         {
             "columns": columns,

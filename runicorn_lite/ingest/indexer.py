@@ -24,6 +24,9 @@ from runicorn_lite.params import flatten_config
 
 log = logging.getLogger("runicorn_lite.ingest")
 
+# Bytes of events.jsonl read (and held as points) at once: a huge run is ingested window by
+# window, each its own write, so memory stays flat whatever the size of the file.
+EVENTS_WINDOW = 8 << 20
 # Runs prepared (files read) before one write transaction commits them.
 BATCH_RUNS = 200
 # ... or this many seconds of reading, whichever comes first, so progress shows while scanning.
@@ -130,6 +133,12 @@ class Indexer:
                     prepared = self._prepare(plan)
                     if prepared is not None:
                         batch.append(prepared)
+                    if prepared is not None and prepared.events is not None and prepared.events.more:
+                        with self._lock:
+                            self._write(batch)
+                        st.runs_indexed += len(batch)
+                        batch = []
+                        self._read_rest(plan.loc, plan.rel)
                     if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
                         with self._lock:
                             self._write(batch)
@@ -190,6 +199,7 @@ class Indexer:
         A directory that no longer holds a run is removed from the index. Returns how many
         runs were written or removed.
         """
+        large: list[tuple[rundir.RunLocation, str]] = []
         with self._lock:
             batch: list[Prepared] = []
             gone: list[str] = []
@@ -204,6 +214,8 @@ class Indexer:
                 prepared = self._prepare(plan) if plan is not None else None
                 if prepared is not None:
                     batch.append(prepared)
+                    if prepared.events is not None and prepared.events.more:
+                        large.append((loc, rel))
             if batch:
                 self._write(batch)
             if gone:
@@ -211,7 +223,27 @@ class Indexer:
             self.state.runs_in_index = self._indexed_count()
             if changed_at is not None and (batch or gone):
                 self.state.last_ingest_lag_s = round(time.time() - changed_at, 4)
-            return len(batch) + len(gone)
+        # The rest of a huge events file, window by window, without holding the lock between
+        # windows (an API write waits for one window, not for the whole file).
+        for loc, rel in large:
+            self._read_rest(loc, rel)
+        return len(batch) + len(gone)
+
+    def _read_rest(self, loc: rundir.RunLocation, rel: str) -> None:
+        """Go on reading a run whose events.jsonl was read only in part, a window at a time."""
+        while not self._stopping.is_set():
+            plan = self._plan(loc, rel)
+            prepared = self._prepare(plan) if plan is not None else None
+            if prepared is None:
+                return
+            with self._lock:
+                self._write([prepared])
+                written = self._known.get(rel)
+            if prepared.events is None or not prepared.events.more:
+                return
+            if written is None or written.events_offset != prepared.events.offset:
+                return  # the write failed (logged): the next scan or change retries
+
 
     def _indexed_count(self) -> int:
         return sum(1 for known in self._known.values() if known.pk >= 0)
@@ -331,9 +363,11 @@ class Indexer:
         events = None
         if plan.events_ino is not None:
             if full:
-                events = rundir.read_events(loc.run_dir / rundir.EVENTS)
+                events = rundir.read_events(loc.run_dir / rundir.EVENTS, max_bytes=EVENTS_WINDOW)
             elif known is not None and plan.events_size > known.events_offset:
-                events = rundir.read_events(loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step)
+                events = rundir.read_events(
+                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step, max_bytes=EVENTS_WINDOW
+                )
         if events is not None and events.bad_lines:
             log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
         files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 from array import array
 from dataclasses import dataclass
@@ -76,9 +77,9 @@ def downsampled_series(
     """One curve within an inclusive step range, at most ``budget`` points (M4: every peak and
     dip kept, first and last points kept); None when it has no point there.
 
-    A long curve (more than CHUNK_M4_FACTOR x budget points) is drawn from its chunks' M4
-    points, grouped so that the answer fits the budget: its points are never read, only the
-    chunks cut by the step range are.
+    A long curve (more than CHUNK_M4_FACTOR x budget points, or enough chunks that their M4
+    points fill half the budget) is drawn from its chunks' M4 points, grouped so that the answer
+    fits the budget: its points are never read, only the chunks cut by the step range are.
     """
     lo = step_min if step_min is not None else _INT64[0]
     hi = step_max if step_max is not None else _INT64[1]
@@ -90,7 +91,9 @@ def downsampled_series(
     if not metas:
         return None
     upper_bound = sum(m[1] for m in metas)
-    if upper_bound > CHUNK_M4_FACTOR * budget:
+    if upper_bound > budget and (4 * len(metas) >= budget // 2 or upper_bound > CHUNK_M4_FACTOR * budget):
+        # The chunks' M4 points fill at least half the budget, or reading every point would
+        # be far more than the answer: draw from the chunks alone.
         return _from_chunk_m4(conn, pk, metric, metas, budget, lo, hi)
     steps, vals, times = _points(conn, pk, metric, lo, hi)
     if not steps:
@@ -213,3 +216,96 @@ def pivot(
             if row_no is not None:
                 rows[row_no][name] = v
     return columns, rows, total, keep is not None
+
+
+def rows_downsampled(
+    conn: sqlite3.Connection,
+    pk: int,
+    names: list[str],
+    downsample: int,
+    step_min: int | None = None,
+    step_max: int | None = None,
+) -> tuple[list[str], list[dict[str, Any]], int, bool]:
+    """What :func:`pivot` answers for ``downsample``, with memory bounded by the answer, not by
+    the run: each metric's curve is chosen as :func:`downsampled_series` chooses it (a long one
+    from its chunks' M4 points), the union of the chosen steps becomes the rows, and the other
+    metrics' values at those steps are read from the chunks that hold them."""
+    lo = step_min if step_min is not None else _INT64[0]
+    hi = step_max if step_max is not None else _INT64[1]
+    budget = max(3, (downsample - 2) // max(1, len(names)))
+    chosen: dict[str, Series] = {}
+    for name in names:
+        curve = downsampled_series(conn, pk, name, budget, step_min, step_max)
+        if curve is not None:
+            chosen[name] = curve
+    columns = ["global_step", *sorted(chosen)]
+    if not chosen:
+        return columns, [], 0, False
+    total = _distinct_steps(conn, pk, list(chosen), lo, hi)
+    if total <= downsample:  # every row fits: the plain pivot of every point
+        series = load_series(conn, pk, list(chosen), step_min, step_max)
+        return pivot(series, downsample)
+    firsts = [c.steps[0] for c in chosen.values()]
+    lasts = [c.steps[-1] for c in chosen.values()]
+    keep = {min(firsts), max(lasts)}
+    for name in sorted(chosen):
+        for step in chosen[name].steps:
+            if len(keep) >= downsample:
+                break
+            keep.add(step)
+    steps = sorted(keep)
+    rows: list[dict[str, Any]] = [{"global_step": s} for s in steps]
+    for name in sorted(chosen):
+        values = _values_at(conn, pk, name, steps)
+        for row, value in zip(rows, values, strict=True):
+            row[name] = value
+    return columns, rows, total, True
+
+
+def _distinct_steps(conn: sqlite3.Connection, pk: int, names: list[str], lo: int, hi: int) -> int:
+    """Rows a pivot of these metrics has in [lo, hi]: the steps any of them was logged at."""
+    per_metric: list[array[int]] = []
+    for name in names:
+        steps = array("q")
+        for (blob,) in conn.execute(
+            "SELECT steps FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND max_step >= ? AND min_step <= ?"
+            " ORDER BY chunk",
+            (pk, name, lo, hi),
+        ):
+            part = array("q")
+            part.frombytes(blob)
+            if part[0] < lo or part[-1] > hi:
+                part = array("q", [s for s in part if lo <= s <= hi])
+            steps.extend(part)
+        per_metric.append(steps)
+    if all(s == per_metric[0] for s in per_metric[1:]):  # the usual case: logged together
+        return len(per_metric[0])
+    return len(set().union(*per_metric))
+
+
+def _values_at(conn: sqlite3.Connection, pk: int, metric: str, steps: list[int]) -> list[float | None]:
+    """The metric's value at each of the (sorted) steps, None where it was not logged."""
+    metas = conn.execute(
+        "SELECT chunk, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY min_step",
+        (pk, metric),
+    ).fetchall()
+    lows = [m[1] for m in metas]
+    out: list[float | None] = []
+    loaded: dict[int, tuple[array[int], array[float]]] = {}
+    for step in steps:
+        i = bisect.bisect_right(lows, step) - 1
+        if i < 0 or step > metas[i][2]:
+            out.append(None)
+            continue
+        chunk = metas[i][0]
+        if chunk not in loaded:
+            loaded.clear()  # steps are sorted: an earlier chunk is never needed again
+            steps_blob, vals_blob = conn.execute(
+                "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                (pk, metric, chunk),
+            ).fetchone()
+            loaded[chunk] = unpack(steps_blob, vals_blob)
+        chunk_steps, chunk_vals = loaded[chunk]
+        j = bisect.bisect_left(chunk_steps, step)
+        out.append(chunk_vals[j] if j < len(chunk_steps) and chunk_steps[j] == step else None)
+    return out

@@ -58,6 +58,15 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
         long_run.log({"loss": math.sin(step / 500) + (25.0 if step == SPIKE else 0.0)}, step=step)
     long_run.finish()
     dirs[long_run.id] = long_run.run_dir
+    two = runicorn_lite.init(project="cmp", name="two", root=root, run_id="20240301_000000_0000fe")
+    for step in range(1, LONG + 1):
+        data = {"a": math.cos(step / 300) - (40.0 if step == SPIKE else 0.0)}
+        if step % 3 == 0 or step == LONG + 1:
+            data["b"] = step / 1000
+        two.log(data, step=step)
+    two.log({"b": 99.0}, step=LONG + 7)  # b goes on past a
+    two.finish()
+    dirs[two.id] = two.run_dir
     rundir.mark_deleted(dirs["20240301_000000_000002"], "finished", "cleanup", 1.0)
     yield root, dirs
 
@@ -187,3 +196,28 @@ async def test_fifty_runs_and_duplicates(client) -> None:
     body = await _compare(client, ids=",".join([SDK_IDS[0], SDK_IDS[0], SDK_IDS[1]]), metric_names="nothing")
     assert [e["id"] for e in body["experiments"]] == [SDK_IDS[0], SDK_IDS[1]]
     assert body["series"] == {} and body["total_points"] == {}
+
+
+async def test_metrics_fast_downsampled_from_chunk_m4_has_true_values_for_every_metric(client, corpus) -> None:
+    _root, dirs = corpus
+    two = "20240301_000000_0000fe"
+    truth = _events(dirs[two])
+    for downsample in (50, 400):
+        response = await client.get(f"/api/v2/experiments/{two}/metrics/fast", params={"downsample": downsample})
+        body = response.json()
+        assert body["columns"] == ["global_step", "a", "b"]
+        rows = body["rows"]
+        steps = [r["global_step"] for r in rows]
+        assert len(rows) <= downsample and steps == sorted(set(steps))
+        assert steps[0] == 1 and steps[-1] == LONG + 7 and SPIKE in steps
+        assert body["total_points"] == LONG + 1  # the steps either metric was logged at
+        assert body["applied_filters"]["downsampled"] is True
+        for row in rows:
+            for name in ("a", "b"):
+                expected = truth[name].get(row["global_step"])
+                assert row[name] == (None if expected is None else pytest.approx(expected[0]))
+    ranged = (await client.get(f"/api/v2/experiments/{two}/metrics/fast",
+                               params={"downsample": 60, "step_range": "12000:13000"})).json()
+    steps = [r["global_step"] for r in ranged["rows"]]
+    assert steps[0] == 12000 and steps[-1] == 13000 and SPIKE in steps and len(steps) <= 60
+    assert ranged["total_points"] == 1001
