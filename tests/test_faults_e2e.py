@@ -278,9 +278,12 @@ def test_a_read_only_root_is_served_from_an_index_dir(tmp_path: Path, corpus_roo
                 http.post("/api/recycle-bin/restore", json={"run_ids": [exp_id]}),
                 http.post("/api/recycle-bin/empty", json={"confirm": True}),
             ]
+            declared = http.get("/openapi.json").json()["paths"]
             for answer in writes:
                 assert answer.status_code == 403, answer.text
                 assert "read-only" in answer.json()["detail"]
+                path = answer.request.url.path.replace(exp_id, "{run_id}")
+                assert "403" in declared[path][answer.request.method.lower()]["responses"], path
         assert (index_dir / "index.sqlite").exists() and (index_dir / "primary.sqlite").exists()
     finally:
         proc.terminate()

@@ -106,12 +106,13 @@ OPERATIONS: Operations = {
     ("/api/v2/experiments/batch-delete", "post"): {
         "summary": f"Soft-delete up to {MAX_BATCH} experiments (writes .deleted markers)",
         "requestBody": _ids("exp_ids", MAX_BATCH, **_REASON),
-        "responses": {"200": json_content("deleted, failed, results, errors"), **_errors(400, 413, 429, 503)},
+        "responses": {"200": json_content("deleted, failed, results, errors"), **_errors(400, 403, 413, 429, 503)},
     },
     ("/api/v2/experiments/batch-restore", "post"): {
         "summary": f"Restore up to {MAX_BATCH} soft-deleted experiments",
         "requestBody": _ids("exp_ids", MAX_BATCH),
-        "responses": {"200": json_content("restored, deleted, failed, results, errors"), **_errors(400, 413, 503)},
+        "responses": {"200": json_content("restored, deleted, failed, results, errors"),
+                      **_errors(400, 403, 413, 503)},
     },
     ("/api/v2/experiments/{exp_id}/files/{path}", "get"): {
         "summary": "One file of the run directory (images under media/, logs.txt, ...): ETag, Range",
@@ -133,7 +134,7 @@ OPERATIONS: Operations = {
         "summary": f"V1: soft-delete up to {MAX_RUN_IDS} runs",
         "requestBody": _ids("run_ids", MAX_RUN_IDS, **_REASON),
         "responses": {"200": json_content("deleted_count, results {id: {success, error?}}, message"),
-                      **_errors(400, 413)},
+                      **_errors(400, 403, 413)},
     },
     ("/api/runs/{run_id}", "get"): {"summary": "V1: run detail (with assets, assets_count)", "parameters": [_RUN_ID],
                                     "responses": {"200": json_content("Run"), **_errors(404)}},
@@ -179,13 +180,13 @@ OPERATIONS: Operations = {
         "summary": "V1: restore soft-deleted runs",
         "requestBody": _ids("run_ids", MAX_RUN_IDS),
         "responses": {"200": json_content("restored_count, results {id: {success, error?}}, message"),
-                      **_errors(400, 413)},
+                      **_errors(400, 403, 413)},
     },
     ("/api/recycle-bin/empty", "post"): {
         "summary": "V1: delete every soft-deleted run directory for good",
         "requestBody": json_body({"type": "object", "required": ["confirm"],
                                   "properties": {"confirm": {"type": "boolean", "enum": [True]}}}),
-        "responses": {"200": json_content("permanently_deleted, message, deleted_ids"), **_errors(400, 413)},
+        "responses": {"200": json_content("permanently_deleted, message, deleted_ids"), **_errors(400, 403, 413)},
     },
     ("/api/projects", "get"): {"summary": "V1: project names", "responses": {"200": json_content("projects")}},
     ("/api/projects/{project}/names", "get"): {

@@ -24,8 +24,9 @@ Operations = dict[tuple[str, str], dict[str, Any]]
 
 ERROR_TEXT = {
     304: "Not modified", 400: "Invalid parameter or body", 401: "Missing or invalid API key",
-    403: "Another project", 404: "Not found", 409: "Conflict", 413: "Request body too large",
-    429: "Rate limit exceeded", 503: "The store is busy or the query took too long",
+    403: "Forbidden: another project, or a read-only data root", 404: "Not found", 409: "Conflict",
+    413: "Request body too large", 429: "Rate limit exceeded",
+    503: "The store is busy, being rebuilt or damaged, or the query took too long",
 }
 
 
