@@ -70,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
-    from benchmarks import files, soak
+    from benchmarks import dbthreads, files, soak
 
+    dbthreads.add_parser(sub)
     files.add_parser(sub)
     soak.add_parser(sub)
 
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import load
 
         load.main(args)
+    elif args.command == "dbthreads":
+        dbthreads.main(args)
     elif args.command == "files":
         files.main(args)
     elif args.command == "soak":

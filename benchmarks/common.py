@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import datetime as _dt
 import functools
 import json
@@ -16,9 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
+
+from runicorn_lite.devserver import LoggedProcess, ServerProcess
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -173,22 +174,13 @@ def tree_peak_rss_mb(pid: int) -> float | None:
     return total
 
 
-class Server:
-    """A server subprocess; ``url`` is set once it answers. Output goes to a log file."""
+class Server(LoggedProcess):
+    """A peer's server (the real Runicorn viewer, MLflow); ``url`` is set once it answers."""
 
     def __init__(self, argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None,
                  cwd: Path | None = None) -> None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_path
-        self._log = open(log_path, "w")  # noqa: SIM115
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            list(argv), stdout=self._log, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}, cwd=cwd,
-            start_new_session=True,
-        )
+        super().__init__(argv, log_path=log_path, env=env, cwd=cwd)
         self.url = ""
-        atexit.register(self.stop)
 
     def wait_http(
         self, url: str, probe: str, timeout: float = 120.0, ok: Callable[[httpx.Response], bool] | None = None
@@ -209,72 +201,22 @@ class Server:
                 time.sleep(0.02)
         raise TimeoutError(f"server did not answer in {timeout} s; see {self.log_path}:\n{self.tail()}")
 
-    def wait_line(self, prefix: str, timeout: float = 60.0) -> str:
-        """Wait for a log line starting with ``prefix``; returns the line."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.log_path.read_text(errors="replace").splitlines():
-                if line.startswith(prefix):
-                    return line
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early; see {self.log_path}:\n{self.tail()}")
-            time.sleep(0.01)
-        raise TimeoutError(f"no line {prefix!r} in {timeout} s:\n{self.tail()}")
-
-    def tail(self, n: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
-
     def peak_rss_mb(self) -> float | None:
         return tree_peak_rss_mb(self.proc.pid)
 
-    def stop(self) -> None:
-        atexit.unregister(self.stop)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
-    def __enter__(self) -> Self:
-        return self
+class OurServer(ServerProcess):
+    """``runicorn-lite serve --root DIR --port 0`` (from the Python running the benchmark), its
+    output in the work folder's logs."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class OurServer(Server):
-    """``runicorn-lite serve --root DIR --port 0`` (from the Python running the benchmark)."""
+    ready_timeout_s = 600.0
 
     def __init__(self, root: Path, *args: str, log_path: Path | None = None) -> None:
-        super().__init__(
-            [sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0", *args],
-            log_path or (WORK / "logs" / f"serve-{os.getpid()}-{int(time.time() * 1000)}.log"),
-        )
-        line = self.wait_line("runicorn-lite listening on ")
-        self.listening_s = time.perf_counter() - self.started
-        self.url = line.split(" on ", 1)[1].strip()
+        log_path = log_path or (WORK / "logs" / f"serve-{os.getpid()}-{int(time.time() * 1000)}.log")
+        super().__init__(root, *args, log_path=log_path)
 
-    def health(self) -> dict[str, Any]:
-        return httpx.get(self.url + "/api/health", timeout=10).json()
-
-    def wait_ready(self, timeout: float = 600.0, min_scans: int = 1) -> dict[str, Any]:
-        """Poll health until the start-up scan is done; returns the health body."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = self.health()
-            if body["index"]["ready"] and body["index"]["scans_completed"] >= min_scans:
-                self.ready_s = time.perf_counter() - self.started
-                return body
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.log_path}:\n{self.tail()}")
-            time.sleep(0.02)
-        raise TimeoutError("index never became ready")
+    def peak_rss_mb(self) -> float | None:
+        return tree_peak_rss_mb(self.proc.pid)
 
 
 def copy_runs(src: Path, dest: Path) -> Path:

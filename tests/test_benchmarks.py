@@ -107,3 +107,11 @@ def test_soak(work: Path) -> None:
     result = json.loads((work / "results" / "soak.json").read_text())
     assert result["requests"] > 0 and result["points"]["points_logged"] > 0
     assert result["points"]["points_logged"] == result["points"]["points_in_index"]
+
+
+def test_dbthreads(corpus: Path, work: Path) -> None:
+    proc = bench(work, "dbthreads", "--quick", "--root", str(corpus), "--clients", "4")
+    assert "| `threads` | 4 |" in proc.stdout and "| `aiosqlite x1` | 4 |" in proc.stdout
+    rows = json.loads((work / "results" / "dbthreads-quick.json").read_text())["rows"]
+    assert {r["mode"] for r in rows} == {"threads", "aiosqlite xN", "aiosqlite x1"}
+    assert all(r["requests"] > 0 for r in rows)
