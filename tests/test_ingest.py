@@ -49,7 +49,8 @@ def one(db: Database, exp_id: str) -> dict:
 
 def series(db: Database, exp_id: str) -> dict:
     pk = one(db, exp_id)["pk"]
-    return db.read(lambda c: load_series(c, pk))  # type: ignore[return-value]
+    loaded = db.read(lambda c: load_series(c, pk))
+    return {m: (list(steps), list(vals)) for m, (steps, vals) in loaded.items()}
 
 
 def test_schema_is_wal_with_documented_indexes(index) -> None:

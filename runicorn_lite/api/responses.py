@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.concurrency import iterate_in_threadpool
+from starlette.responses import Response, StreamingResponse
 
 from runicorn_lite.http.responses import JSONResponse, dumps
+from runicorn_lite.queries.steptable import StepTable
 
 if TYPE_CHECKING:
     from runicorn_lite.api.context import Outcome
 
-__all__ = ["JSONResponse", "batch_answer", "dumps", "orjson_loads"]
+__all__ = ["JSONResponse", "batch_answer", "dumps", "orjson_loads", "rows_response"]
 
 
 def orjson_loads(text: str | bytes | None) -> Any:
@@ -33,3 +37,25 @@ def batch_answer(verb: str, outcomes: dict[str, Outcome], *, delete_shape: bool 
     if delete_shape:
         body["deleted"] = ok
     return JSONResponse(body)
+
+
+# Answers of more rows than this stream out a batch at a time; smaller ones go in one piece
+# (with a Content-Length).
+STREAM_ROWS = 20_000
+
+
+def rows_response(head: bytes, table: StepTable, picks: list[int] | None, tail: bytes,
+                  headers: dict[str, str] | None = None) -> Response:
+    """``head`` + the table's rows (JSON objects, comma-separated) + ``tail``: the body of an
+    answer with every point of a run, in bounded memory however many rows it has."""
+    rows = len(table) if picks is None else len(picks)
+    if rows <= STREAM_ROWS:
+        body = head + b"".join(table.json_rows(picks)) + tail
+        return Response(body, media_type="application/json", headers=headers)
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        yield from table.json_rows(picks)
+        yield tail
+
+    return StreamingResponse(iterate_in_threadpool(pieces()), media_type="application/json", headers=headers)

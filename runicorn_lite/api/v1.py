@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,9 +24,10 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, get_int, get_str, json_object
-from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.api.responses import JSONResponse, rows_response
 from runicorn_lite.queries.experiments import RunRef
-from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, pivot
+from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
+from runicorn_lite.queries.steptable import StepTable
 
 LOG_POLL_S = 0.25
 MAX_LOG_CHUNK = 1 << 20
@@ -141,32 +143,43 @@ async def get_run(request: Request) -> Response:
     return JSONResponse(run_detail(await _found(request)))
 
 
-def metrics_table(
-    chunk: rundir.EventsChunk, labels: dict[int, dict[str, Any]], downsample: int | None
-) -> tuple[list[str], list[dict[str, Any]], int]:
-    """(columns, rows, rows before downsampling) as Runicorn 0.7.2 answers ``metrics``: one row per
-    step, ``global_step`` then every metric, ``stage`` and ``time`` sorted by name, null where a
-    step has no value; no columns at all for a run without metrics."""
-    points = chunk.points
-    label_names = sorted({k for row in labels.values() for k in row})
-    steps = sorted(set(labels).union(*(pts.keys() for pts in points.values())))
-    if not steps:
-        return [], [], 0
-    columns = ["global_step", *sorted([*points, *label_names])]
-    total = len(steps)
-    if downsample is not None and total > downsample and points:
-        series = {name: (sorted(pts), [pts[s] for s in sorted(pts)]) for name, pts in points.items()}
-        steps = [row["global_step"] for row in pivot(series, downsample)[1]]
-    rows = []
-    for step in steps:
-        row: dict[str, Any] = {"global_step": step}
-        for name, pts in points.items():
-            row[name] = pts.get(step)
-        extra = labels.get(step)
-        for name in label_names:
-            row[name] = extra.get(name) if extra else None
-        rows.append(row)
-    return columns, rows, total
+# Bytes of events.jsonl parsed at once for a metrics answer (its rows are kept as columns).
+EVENTS_WINDOW = 8 << 20
+
+
+def metrics_table(events: Path) -> StepTable:
+    """The run's metrics as Runicorn 0.7.2 answers them: one row per step (a step with only a
+    ``time`` or ``stage`` too), every metric plus ``stage`` and ``time``, read a window at a time
+    so that memory holds columns, never the events."""
+    table = StepTable()
+    offset, last_step = 0, None
+    while True:
+        labels: dict[int, dict[str, Any]] = {}
+        chunk = rundir.read_events(events, offset, last_step, labels=labels, max_bytes=EVENTS_WINDOW)
+        for name, points in chunk.points.items():
+            steps = sorted(points)
+            table.add_numbers(name, steps, [points[s] for s in steps])
+        if labels:
+            steps = sorted(labels)
+            for name in ("stage", "time"):
+                have = [s for s in steps if name in labels[s]]
+                if not have:
+                    continue
+                if name == "time":
+                    table.add_numbers(name, have, [float(labels[s][name]) for s in have])
+                else:
+                    table.add_texts(name, have, [_shared(labels[s][name]) for s in have])
+        offset, last_step = chunk.offset, chunk.last_step
+        if not chunk.more:
+            return table
+
+
+_TEXTS: dict[str, str] = {}
+
+
+def _shared(text: str) -> str:
+    """One object per distinct stage name, not one per step."""
+    return _TEXTS.setdefault(text, text) if len(_TEXTS) < 10_000 else text
 
 
 async def run_metrics(request: Request) -> Response:
@@ -175,16 +188,20 @@ async def run_metrics(request: Request) -> Response:
         downsample = get_int(request.query_params, "downsample", 0, 2, MAX_DOWNSAMPLE)
     info = await _found(request)
 
-    def build() -> tuple[list[str], list[dict[str, Any]], int]:
-        labels: dict[int, dict[str, Any]] = {}
-        chunk = rundir.read_events(info.run_dir / rundir.EVENTS, labels=labels)
-        return metrics_table(chunk, labels, downsample)
+    def build() -> tuple[StepTable, list[int] | None]:
+        table = metrics_table(info.run_dir / rundir.EVENTS)
+        return table, table.pick(downsample)
 
-    columns, rows, total = await run_in_threadpool(build)
-    headers = {"x-row-count": str(len(rows)), "x-total-count": str(total)}
-    if rows:
-        headers["x-last-step"] = str(rows[-1]["global_step"])
-    return JSONResponse({"columns": columns, "rows": rows, "total": total, "sampled": len(rows)}, headers=headers)
+    table, picks = await run_in_threadpool(build)
+    total = len(table)
+    sampled = total if picks is None else len(picks)
+    headers = {"x-row-count": str(sampled), "x-total-count": str(total)}
+    if sampled:
+        headers["x-last-step"] = str(table.steps[picks[-1] if picks else -1])
+    columns = ["global_step", *table.names()] if total else []
+    head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['
+    tail = b'],"total":' + str(total).encode() + b',"sampled":' + str(sampled).encode() + b"}"
+    return rows_response(head, table, picks, tail, headers)
 
 
 _PATCH_FIELDS = ("alias", "tags", "description")

@@ -29,7 +29,7 @@ from runicorn_lite.api.params import (
     get_str,
     json_object,
 )
-from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads
+from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads, rows_response
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.queries import analytics, filters
@@ -44,7 +44,8 @@ from runicorn_lite.queries.experiments import (
     metrics_summary,
 )
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
-from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, load_series, pivot, rows_downsampled
+from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, downsampled_table, load_series
+from runicorn_lite.queries.steptable import StepTable, table_of
 
 MAX_PER_PAGE = 1000
 MAX_PAGE = 1_000_000
@@ -277,37 +278,37 @@ async def metrics_fast(request: Request) -> Response:
         downsample = get_int(q, "downsample", 0, 2, MAX_DOWNSAMPLE)
     lo, hi = step_range or (None, None)
 
-    def query(conn: sqlite3.Connection) -> tuple[list[str], list[dict[str, Any]], int, bool] | None:
+    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | None:
         found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
             return None
-        if downsample is not None:
-            wanted = names
-            if wanted is None:
-                wanted = [r[0] for r in conn.execute(
-                    "SELECT metric FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (found[0],)
-                )]
-            return rows_downsampled(conn, found[0], wanted, downsample, lo, hi)
-        return pivot(load_series(conn, found[0], names, lo, hi))
+        if downsample is None:
+            table = table_of(load_series(conn, found[0], names, lo, hi))
+            return table, None, len(table)
+        wanted = names
+        if wanted is None:
+            wanted = [r[0] for r in conn.execute(
+                "SELECT metric FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (found[0],)
+            )]
+        return downsampled_table(conn, found[0], wanted, downsample, lo, hi)
 
     answer = await in_db_thread(ctx.index.read, query)
     if answer is None:
         raise not_found(f"Experiment {exp_id} not found")
-    columns, rows, total, downsampled = answer
-    return JSONResponse(
-        {
-            "columns": columns,
-            "rows": rows,
-            "query_time_ms": _ms(start),
-            "total_points": total,
-            "applied_filters": {
-                "metrics": names if names is not None else columns[1:],
-                "step_range": {"min": lo, "max": hi} if step_range else None,
-                "downsampled": downsampled,
-                "downsample": downsample,
-            },
-        }
-    )
+    table, picks, total = answer
+    columns = ["global_step", *table.names()]
+    head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['
+    tail = b"]," + orjson.dumps({
+        "query_time_ms": _ms(start),
+        "total_points": total,
+        "applied_filters": {
+            "metrics": names if names is not None else columns[1:],
+            "step_range": {"min": lo, "max": hi} if step_range else None,
+            "downsampled": len(table) < total,
+            "downsample": downsample,
+        },
+    })[1:]
+    return rows_response(head, table, picks, tail)
 
 
 async def experiment_images(request: Request) -> Response:

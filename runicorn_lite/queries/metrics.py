@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import sqlite3
 from array import array
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 from runicorn_lite.db.chunks import unpack, unpack_m4, unpack_times
 from runicorn_lite.queries.downsample import m4_indices
+from runicorn_lite.queries.steptable import StepTable, table_of
 
 # Largest ``downsample`` a client may ask for (V1 and V2).
 MAX_DOWNSAMPLE = 100_000
@@ -25,8 +27,9 @@ def load_series(
     names: list[str] | None = None,
     step_min: int | None = None,
     step_max: int | None = None,
-) -> dict[str, tuple[list[int], list[float]]]:
-    """metric → (steps, values), sorted by step, restricted to names and an inclusive step range."""
+) -> dict[str, tuple[array[int], array[float]]]:
+    """metric → (steps, values) arrays, sorted by step, restricted to names and an inclusive step
+    range (16 bytes a point: a million-step metric is 16 MB, not a list of float objects)."""
     sql = "SELECT metric, steps, vals FROM metric_chunks WHERE exp_pk = ?"
     params: list[Any] = [pk]
     if names is not None:
@@ -39,23 +42,20 @@ def load_series(
         sql += " AND min_step <= ?"
         params.append(step_max)
     sql += " ORDER BY metric, chunk"
-    out: dict[str, tuple[list[int], list[float]]] = {}
+    lo = step_min if step_min is not None else _INT64[0]
+    hi = step_max if step_max is not None else _INT64[1]
+    out: dict[str, tuple[array[int], array[float]]] = {}
     for metric, steps_blob, vals_blob in conn.execute(sql, params):
         steps, vals = unpack(steps_blob, vals_blob)
-        if step_min is not None or step_max is not None:
-            lo = step_min if step_min is not None else _INT64[0]
-            hi = step_max if step_max is not None else _INT64[1]
-            pairs = [(s, v) for s, v in zip(steps, vals, strict=True) if lo <= s <= hi]
-            steps_l = [p[0] for p in pairs]
-            vals_l = [p[1] for p in pairs]
-        else:
-            steps_l, vals_l = steps.tolist(), vals.tolist()
+        if steps[0] < lo or steps[-1] > hi:  # a chunk the range cuts: chunks are sorted
+            a, b = bisect.bisect_left(steps, lo), bisect.bisect_right(steps, hi)
+            steps, vals = steps[a:b], vals[a:b]
         entry = out.get(metric)
         if entry is None:
-            out[metric] = (steps_l, vals_l)
+            out[metric] = (steps, vals)
         else:
-            entry[0].extend(steps_l)
-            entry[1].extend(vals_l)
+            entry[0].extend(steps)
+            entry[1].extend(vals)
     return {m: s for m, s in out.items() if s[0]}
 
 
@@ -181,55 +181,22 @@ def _points_of_chunk(
     return [st[i] for i in keep], [va[i] for i in keep], [ti[i] for i in keep]
 
 
-def pivot(
-    series: dict[str, tuple[list[int], list[float]]], downsample: int | None = None
-) -> tuple[list[str], list[dict[str, Any]], int, bool]:
-    """(columns, rows, rows before downsampling, whether rows were dropped).
-
-    One row per step; a metric not logged at a step is null there. Downsampling runs M4 on
-    each metric with an equal share of the budget and keeps the union of the chosen steps (the
-    first and last step always among them), so no row count exceeds ``downsample``.
-    """
-    names = sorted(series)
-    columns = ["global_step", *names]
-    steps = series[names[0]][0] if len(names) == 1 else sorted({s for st, _ in series.values() for s in st})
-    total = len(steps)
-    keep: set[int] | None = None
-    if downsample is not None and total > downsample:
-        keep = {steps[0], steps[-1]}
-        budget = max(3, (downsample - 2) // max(1, len(names)))
-        for name in names:
-            st, vals = series[name]
-            for i in m4_indices(vals, budget):
-                if len(keep) >= downsample:
-                    break
-                keep.add(st[i])
-        steps = sorted(keep)
-    index = {s: i for i, s in enumerate(steps)}
-    rows: list[dict[str, Any]] = [{"global_step": s} for s in steps]
-    for name in names:
-        for row in rows:
-            row[name] = None
-        st, vals = series[name]
-        for s, v in zip(st, vals, strict=True):
-            row_no = index.get(s)
-            if row_no is not None:
-                rows[row_no][name] = v
-    return columns, rows, total, keep is not None
-
-
-def rows_downsampled(
+def downsampled_table(
     conn: sqlite3.Connection,
     pk: int,
     names: list[str],
     downsample: int,
     step_min: int | None = None,
     step_max: int | None = None,
-) -> tuple[list[str], list[dict[str, Any]], int, bool]:
-    """What :func:`pivot` answers for ``downsample``, with memory bounded by the answer, not by
-    the run: each metric's curve is chosen as :func:`downsampled_series` chooses it (a long one
-    from its chunks' M4 points), the union of the chosen steps becomes the rows, and the other
-    metrics' values at those steps are read from the chunks that hold them."""
+) -> tuple[StepTable, list[int] | None, int]:
+    """(table, rows of it to answer or None for all, rows before downsampling) for
+    ``metrics/fast?downsample=``, in memory bounded by the answer, not by the run.
+
+    Each metric's curve is chosen as :func:`downsampled_series` chooses it (a long one from its
+    chunks' M4 points); the union of the chosen steps becomes the rows, and the other metrics'
+    values at those steps are read from the chunks that hold them. Runs whose steps fit the
+    budget answer every point.
+    """
     lo = step_min if step_min is not None else _INT64[0]
     hi = step_max if step_max is not None else _INT64[1]
     budget = max(3, (downsample - 2) // max(1, len(names)))
@@ -238,28 +205,23 @@ def rows_downsampled(
         curve = downsampled_series(conn, pk, name, budget, step_min, step_max)
         if curve is not None:
             chosen[name] = curve
-    columns = ["global_step", *sorted(chosen)]
     if not chosen:
-        return columns, [], 0, False
+        return StepTable(), None, 0
     total = _distinct_steps(conn, pk, list(chosen), lo, hi)
-    if total <= downsample:  # every row fits: the plain pivot of every point
-        series = load_series(conn, pk, list(chosen), step_min, step_max)
-        return pivot(series, downsample)
-    firsts = [c.steps[0] for c in chosen.values()]
-    lasts = [c.steps[-1] for c in chosen.values()]
-    keep = {min(firsts), max(lasts)}
+    if total <= downsample:
+        return table_of(load_series(conn, pk, list(chosen), step_min, step_max)), None, total
+    keep = {min(c.steps[0] for c in chosen.values()), max(c.steps[-1] for c in chosen.values())}
     for name in sorted(chosen):
         for step in chosen[name].steps:
             if len(keep) >= downsample:
                 break
             keep.add(step)
     steps = sorted(keep)
-    rows: list[dict[str, Any]] = [{"global_step": s} for s in steps]
+    table = StepTable()
+    table.steps.extend(steps)
     for name in sorted(chosen):
-        values = _values_at(conn, pk, name, steps)
-        for row, value in zip(rows, values, strict=True):
-            row[name] = value
-    return columns, rows, total, True
+        table.numbers[name] = array("d", [math.nan if v is None else v for v in _values_at(conn, pk, name, steps)])
+    return table, None, total
 
 
 def _distinct_steps(conn: sqlite3.Connection, pk: int, names: list[str], lo: int, hi: int) -> int:

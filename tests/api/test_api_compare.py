@@ -221,3 +221,30 @@ async def test_metrics_fast_downsampled_from_chunk_m4_has_true_values_for_every_
     steps = [r["global_step"] for r in ranged["rows"]]
     assert steps[0] == 12000 and steps[-1] == 13000 and SPIKE in steps and len(steps) <= 60
     assert ranged["total_points"] == 1001
+
+
+async def test_every_point_of_a_long_run_streams_out_in_batches(client, corpus, monkeypatch) -> None:
+    from runicorn_lite.api import responses
+
+    monkeypatch.setattr(responses, "STREAM_ROWS", 100)  # any answer over 100 rows streams
+    _root, dirs = corpus
+    two = "20240301_000000_0000fe"
+    truth = _events(dirs[two])
+    response = await client.get(f"/api/v2/experiments/{two}/metrics/fast", params={"step_range": "100:5000"})
+    assert response.status_code == 200 and "content-length" not in response.headers
+    body = response.json()
+    assert body["columns"] == ["global_step", "a", "b"] and body["total_points"] == 4901
+    assert [r["global_step"] for r in body["rows"]] == list(range(100, 5001))
+    for row in body["rows"][::97]:
+        for name in ("a", "b"):
+            expected = truth[name].get(row["global_step"])
+            assert row[name] == (None if expected is None else pytest.approx(expected[0]))
+    v1 = await client.get(f"/api/runs/{two}/metrics")
+    assert v1.status_code == 200 and "content-length" not in v1.headers
+    assert v1.headers["x-row-count"] == v1.headers["x-total-count"] == str(LONG + 1)
+    assert v1.headers["x-last-step"] == str(LONG + 7)
+    v1_body = v1.json()
+    assert v1_body["columns"] == ["global_step", "a", "b", "time"]  # our SDK logs no stage unless asked
+    assert len(v1_body["rows"]) == v1_body["total"] == v1_body["sampled"] == LONG + 1
+    small = await client.get(f"/api/runs/{two}/metrics", params={"downsample": 50})
+    assert "content-length" in small.headers and small.json()["sampled"] <= 50
