@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -254,7 +255,12 @@ def list_experiments(
 
     total = count(where, params)
     offset = (page - 1) * per_page
-    if isinstance(order_by, Field):
+    page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
+    known_page = counts.get(page_key, generation) if counts is not None else None
+    if known_page is not None:
+        # The same page of an unchanged index: its rows by primary key, in the order found.
+        rows = _rows_by_pk(conn, known_page)
+    elif isinstance(order_by, Field):
         walk_where = None
         if where != "likely(deleted_at IS NULL)" and total:
             everything = count("1", []) if f.include_deleted else count("likely(deleted_at IS NULL)", [])
@@ -265,6 +271,8 @@ def list_experiments(
         rows, total = _search_page(conn, where, params, order_by, desc, offset, per_page, counts, generation)
     else:
         rows = _column_page(conn, f, where, params, order_by, desc, offset, per_page, total, count, counts, generation)
+    if counts is not None and known_page is None:
+        counts.put(page_key, generation, tuple(r[0] for r in rows))
     extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
     return [experiment_json(r[1:], root, f.include_deleted, extras.get(r[0], b"")) for r in rows], total
 
@@ -384,10 +392,17 @@ def _search_page(
     wanted = pks[offset : offset + per_page]
     if not wanted:
         return [], len(pks)
+    return _rows_by_pk(conn, wanted), len(pks)
+
+
+def _rows_by_pk(conn: sqlite3.Connection, pks: Sequence[int]) -> list[tuple[Any, ...]]:
+    """Rows (pk first) of the given pks, in their order."""
+    if not pks:
+        return []
     rows = {r[0]: r for r in conn.execute(
-        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE pk IN ({','.join('?' * len(wanted))})", wanted
+        f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE pk IN ({','.join('?' * len(pks))})", pks
     )}
-    return [rows[pk] for pk in wanted if pk in rows], len(pks)
+    return [rows[pk] for pk in pks if pk in rows]
 
 
 def list_extras(conn: sqlite3.Connection, pks: list[int], include: frozenset[str]) -> dict[int, bytes]:
