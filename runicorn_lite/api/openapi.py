@@ -1,6 +1,7 @@
 """The OpenAPI operations of V1, V2, the health check and the web page.
 
-Enums and limits come from the constants the handlers check against, never from copies.
+Query parameters come from each endpoint's declaration (the one its handler parses with), body
+limits from the constants the handlers check against: never from copies.
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
+from runicorn_lite.api import v1, v2
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
-from runicorn_lite.api.v2 import DEFAULT_COMPARE_POINTS, MAX_BATCH, MAX_PAGE, MAX_PER_PAGE
+from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
-from runicorn_lite.db.schema import SORT_COLUMNS
-from runicorn_lite.http.openapi import Operations, errors, json_body, json_content, path, query
+from runicorn_lite.http.openapi import Operations, errors, json_body, json_content, path
 from runicorn_lite.queries.compare import MAX_COMPARE
-from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
 
 ERROR = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
 
@@ -32,16 +32,6 @@ def _ids(name: str, max_items: int, **more: dict[str, Any]) -> dict[str, Any]:
 
 _EXP_ID = path("exp_id", "Experiment (run) id", {"type": "string", "pattern": rundir.RUN_ID_PATTERN})
 _RUN_ID = path("run_id", "Run id")
-# A comma list of statuses (form style, not exploded: status=running,failed).
-_STATUS = query("status", {"type": "array", "items": {"type": "string", "enum": list(rundir.STATUSES)}},
-                "Any of these statuses", style="form", explode=False)
-_LIST_FILTERS = [
-    query("project", {"type": "string"}, "Exact project"),
-    _STATUS,
-    query("created_after", {"type": "number"}, "Unix seconds, inclusive"),
-    query("created_before", {"type": "number"}, "Unix seconds, inclusive"),
-]
-_DOWNSAMPLE = {"type": "integer", "minimum": 2, "maximum": MAX_DOWNSAMPLE}
 _REASON = {"reason": {"type": "string", "maxLength": 1000}}
 
 OPERATIONS: Operations = {
@@ -51,55 +41,27 @@ OPERATIONS: Operations = {
     },
     ("/api/v2/experiments", "get"): {
         "summary": "List experiments with filters, sorting and pagination (from the index)",
-        "parameters": [
-            *_LIST_FILTERS,
-            query("name", {"type": "string"}, "Exact experiment name"),
-            query("tags", {"type": "string"}, "Comma list; an experiment with any of them matches"),
-            query("search", {"type": "string"}, "Case-insensitive substrings (every word must match)"),
-            query("best_metric_min", {"type": "number"}, "Minimum best metric value"),
-            query("best_metric_max", {"type": "number"}, "Maximum best metric value"),
-            query("include_deleted", {"type": "boolean", "default": False}, "Include soft-deleted"),
-            query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1}, "1-based page"),
-            query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": 50}, "Page size"),
-            query("order_by", {"type": "string", "default": "created_at", "anyOf": [
-                {"enum": list(SORT_COLUMNS)}, {"pattern": "^(params|metrics)\\..+"}]},
-                  "Sort field: a column, params.<key> or metrics.<name>.<last|min|max|first|count>"
-                  " (NULLs and runs lacking the field last, ties by id)"),
-            query("filter", {"type": "string", "maxLength": 2000},
-                  "Expression over params and metric summaries, e.g. params.lr < 0.01 and metrics.acc.max > 0.9"),
-            query("include", {"type": "string"}, "Comma list of params, metrics: add them to each row"),
-            query("order_desc", {"type": "boolean", "default": True}, "Descending"),
-        ],
+        "parameters": v2.LIST_QUERY.openapi(),
         "responses": {"200": json_content("A page of experiments"), **_errors(400, 429, 503)},
     },
     ("/api/v2/experiments/{exp_id}", "get"): {
         "summary": "Experiment detail with metrics summary",
-        "parameters": [_EXP_ID],
-        "responses": {"200": json_content("Detail"), **_errors(404, 429, 503)},
+        "parameters": [_EXP_ID, *v2.NO_QUERY.openapi()],
+        "responses": {"200": json_content("Detail"), **_errors(400, 404, 429, 503)},
     },
     ("/api/v2/experiments/{exp_id}/metrics/fast", "get"): {
         "summary": "Metric curves, filtered and downsampled",
-        "parameters": [
-            _EXP_ID,
-            query("metric_names", {"type": "string"}, "Comma list of metrics"),
-            query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
-            query("downsample", _DOWNSAMPLE, "At most N rows (M4 per metric: first, last, lowest, highest)"),
-        ],
+        "parameters": [_EXP_ID, *v2.METRICS_QUERY.openapi()],
         "responses": {"200": json_content("Columns and rows"), **_errors(400, 404, 429, 503)},
     },
     ("/api/v2/experiments/{exp_id}/images", "get"): {
         "summary": "Images the run logged (image events), in step order, with their file URLs",
-        "parameters": [_EXP_ID],
-        "responses": {"200": json_content("images"), **_errors(404, 429, 503)},
+        "parameters": [_EXP_ID, *v2.NO_QUERY.openapi()],
+        "responses": {"200": json_content("images"), **_errors(400, 404, 429, 503)},
     },
     ("/api/v2/compare", "get"): {
         "summary": f"Up to {MAX_COMPARE} runs side by side: params, summaries, params_differ, downsampled series",
-        "parameters": [
-            query("ids", {"type": "string", "minLength": 1}, f"Comma list of 1 to {MAX_COMPARE} experiment ids"),
-            query("metric_names", {"type": "string"}, "Comma list of metrics (default: every metric of the runs)"),
-            query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
-            query("downsample", {**_DOWNSAMPLE, "default": DEFAULT_COMPARE_POINTS}, "At most N points per series"),
-        ],
+        "parameters": v2.COMPARE_QUERY.openapi(),
         "responses": {"200": json_content("experiments, params_differ, series, total_points"),
                       **_errors(400, 404, 429, 503)},
     },
@@ -123,7 +85,7 @@ OPERATIONS: Operations = {
     },
     ("/api/v2/analytics/summary", "get"): {
         "summary": "Aggregates over live experiments",
-        "parameters": _LIST_FILTERS,
+        "parameters": v2.ANALYTICS_QUERY.openapi(),
         "responses": {"200": json_content("Summary"), **_errors(400, 503)},
     },
     ("/api/runs", "get"): {
@@ -161,12 +123,12 @@ OPERATIONS: Operations = {
     },
     ("/api/runs/{run_id}/metrics", "get"): {
         "summary": "V1: metric rows by step",
-        "parameters": [_RUN_ID, query("downsample", _DOWNSAMPLE, "At most N rows")],
+        "parameters": [_RUN_ID, *v1.METRICS_QUERY.openapi()],
         "responses": {"200": json_content("columns, rows, total, sampled"), **_errors(400, 404)},
     },
     ("/api/runs/{run_id}/metrics_step", "get"): {
         "summary": "V1: metric rows by step (same as /metrics)",
-        "parameters": [_RUN_ID, query("downsample", _DOWNSAMPLE, "At most N rows")],
+        "parameters": [_RUN_ID, *v1.METRICS_QUERY.openapi()],
         "responses": {"200": json_content("columns, rows, total, sampled"), **_errors(400, 404)},
     },
     ("/api/runs/{run_id}/logs/ws", "get"): {

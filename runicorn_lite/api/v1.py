@@ -23,8 +23,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from runicorn_lite import rundir
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
-from runicorn_lite.api.params import check_text, get_int, get_str, json_object
+from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse, rows_response
+from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
 from runicorn_lite.queries.steptable import StepTable
@@ -182,10 +183,14 @@ def _shared(text: str) -> str:
     return _TEXTS.setdefault(text, text) if len(_TEXTS) < 10_000 else text
 
 
+# Runicorn's clients may send what its viewer takes: parameters we do not know are let through.
+METRICS_QUERY = Query.of(
+    Param("downsample", "integer", "At most N rows", minimum=2, maximum=MAX_DOWNSAMPLE), strict=False
+)
+
+
 async def run_metrics(request: Request) -> Response:
-    downsample = None
-    if get_str(request.query_params, "downsample") is not None:
-        downsample = get_int(request.query_params, "downsample", 0, 2, MAX_DOWNSAMPLE)
+    downsample: int | None = METRICS_QUERY.parse(request.query_params)["downsample"]
     info = await _found(request)
 
     def build() -> tuple[StepTable, list[int] | None]:

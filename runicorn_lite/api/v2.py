@@ -19,19 +19,11 @@ from starlette.routing import Route
 from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
-from runicorn_lite.api.params import (
-    MAX_PARAM_LEN,
-    check_text,
-    get_bool,
-    get_csv,
-    get_float,
-    get_int,
-    get_str,
-    json_object,
-)
+from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads, rows_response
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
+from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, filters
 from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
 from runicorn_lite.queries.experiments import (
@@ -60,86 +52,87 @@ _STEP_RANGE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 
+# ---- query parameters, one declaration per endpoint (the parser and /openapi.json both read it) ----
+
+FILTERS = Query.of(
+    Param("project", "string", "Exact project"),
+    Param("status", "list", "Any of these statuses", enum=rundir.STATUSES),
+    Param("created_after", "number", "Unix seconds, inclusive"),
+    Param("created_before", "number", "Unix seconds, inclusive"),
+)
+LIST_QUERY = FILTERS.with_(
+    Param("name", "string", "Exact experiment name"),
+    Param("tags", "list", "Experiments with any of these tags", max_items=100),
+    Param("search", "string", f"Case-insensitive substrings (every word must match; at most {MAX_SEARCH_WORDS} words)"),
+    Param("best_metric_min", "number", "Minimum best metric value"),
+    Param("best_metric_max", "number", "Maximum best metric value"),
+    Param("include_deleted", "boolean", "Include soft-deleted experiments", default=False),
+    Param("filter", "string", "Expression over params and metric summaries, e.g."
+          " params.lr < 0.01 and metrics.acc.max > 0.9", raw=True),
+    Param("include", "list", "Add params and/or metrics to each row", enum=INCLUDES, max_items=len(INCLUDES)),
+    Param("page", "integer", "1-based page", default=1, minimum=1, maximum=MAX_PAGE),
+    Param("per_page", "integer", "Page size", default=50, minimum=1, maximum=MAX_PER_PAGE),
+    # params.<key> and metrics.<name>.<aggregate> are resolved against the index, in
+    # resolve_list_query.
+    Param("order_by", "string", "Sort field: a column, params.<key> or metrics.<name>.<last|min|max|first|count>"
+          " (NULLs and runs lacking the field last, ties by id)", default="created_at", enum=tuple(SORT_COLUMNS),
+          pattern=r"^(params|metrics)\..+",
+          expected=f"one of {', '.join(SORT_COLUMNS)}, params.<key> or metrics.<name>.<aggregate>"
+                   f" (aggregates: {', '.join(AGGREGATES)})"),
+    Param("order_desc", "boolean", "Descending", default=True),
+)
+ANALYTICS_QUERY = FILTERS
+_METRIC_NAMES = Param("metric_names", "list", "Only these metrics", max_items=1000)
+_STEP_RANGE_PARAM = Param("step_range", "string", "min:max inclusive; either side may be empty",
+                          pattern=_STEP_RANGE.pattern)
+METRICS_QUERY = Query.of(
+    _METRIC_NAMES,
+    _STEP_RANGE_PARAM,
+    Param("downsample", "integer", "At most N rows (M4 per metric: first, last, lowest, highest)", minimum=2,
+          maximum=MAX_DOWNSAMPLE),
+)
+COMPARE_QUERY = Query.of(
+    Param("ids", "list", "The experiments, in the order of the answer", required=True, max_items=MAX_COMPARE,
+          unique=False, expected=f"1 to {MAX_COMPARE} comma-separated experiment ids"),
+    _METRIC_NAMES,
+    _STEP_RANGE_PARAM,
+    Param("downsample", "integer", "At most N points per (metric, run) series", default=DEFAULT_COMPARE_POINTS,
+          minimum=2, maximum=MAX_DOWNSAMPLE),
+)
+NO_QUERY = Query.of()
+
+
 def _ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 3)
 
 
-def parse_filter(request: Request, *, with_list_only: bool = True) -> ExperimentFilter:
-    """The list filters of a request (400 for any that is malformed)."""
-    q = request.query_params
-    statuses = get_csv(q, "status")
-    if statuses:
-        bad = [s for s in statuses if s not in rundir.STATUSES]
-        if bad:
-            raise bad_request(
-                f"Parameter 'status' has unknown value(s) {', '.join(bad)}; allowed: {', '.join(rundir.STATUSES)}"
-            )
-    created_after = get_float(q, "created_after")
-    created_before = get_float(q, "created_before")
+def parse_filter(q: Values, *, with_list_only: bool = True) -> ExperimentFilter:
+    """The list filters of parsed query values (LIST_QUERY's, or ANALYTICS_QUERY's)."""
+    statuses = tuple(q["status"]) if q["status"] else None
     if with_list_only:
-        search = get_str(q, "search")
+        search = q["search"]
         if search is not None and len(set(search.split())) > MAX_SEARCH_WORDS:
             raise bad_request(
                 f"Parameter 'search' has {len(set(search.split()))} words; at most {MAX_SEARCH_WORDS} are allowed"
             )
-        best_min, best_max = get_float(q, "best_metric_min"), get_float(q, "best_metric_max")
         return ExperimentFilter(
-            project=get_str(q, "project"),
-            name=get_str(q, "name"),
-            statuses=tuple(statuses) if statuses else None,
-            tags=tuple(t for t in (get_csv(q, "tags") or ())) or None,
+            project=q["project"],
+            name=q["name"],
+            statuses=statuses,
+            tags=tuple(q["tags"]) if q["tags"] else None,
             search=search,
-            created_after=created_after,
-            created_before=created_before,
-            best_metric_min=best_min,
-            best_metric_max=best_max,
-            include_deleted=get_bool(q, "include_deleted", False),
+            created_after=q["created_after"],
+            created_before=q["created_before"],
+            best_metric_min=q["best_metric_min"],
+            best_metric_max=q["best_metric_max"],
+            include_deleted=q["include_deleted"],
         )
     return ExperimentFilter(
-        project=get_str(q, "project"),
-        statuses=tuple(statuses) if statuses else None,
-        created_after=created_after,
-        created_before=created_before,
+        project=q["project"],
+        statuses=statuses,
+        created_after=q["created_after"],
+        created_before=q["created_before"],
     )
-
-
-def _raw_param(request: Request, name: str) -> str | None:
-    """A parameter as sent (not stripped: positions in error messages count in it); None when
-    absent or blank."""
-    values = request.query_params.getlist(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise bad_request(f"Parameter '{name}' was given {len(values)} times; give it once")
-    value = values[0]
-    if len(value) > MAX_PARAM_LEN:
-        raise bad_request(f"Parameter '{name}' is too long (at most {MAX_PARAM_LEN} characters)")
-    if "\x00" in value:
-        raise bad_request(f"Parameter '{name}' contains a NUL character")
-    return value if value.strip() else None
-
-
-def parse_order_by(request: Request) -> str:
-    """``order_by``: a column name, ``params.<key>`` or ``metrics.<name>.<aggregate>`` (the
-    last two are resolved against the index, in :func:`resolve_list_query`)."""
-    raw = get_str(request.query_params, "order_by")
-    if raw is None:
-        return "created_at"
-    if raw in SORT_COLUMNS or raw.startswith(("params.", "metrics.")):
-        return raw
-    raise bad_request(
-        f"Parameter 'order_by' must be one of {', '.join(SORT_COLUMNS)}, params.<key> or"
-        f" metrics.<name>.<aggregate> (aggregates: {', '.join(AGGREGATES)}); got '{raw[:200]}'"
-    )
-
-
-def parse_include(request: Request) -> frozenset[str]:
-    """``include=params,metrics`` (either or both)."""
-    items = get_csv(request.query_params, "include", max_items=len(INCLUDES)) or []
-    bad = [i for i in items if i not in INCLUDES]
-    if bad:
-        raise bad_request(f"Parameter 'include' has unknown value(s) {', '.join(bad)}; allowed: {', '.join(INCLUDES)}")
-    return frozenset(items)
 
 
 def resolve_list_query(
@@ -177,14 +170,14 @@ def filter_error(exc: FilterError) -> ApiError:
 async def list_experiments_endpoint(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
-    q = request.query_params
-    f = parse_filter(request)
-    filter_text = _raw_param(request, "filter")
-    page = get_int(q, "page", 1, 1, MAX_PAGE)
-    per_page = get_int(q, "per_page", 50, 1, MAX_PER_PAGE)
-    order_by = parse_order_by(request)
-    desc = get_bool(q, "order_desc", True)
-    include = parse_include(request)
+    q = LIST_QUERY.parse(request.query_params)
+    f = parse_filter(q)
+    filter_text: str | None = q["filter"]
+    page: int = q["page"]
+    per_page: int = q["per_page"]
+    order_by: str = q["order_by"]
+    desc: bool = q["order_desc"]
+    include = frozenset(q["include"] or ())
     generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
 
     def query(conn: sqlite3.Connection) -> tuple[list[orjson.Fragment], int]:
@@ -217,6 +210,7 @@ def _check_id(exp_id: str) -> str:
 async def experiment_detail(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
+    NO_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
 
     def query(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -269,13 +263,11 @@ def parse_step_range(raw: str | None) -> tuple[int | None, int | None] | None:
 async def metrics_fast(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
+    q = METRICS_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
-    q = request.query_params
-    names = get_csv(q, "metric_names", max_items=1000)
-    step_range = parse_step_range(get_str(q, "step_range"))
-    downsample = None
-    if get_str(q, "downsample") is not None:
-        downsample = get_int(q, "downsample", 0, 2, MAX_DOWNSAMPLE)
+    names: list[str] | None = q["metric_names"]
+    step_range = parse_step_range(q["step_range"])
+    downsample: int | None = q["downsample"]
     lo, hi = step_range or (None, None)
 
     def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | None:
@@ -315,6 +307,7 @@ async def experiment_images(request: Request) -> Response:
     """The run's logged images (its ``image`` events), in step order, each with the URL of its
     file."""
     ctx = context(request)
+    NO_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
 
     def query(conn: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
@@ -342,19 +335,14 @@ async def compare_endpoint(request: Request) -> Response:
     """``GET /api/v2/compare``: up to 50 runs side by side (extensions.md §5)."""
     start = time.perf_counter()
     ctx = context(request)
-    q = request.query_params
-    raw_ids = [i.strip() for i in (get_str(q, "ids") or "").split(",") if i.strip()]
-    if not 1 <= len(raw_ids) <= MAX_COMPARE:
-        raise bad_request(
-            f"Parameter 'ids' takes 1 to {MAX_COMPARE} comma-separated experiment ids, got {len(raw_ids)}"
-        )
-    ids = list(dict.fromkeys(raw_ids))
+    q = COMPARE_QUERY.parse(request.query_params)
+    ids = list(dict.fromkeys(q["ids"]))  # counted as sent by the declaration, answered once
     for exp_id in ids:
         _check_id(exp_id)
-    names = get_csv(q, "metric_names", max_items=1000)
-    step_range = parse_step_range(get_str(q, "step_range"))
+    names: list[str] | None = q["metric_names"]
+    step_range = parse_step_range(q["step_range"])
     lo, hi = step_range or (None, None)
-    budget = get_int(q, "downsample", DEFAULT_COMPARE_POINTS, 2, MAX_DOWNSAMPLE)
+    budget: int = q["downsample"]
     try:
         body = await in_db_thread(ctx.index.read, lambda conn: compare(conn, ids, names, budget, lo, hi))
     except UnknownExperiment as exc:
@@ -402,7 +390,7 @@ async def batch_restore(request: Request) -> Response:
 async def analytics_summary(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
-    f = parse_filter(request, with_list_only=False)
+    f = parse_filter(ANALYTICS_QUERY.parse(request.query_params), with_list_only=False)
     data = await in_db_thread(ctx.index.read, lambda conn: analytics.summary(conn, f))
     data["query_time_ms"] = _ms(start)
     return JSONResponse(data)

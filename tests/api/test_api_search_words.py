@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from runicorn_lite.api.params import MAX_PARAM_LEN
 from runicorn_lite.api.v2 import MAX_SEARCH_WORDS
+from runicorn_lite.http.query import MAX_PARAM_LEN
 
 LIST = "/api/v2/experiments"
 
