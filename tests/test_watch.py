@@ -73,6 +73,32 @@ def test_real_server_sees_a_run_written_while_it_is_up(root: Path, server_factor
     assert not [line for line in server.output if "change detected" in line or "watchfiles" in line]
 
 
+def test_real_server_keeps_summaries_and_params_live(root: Path, server_factory) -> None:
+    server = server_factory(root)
+    server.wait_ready()
+    run = runicorn_lite.init(project="e2e", name="sweep", root=root, config={"optim": {"lr": 0.02}, "bs": 8})
+    api = f"{server.url}/api/v2/experiments"
+    for step, loss in enumerate([0.9, 0.4, 0.7], start=1):
+        run.log({"loss": loss}, step=step)
+        run.flush()
+
+        def summary_shows(step: int = step, loss: float = loss) -> bool:
+            rows = httpx.get(api, params={"include": "params,metrics", "filter": "params.optim.lr = 0.02"},
+                             timeout=5).json()["experiments"]
+            return bool(rows) and rows[0]["metrics"].get("loss", {}).get("last") == loss
+
+        wait_for(summary_shows, timeout=10)
+    row = httpx.get(api, params={"include": "params,metrics"}, timeout=5).json()["experiments"][0]
+    assert row["params"] == {"optim.lr": 0.02, "bs": 8}
+    assert row["metrics"] == {"loss": {"last": 0.7, "min": 0.4, "max": 0.9}}
+    found = httpx.get(api, params={"filter": "metrics.loss.min < 0.5 and metrics.loss.count = 3"}, timeout=5).json()
+    assert [e["id"] for e in found["experiments"]] == [run.id]
+    detail = httpx.get(f"{api}/{run.id}", timeout=5).json()
+    assert detail["metrics"]["loss"] == {"first": 0.9, "last": 0.7, "min": 0.4, "max": 0.9, "count": 3,
+                                         "last_step": 3}
+    run.finish()
+
+
 def test_ingest_summary_is_at_most_one_line_per_interval(caplog) -> None:
     from runicorn_lite.ingest.watcher import IngestSummary
 

@@ -195,3 +195,44 @@ async def test_delete_and_restore_real_runs(tmp_path: Path, client_for, name: st
         assert [e["id"] for e in deleted["experiments"] if e["deleted_at"]] == [b]
     finally:
         close_app(rebuilt)
+
+
+def _reference_summaries(events: Path) -> dict[str, dict[str, Any]]:
+    """Summaries as extensions.md §2 defines them, from the file read with Python's json (bare
+    NaN/Infinity allowed), the later event at a step winning."""
+    import math
+
+    series: dict[str, dict[int, float]] = {}
+    if events.exists():
+        for line in events.read_text().splitlines():
+            event = json.loads(line)
+            if event.get("type", "metrics") != "metrics":
+                continue
+            data = event["data"]
+            for key, value in data.items():
+                if key not in ("global_step", "step", "time", "stage", "epoch") and isinstance(value, (int, float)):
+                    series.setdefault(key, {})[data["global_step"]] = float(value)
+    out = {}
+    for name, points in series.items():
+        finite = [(s, points[s]) for s in sorted(points) if math.isfinite(points[s])]
+        out[name] = {"first": finite[0][1], "last": finite[-1][1], "min": min(v for _, v in finite),
+                     "max": max(v for _, v in finite), "count": len(finite), "last_step": finite[-1][0]}
+    return out
+
+
+async def test_metric_summaries_and_filters_over_real_runs(client, generation: tuple) -> None:
+    name, root, _ = generation
+    gen = GENERATIONS[name]
+    for run in RUNS:
+        exp_id = gen["ids"][run.key]
+        path = root / gen["dirs"](run.key, gen["paths"][run.key], exp_id)
+        expected = _reference_summaries(path / "events.jsonl")
+        detail = (await client.get(f"/api/v2/experiments/{exp_id}")).json()
+        assert detail["metrics"] == expected, run.key
+        # These SDKs logged no config: 0.7.2 writes assets.json with an empty one, 0.5.3 none.
+        assert detail["params"] == {} and detail["config"] == ({} if name == "runicorn_07" else None)
+        for metric, summary in expected.items():
+            found = await client.get("/api/v2/experiments", params={
+                "filter": f"metrics.{metric}.max = {summary['max']!r} and metrics.{metric}.count = {summary['count']}",
+                "include_deleted": "true"})
+            assert exp_id in ids(found.json()), (run.key, metric)
