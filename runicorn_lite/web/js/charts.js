@@ -134,7 +134,7 @@ export class LineChart {
       padding: [8, 10, 0, 2],
       scales: { x: { time: useTime }, y: logY ? { distr: 3 } : { auto: true } },
       axes: [
-        { ...AXIS, size: 30, values: useTime ? undefined : (u, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
+        { ...AXIS, size: useTime ? 46 : 30, values: useTime ? undefined : (u, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
         { ...AXIS, size: 56, values: (u, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
       ],
       cursor: {

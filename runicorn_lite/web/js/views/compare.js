@@ -8,9 +8,10 @@ import { badge, colour, empty, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../main.js";
-import { hasTimes } from "../series.js";
 
 const MAX_RUNS = 50;
+const LOWER_IS_BETTER = /loss|err|perplex|mse|mae|rmse|wer|cer|latency|time|regret/i;
+const HIGHER_IS_BETTER = /acc|f1|precision|recall|auc|score|bleu|rouge|map|iou|reward|return|dice/i;
 
 export function mount(host, { query }) {
   let state = new URLSearchParams(query);
@@ -22,7 +23,7 @@ export function mount(host, { query }) {
   const get = (k, d = "") => state.get(k) ?? d;
   const ids = () => [...new Set(get("ids").split(",").map((s) => s.trim()).filter(Boolean))];
   const smoothing = () => Math.min(0.99, Math.max(0, parseFloat(get("smooth", "0")) || 0));
-  const xMode = () => (get("x") === "time" && hasTimes() ? "time" : "step");
+  const xMode = () => (get("x") === "time" ? "time" : "step");
   const zoom = () => {
     const m = get("zoom").match(/^(-?[\d.e+-]+):(-?[\d.e+-]+)$/);
     return m ? [parseFloat(m[1]), parseFloat(m[2])] : null;
@@ -188,9 +189,12 @@ export function mount(host, { query }) {
       h("tbody", names.flatMap((n) => ["last", "min", "max"].map((agg, j) => {
         const vals = exps.map((e) => (e.metrics || {})[n]?.[agg]);
         const finite = vals.filter((v) => typeof v === "number");
-        const best = agg === "min" ? Math.min(...finite) : Math.max(...finite);
+        // The best of each row, for metrics whose direction the name tells (loss, error: lower).
+        const lower = LOWER_IS_BETTER.test(n);
+        const higher = HIGHER_IS_BETTER.test(n);
+        const best = lower ? Math.min(...finite) : higher ? Math.max(...finite) : null;
         return h("tr", { class: j === 0 ? "group-start" : null }, h("th.mono", { scope: "row" }, j === 0 ? n : "", h("span.col-kind", agg)),
-          vals.map((v) => h("td.num.mono", { class: finite.length > 1 && v === best ? "best" : null }, fmt.num(v))));
+          vals.map((v) => h("td.num.mono", { class: best != null && finite.length > 1 && v === best ? "best" : null, title: best != null && v === best ? "best of these runs" : null }, fmt.num(v))));
       }))))));
   }
 

@@ -9,7 +9,6 @@ import { badge, colour, confirmDialog, empty, h, replace, throttle, toast } from
 import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../main.js";
-import { fetchSeries, hasTimes } from "../series.js";
 
 const MAX_LOG_LINES = 5000;
 
@@ -27,7 +26,7 @@ export function mount(host, { args, query }) {
 
   const get = (k, d = "") => state.get(k) ?? d;
   const smoothing = () => Math.min(0.99, Math.max(0, parseFloat(get("smooth", "0")) || 0));
-  const xMode = () => (get("x") === "time" && hasTimes() ? "time" : "step");
+  const xMode = () => (get("x") === "time" ? "time" : "step");
   const zoom = () => {
     const m = get("zoom").match(/^(-?[\d.e+-]+):(-?[\d.e+-]+)$/);
     return m ? [parseFloat(m[1]), parseFloat(m[2])] : null;
@@ -264,7 +263,7 @@ export function mount(host, { args, query }) {
     const logy = h("input", { type: "checkbox", checked: get("logy") === "1", onchange: (ev) => redraw({ logy: ev.target.checked ? "1" : null }) });
     const xSel = h("select", { "aria-label": "x axis", onchange: (ev) => { set({ x: ev.target.value === "time" ? "time" : null, zoom: null }); loadSeries(); renderChartBar(); } },
       h("option", { value: "step", selected: xMode() === "step" }, "step"),
-      h("option", { value: "time", selected: xMode() === "time", disabled: !hasTimes() }, "time"));
+      h("option", { value: "time", selected: xMode() === "time" }, "time"));
     replace(chartBar,
       h("label.inline", "Smoothing ", smooth, smoothVal),
       h("label.inline", logy, " log y"),
@@ -320,7 +319,11 @@ export function mount(host, { args, query }) {
     }
     try {
       const width = charts.size ? [...charts.values()][0].plotEl : chartsGrid;
-      const data = await fetchSeries([id], { downsample: pointsFor(width), range, signal: controller.signal });
+      // compare with one id: columnar series with times, downsampled to the chart's width
+      const data = await v2("/compare", {
+        params: { ids: id, downsample: pointsFor(width), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
+        signal: controller.signal,
+      });
       if (seq !== seriesSeq || destroyed) return;
       if (!charts.size) replace(chartsGrid);
       lastSeries = data;
