@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     files.add_parser(sub)
     soak.add_parser(sub)
 
+    from benchmarks import browser as browser_bench
+
+    browser_bench.add_parser(sub, _corpus_arg)
+
     args = parser.parse_args(argv)
     machine_info()  # stamp date and commit now, before anything is measured
     # A SIGTERM (timeout, CI) unwinds normally, so the servers we started are stopped (atexit).
@@ -111,6 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         files.main(args)
     elif args.command == "soak":
         soak.main(args)
+    elif args.command == "browser":
+        browser_bench.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

@@ -33,7 +33,8 @@ def test_select_three_runs_and_compare_them(page, site) -> None:
     expect(accuracy.locator(".lg-at")).to_have_text(re.compile(r"^step \d+$"))
     step = int(accuracy.locator(".lg-at").inner_text().split()[1])
     values = [float(v) for v in accuracy.locator(".lg-val").all_inner_texts()]
-    body = httpx.get(site.url + "/api/v2/compare", params={"ids": ",".join(ids), "metric_names": "accuracy"}, timeout=10).json()
+    params = {"ids": ",".join(ids), "metric_names": "accuracy"}
+    body = httpx.get(site.url + "/api/v2/compare", params=params, timeout=10).json()
     for run_id, shown in zip(ids, values, strict=True):
         series = body["series"]["accuracy"][run_id]
         want = series["values"][series["steps"].index(step)]

@@ -6,7 +6,24 @@
 import { h, replace } from "./dom.js";
 import * as fmt from "./format.js";
 
-const uPlot = globalThis.uPlot;
+let uPlot = globalThis.uPlot;
+let loading = null;
+
+/**
+ * Loads uPlot (a classic script beside this module) once; views that chart await it, so a page
+ * without charts (the runs list) does not parse it before its first rows.
+ */
+export function chartsReady() {
+  if (uPlot) return Promise.resolve();
+  loading ||= new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = new URL("../vendor/uplot/uPlot.iife.min.js", import.meta.url).href;
+    s.onload = () => { uPlot = globalThis.uPlot; resolve(); };
+    s.onerror = () => reject(new Error("the chart library could not be loaded"));
+    document.head.append(s);
+  });
+  return loading;
+}
 const AXIS = { stroke: "#5c6370", grid: { stroke: "#eceef2", width: 1 }, ticks: { stroke: "#dde1e7", width: 1, size: 4 }, font: "11px system-ui, sans-serif" };
 
 /** Points a chart of this element's width should ask the server for (about one per pixel). */

@@ -1,9 +1,10 @@
 // The app shell: a router on the history API (the URL is the state of every view), the header's
 // health line, and the banner shown while the server cannot be reached.
 
-import { api, onConnection } from "./api.js";
+import { api, onConnection, prefetch } from "./api.js";
 import { empty, h, replace } from "./dom.js";
 import { onMode } from "./live.js";
+import { pageParams } from "./query.js";
 
 const ROUTES = [
   [/^\/(?:runs)?$/, "runs", () => import("./views/runs.js")],
@@ -138,6 +139,8 @@ onConnection((up) => {
   }
 });
 
+// The runs list is the first view most visits show: ask for its rows while its code loads.
+if (/^\/(runs)?\/?$/.test(location.pathname)) prefetch("/api/v2/experiments", pageParams(new URLSearchParams(location.search)));
+render();
 refreshHealth();
 setInterval(refreshHealth, 10000);
-render();

@@ -3,7 +3,7 @@
 // the metric summary table.
 
 import { ApiError, v2 } from "../api.js";
-import { LineChart, pointsFor } from "../charts.js";
+import { chartsReady, LineChart, pointsFor } from "../charts.js";
 import { badge, colour, empty, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
@@ -68,14 +68,14 @@ export function mount(host, { query }) {
     controller = new AbortController();
     const z = zoom();
     try {
-      data = await v2("/compare", {
+      [data] = await Promise.all([v2("/compare", {
         params: {
           ids: list.slice(0, MAX_RUNS).join(","),
           downsample: pointsFor(charts.size ? [...charts.values()][0].plotEl : grid),
           step_range: z && xMode() === "step" ? `${Math.floor(z[0])}:${Math.ceil(z[1])}` : null,
         },
         signal: controller.signal,
-      });
+      }), chartsReady()]);
     } catch (err) {
       if (err.name === "AbortError" || destroyed) return;
       if (err instanceof ApiError && err.status === 0) return;

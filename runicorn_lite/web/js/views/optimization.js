@@ -3,7 +3,7 @@
 // best-so-far line, its best params, config and iterations.
 
 import { api, ApiError } from "../api.js";
-import { LineChart } from "../charts.js";
+import { chartsReady, LineChart } from "../charts.js";
 import { badge, empty, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { setQuery } from "../main.js";
@@ -186,6 +186,8 @@ export function mount(host, { args, query }) {
           h("td.mono.wrap", Object.entries(it.metrics || {}).map(([k, v]) => `${k}=${fmt.value(v)}`).join("  ")),
           h("td.num", fmt.duration(it.duration_ms == null ? null : it.duration_ms / 1000)))))))) : null);
     if (iterations.length) {
+      await chartsReady();
+      if (destroyed) return;
       chart = new LineChart(chartHost, { title: "score", height: 260 });
       chart.render([
         { key: "score", label: "score", colour: "#868e96", steps, values: scores, times: steps.map(() => null) },

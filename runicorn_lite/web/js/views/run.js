@@ -4,7 +4,7 @@
 // environment, an image gallery with a step slider, the log following live; delete and restore.
 
 import { api, ApiError, v2 } from "../api.js";
-import { LineChart, pointsFor } from "../charts.js";
+import { chartsReady, LineChart, pointsFor } from "../charts.js";
 import { badge, colour, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
@@ -14,6 +14,7 @@ const MAX_LOG_LINES = 5000;
 
 export function mount(host, { args, query }) {
   const id = args[0];
+  chartsReady();
   let state = new URLSearchParams(query);
   let detail = null;
   let charts = new Map();
@@ -320,10 +321,10 @@ export function mount(host, { args, query }) {
     try {
       const width = charts.size ? [...charts.values()][0].plotEl : chartsGrid;
       // compare with one id: columnar series with times, downsampled to the chart's width
-      const data = await v2("/compare", {
+      const [data] = await Promise.all([v2("/compare", {
         params: { ids: id, downsample: pointsFor(width), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
         signal: controller.signal,
-      });
+      }), chartsReady()]);
       if (seq !== seriesSeq || destroyed) return;
       if (!charts.size) replace(chartsGrid);
       lastSeries = data;

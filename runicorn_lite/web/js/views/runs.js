@@ -4,16 +4,17 @@
 // live updates from the event stream. Every bit of state lives in the URL.
 
 import { ApiError, qs, v2 } from "../api.js";
-import { scatter } from "../charts.js";
-import { badge, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
+import { chartsReady, scatter } from "../charts.js";
+import { append, badge, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
 import * as fmt from "../format.js";
 import { onAny } from "../live.js";
 import { navigate, setQuery } from "../main.js";
+import { filterParams as paramsOf, pageParams, PER_PAGE } from "../query.js";
 
-const PER_PAGE = 100;
 const STATUSES = ["running", "finished", "failed", "interrupted"];
 const STATUS_COLOURS = { running: "#1c7ed6", finished: "#2b8a3e", failed: "#e03131", interrupted: "#f08c00" };
 const AGGS = ["last", "min", "max"];
+const FIRST_ROWS = 30;
 const FIXED = [
   { key: "status", label: "Status", sort: "status" },
   { key: "name", label: "Run", sort: "name" },
@@ -37,6 +38,7 @@ export function mount(host, { query }) {
   let knownMetrics = new Set();
   let plot = null;
   let projects = [];
+  let restFrame = 0;
 
   const get = (k, d = "") => state.get(k) ?? d;
   const sortKey = () => get("sort", "created_at");
@@ -131,15 +133,7 @@ export function mount(host, { query }) {
   }
 
   /** The list parameters of the current filter (without paging). */
-  function filterParams() {
-    const p = {
-      search: get("q"), status: get("status"), project: get("project"), tags: get("tags"),
-      created_after: fmt.dayToTs(get("after")), created_before: fmt.dayToTs(get("before"), true),
-      filter: get("filter"), order_by: sortKey(), order_desc: asc() ? "false" : "true",
-    };
-    if (get("deleted") === "1") p.include_deleted = "true";
-    return p;
-  }
+  const filterParams = () => paramsOf(state);
 
   // ---- loading -------------------------------------------------------------------------------
   async function load() {
@@ -148,9 +142,7 @@ export function mount(host, { query }) {
     const signal = controller.signal;
     exportA.href = `/api/v2/experiments.csv?${qs(filterParams())}`;
     try {
-      const data = await v2("/experiments", {
-        params: { ...filterParams(), include: "params,metrics", page: page(), per_page: PER_PAGE }, signal,
-      });
+      const data = await v2("/experiments", { params: pageParams(state), signal });
       if (signal.aborted) return;
       rows = data.experiments;
       total = data.total;
@@ -266,8 +258,14 @@ export function mount(host, { query }) {
       indeterminate: !allOnPage && pageIds.some((id) => sel.has(id)),
       onchange: (ev) => { const s = selected(); pageIds.forEach((id) => (ev.target.checked ? s.add(id) : s.delete(id))); setSelection(s); } });
     const thead = h("thead", h("tr", h("th.cb", headCb), cols.map(headerCell)));
-    const tbody = h("tbody", rows.map((r) => rowEl(r, cols, sel)));
+    // The rows a window shows first, the rest a frame later: the first paint lays out less.
+    const tbody = h("tbody", rows.slice(0, FIRST_ROWS).map((r) => rowEl(r, cols, sel)));
     replace(table, thead, tbody);
+    cancelAnimationFrame(restFrame);
+    if (rows.length > FIRST_ROWS) {
+      const rest = rows.slice(FIRST_ROWS);
+      restFrame = requestAnimationFrame(() => { if (tbody.isConnected) append(tbody, rest.map((r) => rowEl(r, cols, sel))); });
+    }
     tableWrap.hidden = !rows.length;
     if (!rows.length) {
       const stateEl = hasFilters() || page() > 1
@@ -435,7 +433,8 @@ export function mount(host, { query }) {
     replace(plotPanel, h("div.row.wrap", h("h2", "Which settings won?"), h("label.inline", "x ", xSel), h("label.inline", "y ", ySel), note,
       h("span.grow"), h("button.link", { type: "button", onclick: togglePlot }, "Close")), area);
     try {
-      const data = await v2("/experiments", { params: { ...filterParams(), include: "params,metrics", page: 1, per_page: 1000 } });
+      const [data] = await Promise.all([
+        v2("/experiments", { params: { ...filterParams(), include: "params,metrics", page: 1, per_page: 1000 } }), chartsReady()]);
       if (seq !== plotSeq) return;
       const points = [];
       for (const r of data.experiments) {
