@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,17 @@ def test_dbthreads(corpus: Path, work: Path) -> None:
     rows = json.loads((work / "results" / "dbthreads-quick.json").read_text())["rows"]
     assert {r["mode"] for r in rows} == {"threads", "aiosqlite xN", "aiosqlite x1"}
     assert all(r["requests"] > 0 for r in rows)
+
+
+def test_browser(corpus: Path, work: Path) -> None:
+    if not (os.environ.get("RUNICORN_LITE_CHROMIUM") or shutil.which("chromium")):
+        if os.environ.get("RUNICORN_LITE_BROWSER_TESTS", "").lower() == "required":
+            pytest.fail("the browser benchmark needs Chromium, and browser tests are required here")
+        pytest.skip("no Chromium (apt-get install chromium)")
+    proc = bench(work, "browser", "--quick", "--root", str(corpus), timeout=240)
+    assert "| Runs view: first rows painted |" in proc.stdout and "| All JS + CSS, gzipped |" in proc.stdout
+    res = json.loads((work / "results" / "browser-quick.json").read_text())
+    assert res["ours"]["live"]["n"] == 5 and res["ours"]["runs"]["n"] == 2
+    assert res["bundle"]["gzip_kb"] > 10
+    # the runs it wrote are removed again, so the corpus stays as generated
+    assert not (corpus / "runs" / "browser_bench").exists()

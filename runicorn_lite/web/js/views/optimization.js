@@ -132,7 +132,7 @@ export function mount(host, { args, query }) {
           h("thead", h("tr", ["optimizer", "runs", "success", "mean score", "mean duration"].map((t) => h("th", t)))),
           h("tbody", stats.byOptimizerType.map((o) => h("tr", h("td", o.optimizerType), h("td.num.mono", fmt.num(o.count)), h("td.num.mono", `${o.successRate}%`),
             h("td.num.mono", fmt.num(o.averageScore)), h("td.num", fmt.duration(o.averageDuration == null ? null : o.averageDuration / 1000)))))) : h("p.muted", "No runs yet.")),
-        h("div", h("h3", "Top performers"), (stats.topPerformers || []).length ? h("ol.top", stats.topPerformers.slice(0, 5).map((t) => h("li",
+        h("div", h("h3", "Top performers"), (stats.topPerformers || []).length ? h("ol.top-list", stats.topPerformers.slice(0, 5).map((t) => h("li",
           h("a", { href: `/optimization/${encodeURIComponent(t.id)}` }, t.run_name || t.id), h("span.muted", ` ${t.optimizer_type} `), h("b.mono", fmt.num(t.final_score))))) : h("p.muted", "No scores yet."))));
   }
 

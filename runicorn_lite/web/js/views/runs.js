@@ -163,7 +163,6 @@ export function mount(host, { query }) {
     const expr = get("filter");
     if (err.status === 400 && expr && /filter|position|character|expression/i.test(err.detail)) {
       filterIn.setAttribute("aria-invalid", "true");
-      countEl.textContent = "";
       const m = err.detail.match(/(?:position|character|column|char|offset)\s+(\d+)/i);
       const parts = [h("strong", "Filter error: "), err.detail];
       if (m) {
@@ -175,6 +174,7 @@ export function mount(host, { query }) {
       filterErr.hidden = false;
       rows = []; total = 0;
       render();
+      countEl.textContent = "";
       return;
     }
     replace(notice, err.detail);
