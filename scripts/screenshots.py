@@ -25,13 +25,26 @@ from PIL import Image
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parent.parent
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+]
 
 
 def serve(root: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runicorn_lite", "serve", "--root", str(root), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("runicorn-lite listening on "):
@@ -47,20 +60,38 @@ def serve(root: Path) -> tuple[subprocess.Popen[str], str]:
 def optimization_run(root: Path, url: str) -> tuple[str, str]:
     from runicorn_lite.client import OptimizationClient
 
-    out = subprocess.run([sys.executable, "-m", "runicorn_lite", "keys", "create", "--root", str(root),
-                          "--project", "vision-tuning"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "runicorn_lite", "keys", "create", "--root", str(root), "--project", "vision-tuning"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     key = re.search(r"sk_live_\S+", out).group(0)  # type: ignore[union-attr]
     with OptimizationClient(key, base_url=url) as client:
-        for name, kind, n in (("resnet50 lr/wd search", "bayesian", 40), ("vit grid", "grid_search", 16),
-                              ("augment policy", "random_search", 24)):
-            run = client.runs.create(run_name=name, optimizer_type=kind, config={"epochs": 30, "model": name.split()[0]},
-                                     search_space={"lr": [1e-5, 1e-1], "weight_decay": [0, 0.1]})
+        for name, kind, n in (
+            ("resnet50 lr/wd search", "bayesian", 40),
+            ("vit grid", "grid_search", 16),
+            ("augment policy", "random_search", 24),
+        ):
+            run = client.runs.create(
+                run_name=name,
+                optimizer_type=kind,
+                config={"epochs": 30, "model": name.split()[0]},
+                search_space={"lr": [1e-5, 1e-1], "weight_decay": [0, 0.1]},
+            )
             its = []
             for i in range(n):
                 lr = 10 ** (-4 + 3 * ((i * 0.618) % 1))
                 score = 0.93 - 0.08 * abs(math.log10(lr) + 2.5) / 1.5 + 0.01 * math.sin(i * 1.7) + 0.002 * i / n
-                its.append({"iteration_number": i + 1, "params": {"lr": round(lr, 6), "weight_decay": round(0.1 * ((i * 0.37) % 1), 4)},
-                            "score": round(score, 4), "metrics": {"val_loss": round(1.2 - score, 4)}, "duration_ms": 40_000 + 900 * i})
+                its.append(
+                    {
+                        "iteration_number": i + 1,
+                        "params": {"lr": round(lr, 6), "weight_decay": round(0.1 * ((i * 0.37) % 1), 4)},
+                        "score": round(score, 4),
+                        "metrics": {"val_loss": round(1.2 - score, 4)},
+                        "duration_ms": 40_000 + 900 * i,
+                    }
+                )
             client.iterations.create_many(run["id"], its)
             if kind != "random_search":
                 client.runs.update(run["id"], status="completed", duration_ms=sum(it["duration_ms"] for it in its))
@@ -87,24 +118,39 @@ def main() -> None:
     root = tmp / "data"
     root.mkdir()
     write_demo_runs(root, runs=60, steps=400)
-    live = sdk.init(project="vision", name="resnet50", root=root, tags=["sweep", "fp16"], capture_env=True,
-                    description="resnet50: adamw, lr=0.001, batch 128 (running)",
-                    config={"lr": 0.001, "batch_size": 128, "optim": {"name": "adamw", "weight_decay": 0.01}})
+    live = sdk.init(
+        project="vision",
+        name="resnet50",
+        root=root,
+        tags=["sweep", "fp16"],
+        capture_env=True,
+        description="resnet50: adamw, lr=0.001, batch 128 (running)",
+        config={"lr": 0.001, "batch_size": 128, "optim": {"name": "adamw", "weight_decay": 0.01}},
+    )
     live.set_primary_metric("accuracy", mode="max")
     for step in range(1, 261):
         decay = math.exp(-step / 90)
-        live.log({"loss": 2.2 * decay + 0.12 + 0.02 * math.sin(step / 3), "accuracy": 0.9 * (1 - decay) + 0.01 * math.cos(step / 4),
-                  "lr": 0.001 * (1 + math.cos(math.pi * step / 400)) / 2}, step=step)
+        live.log(
+            {
+                "loss": 2.2 * decay + 0.12 + 0.02 * math.sin(step / 3),
+                "accuracy": 0.9 * (1 - decay) + 0.01 * math.cos(step / 4),
+                "lr": 0.001 * (1 + math.cos(math.pi * step / 400)) / 2,
+            },
+            step=step,
+        )
         if step % 20 == 0:
             live.log_text(f"step {step}: loss {2.2 * decay + 0.12:.4f}")
     live.flush()
     proc, url = serve(root)
     try:
         key, opt_run = optimization_run(root, url)
-        runs = httpx.get(url + "/api/v2/experiments", params={"per_page": 100, "project": "vision", "status": "finished"},
-                         timeout=10).json()["experiments"]
+        runs = httpx.get(
+            url + "/api/v2/experiments", params={"per_page": 100, "project": "vision", "status": "finished"}, timeout=10
+        ).json()["experiments"]
         deleted = runs[-1]["id"]
-        httpx.post(url + "/api/v2/experiments/batch-delete", json={"exp_ids": [deleted], "reason": "diverged"}, timeout=10)
+        httpx.post(
+            url + "/api/v2/experiments/batch-delete", json={"exp_ids": [deleted], "reason": "diverged"}, timeout=10
+        )
         compare = ",".join(e["id"] for e in runs[:4])
         best = max(runs[:-1], key=lambda e: e["best_metric_value"] or 0)["id"]
         with sync_playwright() as pw:
@@ -134,7 +180,11 @@ def main() -> None:
             save(page.screenshot(), args.out / "optimization.png")
             shot(f"/optimization/{opt_run}", "optimization-run", "figure.chart canvas")
             shot("/bin", "recycle-bin", "table.grid tbody tr")
-            shot("/?filter=params.lr%20%3C%200.01%20and%20metrics.accuracy.avg%20%3E%200.8", "filter-error", ".filter-err pre")
+            shot(
+                "/?filter=params.lr%20%3C%200.01%20and%20metrics.accuracy.avg%20%3E%200.8",
+                "filter-error",
+                ".filter-err pre",
+            )
             narrow = browser.new_context(viewport={"width": 390, "height": 800}, device_scale_factor=1)
             page = narrow.new_page()
             shot(f"/runs/{best}", "run-narrow", ".chart-grid[data-ready] canvas")
