@@ -60,6 +60,17 @@ def _pages_of(path: Path, table: str) -> list[int]:
         conn.close()
 
 
+def _pages_but_keys(path: Path) -> list[int]:
+    """Pages of everything but the schema, the migrations and the API keys (with their indexes)."""
+    conn = sqlite3.connect(path)
+    try:
+        keep = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE tbl_name IN ('api_keys', '_migrations')")} | {"sqlite_schema"}
+        return [row[0] for row in conn.execute("SELECT pageno, name FROM dbstat") if row[1] not in keep]
+    finally:
+        conn.close()
+
+
 def _garbage(path: Path, pages: list[int]) -> None:
     rng = random.Random(3)
     with open(path, "r+b") as fh:
@@ -295,6 +306,38 @@ async def test_damaged_primary_says_so_and_is_never_overwritten(
     assert primary.read_bytes() == before  # never overwritten, never "repaired"
     causes = [r for r in caplog.records if "primary.sqlite" in r.getMessage() and "damaged" in r.getMessage()]
     assert len(causes) == 1, [r.getMessage() for r in caplog.records]
+
+
+async def test_damage_found_by_a_call_while_serving_is_reported_from_then_on(
+    root: Path, make_app, client_for, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only the keys' pages are intact: the store opens and keys are found; listing runs is not.
+    primary, key = _primary_with_a_key(root)
+    client = client_for(make_app())
+    headers = {"Authorization": f"Bearer {key}"}
+    for i in range(30):
+        created = await client.post("/api/iris/optimization/runs", headers=headers,
+                                    json={"run_name": f"run {i}", "optimizer_type": "grid_search", "config": {}})
+        assert created.status_code == 201
+    other = Settings(root=root.parent / "other")  # a fresh app: nothing of the file in any cache
+    other.ensure_dirs()
+    shutil.copy(primary, other.primary_path)
+    conn = sqlite3.connect(other.primary_path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    _garbage(other.primary_path, _pages_but_keys(other.primary_path))
+    caplog.set_level(logging.WARNING)
+    client = client_for(make_app(root=other.root))
+    assert (await client.get("/api/health")).json()["status"] == "ok"  # nothing has read those pages yet
+    listed = await client.get("/api/iris/optimization/runs", headers=headers)
+    assert listed.status_code == 503 and listed.json()["error"] == "The primary database is damaged"
+    assert "retry-after" not in listed.headers
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "degraded" and "primary.sqlite is damaged" in health["problems"][0]
+    again = await client.get("/api/iris/optimization/stats", headers=headers)
+    assert again.status_code == 503 and again.json()["error"] == "The primary database is damaged"
+    causes = [r for r in caplog.records if "primary.sqlite" in r.getMessage() and "damaged" in r.getMessage()]
+    assert len(causes) == 1
 
 
 @pytest.mark.parametrize("damage", ["empty", "not a database"])
