@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from runicorn_lite.api import favicon, files, health, v1, v2, web
+from runicorn_lite.api import favicon, files, health, v1, v1_recycle, v2, web
+
+# The web app's catch-all view paths come last, after every API path.
+MODULES = (health, v2, files, v1_recycle, v1, web, favicon)
 
 
 def routes() -> list[BaseRoute]:
-    return [*health.routes(), *v2.routes(), *files.routes(), *v1.routes(), *web.routes(), *favicon.routes()]
+    return [route for module in MODULES for route in module.routes()]

@@ -398,12 +398,9 @@ def _read_from(path: Path, offset: int) -> tuple[int, bytes | None]:
 
 
 def routes() -> list[BaseRoute]:
-    """The V1 routes."""
-    from runicorn_lite.api import v1_recycle  # it builds on this module's scan
-
+    """The V1 routes (the recycle bin's are in v1_recycle, which builds on this module's scan)."""
     return [
         Route("/api/runs", list_runs, methods=["GET"]),
-        *v1_recycle.routes(),
         Route("/api/runs/{run_id}", run_resource, methods=["GET", "PATCH"]),
         Route("/api/runs/{run_id}/metrics", run_metrics, methods=["GET"]),
         Route("/api/runs/{run_id}/metrics_step", run_metrics, methods=["GET"]),

@@ -462,6 +462,26 @@ def _on_days(where: _Where, days: tuple[str | None, str | None]) -> _Where:
     return where
 
 
+def _over_days(
+    conn: sqlite3.Connection, filters: _Where, days: _Days, daily: tuple[str, str], runs: tuple[str, str]
+) -> list[tuple[Any, ...]]:
+    """One aggregate over a date range: whole days from the trigger-kept daily totals, the
+    range's edge days run by run (through a covering index). ``daily`` and ``runs`` are the
+    (select list, GROUP BY clause) of each source, from this module."""
+    rows: list[tuple[Any, ...]] = []
+    if days.whole is not None:
+        where = _on_days(filters, days.whole)
+        rows += conn.execute(
+            f"SELECT {daily[0]} FROM optimization_run_daily WHERE {where.sql} GROUP BY {daily[1]}", where.args
+        ).fetchall()
+    for lo, hi in days.edges:
+        where = _created_between(filters, lo, hi)
+        rows += conn.execute(
+            f"SELECT {runs[0]} FROM optimization_runs WHERE {where.sql} GROUP BY {runs[1]}", where.args
+        ).fetchall()
+    return rows
+
+
 def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[tuple[Any, ...]]:
     """(optimizer_type, status, runs, scored, score_sum, timed, duration_sum) of the matching runs."""
     if query.start_date is None and query.end_date is None:
@@ -470,23 +490,12 @@ def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> lis
             f" WHERE {filters.and_('runs > 0').sql}",
             filters.args,
         ).fetchall()
-    days = _split_days(query.start_date, query.end_date)
-    groups: list[tuple[Any, ...]] = []
-    if days.whole is not None:
-        daily = _on_days(filters, days.whole)
-        groups += conn.execute(
-            "SELECT optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed), sum(duration_sum)"
-            f" FROM optimization_run_daily WHERE {daily.sql} GROUP BY optimizer_type, status HAVING sum(runs) > 0",
-            daily.args,
-        ).fetchall()
-    for lo, hi in days.edges:
-        edge = _created_between(filters, lo, hi)
-        groups += conn.execute(
-            f"SELECT optimizer_type, status, {_GROUP_FROM_RUNS} FROM optimization_runs"
-            f" WHERE {edge.sql} GROUP BY optimizer_type, status",
-            edge.args,
-        ).fetchall()
-    return groups
+    return _over_days(
+        conn, filters, _split_days(query.start_date, query.end_date),
+        daily=("optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed), sum(duration_sum)",
+               "optimizer_type, status HAVING sum(runs) > 0"),
+        runs=(f"optimizer_type, status, {_GROUP_FROM_RUNS}", "optimizer_type, status"),
+    )
 
 
 def _top_performers(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[dict[str, Any]]:
@@ -510,39 +519,23 @@ def _recent_trends(conn: sqlite3.Connection, filters: _Where, query: StatsQuery)
     start = max(window_start, query.start_date) if query.start_date else window_start
     if query.end_date is not None and query.end_date < start:
         return []  # the range ends before the trend window starts
-    days = _split_days(start, query.end_date)
+    rows = _over_days(
+        conn, filters, _split_days(start, query.end_date),
+        daily=("day, sum(runs), sum(runs * (status = 'completed')), sum(runs * (status = 'failed'))", "day"),
+        runs=("substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'), sum(status = 'failed')", "day"),
+    )
     per_day: dict[str, list[int]] = {}
-    if days.whole is not None:
-        daily = _on_days(filters, days.whole)
-        rows = conn.execute(
-            "SELECT day, sum(runs), sum(runs * (status = 'completed')), sum(runs * (status = 'failed'))"
-            f" FROM optimization_run_daily WHERE {daily.sql} GROUP BY day",
-            daily.args,
-        ).fetchall()
-        for day, count, completed, failed in rows:
-            _add_day(per_day, day, count, completed, failed)
-    for lo, hi in days.edges:
-        edge = _created_between(filters, lo, hi)
-        rows = conn.execute(
-            "SELECT substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'), sum(status = 'failed')"
-            f" FROM optimization_runs WHERE {edge.sql} GROUP BY day",
-            edge.args,
-        ).fetchall()
-        for day, count, completed, failed in rows:
-            _add_day(per_day, day, count, completed, failed)
+    for day, count, completed, failed in rows:
+        acc = per_day.setdefault(day, [0, 0, 0])
+        acc[0] += count or 0
+        acc[1] += completed or 0
+        acc[2] += failed or 0
     today_iso = today.date().isoformat()
     return [
         {"date": day, "count": count, "completed": completed, "failed": failed}
         for day, (count, completed, failed) in sorted(per_day.items())
         if count > 0 and day <= today_iso
     ]
-
-
-def _add_day(per_day: dict[str, list[int]], day: str, count: int, completed: int, failed: int) -> None:
-    acc = per_day.setdefault(day, [0, 0, 0])
-    acc[0] += count or 0
-    acc[1] += completed or 0
-    acc[2] += failed or 0
 
 
 def stats(conn: sqlite3.Connection, project_id: str, query: StatsQuery) -> dict[str, Any]:
