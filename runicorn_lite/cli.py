@@ -234,7 +234,7 @@ def _lock_store(settings: Settings, role: str) -> StoreLock:
         lock.acquire(role)
     except StoreLocked as exc:
         raise click.ClickException(
-            f"{settings.root} is already served by {exc} (its store: {settings.store_dir})"
+            f"{settings.root} is in use by {exc} (its store: {settings.store_dir})"
         ) from None
     except OSError as exc:
         raise click.ClickException(f"cannot lock {lock.path}: {exc.strerror or exc}") from exc

@@ -214,7 +214,7 @@ def test_a_second_server_on_the_same_root_exits_1_naming_the_first(root: Path, s
     assert second.returncode == 1
     message = second.stderr.strip()
     assert f"pid {first.proc.pid}" in message and first.url in message, message
-    assert "already served" in message and "Traceback" not in message
+    assert f"{root} is in use by runicorn-lite serve on {first.url}" in message and "Traceback" not in message
     index = subprocess.run(
         [sys.executable, "-m", "runicorn_lite", "index", "--root", str(root)],
         capture_output=True, text=True, check=False, timeout=30,

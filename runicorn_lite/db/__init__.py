@@ -284,7 +284,8 @@ class Database:
         with self._write_lock:
             self._check_usable()
             conn = self._writer
-            assert conn is not None
+            if conn is None:  # between close_connections() and reopen()
+                raise StoreRebuilding(f"{self.path.name} is being reopened")
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
