@@ -42,6 +42,8 @@ OPT = "/api/iris/optimization"
 STEP_INTERVAL_S = 0.02
 RUN_STEPS = 400
 RSS_SAMPLE_S = 5.0
+# Seconds an optimization writer waits between runs (each run: 2 writes, 10 iterations).
+OPT_CYCLE_S = 1.0
 
 WRITER = r"""
 import json, sys, time
@@ -191,7 +193,9 @@ def _opt_writer(url: str, key: str, stop: threading.Event, tally: Tally, created
             _timed(tally, "opt list", http, "GET", "/runs", params={"limit": 10})
             with tally.lock:
                 created["runs"] += 1
-            stop.wait(0.2)
+            # Paced under the default per-project limits (500 writes, 2,000 iterations a minute,
+            # shared by the writers): the soak measures the server, not its 429s.
+            stop.wait(OPT_CYCLE_S)
 
 
 def _rss_mb(pid: int) -> float | None:
