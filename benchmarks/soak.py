@@ -309,12 +309,15 @@ def main(args: argparse.Namespace) -> None:
     rss_rows = _rss_rows(rss)
     first = statistics.median(v for t, v in rss if t <= max(60.0, seconds * 0.1)) if rss else 0.0
     last = statistics.median(v for t, v in rss if t >= seconds - max(60.0, seconds * 0.1)) if rss else 0.0
+    half = [(t, v) for t, v in rss if t >= seconds / 2]
+    slope = _slope_mb_per_min(half)
     payload = {
         "machine": machine_info(), "command": command_line(), "seconds": round(elapsed, 1),
         "writers": args.writers, "readers": args.readers, "sse_clients": args.sse if sse_on else 0,
         "opt_writers": args.opt_writers, "requests": total, "five_xx": five_xx, "non_2xx": other,
         "client_errors": dict(tally.errors), "sse_events": sse_events["data"], "opt_runs": opt_created["runs"],
-        "rss_mb": rss, "rss_first_mb": first, "rss_last_mb": last, "points": points,
+        "rss_mb": rss, "rss_first_mb": first, "rss_last_mb": last, "rss_slope_second_half_mb_per_min": slope,
+        "points": points,
         "health_status": health.get("status"), "index_errors": health.get("index", {}).get("errors"),
     }
     markdown = "\n".join([
@@ -332,7 +335,7 @@ def main(args: argparse.Namespace) -> None:
         f"- SSE events received: {sse_events['data']:,}" if sse_on else "- SSE: endpoint not answering, skipped",
         f"- optimization runs written: {opt_created['runs']:,} (10 iterations each)",
         f"- RSS first {first:.0f} MB (median of the first minute) → last {last:.0f} MB (median of the last "
-        f"minute); samples every {RSS_SAMPLE_S:g} s:",
+        f"minute); over the second half it moves {slope:+.2f} MB a minute; samples every {RSS_SAMPLE_S:g} s:",
         "",
         markdown_table(["t (s)", "RSS (MB)"], rss_rows),
         "",
@@ -357,3 +360,15 @@ def _rss_rows(rss: list[tuple[float, float]]) -> list[list[str]]:
     if picked[-1] != rss[-1]:
         picked.append(rss[-1])
     return [[f"{t:.0f}", f"{v:.0f}"] for t, v in picked]
+
+
+def _slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS against time, in MB per minute (0 for fewer than 2 samples)."""
+    if len(samples) < 2:
+        return 0.0
+    mean_t = statistics.fmean(t for t, _ in samples)
+    mean_v = statistics.fmean(v for _, v in samples)
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    if not var:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / var * 60
