@@ -9,22 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from support import copy_fixture
+from support import copy_fixture, open_index, rows
 
 import runicorn_lite
 from runicorn_lite import rundir
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
-from runicorn_lite.ingest import Indexer
 from runicorn_lite.queries.metrics import load_series
 from runicorn_lite.settings import Settings
-
-
-def open_index(root: Path) -> tuple[Database, Indexer]:
-    settings = Settings(root=root)
-    settings.ensure_dirs()
-    db = Database(settings.index_path, INDEX_MIGRATIONS)
-    return db, Indexer(settings.root, db)
 
 
 @pytest.fixture
@@ -32,10 +24,6 @@ def index(root: Path):
     db, indexer = open_index(root)
     yield db, indexer
     db.close()
-
-
-def rows(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
-    return db.read(lambda c: c.execute(sql, params).fetchall())  # type: ignore[return-value]
 
 
 def one(db: Database, exp_id: str) -> dict:

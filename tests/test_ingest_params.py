@@ -10,22 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import copy_fixture
+from support import copy_fixture, open_index, reference_summary, rows
 
 import runicorn_lite
 from runicorn_lite import rundir
 from runicorn_lite.db import Database
-from runicorn_lite.db.schema import INDEX_MIGRATIONS
-from runicorn_lite.ingest import Indexer
 from runicorn_lite.ingest.writer import Change
 from runicorn_lite.settings import Settings
-
-
-def open_index(root: Path) -> tuple[Database, Indexer]:
-    settings = Settings(root=root)
-    settings.ensure_dirs()
-    db = Database(settings.index_path, INDEX_MIGRATIONS)
-    return db, Indexer(settings.root, db)
 
 
 @pytest.fixture
@@ -33,10 +24,6 @@ def index(root: Path):
     db, indexer = open_index(root)
     yield db, indexer
     db.close()
-
-
-def q(db: Database, sql: str, params: tuple = ()) -> list[tuple]:
-    return db.read(lambda c: c.execute(sql, params).fetchall())  # type: ignore[return-value]
 
 
 def write_config(run_dir: Path, args: Any = None, extra: Any = None) -> None:
@@ -55,7 +42,7 @@ def write_config(run_dir: Path, args: Any = None, extra: Any = None) -> None:
 
 def summaries(db: Database, exp_id: str) -> dict[str, dict[str, Any]]:
     out = {}
-    for metric, first, last, lo, hi, count, last_step, points in q(
+    for metric, first, last, lo, hi, count, last_step, points in rows(
         db,
         "SELECT s.metric, first, last, min, max, count, last_step, points FROM metric_summaries s"
         " JOIN experiments e ON e.pk = s.exp_pk WHERE e.id = ? ORDER BY metric",
@@ -73,19 +60,9 @@ def summaries(db: Database, exp_id: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def reference_summary(series: dict[int, float]) -> dict[str, Any]:
-    """What extensions.md §2 says a summary is, computed the slow, obvious way."""
-    steps = sorted(series)
-    finite = [(s, series[s]) for s in steps if math.isfinite(series[s])]
-    return {
-        "first": finite[0][1] if finite else None,
-        "last": finite[-1][1] if finite else None,
-        "min": min((v for _, v in finite), default=None),
-        "max": max((v for _, v in finite), default=None),
-        "count": len(finite),
-        "last_step": finite[-1][0] if finite else None,
-        "points": len(steps),
-    }
+def with_points(series: dict[int, float]) -> dict[str, Any]:
+    """The reference summary and the count of every point (NaN included), as the index keeps."""
+    return {**reference_summary(series), "points": len(series)}
 
 
 def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> None:
@@ -113,7 +90,7 @@ def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> No
         )
     run.finish()
     indexer.scan()
-    params = dict(q(db, "SELECT key, v FROM exp_params"))
+    params = dict(rows(db, "SELECT key, v FROM exp_params"))
     assert params == {
         "optim.lr": 0.01,
         "optim.name": "adam",
@@ -122,9 +99,9 @@ def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> No
         "layers": "[3,4,6]",
         "extra.note": "sweep",
     }  # null params have no row
-    assert q(db, "SELECT typeof(v) FROM exp_params WHERE key = 'batch_size'") == [("integer",)]
-    doc_params = q(db, "SELECT params_json FROM experiments")[0][0]
-    config, env = q(db, "SELECT config, environment FROM exp_docs")[0]
+    assert rows(db, "SELECT typeof(v) FROM exp_params WHERE key = 'batch_size'") == [("integer",)]
+    doc_params = rows(db, "SELECT params_json FROM experiments")[0][0]
+    config, env = rows(db, "SELECT config, environment FROM exp_docs")[0]
     assert json.loads(doc_params) == {
         "optim.lr": 0.01,
         "optim.name": "adam",
@@ -137,7 +114,7 @@ def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> No
     assert json.loads(config)["args"]["optim"] == {"lr": 0.01, "name": "adam"}
     assert json.loads(env)["python_version"] == "3.11.7"
     got = summaries(db, run.id)
-    assert got["acc"] == reference_summary(values)
+    assert got["acc"] == with_points(values)
     assert got["acc"] == {"first": 0.5, "last": 0.4, "min": 0.2, "max": 0.9, "count": 4, "last_step": 6, "points": 6}
     assert got["only_nan"] == {
         "first": None,
@@ -148,7 +125,7 @@ def test_params_documents_summaries_and_images_of_a_run(root: Path, index) -> No
         "last_step": None,
         "points": 6,
     }
-    assert q(db, "SELECT seq, key, step, caption, path FROM exp_images") == [
+    assert rows(db, "SELECT seq, key, step, caption, path FROM exp_images") == [
         (0, "pred", 2, "first", "media/1_aaaaaa_pred.png")
     ]
 
@@ -166,20 +143,20 @@ def test_summaries_follow_appends_and_relogged_steps(root: Path, index) -> None:
         log(step, float(step % 97))
     run.flush()
     indexer.scan()
-    assert summaries(db, run.id)["x"] == reference_summary(series)
+    assert summaries(db, run.id)["x"] == with_points(series)
     # Appends past the end fold into the summary.
     for step in range(601, 700):
         log(step, 500.0 - step)
     run.flush()
     indexer.scan()
-    assert summaries(db, run.id)["x"] == reference_summary(series)
+    assert summaries(db, run.id)["x"] == with_points(series)
     # A step logged again overwrites its point: the old maximum is gone.
     top = max(series, key=lambda s: series[s])
     log(top, -10.0)
     log(700, math.nan)
     run.flush()
     indexer.scan()
-    assert summaries(db, run.id)["x"] == reference_summary(series)
+    assert summaries(db, run.id)["x"] == with_points(series)
     # A new metric appears mid-run.
     run.log({"y": 3.0}, step=701)
     run.flush()
@@ -203,12 +180,12 @@ def test_changed_config_replaces_params_and_a_removed_one_clears_them(root: Path
     indexer.scan()
     write_config(run.run_dir, {"lr": 0.2})
     indexer.scan()
-    assert q(db, "SELECT key, v FROM exp_params") == [("lr", 0.2)]
+    assert rows(db, "SELECT key, v FROM exp_params") == [("lr", 0.2)]
     (run.run_dir / rundir.ASSETS).unlink()
     indexer.scan()
-    assert q(db, "SELECT count(*) FROM exp_params") == [(0,)]
-    assert q(db, "SELECT params_json FROM experiments") == [(None,)]
-    assert q(db, "SELECT count(*) FROM exp_docs") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM exp_params") == [(0,)]
+    assert rows(db, "SELECT params_json FROM experiments") == [(None,)]
+    assert rows(db, "SELECT count(*) FROM exp_docs") == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -234,7 +211,7 @@ def test_damaged_assets_give_one_warning_and_the_rest_is_indexed(
         indexer.scan()
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and words in warnings[0].getMessage(), [r.getMessage() for r in warnings]
-    assert q(db, "SELECT status, n_points FROM experiments") == [("finished", 1)]
+    assert rows(db, "SELECT status, n_points FROM experiments") == [("finished", 1)]
     assert summaries(db, run.id)["loss"]["last"] == 1.0
     caplog.clear()
     indexer.scan()  # unchanged: not read again, not warned again
@@ -281,7 +258,7 @@ def test_a_failing_listener_does_not_stop_ingest(root: Path, index) -> None:
     indexer.subscribe(boom)
     runicorn_lite.init(project="p", root=root).finish()
     indexer.scan()
-    assert q(db, "SELECT count(*) FROM experiments") == [(1,)]
+    assert rows(db, "SELECT count(*) FROM experiments") == [(1,)]
 
 
 def test_rebuild_reproduces_params_summaries_documents_and_images(root: Path) -> None:
@@ -321,7 +298,7 @@ def test_rebuild_reproduces_params_summaries_documents_and_images(root: Path) ->
             run.log({"acc": 0.0}, step=5)  # re-logged
             run.finish()
         indexer.scan()
-        before = tuple(q(db, sql) for sql in queries)
+        before = tuple(rows(db, sql) for sql in queries)
     finally:
         db.close()
     assert all(before) and len(before[0]) == 4 * 3 and len(before[3]) == 4 * 2
@@ -330,7 +307,7 @@ def test_rebuild_reproduces_params_summaries_documents_and_images(root: Path) ->
     db, indexer = open_index(root)
     try:
         indexer.scan()
-        assert tuple(q(db, sql) for sql in queries) == before
+        assert tuple(rows(db, sql) for sql in queries) == before
     finally:
         db.close()
 
@@ -354,7 +331,7 @@ def test_chunks_keep_times_and_their_m4_points_through_merges(root: Path, index)
         data = json.loads(line)["data"]
         truth[data["global_step"]] = (data["x"], data["time"])
     seen = {}
-    for n, steps_blob, vals_blob, times_blob, m4_blob in q(
+    for n, steps_blob, vals_blob, times_blob, m4_blob in rows(
         db, "SELECT n, steps, vals, times, m4 FROM metric_chunks ORDER BY chunk"
     ):
         steps, vals = unpack(steps_blob, vals_blob)
@@ -385,7 +362,7 @@ def test_runs_without_times_say_so_with_nan(root: Path, index) -> None:
         '{"ts": 5.5, "type": "metrics", "data": {"x": 2.0, "global_step": 2}}\n'
     )
     indexer.scan()
-    n, blob = q(db, "SELECT n, times FROM metric_chunks")[0]
+    n, blob = rows(db, "SELECT n, times FROM metric_chunks")[0]
     first, second = unpack_times(blob, n)
     assert math.isnan(first) and second == 5.5  # no time at all, then the event's ts
 
@@ -446,10 +423,10 @@ def test_a_huge_events_file_is_indexed_window_by_window(root: Path, monkeypatch:
         try:
             indexer.scan()
             return (
-                q(db, "SELECT n_points, events_offset, events_last_step, best_metric_value, metrics_json"
+                rows(db, "SELECT n_points, events_offset, events_last_step, best_metric_value, metrics_json"
                       " FROM experiments"),
-                q(db, "SELECT metric, first, last, min, max, count, last_step, points FROM metric_summaries"),
-                sorted(q(db, "SELECT metric, steps, vals, times FROM metric_chunks")),
+                rows(db, "SELECT metric, first, last, min, max, count, last_step, points FROM metric_summaries"),
+                sorted(rows(db, "SELECT metric, steps, vals, times FROM metric_chunks")),
             ), len([c for c in heard if c.kind == "metrics"])
         finally:
             db.close()

@@ -14,6 +14,8 @@ import math
 from array import array
 from collections.abc import Iterable, Sequence
 
+from runicorn_lite.downsample import m4_indices
+
 # Points per chunk when a series grows by appends. A rewrite of an earlier step merges into the
 # chunk whose range holds it, so chunks may hold more than this.
 CHUNK_POINTS = 512
@@ -62,20 +64,7 @@ def split_sorted(points: dict[int, float], size: int = CHUNK_POINTS) -> list[tup
 def m4(steps: Sequence[int], vals: Sequence[float], times: Sequence[float]) -> bytes:
     """The chunk's M4 points (first, lowest, highest, last; at most four, in step order) as
     one blob of (step int64, value float64, time float64) triples."""
-    n = len(steps)
-    picks = {0, n - 1}
-    lo = hi = -1
-    for i in range(n):
-        v = vals[i]
-        if v != v or v in (math.inf, -math.inf):  # NaN and infinities never are the min or max
-            continue
-        if lo < 0 or v < vals[lo]:
-            lo = i
-        if hi < 0 or v > vals[hi]:
-            hi = i
-    if lo >= 0:
-        picks.update((lo, hi))
-    order = sorted(picks)
+    order = m4_indices(vals, 4)
     out = array("q", [steps[i] for i in order]).tobytes()
     out += array("d", [vals[i] for i in order]).tobytes()
     out += array("d", [times[i] for i in order]).tobytes()

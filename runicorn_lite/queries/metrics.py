@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runicorn_lite.db.chunks import unpack, unpack_m4, unpack_times
-from runicorn_lite.queries.downsample import m4_indices
+from runicorn_lite.downsample import m4_indices
 from runicorn_lite.queries.steptable import StepTable, table_of
 
 # Largest ``downsample`` a client may ask for (V1 and V2).

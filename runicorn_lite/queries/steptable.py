@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from runicorn_lite.queries.downsample import m4_indices
+from runicorn_lite.downsample import m4_indices
 
 _NAN = math.nan
 ROWS_PER_BATCH = 5000

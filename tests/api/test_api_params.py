@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from api_helpers import assert_error, close_app, ids, open_app
 from starlette.applications import Starlette
+from support import reference_summary
 
 import runicorn_lite
 from runicorn_lite import rundir
@@ -63,15 +64,7 @@ def flat_params(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    finite = [(step, v) for step, v in enumerate(values, start=1) if math.isfinite(v)]
-    return {
-        "first": finite[0][1] if finite else None,
-        "last": finite[-1][1] if finite else None,
-        "min": min((v for _, v in finite), default=None),
-        "max": max((v for _, v in finite), default=None),
-        "count": len(finite),
-        "last_step": finite[-1][0] if finite else None,
-    }
+    return reference_summary(dict(enumerate(values, start=1)))
 
 
 class Ref:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from api_helpers import close_app, copy_fixture, ids, open_app, pid_is_gone
+from support import reference_summary
 
 
 @dataclass(frozen=True)
@@ -198,10 +199,8 @@ async def test_delete_and_restore_real_runs(tmp_path: Path, client_for, name: st
 
 
 def _reference_summaries(events: Path) -> dict[str, dict[str, Any]]:
-    """Summaries as extensions.md §2 defines them, from the file read with Python's json (bare
-    NaN/Infinity allowed), the later event at a step winning."""
-    import math
-
+    """Summaries of the file read with Python's json (bare NaN/Infinity allowed), the later
+    event at a step winning."""
     series: dict[str, dict[int, float]] = {}
     if events.exists():
         for line in events.read_text().splitlines():
@@ -212,12 +211,7 @@ def _reference_summaries(events: Path) -> dict[str, dict[str, Any]]:
             for key, value in data.items():
                 if key not in ("global_step", "step", "time", "stage", "epoch") and isinstance(value, (int, float)):
                     series.setdefault(key, {})[data["global_step"]] = float(value)
-    out = {}
-    for name, points in series.items():
-        finite = [(s, points[s]) for s in sorted(points) if math.isfinite(points[s])]
-        out[name] = {"first": finite[0][1], "last": finite[-1][1], "min": min(v for _, v in finite),
-                     "max": max(v for _, v in finite), "count": len(finite), "last_step": finite[-1][0]}
-    return out
+    return {name: reference_summary(points) for name, points in series.items()}
 
 
 async def test_metric_summaries_and_filters_over_real_runs(client, generation: tuple) -> None:
