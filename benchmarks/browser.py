@@ -58,7 +58,7 @@ MARKS_SCRIPT = """
   window.__marks = {};
   const conds = {
     rows: () => document.querySelector(
-      "table.runs-table tbody tr, .ant-table-row, [role=row] a[href*='/runs/']"),
+      "table.runs-table tbody tr, .ant-table-row, .ag-row a[href*='/runs/']"),
     charts: () => document.querySelector(".chart-grid[data-ready] canvas"),
     echarts: () => document.querySelector("canvas")
       && performance.getEntriesByType("resource").some((e) => /metrics/.test(e.name)),
@@ -116,7 +116,7 @@ def poll(page: Any, expression: str, timeout_s: float = 60.0) -> Any:
     raise TimeoutError(f"{expression} not reached in {timeout_s} s")
 
 
-def time_mark(context: Any, url: str, mark: str, timeout_s: float = 60.0) -> float:
+def time_mark(context: Any, url: str, mark: str, timeout_s: float = 180.0) -> float:
     """Milliseconds from navigation start until ``mark`` was painted, in a new page."""
     page = context.new_page()
     try:
@@ -274,7 +274,7 @@ def measure_mlflow(browser: Any, corpus: Path, args: argparse.Namespace) -> dict
         context = browser.new_context(viewport={"width": 1280, "height": 860})
         context.add_init_script(MARKS_SCRIPT)
         reps = max(1, min(args.reps, 5))
-        out = {"runs": series_of(context, f"{url}/#/experiments/{experiment}", "rows", reps),
+        out = {"runs": series_of(context, f"{url}/#/experiments/{experiment}/runs", "rows", reps),
                "runs_loaded": info.get("runs"), "startup": startup}
         context.close()
         return out
