@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import math
-import os
 import shutil
 import statistics
 import time
@@ -41,14 +40,11 @@ from benchmarks.common import (
     percentile,
     save_result,
 )
+from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
 
 WEB = Path(__file__).resolve().parent.parent / "runicorn_lite" / "web"
 TARGETS_MS = {"runs": 300.0, "run": 500.0, "compare": 800.0, "live_p95": 1000.0}
 BUDGET_KB = 150.0
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
 BENCH_PROJECT = "browser_bench"
 
 # Marks the frame in which a condition first holds. Injected through the browser's DevTools
@@ -85,19 +81,15 @@ MARKS_SCRIPT = """
 """
 
 
-def find_chromium() -> str:
-    path = os.environ.get("RUNICORN_LITE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        raise SystemExit("no Chromium found: apt-get install chromium (or set RUNICORN_LITE_CHROMIUM)")
-    return path
-
-
 @contextmanager
 def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True)
+        executable = find_chromium()
+        if executable is None:
+            raise SystemExit("no Chromium found: apt-get install chromium (or set RUNICORN_LITE_CHROMIUM)")
+        browser = pw.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS), headless=True)
         try:
             yield browser
         finally:

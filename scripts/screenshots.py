@@ -24,18 +24,9 @@ import httpx
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
+from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
+
 REPO = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--hide-scrollbars",
-]
 
 
 def serve(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -154,7 +145,8 @@ def main() -> None:
         compare = ",".join(e["id"] for e in runs[:4])
         best = max(runs[:-1], key=lambda e: e["best_metric_value"] or 0)["id"]
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS, headless=True)
+            args_ = [*CHROMIUM_ARGS, "--hide-scrollbars"]
+            browser = pw.chromium.launch(executable_path=find_chromium(), args=args_, headless=True)
             context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=1)
             page = context.new_page()
 

@@ -52,7 +52,7 @@ def browser() -> Iterator[Any]:
     if executable is None:
         _unavailable("no Chromium was found")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        b = pw.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS), headless=True)
         yield b
         b.close()
 

@@ -7,7 +7,6 @@ import io
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -31,29 +30,6 @@ def expect(target: Any, message: str | None = None) -> Any:
 
 
 REQUIRED = os.environ.get("RUNICORN_LITE_BROWSER_TESTS", "").lower() == "required"
-# Flags that let Chromium run as root in a container with no network but loopback.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
-
-
-def find_chromium() -> str | None:
-    """The Chromium to drive: $RUNICORN_LITE_CHROMIUM, else chromium on the PATH."""
-    explicit = os.environ.get("RUNICORN_LITE_CHROMIUM")
-    if explicit:
-        return explicit
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 # ---- the data root ------------------------------------------------------------------------------
