@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from support import ServerProcess, copy_fixture
 
-from .helpers import CHROMIUM_ARGS, REQUIRED, Page, Site, find_chromium, write_sdk_runs
+from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
+
+from .helpers import REQUIRED, Page, Site, write_sdk_runs
 
 _missing: list[str] = []
 
