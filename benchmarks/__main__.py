@@ -31,20 +31,41 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--real-runs", type=int, default=50)
     g.add_argument("--quick", action="store_true", help="30 runs x 20 steps")
 
-    a = sub.add_parser("api", help="V1 vs V2 vs /api/health on our server")
+    a = sub.add_parser("api", help="V1 vs V2 vs /api/health on our server; compare of long runs; a huge run's memory")
     _corpus_arg(a)
+    a.add_argument("--sections", default="runs,compare,huge",
+                   help="comma list of: runs (the --root corpus), compare (long runs), huge (one 1M-step run)")
     a.add_argument("--v1-reps", type=int, default=5)
-    a.add_argument("--v2-reps", type=int, default=200)
+    a.add_argument("--v2-reps", type=int, default=200, help="rounds of the repeated-request passes")
+    a.add_argument("--change-reps", type=int, default=100, help="rounds of the after-a-change pass")
     a.add_argument("--warmup", type=int, default=3)
-    a.add_argument("--quick", action="store_true", help="2 repetitions, 1 warm-up")
+    a.add_argument("--long-root", type=Path, default=None,
+                   help="corpus of long runs for compare (default benchmarks/.work/corpus-long, made on first use)")
+    a.add_argument("--long-runs", type=int, default=10)
+    a.add_argument("--long-steps", type=int, default=100_000)
+    a.add_argument("--compare-reps", type=int, default=50)
+    a.add_argument("--huge-root", type=Path, default=None,
+                   help="corpus of one huge run (default benchmarks/.work/corpus-huge, made on first use)")
+    a.add_argument("--huge-steps", type=int, default=1_000_000)
+    a.add_argument("--huge-reps", type=int, default=3)
+    a.add_argument("--seed", type=int, default=42, help="seed of the long and huge corpora")
+    a.add_argument("--quick", action="store_true",
+                   help="2 repetitions, 1 warm-up; 3 long runs of 2,000 steps, a huge run of 20,000")
 
     p = sub.add_parser("peers", help="the same queries against the real Runicorn viewer and MLflow")
     _corpus_arg(p)
     p.add_argument("--reps", type=int, default=30)
     p.add_argument("--slow-reps", type=int, default=5, help="repetitions of queries that take > 0.5 s")
-    p.add_argument("--mlflow-runs", type=int, default=2000, help="runs loaded into MLflow (a subset)")
+    p.add_argument("--mlflow-runs", type=int, default=10_000,
+                   help="runs loaded into MLflow (fewer than the corpus: an evenly spread subset)")
     p.add_argument("--only", choices=("runicorn", "mlflow"), default=None)
-    p.add_argument("--quick", action="store_true")
+    p.add_argument("--no-long", action="store_true", help="leave out the long runs (compare vs MLflow history)")
+    p.add_argument("--long-root", type=Path, default=None,
+                   help="corpus of long runs (default benchmarks/.work/corpus-long, made on first use)")
+    p.add_argument("--long-runs", type=int, default=10)
+    p.add_argument("--long-steps", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=42, help="seed of the long corpus")
+    p.add_argument("--quick", action="store_true", help="2 repetitions, 20 runs in MLflow, 3 long runs of 2,000 steps")
 
     i = sub.add_parser("ingest", help="cold index, start-up scan, rescan, live latency")
     _corpus_arg(i)
@@ -65,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("scale", help="V2 queries at 1k / 10k / 100k experiments, with a log-log plot")
     s.add_argument("--sizes", default="1000,10000,100000")
     s.add_argument("--steps", default="100,100,20", help="steps per run for each size")
-    s.add_argument("--reps", type=int, default=100)
+    s.add_argument("--reps", type=int, default=100, help="rounds repeating each request on an unchanged index")
+    s.add_argument("--change-reps", type=int, default=50, help="rounds right after a change of the index")
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import http.client
 import json
 import os
 import platform
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -15,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+from urllib.parse import urlencode, urlsplit
 
 import httpx
+import orjson
 
 from runicorn_lite.devserver import LoggedProcess, ServerProcess
 
@@ -146,6 +150,98 @@ def command_line() -> str:
     return "python -m benchmarks " + " ".join(sys.argv[1:])
 
 
+# ---- a raw HTTP client --------------------------------------------------------------------------
+
+
+class RawResponse:
+    """What the benchmarks read of an answer (the names httpx uses, so query functions take
+    either client)."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: dict[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+
+def _query_value(value: object) -> str:
+    # As httpx writes them, so both clients send the same URL.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection through ``http.client``, with httpx's ``get``/``post``.
+
+    httpx spends about 0.7 ms of its own per request here, which hides most of what a fast
+    server does (a V2 page costs the server ~1 ms); this client adds a few tens of µs. A request
+    whose connection the server closed meanwhile is sent again once on a new connection (every
+    request the benchmarks send is idempotent).
+    """
+
+    def __init__(self, base_url: str, timeout: float = 600.0) -> None:
+        url = urlsplit(base_url)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conn = conn
+        return self._conn
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: bytes | None = None,
+                headers: dict[str, str] | None = None) -> RawResponse:
+        if params:
+            path += ("&" if "?" in path else "?") + urlencode({k: _query_value(v) for k, v in params.items()})
+        hdrs = {"Accept-Encoding": "identity", **(headers or {})}
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=body, headers=hdrs)
+                resp = conn.getresponse()
+                content = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if resp.will_close:
+                self.close()
+            return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, content)
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> RawResponse:
+        return self.request("GET", path, params)
+
+    def post(self, path: str, json: Any = None) -> RawResponse:
+        return self.request("POST", path, body=orjson.dumps(json), headers={"Content-Type": "application/json"})
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # ---- processes ----------------------------------------------------------------------------------
 
 
@@ -158,6 +254,44 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """VmRSS (resident set now) of a live process, in MB (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Lower a process's VmHWM to its RSS now (Linux ``clear_refs`` 5), so the next reading is
+    the peak of what it did since: one server measures each request's own peak."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def run_measured(argv: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run a command to its end: (wall seconds, its peak RSS in MB from the kernel's accounting
+    at exit (``wait4``'s ``ru_maxrss``), its output). Fails on a non-zero exit."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}:\n{out[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, out
 
 
 def tree_peak_rss_mb(pid: int) -> float | None:

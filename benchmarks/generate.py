@@ -187,3 +187,20 @@ def main(out: Path, runs: int, seed: int, steps: int, workers: int) -> dict[str,
     print(f"wrote {facts['runs']} runs ({facts['points']:,} metric points, {steps} steps max) to {out} "
           f"in {facts['seconds']:.2f} s = {facts['runs_per_s']:,.0f} runs/s ({workers} processes, seed {seed})")
     return facts
+
+
+def ensure(path: Path, runs: int, steps: int, seed: int, workers: int | None = None) -> Path:
+    """A corpus of ``runs`` x ``steps`` at ``path``, generated on first use (kept afterwards: a
+    marker records what it holds, and a folder holding something else is refused, not replaced)."""
+    marker = path / "corpus.json"
+    if marker.exists():
+        info = json.loads(marker.read_text())
+        if info.get("runs") == runs and info.get("steps") == steps and info.get("seed") == seed:
+            return path
+        raise SystemExit(f"{path} holds another corpus ({info}); move it away or choose another folder")
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    main(path, runs, seed, steps, min(workers or os.cpu_count() or 1, runs))
+    return path

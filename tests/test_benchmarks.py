@@ -61,14 +61,27 @@ def test_api(corpus: Path, work: Path) -> None:
     proc = bench(work, "api", "--quick", "--root", str(corpus))
     assert "| List all (page 1 of 50) |" in proc.stdout
     assert "`/api/health` (floor)" in proc.stdout
-    assert (work / "results" / "api-quick.json").exists()
+    res = json.loads((work / "results" / "api-quick.json").read_text())
+    rows = {r["query"]: r for r in res["runs"]["rows"]}
+    # Every V2 read was timed in the three passes (httpx, raw repeated, raw after a change).
+    for name in ("`filter=` of 3 clauses", "Sort by `metrics.accuracy.max`", "List + `include=params,metrics`",
+                 "Detail", "Metrics (all points)"):
+        assert all(rows[name][mode]["n"] == 2 for mode in ("httpx", "raw", "raw_changed")), name
+    assert rows["List all (page 1 of 50)"]["matches"] == 30
+    # The bystander run, soft-deleted and restored in turn, is back: the corpus is as generated.
+    assert not list(corpus.glob("runs/**/.deleted"))
+    compare = res["compare"]["rows"][0]
+    assert compare["series"] == 3 * 3 and compare["bytes"] > 0
+    huge = res["huge"]
+    assert huge["index_rebuild"]["peak_rss_mb"] > 0
+    assert len(huge["rows"]) == 8 and all(r["peak_rss_mb"] > 0 and r["bytes"] > 0 for r in huge["rows"])
 
 
 def test_ingest(corpus: Path, work: Path) -> None:
     proc = bench(work, "ingest", "--quick", "--root", str(corpus))
     assert "Cold index" in proc.stdout and "Live latency" in proc.stdout
     live = json.loads((work / "results" / "ingest-quick.json").read_text())["live"]
-    assert live["events"] == 10
+    assert live["events"] == 10 and live["summary"]["events"] == 10
     # The trainer's run is removed again, so the corpus stays as generated.
     assert not list((corpus / "runs" / "live_latency").glob("trainer/*"))
 
@@ -82,8 +95,9 @@ def test_load(work: Path) -> None:
 
 def test_scale(work: Path) -> None:
     proc = bench(work, "scale", "--quick")
-    assert "| Sort by metric |" in proc.stdout
-    assert (work / "results" / "scale-quick.json").exists()
+    assert "| Sort by metric |" in proc.stdout and "| `filter=` of 3 clauses |" in proc.stdout
+    res = json.loads((work / "results" / "scale-quick.json").read_text())
+    assert all(q["changed"]["n"] == 2 for q in res["by_size"]["60"].values() if isinstance(q, dict))
 
 
 @pytest.mark.skipif(not (PEER_VENVS / "venv-runicorn" / "bin" / "runicorn").exists(),
@@ -93,6 +107,8 @@ def test_peers_runicorn(corpus: Path, work: Path) -> None:
     # MLflow is left out here: its server alone takes ~20 s to start; `peers --quick` covers it by hand.
     proc = bench(work, "peers", "--quick", "--only", "runicorn", "--root", str(corpus))
     assert "ours faster by" in proc.stdout and "| runicorn |" in proc.stdout
+    rows = json.loads((work / "results" / "peers-quick.json").read_text())["rows"]
+    assert rows["runicorn"]["Detail"]["n"] == 2 and "`filter=` of 3 clauses" in rows["runicorn-lite"]
 
 
 def test_files(work: Path) -> None:
