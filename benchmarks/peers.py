@@ -52,6 +52,7 @@ from benchmarks.queries import (
     PER_PAGE,
     SORT_ACC_MAX,
     Client,
+    IndexChanger,
     Params,
     _v1_list,
     _v1_search,
@@ -85,6 +86,17 @@ def timed(fn: Callable[[], object], reps: int, slow_reps: int) -> dict[str, floa
     first = time.perf_counter() - t0
     n = slow_reps if first > 0.5 else reps
     return summarize(time_calls(fn, n, 2 if first < 0.5 else 0))
+
+
+def timed_after_change(fn: Callable[[], object], change: Callable[[], object], reps: int) -> dict[str, float]:
+    """Each call right after an (untimed) change of the index."""
+    out = []
+    for _ in range(reps):
+        change()
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return summarize(out)
 
 
 def _get(client: Client, path: str, params: dict[str, Any] | None = None, expect: int = 200) -> bytes:
@@ -288,6 +300,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ours_q = our_queries(params)
             res["rows"]["runicorn-lite"] = {name: timed(lambda f=f: f(oc), args.reps * 3, args.slow_reps)
                                             for name, f in ours_q.items()}
+            changer = IndexChanger(oc, params.bystander)
+            try:
+                res["rows"]["runicorn-lite after a change"] = {
+                    name: timed_after_change(lambda f=f: f(oc), changer, args.reps) for name, f in ours_q.items()}
+            finally:
+                changer.restore()
         res["servers"]["runicorn-lite"]["peak_rss_mb"] = ours.peak_rss_mb()
     finally:
         ours.stop()
@@ -421,16 +439,20 @@ def render_long(res: dict[str, Any]) -> str:
 def render(res: dict[str, Any]) -> str:
     """Per query: each peer's median, our speed-up over it, and the verdict against the issue's
     rule: never slower; ≥10x faster where the peer takes more than 10x the health round trip
-    (our ``/api/health``, the floor of one HTTP round trip on this machine)."""
+    (our ``/api/health``, the floor of one HTTP round trip on this machine). Our speed-up is
+    taken from the slower of our two figures (repeated, or right after a change of the index)."""
     ours = res["rows"]["runicorn-lite"]
+    changed = res["rows"].get("runicorn-lite after a change", {})
     peers = [p for p in ("runicorn", "mlflow") if p in res["rows"]]
     floor = ours["Health"]["median_ms"]
-    header = ["Query", "runicorn-lite (V2)"]
+    header = ["Query", "runicorn-lite (V2), repeated", "after a change"]
     for p in peers:
         header += [f"{p} median", "ours faster by", "peer / health floor", "verdict"]
     rows = []
-    for name, s in ours.items():
-        row = [name, fmt_ms(s["median_ms"])]
+    for name, repeated in ours.items():
+        after = changed.get(name)
+        s = max((repeated, after) if after else (repeated,), key=lambda x: x["median_ms"])
+        row = [name, fmt_ms(repeated["median_ms"]), fmt_ms(after["median_ms"]) if after else "–"]
         for p in peers:
             ps = res["rows"][p].get(name)
             if ps is None:
