@@ -175,3 +175,26 @@ OPERATIONS: Operations = {
     ("/favicon.ico", "get"): {"summary": "The icon browsers ask for", "responses": {"200": {"description": "Icon"}}},
     ("/openapi.json", "get"): {"summary": "This document", "responses": {"200": json_content("OpenAPI 3.1")}},
 }
+
+# The CSV export takes every parameter of the list but its paging, so the two cannot drift apart.
+_EXPORT_QUERY = [p for p in OPERATIONS[("/api/v2/experiments", "get")]["parameters"]
+                 if p["name"] not in ("page", "per_page")]
+_CSV = {"description": "CSV (RFC 4180, UTF-8, a header row), streamed",
+        "content": {"text/csv": {"schema": {"type": "string"}}}}
+OPERATIONS.update({
+    ("/api/v2/experiments.csv", "get"): {
+        "summary": "Every experiment the list parameters match (no paging), in order, with params and"
+                   " metric last/min/max columns, as CSV",
+        "parameters": _EXPORT_QUERY,
+        "responses": {"200": _CSV, **_errors(400, 429, 503)},
+    },
+    ("/api/v2/experiments/{exp_id}/metrics.csv", "get"): {
+        "summary": "Every metric point of a run (global_step, then the metrics sorted), no downsampling, as CSV",
+        "parameters": [
+            _EXP_ID,
+            query("metric_names", {"type": "string"}, "Comma list of metrics"),
+            query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
+        ],
+        "responses": {"200": _CSV, **_errors(400, 404, 429, 503)},
+    },
+})
