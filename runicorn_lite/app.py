@@ -8,6 +8,7 @@ path belongs to.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -21,6 +22,7 @@ from runicorn_lite import optimization
 from runicorn_lite.api import errors as api_errors
 from runicorn_lite.api import openapi as api_openapi
 from runicorn_lite.api.context import AppContext
+from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.api.middleware import RateLimitMiddleware
 from runicorn_lite.api.routes import routes as api_routes
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers
@@ -54,13 +56,17 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     """
     settings.ensure_dirs()
     index, indexer = open_index(settings.index_path, settings.root)
+    events = EventHub(index, settings.root, keepalive=settings.events_keepalive)
+    indexer.subscribe(events.on_changes)
     ctx = AppContext(
-        settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), started_at=time.time()
+        settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
+        started_at=time.time(),
     )
     optimization_app = optimization.create_app(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        events.attach(asyncio.get_running_loop())
         if ingest:
             ctx.watcher = Watcher(
                 indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
@@ -69,8 +75,10 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
         try:
             yield
         finally:
+            events.close()
             if ctx.watcher is not None:
                 ctx.watcher.stop()
+            indexer.unsubscribe(events.on_changes)
             optimization_app.state.api.close()
             index.close()
 

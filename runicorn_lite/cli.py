@@ -44,9 +44,16 @@ def main() -> None:
     """runicorn-lite: a fast local experiment tracker for Runicorn run directories."""
 
 
-def _make_server(config: uvicorn.Config, sock: socket.socket, settings: Settings, state: IndexState) -> uvicorn.Server:
+def _make_server(
+    config: uvicorn.Config,
+    sock: socket.socket,
+    settings: Settings,
+    state: IndexState,
+    on_shutdown: Callable[[], None] | None = None,
+) -> uvicorn.Server:
     """A uvicorn.Server that says where it listens and what it serves once it accepts
-    connections, and how many runs it found once the start-up scan is done."""
+    connections, how many runs it found once the start-up scan is done, and calls
+    ``on_shutdown`` as it starts to stop."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -69,6 +76,14 @@ def _make_server(config: uvicorn.Config, sock: socket.socket, settings: Settings
             hint = "" if found else " (write some with `runicorn-lite demo`, or give --root a Runicorn storage)"
             click.echo(f"{found} runs found under {settings.root}{hint}")
             sys.stdout.flush()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn waits for open responses before the app's lifespan hears of the stop, and
+            # a live event stream never ends by itself: end the streams first, or every stop
+            # with a browser open would wait out the graceful timeout.
+            if on_shutdown is not None:
+                on_shutdown()
+            await super().shutdown(sockets=sockets)
 
     return Server(config)
 
@@ -98,13 +113,15 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("read-limit", type=click.IntRange(1), help="Optimization API reads per project per 60 s.")
 @_option("write-limit", type=click.IntRange(1), help="Optimization API writes per project per 60 s.")
 @_option("iterations-limit", type=click.IntRange(1), help="Optimization API iteration posts per project per 60 s.")
+@_option("events-keepalive", type=click.FloatRange(0.05, 3600),
+         help="Seconds of quiet after which a live event stream (/api/v2/events) sends a keep-alive comment.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
 def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float,
-          rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, log_level: str,
-          access_log: bool) -> None:
+          rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, events_keepalive: float,
+          log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
 
@@ -113,7 +130,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
     settings = _settings(
         root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,
         rate_limit=rate_limit, read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
-        check_host=host in ("127.0.0.1", "localhost", "::1"),
+        events_keepalive=events_keepalive, check_host=host in ("127.0.0.1", "localhost", "::1"),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lock = _lock_store(settings, "serve")
@@ -139,7 +156,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         )
     app = create_app(settings)
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5)
-    _make_server(config, sock, settings, app.state.ctx.indexer.state).run(sockets=[sock])
+    _make_server(config, sock, settings, app.state.ctx.indexer.state, app.state.ctx.events.close).run(sockets=[sock])
 
 
 @main.command()

@@ -58,6 +58,9 @@ class Settings:
     # Refuse Host headers that are not loopback names (the CLI turns it on when it binds a
     # loopback address; in-process test clients use other names).
     check_host: bool = False
+    # Seconds of quiet after which a live event stream (/api/v2/events) sends a comment line,
+    # so that proxies and browsers keep it open.
+    events_keepalive: float = 15.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 
 from runicorn_lite import rundir
 from runicorn_lite.api.errors import ApiError
+from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.db import Database
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
@@ -28,6 +29,7 @@ class AppContext:
     index: Database
     indexer: Indexer
     keeper: IndexKeeper
+    events: EventHub  # the live event stream's broadcast, fed by the indexer
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)

@@ -198,3 +198,16 @@ OPERATIONS.update({
         "responses": {"200": _CSV, **_errors(400, 404, 429, 503)},
     },
 })
+OPERATIONS[("/api/v2/events", "get")] = {
+    "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended),"
+               " removed, reset (refetch); each with an id for Last-Event-ID, a comment line when quiet",
+    "parameters": [
+        query("experiment_id", {"type": "string", "pattern": rundir.RUN_ID_PATTERN}, "Only the events of this run"),
+        query("last_event_id", {"type": "string"}, "Resume after this event (the Last-Event-ID header wins)"),
+        {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+         "description": "Resume after this event; one the server no longer holds gets a reset first"},
+    ],
+    "responses": {"200": {"description": "An endless event stream",
+                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                  **_errors(404)},
+}

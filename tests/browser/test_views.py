@@ -135,7 +135,9 @@ def test_narrow_window_has_no_page_wide_overflow(browser, site, path) -> None:
         p = context.new_page()
         p.goto(site.url + path)
         expect(p.get_by_role("heading", level=1)).to_be_visible()
-        p.wait_for_load_state("networkidle")
+        # Not "networkidle": the page keeps its live event stream (/api/v2/events) open for good.
+        p.wait_for_load_state("load")
+        p.wait_for_timeout(1000)  # the views' own requests and rendering
         overflow = p.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than the window"
     finally:
