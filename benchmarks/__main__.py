@@ -92,11 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
-    from benchmarks import dbthreads, files, soak
+    from benchmarks import dbthreads, events, export, files, soak
 
     dbthreads.add_parser(sub)
     files.add_parser(sub)
     soak.add_parser(sub)
+    export.add_parser(sub)
+    events.add_parser(sub)
 
     from benchmarks import browser as browser_bench
 
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
         soak.main(args)
     elif args.command == "browser":
         browser_bench.main(args)
+    elif args.command == "export":
+        export.main(args)
+    elif args.command == "events":
+        events.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

@@ -146,3 +146,19 @@ def test_browser(corpus: Path, work: Path) -> None:
     assert res["bundle"]["gzip_kb"] > 10
     # the runs it wrote are removed again, so the corpus stays as generated
     assert not (corpus / "runs" / "browser_bench").exists()
+
+
+def test_export(corpus: Path, work: Path) -> None:
+    proc = bench(work, "export", "--quick", "--root", str(corpus), "--work-root", str(work / "export-long"))
+    assert "| every run by params.lr |" in proc.stdout and "metrics.csv of one run" in proc.stdout
+    res = json.loads((work / "results" / "export-quick.json").read_text())
+    assert res["corpus"]["every run, newest first"]["rows"] == 30
+    assert res["points"]["steps"] == 2000
+
+
+def test_events(corpus: Path, work: Path) -> None:
+    proc = bench(work, "events", "--quick", "--root", str(corpus))
+    assert "| log() + flush() |" in proc.stdout and "| 10 streams |" in proc.stdout
+    res = json.loads((work / "results" / "events-quick.json").read_text())
+    assert res["latency"]["log()"]["n"] == 10 and res["events_delivered"] > 0
+    assert not (corpus / "runs" / "bench_live_events").exists()  # the corpus stays as generated
