@@ -19,10 +19,16 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import not_found
 from runicorn_lite.api.event_hub import EventHub
-from runicorn_lite.api.params import get_str
+from runicorn_lite.http.query import Param, Query
 
 # How long a browser waits before it reconnects (EventSource's retry field), in ms.
 RETRY_MS = 2000
+EVENTS_QUERY = Query.of(
+    Param("experiment_id", "string", "Only the events of this run (it need not exist yet)",
+          pattern=rundir.RUN_ID_PATTERN),
+    Param("last_event_id", "string", "Resume after this event (the Last-Event-ID header wins): for a page"
+          " that kept the id, since EventSource cannot set headers"),
+)
 
 
 class EventStreamResponse(Response):
@@ -65,12 +71,12 @@ class EventStreamResponse(Response):
 
 async def events(request: Request) -> Response:
     """Live events of every run, or of one (``experiment_id``)."""
-    exp_id = get_str(request.query_params, "experiment_id")
+    q = EVENTS_QUERY.parse(request.query_params)
+    exp_id: str | None = q["experiment_id"]
     if exp_id is not None and not rundir.is_valid_run_id(exp_id):
         raise not_found(f"Experiment {exp_id[:200]} not found")
-    # Browsers send the header when they reconnect; a page that kept the id may pass it as a
-    # parameter (EventSource cannot set headers).
-    last = (request.headers.get("last-event-id") or "").strip() or get_str(request.query_params, "last_event_id")
+    # Browsers send the header when they reconnect (a blank one is no id).
+    last = (request.headers.get("last-event-id") or "").strip() or q["last_event_id"]
     return EventStreamResponse(context(request).events, exp_id, last)
 
 

@@ -26,13 +26,11 @@ from starlette.routing import Route
 from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import not_found
-from runicorn_lite.api.params import get_bool, get_csv, get_str
 from runicorn_lite.api.v2 import (
-    _raw_param,
+    LIST_QUERY,
+    METRICS_QUERY,
     filter_error,
     parse_filter,
-    parse_include,
-    parse_order_by,
     parse_step_range,
     resolve_list_query,
 )
@@ -55,7 +53,10 @@ RUN_COLUMNS = (
     "best_metric_name", "best_metric_value", "tags",
 )
 METRIC_AGGREGATES = ("last", "min", "max")
-MAX_METRIC_NAMES = 1000
+# Every parameter of the list but its paging (the export has every match); ``include`` is taken
+# and checked as the list takes it, and the export always has both params and metrics.
+EXPORT_QUERY = LIST_QUERY.without("page", "per_page")
+POINTS_QUERY = METRICS_QUERY.without("downsample")
 
 
 def _csv_lines(rows: Sequence[Sequence[Any]]) -> bytes:
@@ -133,12 +134,11 @@ async def _run_lines(index: Database, pks: array[int], keys: list[str], names: l
 async def experiments_csv(request: Request) -> Response:
     """Every run the list parameters match (no paging), in the list's order, as CSV."""
     ctx = context(request)
-    q = request.query_params
-    f = parse_filter(request)
-    filter_text = _raw_param(request, "filter")
-    order_by = parse_order_by(request)
-    desc = get_bool(q, "order_desc", True)
-    parse_include(request)  # checked as the list checks it; the export always has both
+    q = EXPORT_QUERY.parse(request.query_params)
+    f = parse_filter(q)
+    filter_text: str | None = q["filter"]
+    order_by: str = q["order_by"]
+    desc: bool = q["order_desc"]
 
     def plan(conn: sqlite3.Connection) -> tuple[array[int], list[str], list[str]]:
         resolved, order = resolve_list_query(conn, f, filter_text, order_by)
@@ -179,12 +179,12 @@ async def _points(index: Database, header: list[str], reader: PointReader) -> As
 async def metrics_csv(request: Request) -> Response:
     """Every point of a run (``global_step``, then its metrics sorted), no downsampling."""
     ctx = context(request)
+    q = POINTS_QUERY.parse(request.query_params)
     exp_id = request.path_params["exp_id"]
     if not rundir.is_valid_run_id(exp_id):
         raise not_found(f"Experiment {exp_id[:200]} not found")
-    q = request.query_params
-    names = get_csv(q, "metric_names", max_items=MAX_METRIC_NAMES)
-    lo, hi = parse_step_range(get_str(q, "step_range")) or (None, None)
+    names: list[str] | None = q["metric_names"]
+    lo, hi = parse_step_range(q["step_range"]) or (None, None)
 
     def plan(conn: sqlite3.Connection) -> PointReader | None:
         found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()

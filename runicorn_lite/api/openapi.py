@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import v1, v2
+from runicorn_lite.api import events, export, v1, v2
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -176,38 +176,30 @@ OPERATIONS: Operations = {
     ("/openapi.json", "get"): {"summary": "This document", "responses": {"200": json_content("OpenAPI 3.1")}},
 }
 
-# The CSV export takes every parameter of the list but its paging, so the two cannot drift apart.
-_EXPORT_QUERY = [p for p in OPERATIONS[("/api/v2/experiments", "get")]["parameters"]
-                 if p["name"] not in ("page", "per_page")]
 _CSV = {"description": "CSV (RFC 4180, UTF-8, a header row), streamed",
         "content": {"text/csv": {"schema": {"type": "string"}}}}
 OPERATIONS.update({
     ("/api/v2/experiments.csv", "get"): {
         "summary": "Every experiment the list parameters match (no paging), in order, with params and"
                    " metric last/min/max columns, as CSV",
-        "parameters": _EXPORT_QUERY,
+        "parameters": export.EXPORT_QUERY.openapi(),
         "responses": {"200": _CSV, **_errors(400, 429, 503)},
     },
     ("/api/v2/experiments/{exp_id}/metrics.csv", "get"): {
         "summary": "Every metric point of a run (global_step, then the metrics sorted), no downsampling, as CSV",
-        "parameters": [
-            _EXP_ID,
-            query("metric_names", {"type": "string"}, "Comma list of metrics"),
-            query("step_range", {"type": "string"}, "min:max inclusive; either side may be empty"),
-        ],
+        "parameters": [_EXP_ID, *export.POINTS_QUERY.openapi()],
         "responses": {"200": _CSV, **_errors(400, 404, 429, 503)},
     },
+    ("/api/v2/events", "get"): {
+        "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended),"
+                   " removed, reset (refetch); each with an id for Last-Event-ID, a comment line when quiet",
+        "parameters": [
+            *events.EVENTS_QUERY.openapi(),
+            {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "Resume after this event; one the server no longer holds gets a reset first"},
+        ],
+        "responses": {"200": {"description": "An endless event stream",
+                              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                      **_errors(400, 404)},
+    },
 })
-OPERATIONS[("/api/v2/events", "get")] = {
-    "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended),"
-               " removed, reset (refetch); each with an id for Last-Event-ID, a comment line when quiet",
-    "parameters": [
-        query("experiment_id", {"type": "string", "pattern": rundir.RUN_ID_PATTERN}, "Only the events of this run"),
-        query("last_event_id", {"type": "string"}, "Resume after this event (the Last-Event-ID header wins)"),
-        {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"},
-         "description": "Resume after this event; one the server no longer holds gets a reset first"},
-    ],
-    "responses": {"200": {"description": "An endless event stream",
-                          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                  **_errors(404)},
-}

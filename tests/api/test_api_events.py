@@ -322,3 +322,8 @@ async def test_bursts_are_merged_and_a_flood_is_one_reset(make_app, root: Path) 
     flood = await events.next()
     assert flood["event"] == "reset" and "1500 runs changed" in flood["data"]["reason"]
     await events.stream.close()
+
+
+async def test_unknown_parameters_are_refused(make_app, client_for) -> None:
+    detail = assert_error(await client_for(make_app()).get("/api/v2/events", params={"experiment": "x"}), 400)
+    assert "Unknown parameter 'experiment'" in detail and "experiment_id" in detail

@@ -316,3 +316,15 @@ async def test_metrics_csv_values(points_app, client_for) -> None:
 ])
 async def test_metrics_csv_bad_input(points_app, client_for, url: str, params: dict[str, str], status: int) -> None:
     assert_error(await client_for(points_app).get(url, params=params), status)
+
+
+@pytest.mark.parametrize("params", [{"page": "2"}, {"per_page": "10"}, {"staus": "finished"}])
+async def test_csv_refuses_paging_and_unknown_parameters(client, params: dict[str, str]) -> None:
+    name = next(iter(params))
+    detail = assert_error(await client.get("/api/v2/experiments.csv", params=params), 400)
+    assert f"Unknown parameter '{name}'" in detail
+
+
+async def test_metrics_csv_refuses_downsample(points_app, client_for) -> None:
+    response = await client_for(points_app).get(f"/api/v2/experiments/{LONG}/metrics.csv", params={"downsample": "9"})
+    assert "Unknown parameter 'downsample'" in assert_error(response, 400)
