@@ -167,7 +167,9 @@ def loaded_kb(context: Any, url: str) -> float:
     page = context.new_page()
     page.on("request", lambda r: names.append(r.url.split("/assets/", 1)[1].split("/", 1)[1])
             if "/assets/" in r.url and r.resource_type in ("script", "stylesheet") else None)
-    page.goto(url, wait_until="networkidle")
+    # Not "networkidle": the page keeps its live event stream (/api/v2/events) open for good.
+    page.goto(url, wait_until="load")
+    page.wait_for_timeout(1500)  # modules the view imports once it runs
     page.close()
     return sum(len(gzip.compress((WEB / n).read_bytes(), 9)) for n in set(names)) / 1024
 
