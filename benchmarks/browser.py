@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import (
+    WORK,
     OurServer,
     command_line,
     fmt_ms,
@@ -242,12 +243,18 @@ def measure_runicorn(browser: Any, corpus: Path, args: argparse.Namespace) -> di
     server, startup = peers.start_runicorn(corpus, expected)
     try:
         url = server.url
-        first = httpx.get(f"{url}/api/runs", timeout=600).json()[0]["id"]
+        # the same kind of run as ours charts: 3 metrics x --big-steps, written into its copy
+        big = write_big_run(WORK / "peer-runicorn-root", args.big_steps)
+        deadline = time.monotonic() + 300
+        while httpx.get(f"{url}/api/runs/{big}", timeout=300).status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Runicorn viewer never listed the big run")
+            time.sleep(0.5)
         context = browser.new_context(viewport={"width": 1280, "height": 860})
         context.add_init_script(MARKS_SCRIPT)
         reps = max(1, min(args.reps, 5))
         out = {"runs": series_of(context, f"{url}/", "rows", reps),
-               "run": series_of(context, f"{url}/runs/{first}", "echarts", reps), "startup": startup}
+               "run": series_of(context, f"{url}/runs/{big}", "echarts", reps), "startup": startup}
         context.close()
         return out
     finally:
@@ -295,7 +302,7 @@ def render(res: dict[str, Any]) -> str:
         [f"Run page: 3 metrics × {res['big_steps']:,} steps charted", fmt_ms(ours["run"]["median_ms"]),
          fmt_ms(ours["run"]["cold_ms"]),
          f"≤ {fmt_ms(TARGETS_MS['run'])} ({verdict(ours['run']['median_ms'], TARGETS_MS['run'])})",
-         cell(rn, "run") + (" (its 100-step run)" if rn else ""), "–"],
+         cell(rn, "run"), "–"],
         [f"Compare {ours['compare_runs']} runs × 3 metrics charted", fmt_ms(ours["compare"]["median_ms"]),
          fmt_ms(ours["compare"]["cold_ms"]),
          f"≤ {fmt_ms(TARGETS_MS['compare'])} ({verdict(ours['compare']['median_ms'], TARGETS_MS['compare'])})",

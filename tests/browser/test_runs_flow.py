@@ -118,3 +118,37 @@ def test_unknown_run_says_not_found(page, site) -> None:
     expect(page.get_by_role("heading", name="Run not found")).to_be_visible()
     expect(page.get_by_text("No run with the id 20990101_000000_abcdef")).to_be_visible()
 
+
+
+def test_chart_controls_smoothing_log_y_and_time_axis(page, site) -> None:
+    run_id = site.sdk_ids[1]
+    page.goto(f"/runs/{run_id}")
+    charts = page.locator("figure.chart")
+    expect(charts.locator("canvas")).to_have_count(2)
+    loss = charts.filter(has=page.locator(".chart-title", has_text="loss"))
+    raw_last = float(loss.locator(".lg-val").inner_text())
+
+    slider = page.get_by_role("slider", name="Smoothing")
+    slider.focus()
+    page.keyboard.press("End")  # the keyboard moves it like any range input
+    expect(page).to_have_url(re.compile(r"smooth=0\.99"))
+    smoothed_last = float(loss.locator(".lg-val").inner_text())
+    assert smoothed_last > raw_last  # a falling curve's average lags above its last point
+
+    page.get_by_role("checkbox", name="log y").check()
+    expect(page).to_have_url(re.compile(r"logy=1"))
+    expect(charts.locator("canvas")).to_have_count(2)
+
+    with page.expect_response(re.compile(r"/api/v2/compare\?")):
+        page.get_by_role("combobox", name="x axis").select_option("time")
+    expect(page).to_have_url(re.compile(r"x=time"))
+    expect(loss.locator(".u-over")).to_be_visible()
+    box = loss.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(loss.locator(".lg-at")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+
+    # all of it survives a reload
+    page.reload()
+    expect(page.get_by_role("slider", name="Smoothing")).to_have_value("0.99")
+    expect(page.get_by_role("checkbox", name="log y")).to_be_checked()
+    expect(page.get_by_role("combobox", name="x axis")).to_have_value("time")
