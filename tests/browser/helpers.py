@@ -98,8 +98,7 @@ class Page:
         self.page = page
         self.base = base
         self.errors: list[str] = []
-        # Until the server has an event stream, the app falls back to polling.
-        self.allowed: list[re.Pattern[str]] = [re.compile(r"status of 404.*/api/v2/events")]
+        self.allowed: list[re.Pattern[str]] = []
         page.on("console", self._console)
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
 
