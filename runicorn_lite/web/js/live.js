@@ -1,15 +1,14 @@
 // The live event stream (`/api/v2/events`, Server-Sent Events), one per page, shared by the views.
 // Read with fetch rather than EventSource so that a server that goes away is noticed at once (the
 // banner), reconnection backs off on our terms, and Last-Event-ID is sent on every reconnect.
-// Event types: experiment, metrics, removed, reset; and "poll" every few seconds when the server
-// has no event stream, so views stay fresh either way.
+// Event types: experiment, metrics, removed, reset (also sent here after an outage: refetch).
 
 import { isOnline, onConnection, reportReachable, reportUnreachable } from "./api.js";
 
 const handlers = new Map();
 let started = false;
 let lastId = null;
-let mode = "connecting"; // connecting | live | polling | offline
+let mode = "connecting"; // connecting | live | offline
 const modeListeners = new Set();
 
 /** fn(data, type) for events of ``type``; returns an unsubscribe function. */
@@ -70,10 +69,6 @@ async function loop() {
       const headers = { Accept: "text/event-stream" };
       if (lastId != null) headers["Last-Event-ID"] = lastId;
       const response = await fetch("/api/v2/events", { headers, cache: "no-store" });
-      if (response.status === 404 || response.status === 405) {
-        await poll();
-        continue;
-      }
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
       reportReachable();
       setMode("live");
@@ -93,15 +88,6 @@ async function loop() {
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 5000);
     }
-  }
-}
-
-// Without an event stream on the server: a "poll" tick every 4 s.
-async function poll() {
-  setMode("polling");
-  for (let i = 0; i < 15; i++) {
-    await sleep(4000);
-    if (isOnline()) emit("poll", {});
   }
 }
 

@@ -117,7 +117,6 @@ async function refreshHealth() {
 function liveTitle(mode) {
   return {
     live: "Live: updates arrive as runs write",
-    polling: "Refreshing every few seconds",
     connecting: "Connecting to live updates…",
     offline: "Server unreachable",
   }[mode] || mode;

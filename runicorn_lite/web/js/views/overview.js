@@ -78,7 +78,7 @@ export function mount(host) {
   }
 
   const refresh = throttle(load, 3000);
-  const off = onAny(["experiment", "removed", "reset", "poll"], refresh);
+  const off = onAny(["experiment", "removed", "reset"], refresh);
   load();
   return { destroy() { destroyed = true; off(); refresh.cancel(); } };
 }

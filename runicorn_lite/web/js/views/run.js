@@ -437,8 +437,8 @@ export function mount(host, { args, query }) {
   }, 1000);
   offs.push(on("metrics", (d) => { if (d && d.id === id) { refreshSeries(); refreshDetail(); } }));
   offs.push(on("experiment", (d) => { if (d && d.id === id) refreshDetail(); }));
+  offs.push(on("removed", (d) => { if (d && d.id === id) refreshDetail(); }));
   offs.push(on("reset", () => { refreshDetail(); refreshSeries(); }));
-  offs.push(on("poll", () => { if (detail?.experiment.status === "running") { refreshDetail(); refreshSeries(); } }));
 
   function destroy() {
     destroyed = true;

@@ -474,7 +474,7 @@ export function mount(host, { query }) {
 
   // ---- live ----------------------------------------------------------------------------------
   const refresh = throttle(() => load(), 1000);
-  const off = onAny(["experiment", "metrics", "removed", "reset", "poll"], (data, type) => {
+  const off = onAny(["experiment", "metrics", "removed", "reset"], (data, type) => {
     if (type === "metrics" && data && data.id && !rows.some((r) => r.id === data.id)) return;
     refresh();
   });
