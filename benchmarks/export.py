@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import shutil
 import time
 from pathlib import Path
@@ -60,6 +61,13 @@ def _rows(conn: http.client.HTTPConnection, path: str) -> int:
     return body.count(b"\r\n") - 1  # the header row; quoted line breaks are rare in this corpus
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used: what the server spent, whatever else the
+    machine was doing meanwhile."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _export_table(server: OurServer, reps: int, label: str) -> tuple[list[list[Any]], dict[str, Any]]:
     parts = urlsplit(server.url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
@@ -69,15 +77,18 @@ def _export_table(server: OurServer, reps: int, label: str) -> tuple[list[list[A
         path = "/api/v2/experiments.csv" + (f"?{query}" if query else "")
         n = _rows(conn, path)  # warm-up, and the row count
         times = []
+        cpu = _cpu_s(server.proc.pid)
         for _ in range(reps):
             t0 = time.perf_counter()
             status, size, _head = _get(conn, path)
             times.append(time.perf_counter() - t0)
             assert status == 200
+        cpu = (_cpu_s(server.proc.pid) - cpu) / reps
         median = summarize(times)["median_ms"] / 1000
-        results[name] = {"rows": n, "bytes": size, "median_s": median, "rows_per_s": n / median if median else None}
+        results[name] = {"rows": n, "bytes": size, "median_s": median, "rows_per_s": n / median if median else None,
+                         "server_cpu_s": cpu}
         rows.append([label, name, f"{n:,}", f"{size / 1e6:,.1f}", f"{median * 1000:,.0f} ms",
-                     f"{n / median:,.0f}" if median else "–"])
+                     f"{n / median:,.0f}" if median else "–", f"{n / cpu:,.0f}" if cpu else "–"])
     rss_end = server.peak_rss_mb()
     conn.close()
     results["rss_before_mb"], results["rss_after_mb"] = rss_start, rss_end
@@ -143,7 +154,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         payload["points"] = {"steps": steps, "csv_s": csv_s, "fast_s": fast_s, "rss_before_mb": before,
                              "rss_after_mb": server.peak_rss_mb()}
     corpus, slow, points = payload["corpus"], payload["slow_reader"], payload["points"]
-    table = markdown_table(["corpus", "experiments.csv", "rows", "MB", "time (median)", "rows/s"], table_rows)
+    table = markdown_table(["corpus", "experiments.csv", "rows", "MB", "time (median)", "rows/s",
+                            "rows per server CPU-second"], table_rows)
     lines = [
         f"{machine_info()}", "", f"`{command_line()}` ({reps} repetitions, median; raw keep-alive HTTP client)",
         "", table, "",
