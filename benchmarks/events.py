@@ -191,11 +191,56 @@ def _trainer(root: Path, stop: threading.Event, logged: list[int]) -> None:
     run.finish()
 
 
+def _load_rounds(server: OurServer, root: Path, n_clients: int, rounds: int, reps: int,
+                 trainer: bool) -> dict[str, Any]:
+    """List latency and server RSS in rounds alternating 0 and ``n_clients`` open streams."""
+    stop, logged = threading.Event(), [0]
+    thread = threading.Thread(target=_trainer, args=(root, stop, logged), daemon=True)
+    if trainer:
+        thread.start()
+    pid = server.proc.pid
+    with_streams = f"{n_clients} streams"
+    samples: dict[str, list[float]] = {"0 streams": [], with_streams: []}
+    medians: dict[str, list[float]] = {k: [] for k in samples}
+    rss: dict[str, list[float]] = {k: [] for k in samples}
+    events = 0
+    try:
+        _list_latency(server.url, reps)  # warm-up
+        for _ in range(rounds):
+            rss["0 streams"].append(_rss_mb(pid))
+            got = _list_latency(server.url, reps)
+            samples["0 streams"] += got
+            medians["0 streams"].append(statistics.median(got))
+            clients = ClientsProcess(server.url, n_clients)
+            time.sleep(0.5)
+            rss[with_streams].append(_rss_mb(pid))
+            got = _list_latency(server.url, reps)
+            samples[with_streams] += got
+            medians[with_streams].append(statistics.median(got))
+            clients.close()
+            events += clients.events
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        if trainer:
+            thread.join(10)
+    out: dict[str, Any] = {k: {"median_ms": statistics.median(v) * 1000, "p95_ms": percentile(v, 95) * 1000,
+                               "round_medians_ms": [m * 1000 for m in medians[k]], "rss_mb": rss[k]}
+                           for k, v in samples.items()}
+    without = out["0 streams"]["round_medians_ms"]
+    out["delta_ms"] = out[with_streams]["median_ms"] - out["0 streams"]["median_ms"]
+    out["round_deltas_ms"] = [b - a for a, b in zip(without, out[with_streams]["round_medians_ms"], strict=True)]
+    out["noise_ms"] = max(without) - min(without)
+    out["rss_cost_mb"] = max(b - a for a, b in zip(rss["0 streams"], rss[with_streams], strict=True))
+    out["events"] = events
+    return out
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(args.root)
     points = 10 if args.quick else args.points
     n_clients = 10 if args.quick else args.clients
-    rounds = 1 if args.quick else args.rounds
+    rounds = 2 if args.quick else args.rounds
     reps = 20 if args.quick else args.reps
     shutil.rmtree(root / "runs" / TRAINER_PROJECT, ignore_errors=True)
     payload: dict[str, Any] = {}
@@ -209,60 +254,38 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             payload["latency"] = {k: {"p50_ms": percentile(v, 50) * 1000, "p95_ms": percentile(v, 95) * 1000,
                                       "max_ms": max(v) * 1000, "n": len(v)} for k, v in lat.items()}
 
-            stop, logged = threading.Event(), [0]
-            trainer = threading.Thread(target=_trainer, args=(root, stop, logged), daemon=True)
-            trainer.start()
-            _list_latency(server.url, reps)  # warm-up
-            pid = server.proc.pid
-            samples: dict[str, list[float]] = {"0 streams": [], f"{n_clients} streams": []}
-            medians: dict[str, list[float]] = {k: [] for k in samples}
-            rss: dict[str, list[float]] = {k: [] for k in samples}
-            events = 0
-            for _ in range(rounds):
-                rss["0 streams"].append(_rss_mb(pid))
-                got = _list_latency(server.url, reps)
-                samples["0 streams"] += got
-                medians["0 streams"].append(statistics.median(got))
-                clients = ClientsProcess(server.url, n_clients)
-                time.sleep(0.5)
-                rss[f"{n_clients} streams"].append(_rss_mb(pid))
-                got = _list_latency(server.url, reps)
-                samples[f"{n_clients} streams"] += got
-                medians[f"{n_clients} streams"].append(statistics.median(got))
-                clients.close()
-                events += clients.events
-                time.sleep(0.5)
-            stop.set()
-            trainer.join(10)
+            payload["load"] = {
+                "quiet": _load_rounds(server, root, n_clients, rounds, reps, trainer=False),
+                "20 points/s logged": _load_rounds(server, root, n_clients, rounds, reps, trainer=True),
+            }
     finally:
         shutil.rmtree(root / "runs" / TRAINER_PROJECT, ignore_errors=True)
-    base = f"{n_clients} streams"
-    payload["load"] = {k: {"median_ms": statistics.median(v) * 1000, "p95_ms": percentile(v, 95) * 1000,
-                           "round_medians_ms": [m * 1000 for m in medians[k]], "rss_mb": rss[k]}
-                       for k, v in samples.items()}
-    payload["events_delivered"] = events
     lat_rows = [[k, f"{v['p50_ms']:.0f} ms", f"{v['p95_ms']:.0f} ms", f"{v['max_ms']:.0f} ms", v["n"]]
                 for k, v in payload["latency"].items()]
-    load = payload["load"]
-    noise = max(load["0 streams"]["round_medians_ms"]) - min(load["0 streams"]["round_medians_ms"])
-    load_rows = [[k, f"{v['median_ms']:.2f} ms", f"{v['p95_ms']:.2f} ms",
-                  " / ".join(f"{m:.2f}" for m in v["round_medians_ms"]),
-                  " / ".join(f"{m:.0f}" for m in v["rss_mb"])] for k, v in load.items()]
-    delta_ms = load[base]["median_ms"] - load["0 streams"]["median_ms"]
-    rss_cost = statistics.median(b - a for a, b in zip(load["0 streams"]["rss_mb"], load[base]["rss_mb"], strict=True))
+    load_rows, notes = [], []
+    for phase, res in payload["load"].items():
+        for k in ("0 streams", f"{n_clients} streams"):
+            v = res[k]
+            load_rows.append([phase, k, f"{v['median_ms']:.2f} ms", f"{v['p95_ms']:.2f} ms",
+                              " / ".join(f"{m:.2f}" for m in v["round_medians_ms"]),
+                              " / ".join(f"{m:.1f}" for m in v["rss_mb"])])
+        notes.append(
+            f"- {phase}: {n_clients} streams moved the median by {res['delta_ms']:+.3f} ms; round by round"
+            f" (with minus without) {' / '.join(f'{d:+.3f}' for d in res['round_deltas_ms'])} ms, against a spread of"
+            f" {res['noise_ms']:.3f} ms between rounds without streams; server RSS +{res['rss_cost_mb']:.1f} MB at"
+            f" most; {res['events']:,} events delivered to the streams"
+        )
     markdown = "\n".join([
         machine_info(), "", f"`{command_line()}`", "",
         f"Training script `log()` → `metrics` event received ({points} points, one every {args.interval} s):", "",
         markdown_table(["path", "p50", "p95", "max", "points"], lat_rows), "",
-        f"V2 list (page of 50), {reps} requests per round, {rounds} alternating rounds, a script logging 20"
-        " points/s meanwhile:", "",
-        markdown_table(["open SSE streams", "median", "p95", "round medians (ms)", "server RSS (MB)"], load_rows),
-        "",
-        f"- {n_clients} streams: median list latency {delta_ms:+.2f} ms (round-to-round spread without streams:"
-        f" {noise:.2f} ms); server RSS +{rss_cost:.1f} MB; {events:,} events delivered to the streams",
+        f"V2 list (page of 50), {reps} requests per round, {rounds} rounds alternating 0 and {n_clients} open"
+        " streams; quiet, then while a script logs 20 points a second (every stream gets every event):", "",
+        markdown_table(["while", "open SSE streams", "median", "p95", "round medians (ms)", "server RSS (MB)"],
+                       load_rows),
+        "", *notes,
     ])
     print(markdown)
-    payload["delta_ms"], payload["noise_ms"], payload["rss_cost_mb"] = delta_ms, noise, rss_cost
     save_result("events-quick" if args.quick else "events", payload, markdown)
     return payload
 
@@ -273,6 +296,6 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--points", type=int, default=100, help="points timed per latency path")
     e.add_argument("--interval", type=float, default=0.1, help="seconds between timed points")
     e.add_argument("--clients", type=int, default=100)
-    e.add_argument("--rounds", type=int, default=3)
+    e.add_argument("--rounds", type=int, default=5)
     e.add_argument("--reps", type=int, default=300, help="list requests per round")
-    e.add_argument("--quick", action="store_true", help="10 points, 10 clients, 1 round of 20 requests")
+    e.add_argument("--quick", action="store_true", help="10 points, 10 clients, 2 rounds of 20 requests")
