@@ -23,6 +23,7 @@ import gzip
 import math
 import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -266,8 +267,8 @@ def measure_mlflow(browser: Any, corpus: Path, args: argparse.Namespace) -> dict
 
     if not peers.mlflow_available():
         return None
-    info = peers.load_mlflow(corpus, args.mlflow_runs)
-    server, startup = peers.start_mlflow()
+    info = peers.load_mlflow(corpus, args.mlflow_runs, WORK / "mlflow")
+    server, startup = peers.start_mlflow(WORK / "mlflow")
     try:
         url = server.url
         # the experiment (project) with the most runs
@@ -348,8 +349,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     with chromium() as browser:
         res["ours"] = measure_ours(browser, corpus, args)
         if not args.quick and args.only != "ours":
-            res["runicorn"] = measure_runicorn(browser, corpus, args)
-            res["mlflow"] = measure_mlflow(browser, corpus, args)
+            for name, measure in (("runicorn", measure_runicorn), ("mlflow", measure_mlflow)):
+                # a peer that cannot be measured leaves its column empty, with the reason saved
+                try:
+                    res[name] = measure(browser, corpus, args)
+                except (RuntimeError, TimeoutError, OSError, ValueError, subprocess.CalledProcessError,
+                        httpx.HTTPError) as exc:
+                    res[f"{name}_error"] = f"{type(exc).__name__}: {exc}"[:2000]
+                    print(f"{name}: not measured ({res[f'{name}_error'][:300]})")
     table = render(res)
     print(table)
     save_result("browser-quick" if args.quick else "browser", res, table)
