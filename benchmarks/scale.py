@@ -112,18 +112,22 @@ def plot(res: dict[str, Any], out: Path) -> str:
         return "(matplotlib not installed: no plot)"
     sizes = res["sizes"]
     by = res["by_size"]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for name in _names(res):
+    fig, ax = plt.subplots(figsize=(9, 6))
+    # Sixteen lines: twenty distinct colours and a marker cycle, so no two look alike.
+    colours = plt.get_cmap("tab20").colors
+    markers = "osD^v<>phX*"
+    for i, name in enumerate(n for n in _names(res) if n != "Health"):
         ys = [by[str(s)][name]["changed"]["median_ms"] for s in sizes]
-        style = "k--" if name == "Health" else "o-"
-        ax.plot(sizes, ys, style, label=name if name != "Health" else "/api/health (floor)", markersize=4)
+        ax.plot(sizes, ys, "-", marker=markers[i % len(markers)], color=colours[i % len(colours)], label=name,
+                markersize=4)
+    ax.plot(sizes, [by[str(s)]["Health"]["changed"]["median_ms"] for s in sizes], "k--", label="/api/health (floor)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("experiments in the index")
     ax.set_ylabel("median round trip right after an index change (ms)")
     ax.set_title("runicorn-lite V2: latency vs corpus size (log-log, raw client)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
