@@ -182,8 +182,9 @@ def _query_value(value: object) -> str:
 class RawClient:
     """One keep-alive HTTP/1.1 connection through ``http.client``, with httpx's ``get``/``post``.
 
-    httpx spends about 0.7 ms of its own per request here, which hides most of what a fast
-    server does (a V2 page costs the server ~1 ms); this client adds a few tens of µs. A request
+    httpx adds 0.25-0.7 ms of its own to each request on a 2-core machine (more on a slow one),
+    about what a V2 page costs the server, so it hides most of what a fast server does; this
+    client adds a few tens of µs. A request
     whose connection the server closed meanwhile is sent again once on a new connection (every
     request the benchmarks send is idempotent).
     """
