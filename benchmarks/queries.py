@@ -30,7 +30,7 @@ SORT_ACC_MAX = "metrics.accuracy.max"
 
 
 class Client(Protocol):
-    """Client or common.RawClient."""
+    """What the benchmarks ask through: an httpx.Client or a common.RawClient."""
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Any: ...
 
