@@ -331,13 +331,16 @@ def test_chunks_keep_times_and_their_m4_points_through_merges(root: Path, index)
         data = json.loads(line)["data"]
         truth[data["global_step"]] = (data["x"], data["time"])
     seen = {}
-    for n, steps_blob, vals_blob, times_blob, m4_blob in rows(
-        db, "SELECT n, steps, vals, times, m4 FROM metric_chunks ORDER BY chunk"
+    for n, steps_blob, vals_blob, times_blob, m4_blob, outlined in rows(
+        db,
+        "SELECT c.n, steps, vals, times, m4, (o.n, o.min_step, o.max_step) = (c.n, c.min_step, c.max_step)"
+        " FROM metric_chunks c JOIN chunk_outlines o USING (exp_pk, metric, chunk) ORDER BY chunk",
     ):
+        assert outlined  # the outline's range and count are the chunk's
         steps, vals = unpack(steps_blob, vals_blob)
         times = unpack_times(times_blob, n)
         assert m4_blob == m4(steps, vals, times)
-        m4_steps = list(unpack_m4(m4_blob)[0])
+        m4_steps = [record[0] for record in unpack_m4(m4_blob)]
         finite = [(v, s) for s, v in zip(steps, vals, strict=True) if math.isfinite(v)]
         assert m4_steps[0] == steps[0] and m4_steps[-1] == steps[-1]
         assert min(finite)[1] in m4_steps and max(finite)[1] in m4_steps

@@ -145,7 +145,7 @@ async def get_run(request: Request) -> Response:
 
 
 # Bytes of events.jsonl parsed at once for a metrics answer (its rows are kept as columns).
-EVENTS_WINDOW = 8 << 20
+EVENTS_WINDOW = 1 << 20
 
 
 def metrics_table(events: Path) -> StepTable:

@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -20,7 +19,7 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
-from runicorn_lite.api.responses import JSONResponse, batch_answer, orjson_loads, rows_response
+from runicorn_lite.api.responses import JSONResponse, batch_answer, rows_response
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
@@ -29,12 +28,9 @@ from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compar
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
-    attach_details,
-    experiment_row,
-    get_experiment,
     list_experiments,
-    metrics_summary,
 )
+from runicorn_lite.queries.experiments import experiment_detail as detail_of
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, downsampled_table, load_series
 from runicorn_lite.queries.steptable import StepTable, table_of
@@ -213,32 +209,15 @@ async def experiment_detail(request: Request) -> Response:
     NO_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
 
-    def query(conn: sqlite3.Connection) -> dict[str, Any] | None:
-        found = get_experiment(conn, exp_id)
-        if found is None:
-            return None
-        pk, row, environment_available = found
-        experiment = experiment_row(row, ctx.root, True)
-        attach_details(conn, experiment, pk)
-        config, environment = conn.execute(
-            "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
-        ).fetchone() or (None, None)
-        images = conn.execute("SELECT count(*) FROM exp_images WHERE exp_pk = ?", (pk,)).fetchone()[0]
-        return {
-            "experiment": experiment,
-            "metrics_summary": metrics_summary(conn, pk),
-            "environment_available": environment_available,
-            "params": experiment["params"],
-            "metrics": experiment["metrics"],
-            "config": orjson_loads(config),
-            "environment": orjson_loads(environment),
-            "images_count": images,
-        }
+    def detail() -> dict[str, Any] | None:
+        found = ctx.index.read(lambda conn: detail_of(conn, ctx.root, exp_id))
+        if found is not None:  # the files are counted after the read, on the same thread
+            found["file_count"] = rundir.count_files(Path(found["experiment"]["run_dir"]))
+        return found
 
-    body = await in_db_thread(ctx.index.read, query)
+    body = await in_db_thread(detail)
     if body is None:
         raise not_found(f"Experiment {exp_id} not found")
-    body["file_count"] = await run_in_threadpool(rundir.count_files, Path(body["experiment"]["run_dir"]))
     body["query_time_ms"] = _ms(start)
     return JSONResponse(body)
 

@@ -11,6 +11,7 @@ is read from these small blobs alone.
 from __future__ import annotations
 
 import math
+import struct
 from array import array
 from collections.abc import Iterable, Sequence
 
@@ -61,21 +62,15 @@ def split_sorted(points: dict[int, float], size: int = CHUNK_POINTS) -> list[tup
     return out
 
 
+_M4_RECORD = struct.Struct("<qdd")  # step, value, time
+
+
 def m4(steps: Sequence[int], vals: Sequence[float], times: Sequence[float]) -> bytes:
     """The chunk's M4 points (first, lowest, highest, last; at most four, in step order) as
-    one blob of (step int64, value float64, time float64) triples."""
-    order = m4_indices(vals, 4)
-    out = array("q", [steps[i] for i in order]).tobytes()
-    out += array("d", [vals[i] for i in order]).tobytes()
-    out += array("d", [times[i] for i in order]).tobytes()
-    return out
+    one blob of (step int64, value float64, time float64) records."""
+    return b"".join(_M4_RECORD.pack(steps[i], vals[i], times[i]) for i in m4_indices(vals, 4))
 
 
-def unpack_m4(blob: bytes) -> tuple[array[int], array[float], array[float]]:
-    """(steps, values, times) of :func:`m4`'s points."""
-    k = len(blob) // 24
-    steps, vals, times = array("q"), array("d"), array("d")
-    steps.frombytes(blob[: 8 * k])
-    vals.frombytes(blob[8 * k : 16 * k])
-    times.frombytes(blob[16 * k :])
-    return steps, vals, times
+def unpack_m4(blob: bytes) -> list[tuple[int, float, float]]:
+    """The (step, value, time) records of :func:`m4`."""
+    return list(_M4_RECORD.iter_unpack(blob))

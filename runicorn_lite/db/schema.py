@@ -258,4 +258,37 @@ INDEX_MIGRATIONS = [
         UPDATE experiments SET files_sig = '', events_ino = NULL;
         """,
     ),
+    Migration(
+        "0010_chunk_outlines",
+        """
+        -- A chunk row is about 12 KB of blobs, one database page or more: reading the range and
+        -- M4 points of a long series' 200 chunks meant 200 pages and more (the M4 blob sat
+        -- after the point blobs). They move to a narrow table of their own, 100 to a page; the
+        -- chunks keep their points. Everything here is derived: the runs are read again.
+        DROP TABLE metric_chunks;
+        CREATE TABLE metric_chunks (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            min_step INTEGER NOT NULL,
+            max_step INTEGER NOT NULL,
+            steps BLOB NOT NULL,                   -- int64 array
+            vals BLOB NOT NULL,                    -- float64 array (NaN/Infinity kept)
+            times BLOB,                            -- float64 array (NaN where unknown)
+            PRIMARY KEY (exp_pk, metric, chunk)
+        ) WITHOUT ROWID;
+        CREATE TABLE chunk_outlines (
+            exp_pk INTEGER NOT NULL REFERENCES experiments(pk) ON DELETE CASCADE,
+            metric TEXT NOT NULL,
+            chunk INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            min_step INTEGER NOT NULL,
+            max_step INTEGER NOT NULL,
+            m4 BLOB NOT NULL,                      -- db/chunks.py m4()
+            PRIMARY KEY (exp_pk, metric, chunk)
+        ) WITHOUT ROWID;
+        UPDATE experiments SET files_sig = '', events_ino = NULL;
+        """,
+    ),
 ]

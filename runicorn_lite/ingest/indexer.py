@@ -26,7 +26,7 @@ log = logging.getLogger("runicorn_lite.ingest")
 
 # Bytes of events.jsonl read (and held as points) at once: a huge run is ingested window by
 # window, each its own write, so memory stays flat whatever the size of the file.
-EVENTS_WINDOW = 8 << 20
+EVENTS_WINDOW = 1 << 20
 # Runs prepared (files read) before one write transaction commits them.
 BATCH_RUNS = 200
 # ... or this many seconds of reading, whichever comes first, so progress shows while scanning.

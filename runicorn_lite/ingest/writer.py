@@ -391,6 +391,7 @@ def replace_points(
     """All of a run's points, read whole: chunks and summaries written anew."""
     if not fresh:
         conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
+        conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
     if not points:
         return
@@ -401,9 +402,9 @@ def replace_points(
             continue
         parts = split_sorted(series)
         for chunk_no, (steps, vals) in enumerate(parts):
-            chunk_rows.append(_chunk_row(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps]))
+            chunk_rows.append(_chunk_rows(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps]))
         summary_rows.append(_summary_row(pk, metric, exp_id, summarize_parts(parts)))
-    conn.executemany(_INSERT_CHUNK, chunk_rows)
+    _insert_chunks(conn, chunk_rows)
     conn.executemany(_INSERT_SUMMARY, summary_rows)
 
 
@@ -437,16 +438,23 @@ def append_points(
 
 _NAN = math.nan
 _INSERT_CHUNK = (
-    "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals, times, m4)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals, times)"
+    " VALUES (?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_OUTLINE = "INSERT INTO chunk_outlines (exp_pk, metric, chunk, n, min_step, max_step, m4) VALUES (?,?,?,?,?,?,?)"
 
 
-def _chunk_row(
+def _chunk_rows(
     pk: int, metric: str, chunk_no: int, steps: Sequence[int], vals: Sequence[float], times: Sequence[float]
-) -> tuple[Any, ...]:
-    return (pk, metric, chunk_no, len(steps), steps[0], steps[-1], *pack(steps, vals), pack_times(times),
-            m4(steps, vals, times))
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The chunk's row and its outline's row."""
+    head = (pk, metric, chunk_no, len(steps), steps[0], steps[-1])
+    return (*head, *pack(steps, vals), pack_times(times)), (*head, m4(steps, vals, times))
+
+
+def _insert_chunks(conn: sqlite3.Connection, pairs: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
+    conn.executemany(_INSERT_CHUNK, [p[0] for p in pairs])
+    conn.executemany(_INSERT_OUTLINE, [p[1] for p in pairs])
 
 
 _SUMMARY_COLUMNS = "first, first_step, last, last_step, min, max, count, points, min_step, max_step"
@@ -507,23 +515,20 @@ def _merge_series(
     # The usual append lies past the last chunk: read that chunk's row alone, not the ranges of
     # every chunk (thousands for a long run).
     chunks = conn.execute(
-        "SELECT chunk, n, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
+        "SELECT chunk, n, min_step, max_step FROM chunk_outlines WHERE exp_pk = ? AND metric = ?"
         " ORDER BY chunk DESC LIMIT 1",
         (pk, metric),
     ).fetchall()
     if chunks and min(series) <= chunks[0][3]:
         chunks = conn.execute(
-            "SELECT chunk, n, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
+            "SELECT chunk, n, min_step, max_step FROM chunk_outlines WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
             (pk, metric),
         ).fetchall()
     if not chunks:
-        conn.executemany(
-            _INSERT_CHUNK,
-            [
-                _chunk_row(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps])
-                for chunk_no, (steps, vals) in enumerate(split_sorted(series))
-            ],
-        )
+        _insert_chunks(conn, [
+            _chunk_rows(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps])
+            for chunk_no, (steps, vals) in enumerate(split_sorted(series))
+        ])
         return
     # A point goes to the first chunk whose range ends at or after it (a gap before a chunk joins
     # that chunk), or to the last chunk when it lies past every range.
@@ -551,16 +556,21 @@ def _merge_series(
             else [(sorted(merged), [merged[s] for s in sorted(merged)])]
         )
         for i, (part_steps, part_vals) in enumerate(parts):
-            row = _chunk_row(pk, metric, chunk_no if i == 0 else next_chunk, part_steps, part_vals,
-                             [merged_times[s] for s in part_steps])
+            row, outline = _chunk_rows(pk, metric, chunk_no if i == 0 else next_chunk, part_steps, part_vals,
+                                       [merged_times[s] for s in part_steps])
             if i == 0:
                 conn.execute(
-                    "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?, times = ?,"
-                    " m4 = ? WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                    "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?, times = ?"
+                    " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
                     (*row[3:], pk, metric, chunk_no),
                 )
+                conn.execute(
+                    "UPDATE chunk_outlines SET n = ?, min_step = ?, max_step = ?, m4 = ?"
+                    " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
+                    (*outline[3:], pk, metric, chunk_no),
+                )
             else:
-                conn.execute(_INSERT_CHUNK, row)
+                _insert_chunks(conn, [(row, outline)])
                 next_chunk += 1
 
 

@@ -422,20 +422,6 @@ def list_extras(conn: sqlite3.Connection, pks: list[int], include: frozenset[str
     return out
 
 
-def attach_details(conn: sqlite3.Connection, obj: dict[str, Any], pk: int) -> None:
-    """Add ``params`` (flat) and ``metrics`` (name → whole summary) to an experiment object."""
-    text = conn.execute("SELECT params_json FROM experiments WHERE pk = ?", (pk,)).fetchone()
-    obj["params"] = orjson.loads(text[0]) if text and text[0] else {}
-    obj["metrics"] = {
-        metric: {"first": first, "last": last, "min": lo, "max": hi, "count": n, "last_step": last_step}
-        for metric, first, last, lo, hi, n, last_step in conn.execute(
-            "SELECT metric, first, last, min, max, count, last_step FROM metric_summaries WHERE exp_pk = ?"
-            " ORDER BY metric",
-            (pk,),
-        )
-    }
-
-
 def _planner_sorts(
     conn: sqlite3.Connection, sql: str, args: tuple[Any, ...], cache: QueryCache | None, generation: int
 ) -> bool:
@@ -450,24 +436,46 @@ def _planner_sorts(
     return bool(known)
 
 
-def get_experiment(conn: sqlite3.Connection, exp_id: str) -> tuple[int, tuple[Any, ...], bool] | None:
-    """(pk, row of EXPERIMENT_COLUMNS, environment_available) for an id, deleted ones
-    included; None if unknown."""
+def experiment_detail(conn: sqlite3.Connection, root: Path, exp_id: str) -> dict[str, Any] | None:
+    """The detail of one experiment (deleted ones included), None if unknown: the experiment
+    object with its params and whole metric summaries, the V2 document's ``metrics_summary``,
+    and what the run recorded (config, environment, images). Four indexed statements."""
     row = conn.execute(
-        f"SELECT pk, environment_available, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?", (exp_id,)
+        f"SELECT pk, environment_available, params_json, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
+        (exp_id,),
     ).fetchone()
-    return (row[0], row[2:], bool(row[1])) if row else None
-
-
-def metrics_summary(conn: sqlite3.Connection, pk: int) -> dict[str, Any]:
-    """Point count, metric names and step range of one experiment (from its metric summaries)."""
-    rows = conn.execute(
-        "SELECT metric, points, min_step, max_step FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+    if row is None:
+        return None
+    pk, environment_available, params_json = row[:3]
+    experiment = experiment_row(row[3:], root, True)
+    summaries = conn.execute(
+        "SELECT metric, first, last, min, max, count, last_step, points, min_step, max_step FROM metric_summaries"
+        " WHERE exp_pk = ? ORDER BY metric",
+        (pk,),
     ).fetchall()
+    experiment["params"] = orjson.loads(params_json) if params_json else {}
+    experiment["metrics"] = {
+        r[0]: {"first": r[1], "last": r[2], "min": r[3], "max": r[4], "count": r[5], "last_step": r[6]}
+        for r in summaries
+    }
+    config, environment = conn.execute(
+        "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
+    ).fetchone() or (None, None)
+    images = conn.execute("SELECT count(*) FROM exp_images WHERE exp_pk = ?", (pk,)).fetchone()[0]
     return {
-        "total_data_points": sum(r[1] for r in rows),
-        "available_metrics": [r[0] for r in rows],
-        "step_range": {"min": min(r[2] for r in rows), "max": max(r[3] for r in rows)} if rows else None,
+        "experiment": experiment,
+        "metrics_summary": {
+            "total_data_points": sum(r[7] for r in summaries),
+            "available_metrics": [r[0] for r in summaries],
+            "step_range": {"min": min(r[8] for r in summaries), "max": max(r[9] for r in summaries)}
+            if summaries else None,
+        },
+        "environment_available": bool(environment_available),
+        "params": experiment["params"],
+        "metrics": experiment["metrics"],
+        "config": None if config is None else orjson.loads(config),
+        "environment": None if environment is None else orjson.loads(environment),
+        "images_count": images,
     }
 
 

@@ -83,18 +83,18 @@ def downsampled_series(
     """
     lo = step_min if step_min is not None else _INT64[0]
     hi = step_max if step_max is not None else _INT64[1]
-    metas = conn.execute(
-        "SELECT chunk, n, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
+    outlines = conn.execute(
+        "SELECT chunk, n, min_step, max_step, m4 FROM chunk_outlines WHERE exp_pk = ? AND metric = ?"
         " AND max_step >= ? AND min_step <= ? ORDER BY chunk",
         (pk, metric, lo, hi),
     ).fetchall()
-    if not metas:
+    if not outlines:
         return None
-    upper_bound = sum(m[1] for m in metas)
-    if upper_bound > budget and (4 * len(metas) >= budget // 2 or upper_bound > CHUNK_M4_FACTOR * budget):
+    upper_bound = sum(o[1] for o in outlines)
+    if upper_bound > budget and (4 * len(outlines) >= budget // 2 or upper_bound > CHUNK_M4_FACTOR * budget):
         # The chunks' M4 points fill at least half the budget, or reading every point would
         # be far more than the answer: draw from the chunks alone.
-        return _from_chunk_m4(conn, pk, metric, metas, budget, lo, hi)
+        return _from_chunk_m4(conn, pk, metric, outlines, budget, lo, hi)
     steps, vals, times = _points(conn, pk, metric, lo, hi)
     if not steps:
         return None
@@ -126,46 +126,54 @@ def _points(
     return steps, vals, times
 
 
+Record = tuple[int, float, float]  # step, value, time
+
+
 def _from_chunk_m4(
-    conn: sqlite3.Connection, pk: int, metric: str, metas: list[Any], budget: int, lo: int, hi: int
+    conn: sqlite3.Connection, pk: int, metric: str, outlines: list[Any], budget: int, lo: int, hi: int
 ) -> Series:
     """M4 of consecutive groups of chunks, from the chunks' stored M4 points (the chunks a step
     range cuts are read and reduced here)."""
-    first_chunk, last_chunk = metas[0][0], metas[-1][0]
-    groups: list[tuple[array[int], array[float], array[float]]] = []
+    groups: list[list[Record]] = []
     total = 0
-    for chunk, n, min_step, max_step, m4_blob in conn.execute(
-        "SELECT chunk, n, min_step, max_step, m4 FROM metric_chunks WHERE exp_pk = ? AND metric = ?"
-        " AND chunk BETWEEN ? AND ? ORDER BY chunk",
-        (pk, metric, first_chunk, last_chunk),
-    ):
-        if max_step < lo or min_step > hi:
-            continue
-        if min_step >= lo and max_step <= hi and m4_blob is not None:
+    cut = [o for o in outlines if o[2] < lo or o[3] > hi]  # at most the first and the last
+    if not cut and len(outlines) <= budget // 4:
+        # Every chunk whole, one bucket each: the answer is their M4 points, in one decode.
+        whole = unpack_m4(b"".join(o[4] for o in outlines))
+        steps_out, vals_out, times_out = zip(*whole, strict=True)
+        return Series(list(steps_out), list(vals_out), list(times_out), sum(o[1] for o in outlines))
+    for chunk, n, min_step, max_step, m4_blob in outlines:
+        if min_step >= lo and max_step <= hi:
             groups.append(unpack_m4(m4_blob))
             total += n
             continue
         steps, vals, times = _points_of_chunk(conn, pk, metric, chunk, lo, hi)
         total += len(steps)
         if steps:
-            keep = m4_indices(vals, 4)
-            groups.append((array("q", [steps[i] for i in keep]), array("d", [vals[i] for i in keep]),
-                           array("d", [times[i] for i in keep])))
+            groups.append([(steps[i], vals[i], times[i]) for i in m4_indices(vals, 4)])
     per_group = -(-len(groups) // max(1, budget // 4))  # chunks merged into one M4 bucket
-    out_steps: list[int] = []
-    out_vals: list[float] = []
-    out_times: list[float] = []
-    for start in range(0, len(groups), per_group):
-        g_steps, g_vals, g_times = array("q"), array("d"), array("d")
-        for g in groups[start : start + per_group]:
-            g_steps.extend(g[0])
-            g_vals.extend(g[1])
-            g_times.extend(g[2])
-        for i in m4_indices(g_vals, 4):
-            out_steps.append(g_steps[i])
-            out_vals.append(g_vals[i])
-            out_times.append(g_times[i])
-    return Series(out_steps, out_vals, out_times, total)
+    records: list[Record] = []
+    if per_group == 1:
+        for group in groups:
+            records.extend(group)
+    else:
+        for start in range(0, len(groups), per_group):
+            records.extend(_m4_of([r for group in groups[start : start + per_group] for r in group]))
+    if not records:
+        return Series([], [], [], total)
+    steps_out, vals_out, times_out = zip(*records, strict=True)
+    return Series(list(steps_out), list(vals_out), list(times_out), total)
+
+
+def _m4_of(records: list[Record]) -> list[Record]:
+    """First, lowest, highest and last of M4 records in step order (finite values only for the
+    lowest and highest)."""
+    finite = [r for r in records if math.isfinite(r[1])]
+    picks = {records[0], records[-1]}
+    if finite:
+        picks.add(min(finite, key=lambda r: r[1]))
+        picks.add(max(finite, key=lambda r: r[1]))
+    return sorted(picks, key=lambda r: r[0])
 
 
 def _points_of_chunk(
@@ -248,7 +256,7 @@ def _distinct_steps(conn: sqlite3.Connection, pk: int, names: list[str], lo: int
 def _values_at(conn: sqlite3.Connection, pk: int, metric: str, steps: list[int]) -> list[float | None]:
     """The metric's value at each of the (sorted) steps, None where it was not logged."""
     metas = conn.execute(
-        "SELECT chunk, min_step, max_step FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY min_step",
+        "SELECT chunk, min_step, max_step FROM chunk_outlines WHERE exp_pk = ? AND metric = ? ORDER BY min_step",
         (pk, metric),
     ).fetchall()
     lows = [m[1] for m in metas]
