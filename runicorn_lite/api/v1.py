@@ -24,7 +24,7 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
-from runicorn_lite.api.responses import JSONResponse, rows_response
+from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, Ticket, rows_response
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
@@ -192,12 +192,21 @@ METRICS_QUERY = Query.of(
 async def run_metrics(request: Request) -> Response:
     downsample: int | None = METRICS_QUERY.parse(request.query_params)["downsample"]
     info = await _found(request)
+    events = info.run_dir / rundir.EVENTS
+    ticket: Ticket | None = None
+    if await run_in_threadpool(_file_size, events) > BIG_ANSWERS.event_bytes:
+        ticket = await BIG_ANSWERS.ticket()
 
     def build() -> tuple[StepTable, list[int] | None]:
-        table = metrics_table(info.run_dir / rundir.EVENTS)
+        table = metrics_table(events)
         return table, table.pick(downsample)
 
-    table, picks = await run_in_threadpool(build)
+    try:
+        table, picks = await run_in_threadpool(build)
+    except BaseException:
+        if ticket is not None:
+            ticket.release()
+        raise
     total = len(table)
     sampled = total if picks is None else len(picks)
     headers = {"x-row-count": str(sampled), "x-total-count": str(total)}
@@ -206,7 +215,14 @@ async def run_metrics(request: Request) -> Response:
     columns = ["global_step", *table.names()] if total else []
     head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['
     tail = b'],"total":' + str(total).encode() + b',"sampled":' + str(sampled).encode() + b"}"
-    return rows_response(head, table, picks, tail, headers)
+    return rows_response(head, table, picks, tail, headers, ticket)
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 _PATCH_FIELDS = ("alias", "tags", "description")

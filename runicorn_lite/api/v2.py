@@ -19,7 +19,13 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
-from runicorn_lite.api.responses import JSONResponse, batch_answer, rows_response
+from runicorn_lite.api.responses import (
+    BIG_ANSWERS,
+    JSONResponse,
+    Ticket,
+    batch_answer,
+    rows_response,
+)
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
@@ -249,11 +255,15 @@ async def metrics_fast(request: Request) -> Response:
     downsample: int | None = q["downsample"]
     lo, hi = step_range or (None, None)
 
-    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | None:
-        found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
+    ticket: Ticket | None = None
+
+    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | bool | None:
+        found = conn.execute("SELECT pk, n_points FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
             return None
         if downsample is None:
+            if ticket is None and found[1] > BIG_ANSWERS.points:
+                return False  # every point of a huge run: it waits for its turn (BigAnswers)
             table = table_of(load_series(conn, found[0], names, lo, hi))
             return table, None, len(table)
         wanted = names
@@ -264,7 +274,16 @@ async def metrics_fast(request: Request) -> Response:
         return downsampled_table(conn, found[0], wanted, downsample, lo, hi)
 
     answer = await in_db_thread(ctx.index.read, query)
-    if answer is None:
+    if answer is False:
+        ticket = await BIG_ANSWERS.ticket()
+        try:
+            answer = await in_db_thread(ctx.index.read, query)
+        except BaseException:
+            ticket.release()
+            raise
+    if answer is None or answer is False:  # (False: gone while it waited)
+        if ticket is not None:
+            ticket.release()
         raise not_found(f"Experiment {exp_id} not found")
     table, picks, total = answer
     columns = ["global_step", *table.names()]
@@ -279,7 +298,7 @@ async def metrics_fast(request: Request) -> Response:
             "downsample": downsample,
         },
     })[1:]
-    return rows_response(head, table, picks, tail)
+    return rows_response(head, table, picks, tail, ticket=ticket)
 
 
 async def experiment_images(request: Request) -> Response:

@@ -248,3 +248,59 @@ async def test_every_point_of_a_long_run_streams_out_in_batches(client, corpus, 
     assert len(v1_body["rows"]) == v1_body["total"] == v1_body["sampled"] == LONG + 1
     small = await client.get(f"/api/runs/{two}/metrics", params={"downsample": 50})
     assert "content-length" in small.headers and small.json()["sampled"] <= 50
+
+
+async def test_every_point_of_huge_runs_is_answered_one_at_a_time(client, corpus, monkeypatch) -> None:
+    """Answers with every point of a huge run take turns (BigAnswers): three asked at once all
+    come back whole, never two were built at once, and no place is left taken."""
+    import asyncio
+
+    from runicorn_lite.api import responses
+    from runicorn_lite.api.responses import BIG_ANSWERS
+
+    monkeypatch.setattr(responses, "STREAM_ROWS", 100)  # the answers stream, as a huge one does
+    monkeypatch.setattr(BIG_ANSWERS, "points", 1_000)  # the long runs count as huge
+    monkeypatch.setattr(BIG_ANSWERS, "event_bytes", 100_000)
+    monkeypatch.setattr(BIG_ANSWERS, "peak", 0)
+    _root, dirs = corpus
+    two, long_id = "20240301_000000_0000fe", "20240301_000000_0000ff"
+    urls = [f"/api/v2/experiments/{two}/metrics/fast", f"/api/runs/{long_id}/metrics",
+            f"/api/runs/{two}/metrics", f"/api/v2/experiments/{long_id}/metrics/fast"]
+    answers = await asyncio.gather(*(client.get(url) for url in urls))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert answers[0].json()["total_points"] == len(set().union(*_events(dirs[two]).values())) == LONG + 1
+    assert len(answers[1].json()["rows"]) == LONG
+    assert answers[2].headers["x-total-count"] == str(LONG + 1)
+    assert [r["global_step"] for r in answers[3].json()["rows"]] == list(range(1, LONG + 1))
+    assert BIG_ANSWERS.peak == 1 and BIG_ANSWERS.in_use == 0
+    # a small run, and a downsampled view of a huge one, never wait for a place
+    ticket = await BIG_ANSWERS.ticket()
+    try:
+        small = await client.get(f"/api/runs/{SDK_IDS[1]}/metrics")
+        sampled = await client.get(f"/api/v2/experiments/{two}/metrics/fast", params={"downsample": 100})
+        assert small.status_code == 200 and sampled.status_code == 200
+        # while the place is taken, a huge answer waits, then says it is busy (never a 500)
+        monkeypatch.setattr(BIG_ANSWERS, "wait_s", 0.2)
+        for url in urls[:2]:
+            busy = await client.get(url)
+            assert_error(busy, 503, "retry in a few seconds")
+            assert busy.headers["retry-after"] == "5"
+        assert BIG_ANSWERS.in_use == 1
+    finally:
+        ticket.release()
+    ticket.release()  # given back once, however often asked
+    assert BIG_ANSWERS.in_use == 0
+    # an unknown run that looked huge, and an answer dropped before it was sent, give theirs back
+    assert (await client.get("/api/v2/experiments/20240301_000000_00dead/metrics/fast")).status_code == 404
+    dropped = responses.rows_response(b"[", _table(500), None, b"]", ticket=await BIG_ANSWERS.ticket())
+    assert BIG_ANSWERS.in_use == 1
+    del dropped
+    assert BIG_ANSWERS.in_use == 0
+
+
+def _table(rows: int) -> Any:
+    from runicorn_lite.queries.steptable import StepTable
+
+    table = StepTable()
+    table.add_numbers("x", list(range(rows)), [float(i) for i in range(rows)])
+    return table
