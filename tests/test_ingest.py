@@ -372,3 +372,60 @@ def test_one_id_in_two_directories_indexes_one_copy_stably(root: Path, index) ->
     indexer.scan()
     assert one(db, run.id)["run_dir"] == f"runs/.recycle/{run.id}"
     assert one(db, run.id)["deleted_at"] is not None
+
+
+def test_kept_counts_follow_every_change_of_the_rows(root: Path, index) -> None:
+    """exp_counts (kept by triggers) always equals counting the rows: through new runs, a
+    finish, a soft delete and its restore, a project renamed on disk, a run removed, and an
+    index migrated from before the counts existed."""
+    from runicorn_lite.queries.experiments import ExperimentFilter, kept_count
+
+    db, indexer = index
+
+    def check() -> None:
+        kept = rows(db, "SELECT live, project, status, n FROM exp_counts WHERE n != 0 ORDER BY 1, 2, 3")
+        counted = rows(db, "SELECT deleted_at IS NULL, project, status, count(*) FROM experiments"
+                           " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+        assert kept == counted
+        for f in (ExperimentFilter(), ExperimentFilter(include_deleted=True), ExperimentFilter(project="a"),
+                  ExperimentFilter(statuses=("running", "finished")),
+                  ExperimentFilter(project="b", statuses=("failed",), include_deleted=True)):
+            where = [] if f.include_deleted else ["deleted_at IS NULL"]
+            args: list = []
+            if f.project is not None:
+                where.append("project = ?")
+                args.append(f.project)
+            if f.statuses:
+                where.append(f"status IN ({','.join('?' * len(f.statuses))})")
+                args.extend(f.statuses)
+            sql = "SELECT count(*) FROM experiments WHERE " + (" AND ".join(where) or "1")
+            assert db.read(lambda c, f=f: kept_count(c, f)) == rows(db, sql, tuple(args))[0][0]
+
+    runs = [runicorn_lite.init(project="ab"[i % 2], name="n", root=root) for i in range(6)]
+    indexer.scan()
+    check()
+    for i, run in enumerate(runs[:4]):
+        run.finish("failed" if i % 2 else "finished")
+    indexer.scan()
+    check()
+    rundir.mark_deleted(runs[0].run_dir, "finished", "cleanup", 1.0)
+    rundir.mark_deleted(runs[5].run_dir, "running", "cleanup", 1.0)
+    indexer.scan()
+    check()
+    (runs[0].run_dir / rundir.DELETED).unlink()  # restored
+    shutil.rmtree(runs[3].run_dir)
+    indexer.scan()
+    check()
+    assert rows(db, "SELECT sum(n) FROM exp_counts")[0][0] == 5
+    # an index made before 0011: its counts are filled from the rows when it migrates
+    with db.write() as conn:
+        for name in ("exp_counts_insert", "exp_counts_delete", "exp_counts_update"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP TABLE exp_counts")
+        conn.execute("DELETE FROM _migrations WHERE name = '0011_live_counts'")
+    db.close()
+    db, indexer = open_index(root)
+    try:
+        check()
+    finally:
+        db.close()

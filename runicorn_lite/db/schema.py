@@ -291,4 +291,40 @@ INDEX_MIGRATIONS = [
         UPDATE experiments SET files_sig = '', events_ino = NULL;
         """,
     ),
+    Migration(
+        "0011_live_counts",
+        """
+        -- How many runs there are per (live, project, status), kept by triggers in the same
+        -- transaction as the rows: a list's total without other filters is a sum of a few rows
+        -- here, not a walk of one index entry per run (2 ms at 100k runs, after every change).
+        CREATE TABLE exp_counts (
+            live INTEGER NOT NULL,                 -- 1: not deleted
+            project TEXT NOT NULL,
+            status TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (live, project, status)
+        ) WITHOUT ROWID;
+        INSERT INTO exp_counts (live, project, status, n)
+            SELECT deleted_at IS NULL, project, status, count(*) FROM experiments GROUP BY 1, 2, 3;
+        CREATE TRIGGER exp_counts_insert AFTER INSERT ON experiments BEGIN
+            INSERT INTO exp_counts (live, project, status, n)
+                VALUES (new.deleted_at IS NULL, new.project, new.status, 1)
+                ON CONFLICT (live, project, status) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER exp_counts_delete AFTER DELETE ON experiments BEGIN
+            UPDATE exp_counts SET n = n - 1
+                WHERE live = (old.deleted_at IS NULL) AND project = old.project AND status = old.status;
+        END;
+        CREATE TRIGGER exp_counts_update AFTER UPDATE OF project, status, deleted_at ON experiments
+            WHEN old.project IS NOT new.project OR old.status IS NOT new.status
+                OR (old.deleted_at IS NULL) != (new.deleted_at IS NULL)
+        BEGIN
+            UPDATE exp_counts SET n = n - 1
+                WHERE live = (old.deleted_at IS NULL) AND project = old.project AND status = old.status;
+            INSERT INTO exp_counts (live, project, status, n)
+                VALUES (new.deleted_at IS NULL, new.project, new.status, 1)
+                ON CONFLICT (live, project, status) DO UPDATE SET n = n + 1;
+        END;
+        """,
+    ),
 ]

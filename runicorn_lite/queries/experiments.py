@@ -55,6 +55,35 @@ class ExperimentFilter:
     clauses: tuple[Clause, ...] = ()
 
 
+# The condition of a live (not deleted) run.
+LIVE = "likely(deleted_at IS NULL)"
+
+
+def _only_kept_filters(f: ExperimentFilter) -> bool:
+    """Whether ``f`` filters by nothing but project, status and deletion: what exp_counts
+    counts."""
+    return (f.name is None and not f.tags and not f.search and f.created_after is None
+            and f.created_before is None and f.best_metric_min is None and f.best_metric_max is None
+            and not f.clauses)
+
+
+def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
+    """How many runs match a filter of project / statuses / deletion alone, from the counts
+    the index keeps by trigger (db/schema.py, 0011_live_counts): a few rows, whatever the
+    number of runs."""
+    terms, params = [], []
+    if not f.include_deleted:
+        terms.append("live = 1")
+    if f.project is not None:
+        terms.append("project = ?")
+        params.append(f.project)
+    if f.statuses:
+        terms.append(f"status IN ({','.join('?' * len(f.statuses))})")
+        params.extend(f.statuses)
+    where = " AND ".join(terms) if terms else "1"
+    return int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM exp_counts WHERE {where}", params).fetchone()[0])
+
+
 def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, list[Any]]:
     """WHERE text (with ``?`` placeholders) and its parameters.
 
@@ -69,10 +98,10 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         return name if walk is None or walk == name else f"+{name}"
 
     if not f.include_deleted:
-        # likely(): almost every row is live. Without the hint the planner (no ANALYZE stats)
+        # LIVE, likely(): almost every row is live. Without the hint the planner (no ANALYZE stats)
         # takes idx_experiments_deleted_at as selective and sorts every live row for each page,
         # instead of walking the partial idx_sort_live_* index in ORDER BY order.
-        terms.append("likely(deleted_at IS NULL)")
+        terms.append(LIVE)
     if f.project is not None:
         terms.append(f"{col('project')} = ?")
         params.append(f.project)
@@ -248,12 +277,18 @@ def list_experiments(
         key = (source, sql, *args)
         total = counts.get(key, generation) if counts is not None else None
         if total is None:
-            total = conn.execute(f"SELECT count(*) FROM {source} WHERE {sql}", args).fetchone()[0]
+            if source == "experiments" and sql == LIVE:
+                total = kept_count(conn, ExperimentFilter())
+            elif source == "experiments" and sql == "1":
+                total = kept_count(conn, ExperimentFilter(include_deleted=True))
+            else:
+                total = conn.execute(f"SELECT count(*) FROM {source} WHERE {sql}", args).fetchone()[0]
             if counts is not None:
                 counts.put(key, generation, total)
         return int(total)
 
-    total = count(where, params)
+    kept = kept_count(conn, f) if _only_kept_filters(f) else None
+    total = count(where, params) if kept is None else kept
     offset = (page - 1) * per_page
     page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
     known_page = counts.get(page_key, generation) if counts is not None else None
@@ -262,8 +297,8 @@ def list_experiments(
         rows = _rows_by_pk(conn, known_page)
     elif isinstance(order_by, Field):
         walk_where = None
-        if where != "likely(deleted_at IS NULL)" and total:
-            everything = count("1", []) if f.include_deleted else count("likely(deleted_at IS NULL)", [])
+        if where != LIVE and total:
+            everything = count("1", []) if f.include_deleted else count(LIVE, [])
             if (offset + per_page) * everything < total * total:
                 walk_where = where_clause(f, walk="field")
         rows = _field_page(conn, where, params, order_by, desc, offset, per_page, total, count, walk_where)
@@ -300,7 +335,7 @@ def _column_page(
         # index and filtering as it goes is cheaper: about needed / fraction rows read,
         # against all matches. We can, from the counts we have anyway (a 4-filter page at
         # 100k runs: 17 ms -> 2 ms).
-        live = count("likely(deleted_at IS NULL)", [])
+        live = count(LIVE, [])
         if (offset + per_page) * live < total * total:
             walk_where, walk_params = where_clause(f, walk=SORT_COLUMNS[order_by])
             sql = (f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE {walk_where}"
