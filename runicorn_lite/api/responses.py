@@ -13,6 +13,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from runicorn_lite.api.errors import ApiError
+from runicorn_lite.heap import give_memory_back
 from runicorn_lite.http.responses import JSONResponse, dumps
 from runicorn_lite.queries.steptable import StepTable
 
@@ -63,6 +64,7 @@ class Ticket:
         if slots is not None:
             self._owner.given_back()
             slots.release()
+            give_memory_back()
 
     def __del__(self) -> None:
         self.release()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
+import typing
 from array import array
 from collections.abc import Iterable, Sequence
 
@@ -63,6 +65,7 @@ def split_sorted(points: dict[int, float], size: int = CHUNK_POINTS) -> list[tup
 
 
 _M4_RECORD = struct.Struct("<qdd")  # step, value, time
+M4_RECORD_SIZE = _M4_RECORD.size
 
 
 def m4(steps: Sequence[int], vals: Sequence[float], times: Sequence[float]) -> bytes:
@@ -74,3 +77,19 @@ def m4(steps: Sequence[int], vals: Sequence[float], times: Sequence[float]) -> b
 def unpack_m4(blob: bytes) -> list[tuple[int, float, float]]:
     """The (step, value, time) records of :func:`m4`."""
     return list(_M4_RECORD.iter_unpack(blob))
+
+
+def unpack_m4_columns(blob: bytes) -> tuple[list[int], list[float], list[float]]:
+    """The records of :func:`m4` (several chunks' blobs joined, too) as three columns: steps,
+    values, times. On a little-endian machine the blob is read in place as strided arrays."""
+    if sys.byteorder == "little":
+        view = memoryview(blob)
+        ints, floats = view.cast("q"), view.cast("d")
+        steps: list[int] = ints[0::3].tolist()
+        # (typeshed says memoryview.tolist() gives ints; of a "d" view it gives floats)
+        values = typing.cast(list[float], floats[1::3].tolist())
+        times = typing.cast(list[float], floats[2::3].tolist())
+        return steps, values, times
+    records = _M4_RECORD.iter_unpack(blob)
+    columns = tuple(zip(*records, strict=True)) or ((), (), ())
+    return list(columns[0]), list(columns[1]), list(columns[2])

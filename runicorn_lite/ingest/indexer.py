@@ -19,6 +19,7 @@ from typing import Any
 
 from runicorn_lite import rundir
 from runicorn_lite.db import DamagedStore, Database, StoreError
+from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
@@ -169,6 +170,8 @@ class Indexer:
                 st.scans_completed += 1
                 st.runs_in_index = self._indexed_count()
                 st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
+                if st.runs_indexed:
+                    give_memory_back()  # what the windows of events took, back to the OS
             return st
 
     def subscribe(self, listener: Listener) -> None:

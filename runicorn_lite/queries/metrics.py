@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import sqlite3
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from runicorn_lite.db.chunks import unpack, unpack_m4, unpack_times
+from runicorn_lite.db.chunks import M4_RECORD_SIZE, unpack, unpack_m4, unpack_m4_columns, unpack_times
 from runicorn_lite.downsample import m4_indices
 from runicorn_lite.queries.steptable import StepTable, table_of
 
@@ -83,6 +85,19 @@ def downsampled_series(
     """
     lo = step_min if step_min is not None else _INT64[0]
     hi = step_max if step_max is not None else _INT64[1]
+    if step_min is None and step_max is None:
+        # The whole curve: no chunk is cut, so the chunks' counts and M4 points are all it
+        # needs (the usual compare of long runs: 30 series of ~200 chunks each were 6,000 rows
+        # of five columns, then 6,000 records made one by one).
+        whole = conn.execute(
+            "SELECT n, m4 FROM chunk_outlines WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
+        ).fetchall()
+        if not whole:
+            return None
+        total = sum(o[0] for o in whole)
+        if _from_outlines(total, len(whole), budget):
+            return _within(_m4_of_whole_chunks(whole, total, budget), budget)
+        return _m4_of_points(conn, pk, metric, budget, lo, hi)
     outlines = conn.execute(
         "SELECT chunk, n, min_step, max_step, m4 FROM chunk_outlines WHERE exp_pk = ? AND metric = ?"
         " AND max_step >= ? AND min_step <= ? ORDER BY chunk",
@@ -90,11 +105,29 @@ def downsampled_series(
     ).fetchall()
     if not outlines:
         return None
-    upper_bound = sum(o[1] for o in outlines)
-    if upper_bound > budget and (4 * len(outlines) >= budget // 2 or upper_bound > CHUNK_M4_FACTOR * budget):
-        # The chunks' M4 points fill at least half the budget, or reading every point would
-        # be far more than the answer: draw from the chunks alone.
-        return _from_chunk_m4(conn, pk, metric, outlines, budget, lo, hi)
+    if _from_outlines(sum(o[1] for o in outlines), len(outlines), budget):
+        return _within(_from_chunk_m4(conn, pk, metric, outlines, budget, lo, hi), budget)
+    return _m4_of_points(conn, pk, metric, budget, lo, hi)
+
+
+def _within(series: Series, budget: int) -> Series:
+    """``series`` cut to ``budget`` points when its chunks' M4 points are more (a budget under
+    4 still gets one whole bucket of them: first, lowest, highest, last)."""
+    if len(series.steps) <= budget:
+        return series
+    keep = m4_indices(series.values, budget)
+    return Series([series.steps[i] for i in keep], [series.values[i] for i in keep],
+                  [series.times[i] for i in keep], series.total)
+
+
+def _from_outlines(points: int, chunks: int, budget: int) -> bool:
+    """Whether a curve of at most ``points`` in ``chunks`` chunks is drawn from the chunks' M4
+    points: they fill at least half the budget, or reading every point would be far more than
+    the answer."""
+    return points > budget and (4 * chunks >= budget // 2 or points > CHUNK_M4_FACTOR * budget)
+
+
+def _m4_of_points(conn: sqlite3.Connection, pk: int, metric: str, budget: int, lo: int, hi: int) -> Series | None:
     steps, vals, times = _points(conn, pk, metric, lo, hi)
     if not steps:
         return None
@@ -102,6 +135,38 @@ def downsampled_series(
     if len(keep) == len(steps):
         return Series(steps.tolist(), vals.tolist(), times.tolist(), len(steps))
     return Series([steps[i] for i in keep], [vals[i] for i in keep], [times[i] for i in keep], len(steps))
+
+
+def _m4_of_whole_chunks(whole: list[Any], total: int, budget: int) -> Series:
+    """M4 of consecutive groups of whole chunks, from their ``(n, m4)`` rows: what
+    :func:`_from_chunk_m4` answers when no chunk is cut, worked on columns."""
+    steps, vals, times = unpack_m4_columns(b"".join(o[1] for o in whole))
+    buckets = max(1, budget // 4)
+    if len(whole) <= buckets:
+        return Series(steps, vals, times, total)
+    per_group = -(-len(whole) // buckets)
+    ends = list(itertools.accumulate(len(o[1]) // M4_RECORD_SIZE for o in whole))
+    keep: list[int] = []
+    start = 0
+    for last in range(per_group - 1, len(ends) + per_group - 1, per_group):
+        end = ends[min(last, len(ends) - 1)]
+        if end > start:
+            keep.extend(_m4_positions(vals, start, end))
+        start = end
+    return Series([steps[i] for i in keep], [vals[i] for i in keep], [times[i] for i in keep], total)
+
+
+def _m4_positions(vals: list[float], start: int, end: int) -> list[int]:
+    """Positions of the first, lowest, highest and last of ``vals[start:end]`` (finite values
+    only for the lowest and highest; the first of equal ones), in order."""
+    among: Sequence[int] = range(start, end)
+    if not math.isfinite(sum(vals[start:end])):  # a NaN or an infinity in it (or an overflow)
+        among = [i for i in among if math.isfinite(vals[i])]
+    picks = {start, end - 1}
+    if among:
+        picks.add(min(among, key=vals.__getitem__))
+        picks.add(max(among, key=vals.__getitem__))
+    return sorted(picks)
 
 
 def _points(
@@ -139,9 +204,7 @@ def _from_chunk_m4(
     cut = [o for o in outlines if o[2] < lo or o[3] > hi]  # at most the first and the last
     if not cut and len(outlines) <= budget // 4:
         # Every chunk whole, one bucket each: the answer is their M4 points, in one decode.
-        whole = unpack_m4(b"".join(o[4] for o in outlines))
-        steps_out, vals_out, times_out = zip(*whole, strict=True)
-        return Series(list(steps_out), list(vals_out), list(times_out), sum(o[1] for o in outlines))
+        return Series(*unpack_m4_columns(b"".join(o[4] for o in outlines)), sum(o[1] for o in outlines))
     for chunk, n, min_step, max_step, m4_blob in outlines:
         if min_step >= lo and max_step <= hi:
             groups.append(unpack_m4(m4_blob))

@@ -304,3 +304,27 @@ def _table(rows: int) -> Any:
     table = StepTable()
     table.add_numbers("x", list(range(rows)), [float(i) for i in range(rows)])
     return table
+
+
+@pytest.mark.parametrize("downsample", [2, 7, 16, 50, 99, 100, 101, 400, 1000, 5000])
+async def test_whole_curves_from_chunk_outlines_equal_the_ranged_reading(client, downsample: int) -> None:
+    """A whole curve is drawn from its chunks' (n, m4) columns alone; the same curve asked with
+    a step range that covers it (read through every outline's record) is the same answer."""
+    ids = "20240301_000000_0000ff,20240301_000000_0000fe"
+    whole = await _compare(client, ids=ids, downsample=downsample)
+    ranged = await _compare(client, ids=ids, downsample=downsample, step_range="0:")
+    assert whole["series"] == ranged["series"] and whole["total_points"] == ranged["total_points"]
+    for curves in whole["series"].values():
+        for curve in curves.values():
+            assert 0 < len(curve["steps"]) <= downsample and curve["steps"] == sorted(set(curve["steps"]))
+
+
+def test_m4_of_a_group_keeps_its_extremes_and_skips_what_is_not_finite() -> None:
+    from runicorn_lite.queries.metrics import _m4_positions
+
+    vals = [5.0, math.nan, 1.0, 9.0, 1.0, 9.0, math.inf, 3.0]
+    assert _m4_positions(vals, 0, 8) == [0, 2, 3, 7]  # first, lowest, highest (first of equals), last
+    assert _m4_positions(vals, 1, 2) == [1]  # only a NaN: itself
+    assert _m4_positions(vals, 4, 7) == [4, 5, 6]
+    assert _m4_positions([2.0, -math.inf, 2.0], 0, 3) == [0, 2]
+    assert _m4_positions([1e308, 1e308, -1.0], 0, 3) == [0, 2]  # a sum that overflows is still right
