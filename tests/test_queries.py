@@ -130,3 +130,74 @@ def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
             assert list_experiments(conn, root, f, order_by, desc, 99, 4, cache, 0) == ([], 20)
     finally:
         db.close()
+
+
+def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(root: Path) -> None:
+    """clause_count keeps each clause's set of runs while its table's version stands: after a
+    new config, a soft delete and its restore, new points of a live run, a removed run and a
+    rebuilt index, every total (kept sets or not) equals SQLite's own count of the rows."""
+    import shutil
+
+    from runicorn_lite import rundir
+    from runicorn_lite.queries.experiments import clause_count
+
+    runs = []
+    for i in range(12):
+        run = runicorn_lite.init(project="p", name="n", root=root)
+        run.log_config({"lr": [0.1, 0.01, 0.001][i % 3], "opt": ["sgd", "adam"][i % 2]})
+        run.log({"acc": i / 10}, step=1)
+        runs.append(run)
+    for run in runs[:10]:
+        run.finish()
+    settings = Settings(root=root)
+    caches = [QueryCache(), QueryCache(set_members=10)]  # the second drops sets and builds them again
+    texts = ["params.lr < 0.05", "params.opt = 'adam' and metrics.acc.max >= 0.4",
+             "metrics.acc.last > 0.2 and params.lr != 0.01 and params.opt != 'x'", "params.missing = 1"]
+
+    def check(db: Database) -> list[int]:
+        conn = db.reader()
+        totals = []
+        for text, include_deleted in itertools.product(texts, (False, True)):
+            f = ExperimentFilter(clauses=parse_filter(text), include_deleted=include_deleted)
+            where, params = where_clause(f)
+            expected = conn.execute(f"SELECT count(*) FROM experiments WHERE {where}", params).fetchone()[0]
+            conn.execute("BEGIN")
+            try:
+                for cache in caches:
+                    assert clause_count(conn, f, cache) == expected, (text, include_deleted)
+                    _page, total = list_experiments(conn, root, f, "created_at", True, 1, 5, cache, 0)
+                    assert total == expected
+            finally:
+                conn.execute("COMMIT")
+            totals.append(expected)
+        return totals
+
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    indexer = Indexer(settings.root, db)
+    try:
+        indexer.scan()
+        seen = [check(db)]
+        rundir.update_config(runs[2].run_dir, {"args": {"lr": 0.5, "opt": "adam"}})  # a new config
+        rundir.mark_deleted(runs[1].run_dir, "finished", "cleanup", 1.0)
+        indexer.scan()
+        seen.append(check(db))
+        (runs[1].run_dir / rundir.DELETED).unlink()
+        runs[11].log({"acc": 0.1}, step=2)  # a live run's new point
+        runs[11].flush()
+        indexer.scan()
+        seen.append(check(db))
+        shutil.rmtree(runs[4].run_dir)
+        indexer.scan()
+        seen.append(check(db))
+        assert all(a != b for a, b in itertools.pairwise(seen))  # every change moved some total
+    finally:
+        db.close()
+    for suffix in ("", "-wal", "-shm"):  # a rebuilt index: a new epoch, the same cache
+        Path(f"{settings.index_path}{suffix}").unlink(missing_ok=True)
+    rundir.update_config(runs[5].run_dir, {"args": {"lr": 0.5, "opt": "adam"}})
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    try:
+        Indexer(settings.root, db).scan()
+        check(db)
+    finally:
+        db.close()

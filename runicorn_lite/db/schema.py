@@ -327,4 +327,19 @@ INDEX_MIGRATIONS = [
         END;
         """,
     ),
+    Migration(
+        "0012_table_versions",
+        """
+        -- A version of each table that filter clauses read as sets of runs, moved on by the
+        -- writer in the same transaction as any change of its rows: a reader that finds the
+        -- same version in its snapshot finds the same rows, so a set built from them stays good
+        -- through every other change (a delete, a live run's new points, an edit). ``epoch``
+        -- names this index file: a rebuilt one starts elsewhere.
+        CREATE TABLE table_versions (
+            name TEXT PRIMARY KEY,
+            v INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO table_versions (name, v) VALUES ('epoch', random()), ('exp_params', 0), ('metric_summaries', 0);
+        """,
+    ),
 ]

@@ -155,6 +155,14 @@ def delete_row(conn: sqlite3.Connection, pk: int) -> None:
     """Remove a run from the index (its dependent rows go by ON DELETE CASCADE)."""
     conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
     conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
+    changed(conn, "exp_params")
+    changed(conn, "metric_summaries")
+
+
+def changed(conn: sqlite3.Connection, table: str) -> None:
+    """Move ``table``'s version on (db/schema.py, 0012_table_versions): its rows changed in
+    this transaction."""
+    conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
 
 
 # -- which row ----------------------------------------------------------------------------------
@@ -321,19 +329,10 @@ def _write_described(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: b
     if not fresh:
         conn.execute("DELETE FROM exp_tags WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
-        conn.execute("DELETE FROM exp_params WHERE exp_pk = ?", (pk,))
     if info.tags:
         conn.executemany("INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags])
     conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
-    if item.params:
-        conn.executemany(
-            "INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)",
-            [(pk, key, index_value(value), info.id) for key, value in item.params.items() if value is not None],
-        )
-    conn.execute(
-        "UPDATE experiments SET params_json = ? WHERE pk = ?",
-        (orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None, pk),
-    )
+    _write_params(conn, pk, item, fresh)
     if item.config is not None or item.environment is not None:
         conn.execute(
             "INSERT OR REPLACE INTO exp_docs (exp_pk, config, environment) VALUES (?, ?, ?)",
@@ -341,6 +340,24 @@ def _write_described(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: b
         )
     elif not fresh:
         conn.execute("DELETE FROM exp_docs WHERE exp_pk = ?", (pk,))
+
+
+def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool) -> None:
+    """The run's flat params, rewritten only when they differ from the ones indexed (a soft
+    delete, an edit of the alias re-read the small files, not a new config)."""
+    encoded = orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None
+    if not fresh:
+        if conn.execute("SELECT params_json FROM experiments WHERE pk = ?", (pk,)).fetchone()[0] == encoded:
+            return
+        conn.execute("DELETE FROM exp_params WHERE exp_pk = ?", (pk,))
+    if item.params:
+        conn.executemany(
+            "INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)",
+            [(pk, key, index_value(value), item.info.id) for key, value in item.params.items() if value is not None],
+        )
+    conn.execute("UPDATE experiments SET params_json = ? WHERE pk = ?", (encoded, pk))
+    if item.params or not fresh:
+        changed(conn, "exp_params")
 
 
 def _write_list_metrics(conn: sqlite3.Connection, pk: int) -> None:
@@ -393,8 +410,11 @@ def replace_points(
         conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
+        changed(conn, "metric_summaries")
     if not points:
         return
+    if fresh:
+        changed(conn, "metric_summaries")
     chunk_rows = []
     summary_rows = []
     for metric, series in points.items():
@@ -433,6 +453,8 @@ def append_points(
         else:
             after = _summary_from_chunks(conn, pk, metric)
         conn.execute(_UPSERT_SUMMARY, _summary_row(pk, metric, exp_id, after))
+    if touched:
+        changed(conn, "metric_summaries")
     return sorted(touched)
 
 

@@ -59,12 +59,16 @@ class ExperimentFilter:
 LIVE = "likely(deleted_at IS NULL)"
 
 
+def _row_filters(f: ExperimentFilter) -> bool:
+    """Whether ``f`` has filters other than project, status, deletion and ``filter=``."""
+    return not (f.name is None and not f.tags and not f.search and f.created_after is None
+                and f.created_before is None and f.best_metric_min is None and f.best_metric_max is None)
+
+
 def _only_kept_filters(f: ExperimentFilter) -> bool:
     """Whether ``f`` filters by nothing but project, status and deletion: what exp_counts
     counts."""
-    return (f.name is None and not f.tags and not f.search and f.created_after is None
-            and f.created_before is None and f.best_metric_min is None and f.best_metric_max is None
-            and not f.clauses)
+    return not f.clauses and not _row_filters(f)
 
 
 def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
@@ -152,16 +156,57 @@ def clause_sql(clause: Clause, *, correlated: bool = False) -> tuple[str, list[A
     stays one walk of the (key, v) index). A run that lacks the field has no row: it never
     matches, ``!=`` included.
     """
+    table, test, params = clause_parts(clause)
+    if correlated:  # ``pk`` is the outer experiments row's: neither table has such a column
+        return f"EXISTS (SELECT 1 FROM {table} WHERE exp_pk = pk AND {test})", params
+    return f"pk IN (SELECT exp_pk FROM {table} WHERE {test})", params
+
+
+def clause_parts(clause: Clause) -> tuple[str, str, list[Any]]:
+    """(table, condition on its rows, parameters) of one ``filter=`` clause: the runs that
+    match are the ``exp_pk`` of the rows that meet the condition."""
     op = _SQL_OPERATORS[clause.op]  # KeyError for anything the parser would not produce
     field = clause.field
     if field.kind == "params":
         kind_range = "v >= ''" if isinstance(clause.value, str) else "v < ''"
-        table, test = "exp_params", f"key = ? AND v {op} ? AND {kind_range}"
-    else:
-        table, test = "metric_summaries", f"metric = ? AND {_aggregate_column(field)} {op} ?"
-    if correlated:  # ``pk`` is the outer experiments row's: neither table has such a column
-        return f"EXISTS (SELECT 1 FROM {table} WHERE exp_pk = pk AND {test})", [field.name, clause.value]
-    return f"pk IN (SELECT exp_pk FROM {table} WHERE {test})", [field.name, clause.value]
+        return "exp_params", f"key = ? AND v {op} ? AND {kind_range}", [field.name, clause.value]
+    return "metric_summaries", f"metric = ? AND {_aggregate_column(field)} {op} ?", [field.name, clause.value]
+
+
+def clause_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache) -> int:
+    """How many runs match a filter of ``filter=`` clauses alone (and deletion): the size of
+    the intersection of each clause's set of runs, those sets kept while their table's version
+    (db/schema.py, 0012_table_versions) stays the same.
+
+    SQLite's count of the same (``pk IN (...)`` per clause) builds every set again after any
+    change of the index: 9 ms for three clauses at 10k runs, 112 ms at 100k, about once a
+    second while a run trains. A set is a clause's rows alone (one index walk), so a delete, a
+    live run's row or another table's change leaves it good.
+    """
+    versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+    sets = []
+    for clause in f.clauses:
+        table, test, params = clause_parts(clause)
+        key = ("clause-set", table, test, *params)
+        version = (versions["epoch"], versions[table])
+        runs = cache.get(key, version)
+        if runs is None:
+            runs = frozenset(r[0] for r in conn.execute(f"SELECT exp_pk FROM {table} WHERE {test}", params))
+            cache.put_set(key, version, runs)
+        sets.append(runs)
+    sets.sort(key=len)
+    matches = sets[0]
+    for other in sets[1:]:
+        matches = matches & other
+    if f.include_deleted or not matches:
+        return len(matches)
+    deleted = conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL").fetchall()
+    return len(matches) - sum(1 for (pk,) in deleted if pk in matches)
+
+
+def _only_clauses(f: ExperimentFilter) -> bool:
+    """Whether ``f`` filters by ``filter=`` clauses and deletion alone."""
+    return bool(f.clauses) and f.project is None and not f.statuses and not _row_filters(f)
 
 
 def _aggregate_column(field: Field) -> str:
@@ -234,20 +279,38 @@ class QueryCache:
     count is several milliseconds, a page of rows a fraction of one.
     """
 
-    def __init__(self, size: int = 256) -> None:
+    def __init__(self, size: int = 256, set_members: int = 400_000) -> None:
         self.size = size
-        self._entries: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
+        # Sets of runs (clause_count) are kept apart, within a number of members in all
+        # (about 50 bytes each: 400,000 are ~20 MB).
+        self.set_members = set_members
+        self._sets: dict[tuple[Any, ...], tuple[Any, frozenset[int]]] = {}
+        self._members = 0
 
-    def get(self, key: tuple[Any, ...], generation: int) -> Any:
-        hit = self._entries.get(key)
+    def get(self, key: tuple[Any, ...], generation: Any) -> Any:
+        hit = self._entries.get(key) or self._sets.get(key)
         return hit[1] if hit is not None and hit[0] == generation else None
 
-    def put(self, key: tuple[Any, ...], generation: int, total: Any) -> None:
+    def put(self, key: tuple[Any, ...], generation: Any, total: Any) -> None:
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.pop(next(iter(self._entries)))
             self._entries[key] = (generation, total)
+
+    def put_set(self, key: tuple[Any, ...], version: Any, runs: frozenset[int]) -> None:
+        """Keep a set of runs, dropping the oldest sets while the members would be too many."""
+        if len(runs) > self.set_members:
+            return
+        with self._lock:
+            old = self._sets.pop(key, None)
+            if old is not None:
+                self._members -= len(old[1])
+            while self._sets and self._members + len(runs) > self.set_members:
+                self._members -= len(self._sets.pop(next(iter(self._sets)))[1])
+            self._sets[key] = (version, runs)
+            self._members += len(runs)
 
 
 Order = str | Field  # a column of SORT_COLUMNS, or a param / a metric aggregate
@@ -287,8 +350,12 @@ def list_experiments(
                 counts.put(key, generation, total)
         return int(total)
 
-    kept = kept_count(conn, f) if _only_kept_filters(f) else None
-    total = count(where, params) if kept is None else kept
+    if _only_kept_filters(f):
+        total = kept_count(conn, f)
+    elif counts is not None and _only_clauses(f):
+        total = clause_count(conn, f, counts)
+    else:
+        total = count(where, params)
     offset = (page - 1) * per_page
     page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
     known_page = counts.get(page_key, generation) if counts is not None else None
