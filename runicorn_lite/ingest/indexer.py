@@ -170,8 +170,9 @@ class Indexer:
                 st.scans_completed += 1
                 st.runs_in_index = self._indexed_count()
                 st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
-                if st.runs_indexed:
-                    give_memory_back()  # what the windows of events took, back to the OS
+                # What this scan's windows of events took (and, at each periodic rescan, what the
+                # ingest of live runs and the requests since freed) goes back to the OS.
+                give_memory_back()
             return st
 
     def subscribe(self, listener: Listener) -> None:
