@@ -353,7 +353,10 @@ def list_experiments(
     if _only_kept_filters(f):
         total = kept_count(conn, f)
     elif counts is not None and _only_clauses(f):
-        total = clause_count(conn, f, counts)
+        total = counts.get(("experiments", where, *params), generation)
+        if total is None:
+            total = clause_count(conn, f, counts)
+            counts.put(("experiments", where, *params), generation, total)
     else:
         total = count(where, params)
     offset = (page - 1) * per_page
