@@ -1,10 +1,11 @@
-// The app shell: a router on the history API (the URL is the state of every view), the header's
-// health line, and the banner shown while the server cannot be reached.
+// The app shell: which view a URL shows (router.js moves between them), the header's health
+// line, and the banner shown while the server cannot be reached.
 
 import { api, onConnection, prefetch } from "./api.js";
 import { empty, h, replace } from "./dom.js";
 import { onMode } from "./live.js";
 import { pageParams } from "./query.js";
+import { navigate, onNavigate } from "./router.js";
 
 const ROUTES = [
   [/^\/(?:runs)?$/, "runs", () => import("./views/runs.js")],
@@ -18,21 +19,6 @@ const ROUTES = [
 const main = document.getElementById("main");
 let current = null; // {key, view, loader}
 let renderSeq = 0;
-
-/** Goes to ``url`` (pushing history unless ``replace``), then renders the view. */
-export function navigate(url, { replace: rep = false } = {}) {
-  const target = new URL(url, location.href);
-  if (target.href === location.href) return render();
-  history[rep ? "replaceState" : "pushState"](null, "", target.pathname + target.search + target.hash);
-  return render();
-}
-
-/** Changes the query of the current URL without rendering (state the view already shows). */
-export function setQuery(params, { push = false } = {}) {
-  const url = new URL(location.href);
-  url.search = params.toString();
-  history[push ? "pushState" : "replaceState"](null, "", url.pathname + url.search);
-}
 
 async function render() {
   const seq = ++renderSeq;
@@ -84,6 +70,7 @@ document.addEventListener("click", (ev) => {
   window.scrollTo(0, 0);
 });
 window.addEventListener("popstate", render);
+onNavigate(render);
 
 // "/" focuses the view's search box, as in most list UIs.
 document.addEventListener("keydown", (ev) => {

@@ -7,7 +7,7 @@ import { chartsReady, LineChart, pointsFor } from "../charts.js";
 import { badge, colour, empty, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
-import { setQuery } from "../main.js";
+import { setQuery } from "../router.js";
 
 const MAX_RUNS = 50;
 const LOWER_IS_BETTER = /loss|err|perplex|mse|mae|rmse|wer|cer|latency|time|regret/i;

@@ -6,7 +6,7 @@ import { api, ApiError } from "../api.js";
 import { chartsReady, LineChart } from "../charts.js";
 import { badge, empty, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
-import { setQuery } from "../main.js";
+import { setQuery } from "../router.js";
 
 const KEY = "runicorn-lite.optimization-key";
 const BASE = "/api/iris/optimization";

@@ -8,7 +8,7 @@ import { chartsReady, LineChart, pointsFor } from "../charts.js";
 import { badge, colour, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
-import { setQuery } from "../main.js";
+import { setQuery } from "../router.js";
 
 const MAX_LOG_LINES = 5000;
 

@@ -8,7 +8,7 @@ import { chartsReady, scatter } from "../charts.js";
 import { append, badge, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
 import * as fmt from "../format.js";
 import { onAny } from "../live.js";
-import { navigate, setQuery } from "../main.js";
+import { navigate, setQuery } from "../router.js";
 import { filterParams as paramsOf, pageParams, PER_PAGE } from "../query.js";
 
 const STATUSES = ["running", "finished", "failed", "interrupted"];
