@@ -75,6 +75,10 @@ def add_parser(sub: Any) -> None:
     s = sub.add_parser("soak", help="a server under writers, readers, SSE clients and optimization writers")
     s.add_argument("--root", type=Path, default=WORK / "soak-root", help="a new, empty data root (emptied first)")
     s.add_argument("--minutes", type=float, default=10.0)
+    s.add_argument("--write-minutes", type=float, default=None,
+                   help="training and optimization writers stop after this many minutes while readers and "
+                        "SSE clients go on to --minutes: a read-only phase in which the stores no longer grow "
+                        "(default: write all along)")
     s.add_argument("--writers", type=int, default=8, help="training processes logging through the SDK")
     s.add_argument("--readers", type=int, default=4, help="API reader threads")
     s.add_argument("--sse", type=int, default=20, help="SSE clients of /api/v2/events (when it exists)")
@@ -243,6 +247,7 @@ def main(args: argparse.Namespace) -> None:
     if args.quick:
         args.minutes, args.writers, args.readers, args.sse, args.opt_writers = 0.2, 2, 1, 2, 1
     seconds = args.minutes * 60
+    write_seconds = seconds if args.write_minutes is None else min(seconds, args.write_minutes * 60)
     root: Path = args.root
     if root.exists():
         import shutil
@@ -257,6 +262,7 @@ def main(args: argparse.Namespace) -> None:
     server.wait_ready()
     url = server.url
     stop = threading.Event()
+    stop_writes = threading.Event()
     tally = Tally()
     sse_events: Counter[str] = Counter()
     opt_created: Counter[str] = Counter()
@@ -266,14 +272,14 @@ def main(args: argparse.Namespace) -> None:
 
     writers = [
         subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(root), str(i), str(seconds), str(STEP_INTERVAL_S), str(RUN_STEPS)],
+            [sys.executable, "-c", WRITER, str(root), str(i), str(write_seconds), str(STEP_INTERVAL_S), str(RUN_STEPS)],
             stdout=subprocess.PIPE, text=True,
         )
         for i in range(args.writers)
     ]
     threads = [threading.Thread(target=_reader, args=(url, stop, tally, i * 1000), daemon=True)
                for i in range(args.readers)]
-    threads += [threading.Thread(target=_opt_writer, args=(url, key, stop, tally, opt_created), daemon=True)
+    threads += [threading.Thread(target=_opt_writer, args=(url, key, stop_writes, tally, opt_created), daemon=True)
                 for _ in range(args.opt_writers)]
     if sse_on:
         threads += [threading.Thread(target=_sse_client, args=(url, stop, tally, sse_events), daemon=True)
@@ -281,6 +287,8 @@ def main(args: argparse.Namespace) -> None:
     for t in threads:
         t.start()
     while time.monotonic() - started < seconds:
+        if time.monotonic() - started >= write_seconds:
+            stop_writes.set()
         value = _rss_mb(server.proc.pid)
         if value is not None:
             rss.append((time.monotonic() - started, value))
@@ -291,6 +299,7 @@ def main(args: argparse.Namespace) -> None:
         logged.update(json.loads(out.strip().splitlines()[-1]))
     # Let the watcher catch up on the last appends (a change is seen within well under a second).
     time.sleep(3)
+    stop_writes.set()
     stop.set()
     for t in threads:
         t.join(10)
@@ -311,17 +320,22 @@ def main(args: argparse.Namespace) -> None:
     last = statistics.median(v for t, v in rss if t >= seconds - max(60.0, seconds * 0.1)) if rss else 0.0
     half = [(t, v) for t, v in rss if t >= seconds / 2]
     slope = _slope_mb_per_min(half)
+    # The read-only phase, from a minute after the writers stopped (the last appends ingested).
+    quiet = [(t, v) for t, v in rss if t >= write_seconds + 60] if write_seconds < seconds else []
+    quiet_slope = _slope_mb_per_min(quiet)
     payload = {
         "machine": machine_info(), "command": command_line(), "seconds": round(elapsed, 1),
         "writers": args.writers, "readers": args.readers, "sse_clients": args.sse if sse_on else 0,
         "opt_writers": args.opt_writers, "requests": total, "five_xx": five_xx, "non_2xx": other,
         "client_errors": dict(tally.errors), "sse_events": sse_events["data"], "opt_runs": opt_created["runs"],
         "rss_mb": rss, "rss_first_mb": first, "rss_last_mb": last, "rss_slope_second_half_mb_per_min": slope,
+        "write_seconds": write_seconds, "rss_slope_read_only_mb_per_min": quiet_slope if quiet else None,
         "points": points,
         "health_status": health.get("status"), "index_errors": health.get("index", {}).get("errors"),
     }
     markdown = "\n".join([
-        f"### soak: {args.minutes:g} min, {args.writers} writers, {args.readers} readers, "
+        f"### soak: {args.minutes:g} min ({write_seconds / 60:g} writing), {args.writers} writers, "
+        f"{args.readers} readers, "
         f"{args.sse if sse_on else 0} SSE clients{'' if sse_on else ' (no /api/v2/events yet)'}, "
         f"{args.opt_writers} optimization writers",
         "",
@@ -339,6 +353,9 @@ def main(args: argparse.Namespace) -> None:
         "",
         markdown_table(["t (s)", "RSS (MB)"], rss_rows),
         "",
+        *([f"- writers stopped at {write_seconds:.0f} s; from a minute later to the end (read-only: "
+           f"{len(quiet)} samples) RSS went {min(v for _, v in quiet):.0f}–{max(v for _, v in quiet):.0f} MB, "
+           f"{quiet_slope:+.2f} MB a minute"] if quiet else []),
         f"- points: {points['points_logged']:,} logged by {points['runs']} runs; {points['points_in_files']:,} in the "
         f"files; {points['points_in_index']:,} in the index; runs differing: files {points['runs_differing_files']}, "
         f"index {points['runs_differing_index']}",
