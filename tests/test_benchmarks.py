@@ -121,10 +121,11 @@ def test_files(work: Path) -> None:
 
 
 def test_soak(work: Path) -> None:
-    proc = bench(work, "soak", "--quick", "--root", str(work / "soak-root"), timeout=120)
+    proc = bench(work, "soak", "--quick", "--write-minutes", "0.1", "--root", str(work / "soak-root"), timeout=120)
     assert "5xx: 0;" in proc.stdout and "runs differing: files 0, index 0" in proc.stdout
     result = json.loads((work / "results" / "soak.json").read_text())
     assert result["requests"] > 0 and result["points"]["points_logged"] > 0
+    assert result["write_seconds"] == 6  # writers stopped half-way; readers went on
     assert result["points"]["points_logged"] == result["points"]["points_in_index"]
 
 
