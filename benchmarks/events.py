@@ -32,18 +32,18 @@ from benchmarks.common import (
     machine_info,
     markdown_table,
     percentile,
+    rss_mb,
     save_result,
 )
 
 TRAINER_PROJECT = "bench_live_events"
 
 
-def _rss_mb(pid: int) -> float:
-    """Current resident set (VmRSS) of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+def _live_rss_mb(pid: int) -> float:
+    value = rss_mb(pid)
+    if value is None:
+        raise RuntimeError(f"the server (pid {pid}) is gone")
+    return value
 
 
 class Clients:
@@ -207,13 +207,13 @@ def _load_rounds(server: OurServer, root: Path, n_clients: int, rounds: int, rep
     try:
         _list_latency(server.url, reps)  # warm-up
         for _ in range(rounds):
-            rss["0 streams"].append(_rss_mb(pid))
+            rss["0 streams"].append(_live_rss_mb(pid))
             got = _list_latency(server.url, reps)
             samples["0 streams"] += got
             medians["0 streams"].append(statistics.median(got))
             clients = ClientsProcess(server.url, n_clients)
             time.sleep(0.5)
-            rss[with_streams].append(_rss_mb(pid))
+            rss[with_streams].append(_live_rss_mb(pid))
             got = _list_latency(server.url, reps)
             samples[with_streams] += got
             medians[with_streams].append(statistics.median(got))

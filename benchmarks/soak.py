@@ -34,6 +34,7 @@ from benchmarks.common import (
     machine_info,
     markdown_table,
     percentile,
+    rss_mb,
     save_result,
 )
 
@@ -202,16 +203,6 @@ def _opt_writer(url: str, key: str, stop: threading.Event, tally: Tally, created
             stop.wait(OPT_CYCLE_S)
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 def _check_points(url: str, root: Path, logged: dict[str, int]) -> dict[str, Any]:
     """Every logged point in the files and in the index, run by run."""
     from runicorn_lite import rundir
@@ -289,7 +280,7 @@ def main(args: argparse.Namespace) -> None:
     while time.monotonic() - started < seconds:
         if time.monotonic() - started >= write_seconds:
             stop_writes.set()
-        value = _rss_mb(server.proc.pid)
+        value = rss_mb(server.proc.pid)
         if value is not None:
             rss.append((time.monotonic() - started, value))
         time.sleep(min(RSS_SAMPLE_S, max(0.1, seconds - (time.monotonic() - started))))
