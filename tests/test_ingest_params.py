@@ -408,8 +408,6 @@ def test_a_line_longer_than_a_window_and_a_runaway_line(tmp_path: Path, monkeypa
 
 
 def test_a_huge_events_file_is_indexed_window_by_window(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runicorn_lite.ingest import indexer as indexer_module
-
     run = runicorn_lite.init(project="p", root=root)
     run.set_primary_metric("acc", "max")
     for step in range(1, 3001):
@@ -417,7 +415,7 @@ def test_a_huge_events_file_is_indexed_window_by_window(root: Path, monkeypatch:
     run.finish()
 
     def snapshot(window: int) -> tuple:
-        monkeypatch.setattr(indexer_module, "EVENTS_WINDOW", window)
+        monkeypatch.setattr(rundir, "EVENTS_WINDOW", window)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{Settings(root=root).index_path}{suffix}").unlink(missing_ok=True)
         db, indexer = open_index(root)

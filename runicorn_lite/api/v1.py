@@ -144,10 +144,6 @@ async def get_run(request: Request) -> Response:
     return JSONResponse(run_detail(await _found(request)))
 
 
-# Bytes of events.jsonl parsed at once for a metrics answer (its rows are kept as columns).
-EVENTS_WINDOW = 1 << 20
-
-
 def metrics_table(events: Path) -> StepTable:
     """The run's metrics as Runicorn 0.7.2 answers them: one row per step (a step with only a
     ``time`` or ``stage`` too), every metric plus ``stage`` and ``time``, read a window at a time
@@ -156,7 +152,7 @@ def metrics_table(events: Path) -> StepTable:
     offset, last_step = 0, None
     while True:
         labels: dict[int, dict[str, Any]] = {}
-        chunk = rundir.read_events(events, offset, last_step, labels=labels, max_bytes=EVENTS_WINDOW)
+        chunk = rundir.read_events(events, offset, last_step, labels=labels, max_bytes=rundir.EVENTS_WINDOW)
         for name, points in chunk.points.items():
             steps = sorted(points)
             table.add_numbers(name, steps, [points[s] for s in steps])

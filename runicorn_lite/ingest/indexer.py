@@ -25,9 +25,6 @@ from runicorn_lite.params import flatten_config
 
 log = logging.getLogger("runicorn_lite.ingest")
 
-# Bytes of events.jsonl read (and held as points) at once: a huge run is ingested window by
-# window, each its own write, so memory stays flat whatever the size of the file.
-EVENTS_WINDOW = 1 << 20
 # Runs prepared (files read) before one write transaction commits them.
 BATCH_RUNS = 200
 # ... or this many seconds of reading, whichever comes first, so progress shows while scanning.
@@ -367,10 +364,11 @@ class Indexer:
         events = None
         if plan.events_ino is not None:
             if full:
-                events = rundir.read_events(loc.run_dir / rundir.EVENTS, max_bytes=EVENTS_WINDOW)
+                events = rundir.read_events(loc.run_dir / rundir.EVENTS, max_bytes=rundir.EVENTS_WINDOW)
             elif known is not None and plan.events_size > known.events_offset:
                 events = rundir.read_events(
-                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step, max_bytes=EVENTS_WINDOW
+                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step,
+                    max_bytes=rundir.EVENTS_WINDOW,
                 )
         if events is not None and events.bad_lines:
             log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
