@@ -229,14 +229,8 @@ def _from_chunk_m4(
 
 
 def _m4_of(records: list[Record]) -> list[Record]:
-    """First, lowest, highest and last of M4 records in step order (finite values only for the
-    lowest and highest)."""
-    finite = [r for r in records if math.isfinite(r[1])]
-    picks = {records[0], records[-1]}
-    if finite:
-        picks.add(min(finite, key=lambda r: r[1]))
-        picks.add(max(finite, key=lambda r: r[1]))
-    return sorted(picks, key=lambda r: r[0])
+    """First, lowest, highest and last of M4 records in step order (see :func:`_m4_positions`)."""
+    return [records[i] for i in _m4_positions([r[1] for r in records], 0, len(records))]
 
 
 def _points_of_chunk(
