@@ -410,11 +410,10 @@ def replace_points(
         conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
+    if not fresh or points:
         changed(conn, "metric_summaries")
     if not points:
         return
-    if fresh:
-        changed(conn, "metric_summaries")
     chunk_rows = []
     summary_rows = []
     for metric, series in points.items():
