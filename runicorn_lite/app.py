@@ -29,7 +29,7 @@ from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_h
 from runicorn_lite.http.middleware import LocalOriginMiddleware, ResponseTimeMiddleware
 from runicorn_lite.http.openapi import document, mounted, openapi_route
 from runicorn_lite.http.routing import Mount
-from runicorn_lite.ingest import IndexKeeper, Watcher, open_index
+from runicorn_lite.ingest import IndexKeeper, Watcher, open_store
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
 from runicorn_lite.settings import Settings
@@ -55,8 +55,8 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     without it (tests), call ``app.state.ctx.indexer.scan()`` yourself.
     """
     settings.ensure_dirs()
-    index, indexer = open_index(settings.index_path, settings.root)
-    events = EventHub(index, settings.root, keepalive=settings.events_keepalive)
+    index, indexer = open_store(settings)
+    events = EventHub(indexer.store, settings.root, keepalive=settings.events_keepalive)
     indexer.subscribe(events.on_changes)
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
@@ -80,6 +80,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
                 ctx.watcher.stop()
             indexer.unsubscribe(events.on_changes)
             optimization_app.state.api.close()
+            indexer.store.close()
             index.close()
 
     routes = [

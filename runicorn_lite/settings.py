@@ -23,6 +23,24 @@ def default_root() -> Path:
     return Path(os.environ.get(f"{ENV_PREFIX}ROOT") or DEFAULT_ROOT)
 
 
+def default_database() -> str | None:
+    """$RUNICORN_LITE_DATABASE, or None for the SQLite files."""
+    return os.environ.get(f"{ENV_PREFIX}DATABASE") or None
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+SQLITE_SCHEME = "sqlite:///"
+
+
+def database_problem(url: str) -> str | None:
+    """Why ``url`` cannot name our database, or None."""
+    if url.startswith(POSTGRES_SCHEMES):
+        return None
+    if url.startswith(SQLITE_SCHEME):
+        return None if len(url) > len(SQLITE_SCHEME) else "sqlite:/// needs a folder: sqlite:///path/to/dir"
+    return "expected postgresql://user@host:port/dbname or sqlite:///path/to/dir"
+
+
 def default_index_dir() -> Path | None:
     """Where our SQLite files go when no --index-dir is given: $RUNICORN_LITE_INDEX_DIR, or
     None for the store folder under the data root."""
@@ -38,6 +56,9 @@ class Settings:
     # Our two SQLite files (and the lock of the server) go here instead of under the root:
     # nothing is then written under the root by the store (a read-only or shared folder).
     index_dir: Path | None = field(default_factory=default_index_dir)
+    # The index and the primary store in PostgreSQL (a libpq URL), or None for the two SQLite
+    # files; ``sqlite:///dir`` is the same as ``index_dir=dir``.
+    database: str | None = field(default_factory=default_database)
     # The root cannot be written (a read-only mount, a colleague's folder): reads are served,
     # writes to run directories answer 403.
     read_only: bool = False
@@ -64,8 +85,19 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
+        if self.database is not None and self.database.startswith(SQLITE_SCHEME):
+            # As SQLAlchemy reads it: sqlite:///rel/dir is relative, sqlite:////abs/dir absolute.
+            object.__setattr__(self, "index_dir", Path(self.database[len(SQLITE_SCHEME) :]).expanduser().resolve())
+            object.__setattr__(self, "database", None)
         if self.index_dir is not None:
             object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser().resolve())
+
+    @property
+    def postgres_url(self) -> str | None:
+        """The PostgreSQL database holding the index and the primary store, if there is one."""
+        if self.database is not None and self.database.startswith(POSTGRES_SCHEMES):
+            return self.database
+        return None
 
     @property
     def store_dir(self) -> Path:

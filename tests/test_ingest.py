@@ -418,11 +418,15 @@ def test_kept_counts_follow_every_change_of_the_rows(root: Path, index) -> None:
     check()
     assert rows(db, "SELECT sum(n) FROM exp_counts")[0][0] == 5
     # an index made before 0011: its counts are filled from the rows when it migrates
-    with db.write() as conn:
-        for name in ("exp_counts_insert", "exp_counts_delete", "exp_counts_update"):
-            conn.execute(f"DROP TRIGGER {name}")
-        conn.execute("DROP TABLE exp_counts")
-        conn.execute("DELETE FROM _migrations WHERE name = '0011_live_counts'")
+
+    def downgrade() -> None:  # on the store's writer, the only thread that writes the index
+        with db.write() as conn:
+            for name in ("exp_counts_insert", "exp_counts_delete", "exp_counts_update"):
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.execute("DROP TABLE exp_counts")
+            conn.execute("DELETE FROM _migrations WHERE name = '0011_live_counts'")
+
+    indexer.store.run(downgrade)
     db.close()
     db, indexer = open_index(root)
     try:

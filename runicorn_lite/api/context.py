@@ -8,12 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from runicorn_lite import rundir
 from runicorn_lite.api.errors import ApiError
 from runicorn_lite.api.event_hub import EventHub
-from runicorn_lite.db import Database
+from runicorn_lite.db import Backend
+from runicorn_lite.db.store import IndexStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
@@ -26,7 +28,7 @@ class AppContext:
     """One per app; built by ``create_app`` and kept at ``app.state.ctx``."""
 
     settings: Settings
-    index: Database
+    index: Backend
     indexer: Indexer
     keeper: IndexKeeper
     events: EventHub  # the live event stream's broadcast, fed by the indexer
@@ -37,6 +39,11 @@ class AppContext:
     @property
     def root(self) -> Path:
         return self.settings.root
+
+    @property
+    def store(self) -> IndexStore:
+        """The index as a service: its one writer, its readers, its change feed."""
+        return self.indexer.store
 
     def require_writable(self) -> None:
         """403 when the data root is read-only (run directories cannot be changed)."""
@@ -50,7 +57,7 @@ class AppContext:
         """Where the index says the runs are."""
         return self.index.read(lambda conn: find_for_write(conn, ids))
 
-    def delete_runs(self, ids: list[str], reason: str, locate: Locator | None = None) -> dict[str, Outcome]:
+    async def delete_runs(self, ids: list[str], reason: str, locate: Locator | None = None) -> dict[str, Outcome]:
         """Soft-delete: write each run's ``.deleted`` marker, then re-index those runs.
 
         One Outcome per id: ``ok`` when the run is deleted after the call (already deleted
@@ -58,6 +65,26 @@ class AppContext:
         the runs (the index by default; V1 passes its file scan).
         """
         self.require_writable()
+        results, touched = await run_in_threadpool(self._delete_files, ids, reason, locate)
+        await self.reindex(touched)
+        return results
+
+    async def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
+        """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
+        self.require_writable()
+        results, touched = await run_in_threadpool(self._restore_files, ids, locate)
+        await self.reindex(touched)
+        return results
+
+    async def reindex(self, run_dirs: set[Path] | list[Path]) -> None:
+        """Bring the index up to date with run directories a request changed (an urgent job on
+        the store's writer, awaited without holding a thread)."""
+        if run_dirs:
+            await self.indexer.refresh_soon(run_dirs)
+
+    def _delete_files(
+        self, ids: list[str], reason: str, locate: Locator | None
+    ) -> tuple[dict[str, Outcome], set[Path]]:
         found = (locate or self.locate_indexed)(ids)
         now = time.time()
 
@@ -69,9 +96,7 @@ class AppContext:
 
         return self._apply(ids, found, apply, already="already deleted")
 
-    def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
-        """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
-        self.require_writable()
+    def _restore_files(self, ids: list[str], locate: Locator | None) -> tuple[dict[str, Outcome], set[Path]]:
         found = (locate or self.locate_indexed)(ids)
 
         def apply(ref: RunRef, run_dir: Path, exp_id: str) -> list[Path]:
@@ -87,7 +112,7 @@ class AppContext:
         found: dict[str, RunRef],
         apply: Callable[[RunRef, Path, str], list[Path]],
         already: str,
-    ) -> dict[str, Outcome]:
+    ) -> tuple[dict[str, Outcome], set[Path]]:
         results: dict[str, Outcome] = {}
         touched: set[Path] = set()
         for exp_id in ids:
@@ -103,9 +128,7 @@ class AppContext:
                 continue
             touched.update(changed)
             results[exp_id] = Outcome(True, True) if changed else Outcome(True, False, already)
-        if touched:
-            self.indexer.refresh(touched)
-        return results
+        return results, touched
 
 
 @dataclass(frozen=True)

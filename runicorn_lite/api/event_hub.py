@@ -24,7 +24,8 @@ from typing import Any
 
 import orjson
 
-from runicorn_lite.db import Database, StoreError, in_db_thread
+from runicorn_lite.db import StoreError
+from runicorn_lite.db.store import IndexStore
 from runicorn_lite.ingest.writer import Change
 from runicorn_lite.queries.experiments import EXPERIMENT_COLUMNS, experiment_json
 
@@ -127,14 +128,14 @@ class EventHub:
 
     def __init__(
         self,
-        index: Database,
+        store: IndexStore,
         root: Path,
         *,
         keepalive: float = 15.0,
         ring: int = RING_EVENTS,
         client_queue: int = CLIENT_QUEUE,
     ) -> None:
-        self.index = index
+        self.store = store
         self.root = root
         self.keepalive = keepalive
         self.client_queue = client_queue
@@ -230,7 +231,7 @@ class EventHub:
                     self._publish(None, "reset", orjson.dumps({"reason": f"{len(merged)} runs changed at once"}))
                     continue
                 try:
-                    built = await in_db_thread(self._build, merged)
+                    built = await self.store.call(self._build, merged)
                 except StoreError as exc:
                     log.warning("live events: cannot read changed runs (%s); clients are reset", exc)
                     self._publish(None, "reset", orjson.dumps({"reason": "the index could not be read"}))
@@ -266,7 +267,7 @@ class EventHub:
                     rows[row[0]] = row[1:]
             return rows
 
-        rows = self.index.read(read) if pks else {}
+        rows = self.store.db.read(read) if pks else {}
         out: list[tuple[str, str, bytes]] = []
         for p in merged:
             if p.kind == "experiment":

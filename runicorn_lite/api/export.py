@@ -34,7 +34,7 @@ from runicorn_lite.api.v2 import (
     parse_step_range,
     resolve_list_query,
 )
-from runicorn_lite.db import Database, in_db_thread
+from runicorn_lite.db.store import IndexStore, Readable
 from runicorn_lite.queries.export import (
     EXPORT_BATCH,
     PointReader,
@@ -114,18 +114,18 @@ def run_cells(row_json: bytes, params_json: bytes | None, metrics_json: bytes | 
     return cells
 
 
-def _run_batch(index: Database, pks: list[int], keys: list[str], names: list[str]) -> bytes:
+def _run_batch(index: Readable, pks: list[int], keys: list[str], names: list[str]) -> bytes:
     """Read one batch of runs (one short read), then format it outside the transaction."""
     rows = index.read(lambda conn: export_rows(conn, pks))
     return _csv_lines([run_cells(r[3], r[4], r[5], keys, names) for r in rows])
 
 
-async def _run_lines(index: Database, pks: array[int], keys: list[str], names: list[str]) -> AsyncIterator[bytes]:
+async def _run_lines(store: IndexStore, pks: array[int], keys: list[str], names: list[str]) -> AsyncIterator[bytes]:
     header = [*RUN_COLUMNS, *(f"params.{k}" for k in keys)]
     header += [f"metrics.{name}.{agg}" for name in names for agg in METRIC_AGGREGATES]
     yield _csv_lines([header])
     for start in range(0, len(pks), EXPORT_BATCH):
-        yield await in_db_thread(_run_batch, index, pks[start : start + EXPORT_BATCH].tolist(), keys, names)
+        yield await store.call(_run_batch, store.db, pks[start : start + EXPORT_BATCH].tolist(), keys, names)
 
 
 async def experiments_csv(request: Request) -> Response:
@@ -143,11 +143,11 @@ async def experiments_csv(request: Request) -> Response:
         return ordered_pks(conn, resolved, order, desc), keys, names
 
     try:
-        pks, keys, names = await in_db_thread(ctx.index.read, plan)
+        pks, keys, names = await ctx.store.read(plan)
     except FilterError as exc:
         raise filter_error(exc) from None
     return StreamingResponse(
-        _run_lines(ctx.index, pks, keys, names),
+        _run_lines(ctx.store, pks, keys, names),
         media_type=CSV_TYPE,
         headers={"Content-Disposition": 'attachment; filename="experiments.csv"', "Cache-Control": "no-store"},
     )
@@ -158,17 +158,17 @@ def _point_lines(steps: list[int], columns: list[list[float | None]]) -> bytes:
     return "".join(",".join(line) + "\r\n" for line in zip(map(str, steps), *cells, strict=True)).encode()
 
 
-def _point_batch(index: Database, reader: PointReader) -> bytes:
+def _point_batch(index: Readable, reader: PointReader) -> bytes:
     """The next window of points: one short read, formatted outside the transaction."""
     index.read(reader.refill)
     steps, columns = reader.take()
     return _point_lines(steps, columns) if steps else b""
 
 
-async def _points(index: Database, header: list[str], reader: PointReader) -> AsyncIterator[bytes]:
+async def _points(store: IndexStore, header: list[str], reader: PointReader) -> AsyncIterator[bytes]:
     yield _csv_lines([header])
     while not reader.finished():
-        chunk = await in_db_thread(_point_batch, index, reader)
+        chunk = await store.call(_point_batch, store.db, reader)
         if chunk:
             yield chunk
 
@@ -189,12 +189,12 @@ async def metrics_csv(request: Request) -> Response:
             return None
         return PointReader(found[0], point_columns(conn, found[0], names, lo, hi), lo, hi)
 
-    reader = await in_db_thread(ctx.index.read, plan)
+    reader = await ctx.store.read(plan)
     if reader is None:
         raise not_found(f"Experiment {exp_id} not found")
     header = ["global_step", *(s.name for s in reader.series)]
     return StreamingResponse(
-        _points(ctx.index, header, reader),
+        _points(ctx.store, header, reader),
         media_type=CSV_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{exp_id}_metrics.csv"', "Cache-Control": "no-store"},
     )

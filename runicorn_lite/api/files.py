@@ -32,7 +32,6 @@ from starlette.routing import Route
 from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, not_found
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.images import CONTENT_TYPES
 
 CHUNK = 1 << 20
@@ -172,7 +171,7 @@ async def run_file(request: Request) -> Response:
         row = conn.execute("SELECT run_dir FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         return row[0] if row else None
 
-    rel_dir = await in_db_thread(ctx.index.read, locate)
+    rel_dir = await ctx.store.read(locate)
     if rel_dir is None:
         raise not_found(f"Experiment {exp_id} not found")
     opened = await anyio.to_thread.run_sync(_open_inside, ctx.root / rel_dir, raw)

@@ -266,10 +266,11 @@ async def patch_run(request: Request) -> Response:
             meta = rundir.update_meta(info.run_dir, changes)
         except OSError as exc:
             raise ApiError(403, f"Cannot write to the run directory: {os_reason(exc)}") from None
-        ctx.indexer.refresh([info.run_dir])
         return meta
 
     meta = await run_in_threadpool(write)
+    if changes:
+        await ctx.reindex([info.run_dir])
     tags = meta.get("tags")
     tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
     return JSONResponse({"ok": True, "alias": meta.get("alias"), "tags": tags})

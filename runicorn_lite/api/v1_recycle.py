@@ -7,6 +7,7 @@ Bodies follow the real viewer (observed side by side on the same fixture copy): 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -55,7 +56,7 @@ async def soft_delete(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
     reason = check_text(reason, "reason").strip() or DEFAULT_REASON
-    outcomes = await run_in_threadpool(ctx.delete_runs, ids, reason, locate_by_scan(ctx.root))
+    outcomes = await ctx.delete_runs(ids, reason, locate_by_scan(ctx.root))
     results = _results(outcomes)
     done = sum(r["success"] for r in results.values())
     return JSONResponse(
@@ -92,7 +93,7 @@ async def recycle_bin(request: Request) -> Response:
 async def restore(request: Request) -> Response:
     ctx = context(request)
     ids, _ = await _run_ids(request, "restore")
-    outcomes = await run_in_threadpool(ctx.restore_runs, ids, locate_by_scan(ctx.root))
+    outcomes = await ctx.restore_runs(ids, locate_by_scan(ctx.root))
     results = _results(outcomes)
     done = sum(r["success"] for r in results.values())
     return JSONResponse({"restored_count": done, "results": results, "message": f"Restored {done} of {len(ids)} runs"})
@@ -106,14 +107,12 @@ async def empty_recycle_bin(request: Request) -> Response:
         raise bad_request("Must set confirm=true to permanently delete")
     ctx.require_writable()
 
-    def work() -> list[str]:
+    def work() -> tuple[list[str], list[Path]]:
         candidates = purge.list_deleted(ctx.root)
-        removed = purge.purge(ctx.root, candidates)
-        if candidates:
-            ctx.indexer.refresh(c.run_dir for c in candidates)
-        return removed
+        return purge.purge(ctx.root, candidates), [c.run_dir for c in candidates]
 
-    removed = await run_in_threadpool(work)
+    removed, touched = await run_in_threadpool(work)
+    await ctx.reindex(touched)
     return JSONResponse(
         {
             "permanently_deleted": len(removed),

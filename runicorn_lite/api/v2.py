@@ -7,7 +7,7 @@ import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import orjson
@@ -26,7 +26,6 @@ from runicorn_lite.api.responses import (
     batch_answer,
     rows_response,
 )
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, filters
@@ -187,7 +186,7 @@ async def list_experiments_endpoint(request: Request) -> Response:
         return list_experiments(conn, ctx.root, resolved, order, desc, page, per_page, ctx.counts, generation, include)
 
     try:
-        experiments, total = await in_db_thread(ctx.index.read, query)
+        experiments, total = await ctx.store.read(query)
     except FilterError as exc:
         raise filter_error(exc) from None
     return JSONResponse(
@@ -221,7 +220,7 @@ async def experiment_detail(request: Request) -> Response:
             found["file_count"] = rundir.count_files(Path(found["experiment"]["run_dir"]))
         return found
 
-    body = await in_db_thread(detail)
+    body = await ctx.store.call(detail)
     if body is None:
         raise not_found(f"Experiment {exp_id} not found")
     body["query_time_ms"] = _ms(start)
@@ -257,7 +256,7 @@ async def metrics_fast(request: Request) -> Response:
 
     ticket: Ticket | None = None
 
-    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | bool | None:
+    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | Literal[False] | None:
         found = conn.execute("SELECT pk, n_points FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
             return None
@@ -273,11 +272,11 @@ async def metrics_fast(request: Request) -> Response:
             )]
         return downsampled_table(conn, found[0], wanted, downsample, lo, hi)
 
-    answer = await in_db_thread(ctx.index.read, query)
+    answer = await ctx.store.read(query)
     if answer is False:
         ticket = await BIG_ANSWERS.ticket()
         try:
-            answer = await in_db_thread(ctx.index.read, query)
+            answer = await ctx.store.read(query)
         except BaseException:
             ticket.release()
             raise
@@ -317,7 +316,7 @@ async def experiment_images(request: Request) -> Response:
             (found[0],),
         ).fetchall()
 
-    rows = await in_db_thread(ctx.index.read, query)
+    rows = await ctx.store.read(query)
     if rows is None:
         raise not_found(f"Experiment {exp_id} not found")
     base = f"/api/v2/experiments/{exp_id}/files/"
@@ -342,7 +341,7 @@ async def compare_endpoint(request: Request) -> Response:
     lo, hi = step_range or (None, None)
     budget: int = q["downsample"]
     try:
-        body = await in_db_thread(ctx.index.read, lambda conn: compare(conn, ids, names, budget, lo, hi))
+        body = await ctx.store.read(lambda conn: compare(conn, ids, names, budget, lo, hi))
     except UnknownExperiment as exc:
         raise not_found(f"Experiment {exc.exp_id} not found") from None
     body["query_time_ms"] = _ms(start)
@@ -374,14 +373,14 @@ async def batch_delete(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
     check_text(reason, "reason")
-    results = await in_db_thread(ctx.delete_runs, ids, reason)
+    results = await ctx.delete_runs(ids, reason)
     return batch_answer("deleted", results)
 
 
 async def batch_restore(request: Request) -> Response:
     ctx = context(request)
     ids, _body = await _ids_body(request, "restore")
-    results = await in_db_thread(ctx.restore_runs, ids)
+    results = await ctx.restore_runs(ids)
     return batch_answer("restored", results, delete_shape=True)
 
 
@@ -389,7 +388,7 @@ async def analytics_summary(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     f = parse_filter(ANALYTICS_QUERY.parse(request.query_params), with_list_only=False)
-    data = await in_db_thread(ctx.index.read, lambda conn: analytics.summary(conn, f))
+    data = await ctx.store.read(lambda conn: analytics.summary(conn, f))
     data["query_time_ms"] = _ms(start)
     return JSONResponse(data)
 

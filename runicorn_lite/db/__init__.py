@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+if TYPE_CHECKING:
+    from runicorn_lite.db.postgres import PgDatabase
 
 T = TypeVar("T")
 
@@ -207,6 +210,9 @@ class Database:
         self._epoch = 0
         self._file_id: tuple[int, int] | None = None
         self._writer: sqlite3.Connection | None = None
+        # Set by the owner of a store with one writer thread: True on that thread only. A
+        # write from any other thread is a bug, refused loudly.
+        self.writer_check: Callable[[], bool] | None = None
         self._open()
 
     # -- opening --------------------------------------------------------------------------
@@ -281,6 +287,8 @@ class Database:
         A damaged file found by a statement of the body raises :class:`DamagedStore`; other
         errors of the body propagate as they are (the caller knows what its data can raise).
         """
+        if self.writer_check is not None and not self.writer_check():
+            raise RuntimeError(f"{self.path.name} is written only by its store's writer thread")
         with self._write_lock:
             self._check_usable()
             conn = self._writer
@@ -475,3 +483,7 @@ class Database:
         with self._write_lock:
             self._close_connections()
         self._local = threading.local()
+
+
+# A store's database: the SQLite file, or PostgreSQL behind the same surface (db/postgres.py).
+Backend = Union["Database", "PgDatabase"]

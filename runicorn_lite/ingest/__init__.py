@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from runicorn_lite.ingest.indexer import Indexer, IndexState
-from runicorn_lite.ingest.keeper import IndexKeeper, open_index
+from runicorn_lite.ingest.keeper import IndexKeeper, open_index, open_store
 from runicorn_lite.ingest.watcher import Watcher
 
-__all__ = ["IndexKeeper", "IndexState", "Indexer", "Watcher", "open_index"]
+__all__ = ["IndexKeeper", "IndexState", "Indexer", "Watcher", "open_index", "open_store"]

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.db import DamagedStore, Database, StoreError
+from runicorn_lite.db import Backend, DamagedStore, StoreError
+from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
@@ -74,20 +76,23 @@ Listener = Callable[[list[Change]], None]
 class Indexer:
     """Keeps the index in step with the run directories under one data root.
 
-    Thread-safe: scans and refreshes are serialised by one lock (one writer).
+    Every write runs on the store's one writer thread: :meth:`scan`, :meth:`refresh`,
+    :meth:`check_live_runs` and :meth:`reattach` called from any other thread are queued there
+    and waited for (requests use :meth:`refresh_soon`, which awaits without holding a thread).
     """
 
-    def __init__(self, root: Path, db: Database) -> None:
+    def __init__(self, root: Path, db: Backend, store: IndexStore | None = None) -> None:
         self.root = Path(root)
         self._root_prefix = f"{self.root}{os.sep}"
         self.db = db
+        self.store = store if store is not None else IndexStore(db)
+        db.writer_check = self.store.on_writer
         self.state = IndexState()
         self._lock = threading.RLock()  # guards _known and the index writes
         self._scan_lock = threading.Lock()
         self._stopping = threading.Event()
         self._known: dict[str, Known] = {}
         self._analyzed_rows: int | None = None
-        self._listeners: list[Listener] = []
         self._load_known()
 
     # -- public ---------------------------------------------------------------------------
@@ -98,8 +103,11 @@ class Indexer:
         The walk first decides, by size and mtime, which runs need reading; then those are
         read and written in batches, one transaction per batch.
         """
-        # Only one scan at a time; the write lock is held per batch, so an API write (a
-        # delete, a PATCH) waits for one batch, not for a whole cold scan.
+        return self.store.run(lambda: self._scan(progress))
+
+    def _scan(self, progress: Callable[[int, int], None] | None) -> IndexState:
+        # Only one scan at a time; urgent jobs (an API write: a delete, a PATCH) run between
+        # two batches, so they wait for one batch, not for a whole cold scan.
         with self._scan_lock:
             st = self.state
             started = time.time()
@@ -145,6 +153,7 @@ class Indexer:
                         batch_started = time.monotonic()
                         if progress:
                             progress(st.runs_seen, st.runs_indexed)
+                        self.store.between_batches()
                 with self._lock:
                     if batch:
                         self._write(batch)
@@ -173,14 +182,12 @@ class Indexer:
             return st
 
     def subscribe(self, listener: Listener) -> None:
-        """Call ``listener`` with the changes of every committed write, on the writing thread
-        (it must be quick: hand the changes over, do not work there)."""
-        self._listeners.append(listener)
+        """Call ``listener`` with the changes of every committed write (the store's change feed)."""
+        self.store.subscribe(listener)
 
     def unsubscribe(self, listener: Listener) -> None:
         """Stop calling ``listener``."""
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self.store.unsubscribe(listener)
 
     def stop(self) -> None:
         """Make a scan under way stop after its current batch (at shutdown)."""
@@ -189,17 +196,29 @@ class Indexer:
     def reattach(self, reopen: Callable[[], None]) -> None:
         """Run ``reopen`` (the database file was deleted, replaced or damaged) with no scan or
         refresh under way, then forget what was indexed and read it from the database again."""
+        self.store.run(lambda: self._reattach(reopen))
+
+    def _reattach(self, reopen: Callable[[], None]) -> None:
         with self._scan_lock, self._lock:
             reopen()
             self._known = {}
             self._load_known()
 
-    def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None) -> int:
+    def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None, *, urgent: bool = False) -> int:
         """Re-read the given run directories now (from the watcher or after an API write).
 
         A directory that no longer holds a run is removed from the index. Returns how many
         runs were written or removed.
         """
+        dirs = list(run_dirs)
+        return self.store.run(lambda: self._refresh(dirs, changed_at), urgent=urgent)
+
+    async def refresh_soon(self, run_dirs: Iterable[Path]) -> int:
+        """:meth:`refresh` for a request: an urgent job on the writer, awaited without a thread."""
+        dirs = list(run_dirs)
+        return await self.store.write(lambda: self._refresh(dirs, None))
+
+    def _refresh(self, run_dirs: Iterable[Path], changed_at: float | None) -> int:
         large: list[tuple[rundir.RunLocation, str]] = []
         with self._lock:
             batch: list[Prepared] = []
@@ -240,6 +259,7 @@ class Indexer:
             with self._lock:
                 self._write([prepared])
                 written = self._known.get(rel)
+            self.store.between_batches()
             if prepared.events is None or not prepared.events.more:
                 return
             if written is None or written.events_offset != prepared.events.offset:
@@ -289,12 +309,16 @@ class Indexer:
         ]
         if not dead:
             return 0
-        with self._lock:
-            for run_dir in dead:
-                known = self._known.get(self._rel(run_dir))
-                if known:
-                    known.files_sig = ""  # force a re-read of the status
-        return self.refresh(dead)
+
+        def job() -> int:
+            with self._lock:
+                for run_dir in dead:
+                    known = self._known.get(self._rel(run_dir))
+                    if known:
+                        known.files_sig = ""  # force a re-read of the status
+            return self._refresh(dead, None)
+
+        return self.store.run(job)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -315,6 +339,8 @@ class Indexer:
             ).fetchall()
 
         def analyzed(conn: sqlite3.Connection) -> int | None:
+            if on_postgres():  # statistics of its own (autovacuum); one ANALYZE at the first scan
+                return None
             try:
                 row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'experiments' LIMIT 1").fetchone()
                 # An index a migration added since the last ANALYZE has no statistics yet.
@@ -505,17 +531,11 @@ class Indexer:
             self._known[rel] = Known(-1, self._known[rel].id, "", None, 0, None, "", None, None)
         self.state.last_change_at = time.time()
         if others:
-            self.refresh([self.root / rel for rel in others])
+            self._refresh([self.root / rel for rel in others], None)
 
     def _notify(self, changes: list[Change]) -> None:
         """Tell the listeners what a committed write changed (a listener never breaks ingest)."""
-        if not changes:
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(changes)
-            except Exception:
-                log.exception("an index listener failed")
+        self.store.publish(changes)
 
 
 # What one run's data can raise on the way into SQLite (as opposed to the store failing).

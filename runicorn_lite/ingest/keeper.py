@@ -10,9 +10,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from runicorn_lite.db import DamagedStore, Database, file_problem
+from runicorn_lite.db import Backend, DamagedStore, Database, file_problem
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
 from runicorn_lite.ingest.indexer import Indexer, IndexState
+from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.ingest")
 
@@ -55,6 +56,19 @@ def open_index(path: Path, root: Path) -> tuple[Database, Indexer]:
     raise DamagedStore(f"{path.name} is still damaged after {MAX_ATTEMPTS} new starts: {db.damaged}")
 
 
+def open_store(settings: Settings) -> tuple[Backend, Indexer]:
+    """The index of a server and its indexer: on PostgreSQL when ``settings.database`` says so
+    (its schema created or migrated under a lock), else the SQLite file (see :func:`open_index`)."""
+    url = settings.postgres_url
+    if url is None:
+        return open_index(settings.index_path, settings.root)
+    from runicorn_lite.db.pg_schema import migrate_index
+    from runicorn_lite.db.postgres import PgDatabase
+
+    db = PgDatabase(url, migrate_index, name="index")
+    return db, Indexer(settings.root, db)
+
+
 class IndexKeeper:
     """Notices a deleted, replaced or damaged index file and rebuilds it (on the ingest thread)."""
 
@@ -90,7 +104,11 @@ class IndexKeeper:
 
     def rebuild(self, problem: str) -> None:
         """Reopen the file (a new one if it is gone; a damaged one moved aside first), forget
-        what was indexed, and scan. Reads of other threads answer "being rebuilt" meanwhile."""
+        what was indexed, and scan. Reads of other threads answer "being rebuilt" meanwhile.
+        Runs on the store's writer (the only thread that may read while reads are suspended)."""
+        self.indexer.store.run(lambda: self._rebuild(problem), urgent=True)
+
+    def _rebuild(self, problem: str) -> None:
         self.rebuilding = f"{problem}; it is being rebuilt from the run directories"
         aside = self.db.path.name + DAMAGED_SUFFIX
         # One line says it all (damage found later, inside the rebuild, adds its own).
@@ -110,10 +128,12 @@ class IndexKeeper:
             self.rebuilding = None
 
     def _damaged(self) -> bool:
+        if not isinstance(self.db, Database):  # PostgreSQL: no file of ours to be damaged
+            return False
         return self.db.damaged is not None or file_problem(self.db.path) is not None
 
     def _reopen(self) -> None:
-        if self._damaged():
+        if self._damaged() and isinstance(self.db, Database):
             self.db.close_connections()
             move_aside(self.db.path)
         self.db.reopen()

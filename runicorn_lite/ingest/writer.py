@@ -22,6 +22,7 @@ import orjson
 
 from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
+from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
@@ -264,7 +265,7 @@ def _upsert_experiment(
             live_best_value = excluded.live_best_value,
             live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at,
             row_json = excluded.row_json
-        """,
+        """ + (" RETURNING pk" if existing_pk is None and on_postgres() else ""),
         (
             info.id,
             item.rel,
@@ -315,9 +316,13 @@ def _upsert_experiment(
             ),
         ),
     )
-    # RETURNING would double the cost of this statement (measured); the pk is known already
-    # unless the row is new, and then it is the last inserted rowid.
-    return cursor.lastrowid if existing_pk is None else existing_pk  # type: ignore[return-value]
+    if existing_pk is not None:
+        return existing_pk
+    if on_postgres():  # no rowid there: the upsert's own RETURNING pk (see _UPSERT_SQL)
+        return int(cursor.fetchone()[0])
+    # RETURNING would double the cost of this statement on SQLite (measured); a new row's pk
+    # is the last inserted rowid.
+    return cursor.lastrowid  # type: ignore[return-value]
 
 
 # -- what the small files say --------------------------------------------------------------------
@@ -331,7 +336,9 @@ def _write_described(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: b
         conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
     if info.tags:
         conn.executemany("INSERT OR IGNORE INTO exp_tags (tag, exp_pk) VALUES (?, ?)", [(t, pk) for t in info.tags])
-    conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, item.body))
+    # PostgreSQL searches a lowercased copy (db/pg_schema.py); FTS5 folds case itself.
+    body = item.body.lower() if on_postgres() else item.body
+    conn.execute("INSERT INTO experiments_fts (rowid, body) VALUES (?, ?)", (pk, body))
     _write_params(conn, pk, item, fresh)
     if item.config is not None or item.environment is not None:
         conn.execute(
@@ -351,10 +358,15 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
             return
         conn.execute("DELETE FROM exp_params WHERE exp_pk = ?", (pk,))
     if item.params:
-        conn.executemany(
-            "INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)",
-            [(pk, key, index_value(value), item.info.id) for key, value in item.params.items() if value is not None],
-        )
+        rows = [(pk, key, index_value(value), item.info.id) for key, value in item.params.items() if value is not None]
+        if on_postgres():  # typed columns there: numbers in vn, strings in vs
+            conn.executemany(
+                "INSERT INTO exp_params (exp_pk, key, vn, vs, exp_id) VALUES (?, ?, ?, ?, ?)",
+                [(r[0], r[1], None if isinstance(r[2], str) else r[2], r[2] if isinstance(r[2], str) else None, r[3])
+                 for r in rows],
+            )
+        else:
+            conn.executemany("INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)", rows)
     conn.execute("UPDATE experiments SET params_json = ? WHERE pk = ?", (encoded, pk))
     if item.params or not fresh:
         changed(conn, "exp_params")

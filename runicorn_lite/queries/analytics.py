@@ -6,6 +6,7 @@ import sqlite3
 import time
 from typing import Any
 
+from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.queries.experiments import ExperimentFilter, where_clause
 from runicorn_lite.rundir import STATUSES
 
@@ -49,9 +50,11 @@ def summary(conn: sqlite3.Connection, f: ExperimentFilter, now: float | None = N
     ).fetchone()
     now = time.time() if now is None else now
     since = (int(now // 86400) - (RECENT_DAYS - 1)) * 86400
+    day = ("to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')" if on_postgres()
+           else "date(created_at, 'unixepoch')")
     recent = conn.execute(
-        "SELECT date(created_at, 'unixepoch') AS day, count(*),"
-        " sum(status = 'finished'), sum(status = 'failed')"
+        f"SELECT {day} AS day, count(*),"
+        " sum(CASE WHEN status = 'finished' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)"
         f" FROM experiments WHERE {where} AND created_at >= ? GROUP BY day ORDER BY day",
         (*params, since),
     ).fetchall()

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.rows import compose
 from runicorn_lite.db.schema import METRIC_AGGREGATES, NULLABLE_SORT_COLUMNS, SORT_COLUMNS
 from runicorn_lite.queries.filters import Clause, Field
@@ -84,7 +85,7 @@ def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
     if f.statuses:
         terms.append(f"status IN ({','.join('?' * len(f.statuses))})")
         params.extend(f.statuses)
-    where = " AND ".join(terms) if terms else "1"
+    where = " AND ".join(terms) if terms else "TRUE"
     return int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM exp_counts WHERE {where}", params).fetchone()[0])
 
 
@@ -138,7 +139,7 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         sql, clause_params = clause_sql(clause, correlated=walk is not None)
         terms.append(sql)
         params.extend(clause_params)
-    return (" AND ".join(terms) if terms else "1"), params
+    return (" AND ".join(terms) if terms else "TRUE"), params
 
 
 _SQL_OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -168,6 +169,9 @@ def clause_parts(clause: Clause) -> tuple[str, str, list[Any]]:
     op = _SQL_OPERATORS[clause.op]  # KeyError for anything the parser would not produce
     field = clause.field
     if field.kind == "params":
+        if on_postgres():  # typed columns: a number is in vn, a string in vs
+            column = "vs" if isinstance(clause.value, str) else "vn"
+            return "exp_params", f"key = ? AND {column} {op} ?", [field.name, clause.value]
         kind_range = "v >= ''" if isinstance(clause.value, str) else "v < ''"
         return "exp_params", f"key = ? AND v {op} ? AND {kind_range}", [field.name, clause.value]
     return "metric_summaries", f"metric = ? AND {_aggregate_column(field)} {op} ?", [field.name, clause.value]
@@ -224,6 +228,8 @@ def search_clause(text: str) -> tuple[str, list[Any]]:
     ASCII only, so a short word is matched as any of its case variants instead.
     """
     words = list(dict.fromkeys(w for w in text.split() if w))
+    if on_postgres():
+        return _pg_search_clause(words)
     long_words = [w for w in words if len(w) >= MIN_TRIGRAM]
     short_words = [w for w in words if len(w) < MIN_TRIGRAM]
     inner: list[str] = []
@@ -235,6 +241,15 @@ def search_clause(text: str) -> tuple[str, list[Any]]:
         variants = case_variants(word)
         inner.append("(" + " OR ".join(["instr(body, ?) > 0"] * len(variants)) + ")")
         params.extend(variants)
+    return f"pk IN (SELECT rowid FROM experiments_fts WHERE {' AND '.join(inner)})", params
+
+
+def _pg_search_clause(words: list[str]) -> tuple[str, list[Any]]:
+    """PostgreSQL: the searchable text is kept lowercased (by Python, as FTS5 folds case) under a
+    pg_trgm index, and each word is a LIKE on it (words of three characters or more use the
+    index; shorter ones are checked on the rows the others left, as on SQLite)."""
+    inner = ["body LIKE ? ESCAPE '\\'"] * len(words)
+    params = ["%" + w.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
     return f"pk IN (SELECT rowid FROM experiments_fts WHERE {' AND '.join(inner)})", params
 
 
@@ -413,6 +428,16 @@ def _column_page(
     return conn.execute(sql, args).fetchall()
 
 
+def field_order(field: Field, direction: str) -> str:
+    """ORDER BY terms of a field's value (``s.``: its params or summaries row) in ``direction``:
+    numbers before strings for params on both backends."""
+    if field.kind != "params":
+        return f"s.{_aggregate_column(field)} {direction}"
+    if on_postgres():
+        return f"(s.vn IS NULL) {direction}, s.vn {direction}, s.vs {direction}"
+    return f"s.v {direction}"
+
+
 def _field_source(field: Field) -> tuple[str, str, list[Any]]:
     """(table, condition, params) of the rows that give runs a value for ``field``; the value
     is column ``s.v`` (params) or the aggregate's column (metrics)."""
@@ -442,7 +467,6 @@ def _field_page(
     where these walk indexes and stop at the page.
     """
     table, has, has_params = _field_source(field)
-    value = "s.v" if field.kind == "params" else f"s.{_aggregate_column(field)}"
     direction = "DESC" if desc else ""
     if walk_where is not None:
         # Filtering as the walk goes is cheaper than building every match first (see
@@ -450,7 +474,7 @@ def _field_page(
         where, params = walk_where
     rows = conn.execute(
         f"SELECT e.pk, {_E_COLUMNS} FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"
-        f" WHERE {has} AND {where} ORDER BY {value} {direction}, s.exp_id {direction} LIMIT ? OFFSET ?",
+        f" WHERE {has} AND {where} ORDER BY {field_order(field, direction)}, s.exp_id {direction} LIMIT ? OFFSET ?",
         (*has_params, *params, per_page, offset),
     ).fetchall()
     if len(rows) == per_page or offset + len(rows) >= total:
@@ -530,6 +554,8 @@ def _planner_sorts(
     conn: sqlite3.Connection, sql: str, args: tuple[Any, ...], cache: QueryCache | None, generation: int
 ) -> bool:
     """Whether SQLite's plan for ``sql`` sorts its rows (EXPLAIN QUERY PLAN, cached)."""
+    if on_postgres():  # its planner has statistics of ranges: nothing to correct
+        return False
     key = ("plan", sql)
     known = cache.get(key, generation) if cache is not None else None
     if known is None:

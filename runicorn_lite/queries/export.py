@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runicorn_lite.db.chunks import unpack
+from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
-    _aggregate_column,
     _field_source,
+    field_order,
     order_clause,
     where_clause,
 )
@@ -44,11 +45,10 @@ def ordered_pks(conn: sqlite3.Connection, f: ExperimentFilter, order_by: Order, 
         ))
         return out
     table, has, has_params = _field_source(order_by)
-    value = "s.v" if order_by.kind == "params" else f"s.{_aggregate_column(order_by)}"
     direction = "DESC" if desc else ""
     out.extend(r[0] for r in conn.execute(
         f"SELECT e.pk FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"
-        f" WHERE {has} AND {where} ORDER BY {value} {direction}, s.exp_id {direction}",
+        f" WHERE {has} AND {where} ORDER BY {field_order(order_by, direction)}, s.exp_id {direction}",
         (*has_params, *params),
     ))
     out.extend(r[0] for r in conn.execute(
@@ -65,9 +65,12 @@ def export_columns(conn: sqlite3.Connection, f: ExperimentFilter) -> tuple[list[
     metrics columns of the export. Keys whose only values are null count (they are in the
     runs' params JSON, though not in the params index)."""
     where, params = where_clause(f)
+    # PostgreSQL: jsonb_object_keys of the same JSON (a blob there too).
+    each = ("jsonb_object_keys(convert_from(e.params_json, 'UTF8')::jsonb) AS j(key)" if on_postgres()
+            else "json_each(CAST(e.params_json AS TEXT)) j")
     keys = [r[0] for r in conn.execute(
         "SELECT DISTINCT j.key FROM (SELECT params_json FROM experiments"
-        f" WHERE {where} AND params_json IS NOT NULL) e, json_each(CAST(e.params_json AS TEXT)) j",
+        f" WHERE {where} AND params_json IS NOT NULL) e, {each}",
         params,
     )]
     names = [r[0] for r in conn.execute(

@@ -197,7 +197,7 @@ async def test_a_last_event_id_we_do_not_hold_gets_a_reset_first(make_app, root:
 
 async def test_ids_from_the_future_or_past_the_ring(make_app, root: Path) -> None:
     app = make_app(events_keepalive=KEEPALIVE_S)
-    hub = EventHub(app.state.ctx.index, root, ring=3)
+    hub = EventHub(app.state.ctx.store, root, ring=3)
     app.state.ctx.indexer.subscribe(hub.on_changes)
     hub.attach(asyncio.get_running_loop())
     runs = [_run(root, f"q{i}") for i in range(5)]

@@ -1,0 +1,382 @@
+"""PostgreSQL behind the surface of :class:`runicorn_lite.db.Database`.
+
+The query code is written once, in the SQL both databases understand, with ``?`` placeholders.
+What differs is handled in two places: :func:`translate` rewrites the few SQLite spellings that
+have a mechanical PostgreSQL twin (placeholders, ``INSERT OR IGNORE/REPLACE``, ``likely()``,
+unary ``+`` planner hints, ``instr``, ``total``, and SQLite's order of NULLs, lowest in both
+directions, made explicit); the rest (full-text search, typed param values, the planner's
+statistics) asks :func:`is_postgres` and says what it does on each.
+
+Values go in as SQLite stores them: NaN as NULL (SQLite cannot keep NaN), booleans as 0 and 1.
+Low-level errors become the project's own at this boundary: a lost server is
+:class:`DatabaseUnavailable` (503 with ``Retry-After``), a cancelled statement
+:class:`~runicorn_lite.db.QueryTimeout`, and a value the database refuses the ``sqlite3``
+exception that the ingester already treats as "this run, not the store".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import re
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg.adapt import Loader
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from runicorn_lite.db import READ_BUDGET_S, QueryTimeout, StoreError
+from runicorn_lite.db.dialect import postgres_statements
+
+T = TypeVar("T")
+
+log = logging.getLogger("runicorn_lite.db")
+
+# Seconds to wait for a connection before a request is answered 503.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class DatabaseUnavailable(StoreError):
+    """The PostgreSQL server cannot be reached (down, restarting, the network cut)."""
+
+
+def is_postgres(conn: object) -> bool:
+    """Whether ``conn`` (what a read or write hands its function) talks to PostgreSQL."""
+    return getattr(conn, "dialect", "sqlite") == "postgresql"
+
+
+def describe_url(url: str) -> str:
+    """``host:port/dbname`` of a libpq URL, for messages (never the password)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = parts.port or 5432
+    return f"{host}:{port}{parts.path or ''}"
+
+
+# -- SQL ------------------------------------------------------------------------------------------
+
+# Primary keys of the tables that ``INSERT OR REPLACE`` writes (what the upsert conflicts on).
+UPSERT_KEYS: dict[str, tuple[str, ...]] = {
+    "metric_summaries": ("exp_pk", "metric"),
+    "exp_docs": ("exp_pk",),
+}
+
+_STRING = re.compile(r"('(?:[^']|'')*')")
+_ORDER_END = re.compile(r"\b(LIMIT|OFFSET)\b|\)", re.IGNORECASE)
+_INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.IGNORECASE | re.DOTALL)
+
+
+@functools.lru_cache(maxsize=4096)
+def translate(sql: str) -> str:
+    """PostgreSQL's spelling of a statement written for SQLite (see the module's docstring)."""
+    upsert = _INSERT_OR.match(sql)
+    pieces = _STRING.split(sql)
+    out = []
+    for i, piece in enumerate(pieces):
+        # In a string literal only % changes (psycopg reads %% as %); ? and words stay.
+        out.append(piece.replace("%", "%%") if i % 2 else _translate_code(piece))
+    text = _nulls_like_sqlite("".join(out))
+    if upsert is not None:
+        verb, table, columns = upsert.group(1).upper(), upsert.group(2), upsert.group(3)
+        text = re.sub(r"^\s*INSERT\s+OR\s+\w+\s+INTO", "INSERT INTO", text, count=1, flags=re.IGNORECASE)
+        if verb == "IGNORE":
+            text += " ON CONFLICT DO NOTHING"
+        else:
+            keys = UPSERT_KEYS[table]
+            names = [c.strip() for c in columns.split(",")]
+            sets = ", ".join(f"{c} = excluded.{c}" for c in names if c not in keys)
+            text += f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+    return text
+
+
+def _translate_code(code: str) -> str:
+    code = code.replace("%", "%%").replace("?", "%s")
+    code = re.sub(r"\blikely\(", "(", code)
+    code = re.sub(r"\binstr\(", "strpos(", code)
+    code = re.sub(r"\btotal\(([^()]*)\)", r"coalesce(sum(\1), 0)::float8", code)
+    # Unary plus (a hint that keeps SQLite's planner off an index) is no-op arithmetic here.
+    return re.sub(r"(?<=[\s(,=])\+(?=[A-Za-z_(])", "", code)
+
+
+def _nulls_like_sqlite(sql: str) -> str:
+    """Every ORDER BY term with SQLite's place for NULLs: first ascending, last descending."""
+    out, pos = [], 0
+    for match in re.finditer(r"\bORDER BY\b", sql, re.IGNORECASE):
+        start = match.end()
+        if start < pos:
+            continue
+        end = _order_end(sql, start)
+        terms = _split_top(sql[start:end])
+        fixed = []
+        for term in terms:
+            bare = term.rstrip()
+            upper = bare.upper()
+            if "NULLS " in upper:
+                fixed.append(term)
+            elif upper.endswith(" DESC"):
+                fixed.append(f"{bare} NULLS LAST")
+            else:
+                fixed.append(f"{bare} NULLS FIRST")
+        out.append(sql[pos:start])
+        out.append(",".join(fixed) + " ")
+        pos = end
+    out.append(sql[pos:])
+    return "".join(out)
+
+
+def _order_end(sql: str, start: int) -> int:
+    depth = 0
+    for i in range(start, len(sql)):
+        ch = sql[i]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif depth == 0 and _ORDER_END.match(sql, i) and (i == 0 or not sql[i - 1].isalnum()):
+            word = _ORDER_END.match(sql, i)
+            if word is not None and word.group(1):
+                return i
+    return len(sql)
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, last = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[last:i])
+            last = i + 1
+    parts.append(text[last:])
+    return [p for p in parts if p.strip()]
+
+
+def _value(v: object) -> object:
+    if v is None or (isinstance(v, (str, bytes, int)) and not isinstance(v, bool)):
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _values(params: Sequence[object] | None) -> list[object]:
+    return [] if not params else [_value(v) for v in params]
+
+
+class _NumericLoader(Loader):
+    """``numeric`` (what ``sum`` of integers gives) as an int when whole, else a float — as
+    SQLite answers."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        if "." in text or "e" in text or "E" in text or text in ("NaN", "Infinity", "-Infinity"):
+            return float(text)
+        return int(text)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _NumericLoader)
+    conn.execute(f"SET statement_timeout = {int(READ_BUDGET_S * 1000)}")
+    conn.commit()
+
+
+def _configure_reader(conn: psycopg.Connection[Any]) -> None:
+    _configure(conn)
+    # Every read is one snapshot, and only reads.
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+
+
+@contextlib.contextmanager
+def _errors(what: str = "") -> Iterator[None]:
+    """psycopg's errors as ours (see the module's docstring)."""
+    try:
+        yield
+    except psycopg.errors.QueryCanceled as exc:
+        raise QueryTimeout(f"query stopped after its budget: {exc}") from exc
+    except psycopg.errors.IntegrityError as exc:
+        raise sqlite3.IntegrityError(str(exc)) from exc
+    except (psycopg.errors.DataError, psycopg.errors.NumericValueOutOfRange) as exc:
+        raise sqlite3.DataError(str(exc)) from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {what}{_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"{what}{_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PgConn:
+    """A psycopg connection with the surface of a ``sqlite3.Connection`` that our SQL uses."""
+
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, params: Sequence[object] | None = ()) -> psycopg.Cursor[Any]:
+        with _errors():
+            return self.raw.execute(translate(sql), _values(params), prepare=None)
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[object]]) -> psycopg.Cursor[Any]:
+        cur = self.raw.cursor()
+        rows = [_values(p) for p in seq]
+        with _errors():
+            if rows:
+                cur.executemany(translate(sql), rows)
+        return cur
+
+
+class PgDatabase:
+    """One PostgreSQL database (or one schema of it, by the URL's ``search_path``) with the
+    surface of :class:`runicorn_lite.db.Database`: a writer connection guarded by a lock, a pool
+    of reader connections, reads in one snapshot within a time budget."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, migrate: Callable[[PgConn], list[str]] | None = None, *, name: str = "index",
+                 readers: int = 6) -> None:
+        self.url = url
+        self.name = name
+        self.where = describe_url(url)
+        self.generation = 0
+        self.damaged: str | None = None
+        self.writer_check: Callable[[], bool] | None = None
+        self._write_lock = threading.RLock()
+        self._writer: psycopg.Connection[Any] | None = None
+        self._closed = False
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=readers, open=False, configure=_configure_reader, timeout=CONNECT_TIMEOUT_S,
+            kwargs={"autocommit": False, "connect_timeout": int(CONNECT_TIMEOUT_S)}, name=f"runicorn-lite-{name}",
+        )
+        if migrate is not None:
+            with self.write() as conn:
+                migrate(conn)  # type: ignore[arg-type]
+        self._pool.open(wait=False)
+
+    @property
+    def path(self) -> _Named:
+        """What messages name this store by (the SQLite store's file has ``.name``)."""
+        return _Named(f"{self.name} on {self.where}")
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _writer_conn(self) -> psycopg.Connection[Any]:
+        if self._writer is None or self._writer.closed or self._writer.broken:
+            with _errors(f"cannot connect to {self.where}: "):
+                self._writer = psycopg.connect(self.url, autocommit=False, connect_timeout=int(CONNECT_TIMEOUT_S))
+            _configure(self._writer)
+        return self._writer
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the one writer connection."""
+        if self.writer_check is not None and not self.writer_check():
+            raise RuntimeError(f"{self.name} is written only by its store's writer thread")
+        with self._write_lock:
+            if self._closed:
+                raise StoreError(f"{self.name} is closed")
+            raw = self._writer_conn()
+            try:
+                with postgres_statements():
+                    yield PgConn(raw)  # type: ignore[misc]
+            except BaseException:
+                with contextlib.suppress(psycopg.Error):
+                    raw.rollback()
+                raise
+            else:
+                with _errors("cannot commit: "):
+                    raw.commit()
+                self.generation += 1
+
+    # -- reading --------------------------------------------------------------------------
+
+    def read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float = READ_BUDGET_S) -> T:
+        """Run ``fn`` in one read-only snapshot (REPEATABLE READ) within ``budget_s``."""
+        if self._closed:
+            raise StoreError(f"{self.name} is closed")
+        with _errors(), self._pool.connection() as raw:
+            if budget_s != READ_BUDGET_S:
+                raw.execute(f"SET LOCAL statement_timeout = {int(budget_s * 1000)}")
+            try:
+                with postgres_statements():
+                    return fn(PgConn(raw))  # type: ignore[arg-type]
+            finally:
+                if not raw.closed and not raw.broken:
+                    raw.rollback()
+
+    def read_one(
+        self, sql: str, params: Sequence[object] = (), budget_s: float = READ_BUDGET_S
+    ) -> tuple[Any, ...] | None:
+        """The first row of one read statement."""
+        row: tuple[Any, ...] | None = self.read(lambda conn: conn.execute(sql, params).fetchone(), budget_s)
+        return row
+
+    # -- what the SQLite store has and a server has no use for here -------------------------
+
+    def file_changed(self) -> str | None:
+        return None
+
+    @contextlib.contextmanager
+    def suspended(self, reason: str, wait_s: float = 0.0) -> Iterator[None]:
+        yield
+
+    def close_connections(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                with contextlib.suppress(psycopg.Error):
+                    self._writer.close()
+                self._writer = None
+
+    def reopen(self) -> None:
+        self.close_connections()
+        self.generation += 1
+
+    def ping(self) -> str | None:
+        """Why the database cannot be reached now, or None (one round trip)."""
+        try:
+            self.read(lambda conn: conn.execute("SELECT 1").fetchone(), 2.0)
+        except StoreError as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        self._closed = True
+        self.close_connections()
+        with contextlib.suppress(Exception):
+            self._pool.close(timeout=2.0)
+
+
+class _Named(str):
+    @property
+    def name(self) -> str:
+        return str(self)
+
+
+def check_reachable(url: str) -> None:
+    """Raise :class:`DatabaseUnavailable` naming the host and the cause when ``url`` cannot be
+    reached (a server that cannot start must say why in one line)."""
+    started = time.monotonic()
+    try:
+        psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {_first_line(exc)}"
+            f" (after {time.monotonic() - started:.1f} s)"
+        ) from exc
