@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import backends
 import httpx
 import pytest
 import pytest_asyncio
@@ -28,14 +29,30 @@ def make_app(root: Path):
     apps = []
 
     def factory(**kwargs):
+        if "database" not in kwargs:
+            kwargs["database"] = backends.new_database()
         app = create_app(Settings(root=kwargs.pop("root", root), **kwargs), ingest=False)
         apps.append(app)
         return app
 
     yield factory
     for app in apps:
-        app.state.optimization.state.api.close()
-        app.state.ctx.index.close()
+        close_app(app)
+
+
+def close_app(app) -> None:
+    """Close what create_app opened (and drop its PostgreSQL schema)."""
+    app.state.ctx.store.close()
+    app.state.optimization.state.api.close()
+    app.state.ctx.index.close()
+    backends.drop_database(app.state.ctx.settings.database)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    line = backends.summary_line()
+    if line:
+        terminalreporter.write_sep("!", "POSTGRESQL TESTS SKIPPED", yellow=True, bold=True)
+        terminalreporter.write_line(line, yellow=True, bold=True)
 
 
 @pytest_asyncio.fixture

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import backends
 from starlette.applications import Starlette
 
 import runicorn_lite
@@ -40,7 +41,9 @@ V1_DETAIL_FIELDS = {"id", "status", "pid", "run_dir", "project", "name", "path",
 
 
 def open_app(root: Path, **settings: Any) -> Starlette:
-    """An app over ``root`` with ingest off, its index freshly scanned."""
+    """An app over ``root`` with ingest off, its index freshly scanned, on the backend of the
+    tests running now (a PostgreSQL schema of its own there)."""
+    settings.setdefault("database", backends.new_database())
     app = create_app(Settings(root=root, **settings), ingest=False)
     app.state.ctx.indexer.scan()
     return app
@@ -48,8 +51,10 @@ def open_app(root: Path, **settings: Any) -> Starlette:
 
 def close_app(app: Starlette) -> None:
     """Close what ``open_app`` opened (as the ``make_app`` fixture does)."""
+    app.state.ctx.store.close()
     app.state.optimization.state.api.close()
     app.state.ctx.index.close()
+    backends.drop_database(app.state.ctx.settings.database)
 
 
 def copy_fixture(name: str, dest: Path) -> Path:

@@ -5,9 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import backends
 import pytest
 from api_helpers import Corpus, build_corpus, close_app, open_app
 from starlette.applications import Starlette
+
+
+@pytest.fixture(scope="module", params=backends.BACKENDS, autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this folder runs on SQLite and on PostgreSQL (see tests/backends.py)."""
+    yield from backends.backend_fixture(request)
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(request: pytest.FixtureRequest, backend: str) -> None:
+    backends.only_sqlite(request)
 
 
 @pytest.fixture(scope="module")
