@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -30,11 +32,17 @@ from runicorn_lite.http.middleware import LocalOriginMiddleware, ResponseTimeMid
 from runicorn_lite.http.openapi import document, mounted, openapi_route
 from runicorn_lite.http.routing import Mount
 from runicorn_lite.ingest import IndexKeeper, Watcher, open_store
+from runicorn_lite.ingest.changes import ChangeFollower
+from runicorn_lite.ingest.lease import IngestLease
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite")
+
+# Seconds between a worker's tries for the ingest lease (a dead ingester is replaced within it,
+# plus the first scan of the one that takes over).
+LEASE_RETRY_S = 1.0
 
 
 def render(scope: Scope, problem: HTTPProblem) -> Response:
@@ -57,6 +65,10 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     settings.ensure_dirs()
     index, indexer = open_store(settings)
     events = EventHub(indexer.store, settings.root, keepalive=settings.events_keepalive)
+    # Other processes may write this store: several workers, or any server of a PostgreSQL
+    # database (several may serve one). Their writes come through the change log.
+    shared = settings.workers > 1 or settings.postgres_url is not None
+    indexer.shared = shared
     indexer.subscribe(events.on_changes)
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
@@ -64,20 +76,53 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     )
     optimization_app = optimization.create_app(settings)
 
+    def start_ingest() -> None:
+        indexer.resume()
+        ctx.watcher = Watcher(
+            indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
+        )
+        ctx.watcher.start()
+
+    async def keep_lease(lease: IngestLease) -> None:
+        """Ingest while this process holds the store's ingest lease; try for it every second
+        while another does."""
+        while True:
+            held = await run_in_threadpool(lease.try_acquire)
+            if held and ctx.watcher is None:
+                log.info("worker %d ingests from now on", os.getpid())
+                start_ingest()
+            elif not held and ctx.watcher is not None:
+                log.warning("worker %d lost the ingest lease; another worker takes over", os.getpid())
+                watcher, ctx.watcher = ctx.watcher, None
+                await run_in_threadpool(watcher.stop)
+            await asyncio.sleep(LEASE_RETRY_S)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        events.attach(asyncio.get_running_loop())
-        if ingest:
-            ctx.watcher = Watcher(
-                indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
-            )
-            ctx.watcher.start()
+        loop = asyncio.get_running_loop()
+        events.attach(loop)
+        follower = lease_task = None
+        lease = IngestLease(settings)
+        if shared:
+            follower = ChangeFollower(indexer.store, events.on_changes, bump=ctx.changed_elsewhere)
+            follower.start()
+            if ingest:
+                lease_task = loop.create_task(keep_lease(lease))
+        elif ingest:
+            start_ingest()
         try:
             yield
         finally:
             events.close()
+            if lease_task is not None:
+                lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease_task
+            if follower is not None:
+                await follower.stop()
             if ctx.watcher is not None:
                 ctx.watcher.stop()
+            lease.release()
             indexer.unsubscribe(events.on_changes)
             optimization_app.state.api.close()
             indexer.store.close()

@@ -19,7 +19,9 @@ import click
 
 from runicorn_lite import __version__
 from runicorn_lite.cli_options import (
+    check_database,
     checked_root,
+    database_option,
     envvar,
     index_dir_option,
     root_option,
@@ -50,6 +52,8 @@ def _make_server(
     settings: Settings,
     state: IndexState,
     on_shutdown: Callable[[], None] | None = None,
+    *,
+    announce: bool = True,
 ) -> uvicorn.Server:
     """A uvicorn.Server that says where it listens and what it serves once it accepts
     connections, how many runs it found once the start-up scan is done, and calls
@@ -59,11 +63,18 @@ def _make_server(
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets=sockets)
+            if not announce:  # one worker of several: the first says it for all
+                return
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             click.echo(f"runicorn-lite listening on http://{shown}:{port}")
-            click.echo(f"data folder: {settings.root}" + (
-                f" (index in {settings.store_dir})" if settings.index_dir is not None else ""))
+            where = f" (index in {settings.store_dir})" if settings.index_dir is not None else ""
+            if settings.postgres_url is not None:
+                from runicorn_lite.db.postgres import describe_url
+
+                where = f" (index in PostgreSQL at {describe_url(settings.postgres_url)})"
+            workers = f"; {settings.workers} workers" if settings.workers > 1 else ""
+            click.echo(f"data folder: {settings.root}{where}{workers}")
             sys.stdout.flush()
             threading.Thread(target=self._say_runs_found, name="runicorn-lite-first-scan", daemon=True).start()
 
@@ -100,6 +111,9 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 @main.command()
 @root_option
 @index_dir_option
+@database_option
+@_option("workers", type=click.IntRange(1, 64),
+         help="Processes answering on the address; one of them ingests at a time, another takes over if it dies.")
 @_option("host", help="Address to bind. Keep 127.0.0.1 unless you mean to share.")
 @_option("port", decls=("-p", "--port"), type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
 @_option("watch", decls=("--watch/--no-watch",),
@@ -119,21 +133,21 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
-def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float,
-          rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, events_keepalive: float,
-          log_level: str, access_log: bool) -> None:
+def serve(root: Path | None, index_dir: Path | None, database: str | None, workers: int, host: str, port: int,
+          watch: bool, rescan_interval: float, rate_limit: bool, read_limit: int, write_limit: int,
+          iterations_limit: int, events_keepalive: float, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
-    import uvicorn
-
-    from runicorn_lite.app import create_app
-
     settings = _settings(
-        root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,
-        rate_limit=rate_limit, read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
-        events_keepalive=events_keepalive, check_host=host in ("127.0.0.1", "localhost", "::1"),
+        root, index_dir=index_dir, database=check_database(database), workers=workers, host=host, port=port,
+        watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit, read_limit=read_limit,
+        write_limit=write_limit, iterations_limit=iterations_limit, events_keepalive=events_keepalive,
+        check_host=host in ("127.0.0.1", "localhost", "::1"),
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    lock = _lock_store(settings, "serve")
+    _check_reachable(settings)
+    # On SQLite one server keeps a store; servers of one PostgreSQL database share it (one of
+    # them ingests at a time: ingest/lease.py).
+    lock = _lock_store(settings, "serve") if settings.postgres_url is None else None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -149,34 +163,80 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
-    lock.describe(f"serve on http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}")
+    if lock is not None:
+        lock.describe(f"serve on http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}")
     if settings.read_only:
         logging.getLogger("runicorn_lite").warning(
             "%s is read-only: serving it read-only (changes to runs answer 403)", settings.root
         )
-    app = create_app(settings)
-    config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5)
-    _make_server(config, sock, settings, app.state.ctx.indexer.state, app.state.ctx.events.close).run(sockets=[sock])
+
+    def run_worker(index: int) -> None:
+        import uvicorn
+
+        from runicorn_lite.app import create_app
+
+        app = create_app(settings)
+        config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on",
+                                timeout_graceful_shutdown=5)
+        server = _make_server(config, sock, settings, app.state.ctx.indexer.state, app.state.ctx.events.close,
+                              announce=index == 0)
+        server.run(sockets=[sock])
+
+    if workers == 1:
+        run_worker(0)
+        return
+    from runicorn_lite.supervisor import supervise
+
+    sys.exit(supervise(workers, run_worker))
+
+
+def _drop_index(settings: Settings) -> None:
+    """Delete the index (the SQLite file, or the index's tables in PostgreSQL)."""
+    url = settings.postgres_url
+    if url is None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{settings.index_path}{suffix}").unlink(missing_ok=True)
+        return
+    import psycopg
+
+    from runicorn_lite.db.pg_schema import drop_index
+    from runicorn_lite.db.postgres import PgConn
+
+    with psycopg.connect(url) as conn:
+        drop_index(PgConn(conn))
+
+
+def _check_reachable(settings: Settings) -> None:
+    """Exit 1 with one line naming the host and the cause when PostgreSQL cannot be reached."""
+    if settings.postgres_url is None:
+        return
+    from runicorn_lite.db.postgres import DatabaseUnavailable, check_reachable
+
+    try:
+        check_reachable(settings.postgres_url)
+    except DatabaseUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @root_option
 @index_dir_option
+@database_option
 @click.option("--rebuild", is_flag=True, envvar=envvar("rebuild"), show_envvar=True,
-              help="Delete the index and build it again from the files.")
+              help="Delete the index and build it again from the files (never the primary store).")
 @click.option("--silent", is_flag=True, envvar=envvar("silent"), show_envvar=True, help="No progress output.")
-def index(root: Path | None, index_dir: Path | None, rebuild: bool, silent: bool) -> None:
+def index(root: Path | None, index_dir: Path | None, database: str | None, rebuild: bool, silent: bool) -> None:
     """Index the run directories under the root once, then exit."""
-    from runicorn_lite.ingest import IndexKeeper, open_index
+    from runicorn_lite.ingest import IndexKeeper, open_store
 
-    settings = _settings(root, index_dir=index_dir)
+    settings = _settings(root, index_dir=index_dir, database=check_database(database))
+    _check_reachable(settings)
     lock = _lock_store(settings, "index")
     if rebuild:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{settings.index_path}{suffix}").unlink(missing_ok=True)
+        _drop_index(settings)
     # A damaged index is moved aside and rebuilt (one warning line), never a traceback.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    db, indexer = open_index(settings.index_path, settings.root)
+    db, indexer = open_store(settings)
     try:
         keeper = IndexKeeper(indexer)
         start = time.perf_counter()
@@ -199,6 +259,7 @@ def index(root: Path | None, index_dir: Path | None, rebuild: bool, silent: bool
                 f"in {time.perf_counter() - start:.2f} s"
             )
     finally:
+        indexer.store.close()
         db.close()
         lock.release()
 

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from runicorn_lite import rundir
-from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, Settings
+from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, Settings, database_problem
 
 _GROUP_ROOT = "runicorn_lite.group_root"  # where a group's --root waits for its command
 
@@ -51,6 +51,27 @@ index_dir_option = click.option(
     help="Keep our SQLite files (index and primary database) here instead of under the root, so "
          "nothing is written there; needed to serve a read-only root.",
 )
+
+
+database_option = click.option(
+    "--database",
+    envvar=envvar("database"),
+    show_envvar=True,
+    default=None,
+    metavar="URL",
+    help="Keep the index and the primary store in PostgreSQL (postgresql://user@host:port/dbname, any libpq "
+         "URL) instead of the SQLite files; sqlite:///DIR names the SQLite folder (as --index-dir).",
+)
+
+
+def check_database(database: str | None) -> str | None:
+    """``database`` as given, or a usage error saying what is expected."""
+    if database is None:
+        return None
+    problem = database_problem(database)
+    if problem is not None:
+        raise click.BadParameter(problem, param_hint="--database")
+    return database
 
 
 def remember_group_root(ctx: click.Context, root: Path | None) -> None:

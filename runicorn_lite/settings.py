@@ -62,6 +62,8 @@ class Settings:
     # The root cannot be written (a read-only mount, a colleague's folder): reads are served,
     # writes to run directories answer 403.
     read_only: bool = False
+    # Processes answering on one address (serve --workers N); one of them ingests at a time.
+    workers: int = 1
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     watch: bool = True

@@ -40,6 +40,10 @@ class AppContext:
     def root(self) -> Path:
         return self.settings.root
 
+    def changed_elsewhere(self) -> None:
+        """Another worker process wrote the index: what this one keeps of it is stale."""
+        self.index.generation += 1
+
     @property
     def store(self) -> IndexStore:
         """The index as a service: its one writer, its readers, its change feed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from starlette.requests import Request
@@ -53,6 +54,8 @@ async def health(request: Request) -> Response:
             "root": str(ctx.root),
             "uptime_s": round(time.time() - ctx.started_at, 3),
             "index": state,
+            # Which process answered, whether it is the one that ingests, and how many answer.
+            "worker": {"pid": os.getpid(), "ingester": ctx.watcher is not None, "workers": ctx.settings.workers},
         }
     )
 
@@ -61,6 +64,8 @@ def _problems(request: Request) -> list[str]:
     ctx = context(request)
     problems = []
     index_problem = ctx.keeper.rebuilding or ctx.keeper.problem()
+    if index_problem is None and ctx.settings.postgres_url is not None:
+        index_problem = ctx.index.ping()
     if index_problem is not None:
         problems.append(f"index: {index_problem}")
     primary = request.app.state.optimization.state.db

@@ -58,6 +58,11 @@ class DamagedStore(StoreError):
     empty file where a database must be, a directory in its place. Retrying cannot help."""
 
 
+class DatabaseUnavailable(StoreError):
+    """The database server cannot be reached (PostgreSQL down, restarting, the network cut);
+    it answers again by itself once it is back."""
+
+
 class StoreRebuilding(StoreError):
     """The file is being reopened or rebuilt (it was deleted, replaced or damaged); it answers
     again within seconds."""
@@ -409,6 +414,10 @@ class Database:
             conn.set_progress_handler(None, 0)
 
     # -- the file under us ----------------------------------------------------------------
+
+    def ping(self) -> str | None:
+        """Why the store cannot be read now, or None (a file: nothing to reach)."""
+        return self.damaged
 
     def file_changed(self) -> str | None:
         """Why the file at ``path`` is no longer the one our connections use (deleted, or

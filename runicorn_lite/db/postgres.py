@@ -33,19 +33,24 @@ import psycopg.errors
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from runicorn_lite.db import READ_BUDGET_S, QueryTimeout, StoreError
+from runicorn_lite.db import READ_BUDGET_S, DatabaseUnavailable, QueryTimeout, StoreError
 from runicorn_lite.db.dialect import postgres_statements
 
 T = TypeVar("T")
 
 log = logging.getLogger("runicorn_lite.db")
+# The pool says every failed connection attempt (several a second while a server is away); the
+# store says it once, in its own words (503 answers, health, one ingest warning).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 # Seconds to wait for a connection before a request is answered 503.
 CONNECT_TIMEOUT_S = 5.0
+# The writer's connection, idle this long, is checked (one round trip) before a transaction.
+STALE_AFTER_S = 5.0
 
 
-class DatabaseUnavailable(StoreError):
-    """The PostgreSQL server cannot be reached (down, restarting, the network cut)."""
+__all__ = ["DatabaseUnavailable", "PgConn", "PgDatabase", "check_reachable", "describe_url", "translate"]
 
 
 def is_postgres(conn: object) -> bool:
@@ -260,6 +265,7 @@ class PgDatabase:
         self.writer_check: Callable[[], bool] | None = None
         self._write_lock = threading.RLock()
         self._writer: psycopg.Connection[Any] | None = None
+        self._writer_used = 0.0
         self._closed = False
         self._pool = ConnectionPool(
             url, min_size=1, max_size=readers, open=False, configure=_configure_reader, timeout=CONNECT_TIMEOUT_S,
@@ -278,6 +284,15 @@ class PgDatabase:
     # -- writing --------------------------------------------------------------------------
 
     def _writer_conn(self) -> psycopg.Connection[Any]:
+        if self._writer is not None and not self._writer.closed and not self._writer.broken:
+            try:  # an idle connection may have lost its server meanwhile: one round trip tells
+                if time.monotonic() - self._writer_used > STALE_AFTER_S:
+                    self._writer.execute("SELECT 1")
+                    self._writer.rollback()
+            except psycopg.Error:
+                with contextlib.suppress(psycopg.Error):
+                    self._writer.close()
+        self._writer_used = time.monotonic()
         if self._writer is None or self._writer.closed or self._writer.broken:
             with _errors(f"cannot connect to {self.where}: "):
                 self._writer = psycopg.connect(self.url, autocommit=False, connect_timeout=int(CONNECT_TIMEOUT_S))
@@ -294,7 +309,10 @@ class PgDatabase:
                 raise StoreError(f"{self.name} is closed")
             raw = self._writer_conn()
             try:
-                with postgres_statements():
+                # Pipeline mode: statements whose results are not read go out without waiting
+                # for their answers (an ingest batch is many small statements: a round trip
+                # each cost most of a cold index's time, measured).
+                with _errors(), raw.pipeline(), postgres_statements():
                     yield PgConn(raw)  # type: ignore[misc]
             except BaseException:
                 with contextlib.suppress(psycopg.Error):
@@ -308,9 +326,19 @@ class PgDatabase:
     # -- reading --------------------------------------------------------------------------
 
     def read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float = READ_BUDGET_S) -> T:
-        """Run ``fn`` in one read-only snapshot (REPEATABLE READ) within ``budget_s``."""
+        """Run ``fn`` in one read-only snapshot (REPEATABLE READ) within ``budget_s``.
+
+        A connection of the pool found dead (the server restarted, the network was cut while it
+        idled) is dropped and the read tried once more on another, so a server that is back
+        answers the first request after it, not an error per stale connection."""
         if self._closed:
             raise StoreError(f"{self.name} is closed")
+        try:
+            return self._read(fn, budget_s)
+        except DatabaseUnavailable:
+            return self._read(fn, budget_s)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float) -> T:
         with _errors(), self._pool.connection() as raw:
             if budget_s != READ_BUDGET_S:
                 raw.execute(f"SET LOCAL statement_timeout = {int(budget_s * 1000)}")

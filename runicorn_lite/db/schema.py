@@ -342,4 +342,19 @@ INDEX_MIGRATIONS = [
         INSERT INTO table_versions (name, v) VALUES ('epoch', random()), ('exp_params', 0), ('metric_summaries', 0);
         """,
     ),
+    Migration(
+        "0013_change_log",
+        """
+        -- What each committed write changed, for the other processes that serve the store
+        -- (serve --workers N, or servers sharing one PostgreSQL database): they follow it for
+        -- the live event stream and to know that what they keep of the index is stale. Written
+        -- only when the store is shared; rows older than a few minutes are dropped.
+        CREATE TABLE change_log (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            at REAL NOT NULL,
+            writer INTEGER NOT NULL,               -- the pid of the process that wrote
+            payload BLOB NOT NULL
+        );
+        """,
+    ),
 ]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.db import DamagedStore, QueryTimeout, StoreError, StoreRebuilding
+from runicorn_lite.db import DamagedStore, DatabaseUnavailable, QueryTimeout, StoreError, StoreRebuilding
 from runicorn_lite.http.body import BodyTooLarge
 
 
@@ -59,6 +59,8 @@ def store_problem(exc: StoreError, *, derived: bool = False) -> HTTPProblem:
         return HTTPProblem(
             503, f"The index is being rebuilt ({exc}); try again in a few seconds", headers={"Retry-After": "2"}
         )
+    if isinstance(exc, DatabaseUnavailable):
+        return HTTPProblem(503, str(exc), headers={"Retry-After": "2"})
     if isinstance(exc, DamagedStore):
         return HTTPProblem(503, "The database is damaged", hint=str(exc))
     if isinstance(exc, QueryTimeout):

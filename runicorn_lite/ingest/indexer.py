@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.db import Backend, DamagedStore, StoreError
+from runicorn_lite.db import Backend, DamagedStore, DatabaseUnavailable, StoreError
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
+from runicorn_lite.ingest.changes import log_changes
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
@@ -87,6 +88,10 @@ class Indexer:
         self.db = db
         self.store = store if store is not None else IndexStore(db)
         db.writer_check = self.store.on_writer
+        # Several worker processes write this store (serve --workers N): what is indexed is
+        # read again from the index before each write, and every write is logged for the
+        # other workers (ingest/changes.py).
+        self.shared = False
         self.state = IndexState()
         self._lock = threading.RLock()  # guards _known and the index writes
         self._scan_lock = threading.Lock()
@@ -109,6 +114,9 @@ class Indexer:
         # Only one scan at a time; urgent jobs (an API write: a delete, a PATCH) run between
         # two batches, so they wait for one batch, not for a whole cold scan.
         with self._scan_lock:
+            if self.shared:
+                with self._lock:
+                    self._load_known()
             st = self.state
             started = time.time()
             st.scanning = True
@@ -193,6 +201,10 @@ class Indexer:
         """Make a scan under way stop after its current batch (at shutdown)."""
         self._stopping.set()
 
+    def resume(self) -> None:
+        """Scan again after :meth:`stop` (a worker that ingests again, after another did)."""
+        self._stopping.clear()
+
     def reattach(self, reopen: Callable[[], None]) -> None:
         """Run ``reopen`` (the database file was deleted, replaced or damaged) with no scan or
         refresh under way, then forget what was indexed and read it from the database again."""
@@ -221,6 +233,9 @@ class Indexer:
     def _refresh(self, run_dirs: Iterable[Path], changed_at: float | None) -> int:
         large: list[tuple[rundir.RunLocation, str]] = []
         with self._lock:
+            if self.shared:
+                run_dirs = list(run_dirs)
+                self._reload_known([self._rel(Path(p)) for p in run_dirs])
             batch: list[Prepared] = []
             gone: list[str] = []
             for run_dir in {Path(p) for p in run_dirs}:
@@ -357,6 +372,28 @@ class Indexer:
         self._analyzed_rows = self.db.read(analyzed)
         self.state.runs_in_index = len(self._known)
 
+    def _reload_known(self, rels: list[str]) -> None:
+        """What the index holds now for these runs (another worker may have written them)."""
+        found: dict[str, Known] = {}
+
+        def load(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(rels), 500):
+                part = rels[start : start + 500]
+                for row in conn.execute(
+                    "SELECT run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step,"
+                    f" status, pid, hostname FROM experiments WHERE run_dir IN ({','.join('?' * len(part))})",
+                    part,
+                ):
+                    found[row[0]] = Known(*row[1:])
+
+        self.db.read(load)
+        for rel in rels:
+            known = found.get(rel)
+            if known is not None:
+                self._known[rel] = known
+            elif rel in self._known and self._known[rel].pk >= 0:
+                del self._known[rel]
+
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
         """What reading this run takes, or None when it is unchanged (two stats per file)."""
         known = self._known.get(rel)
@@ -492,10 +529,14 @@ class Indexer:
                         known_out = {item.rel: marker(item)}
                     conn.execute("RELEASE run")
                 staged.update(known_out)
+            if self.shared:
+                log_changes(conn, notes, now)
         return staged, notes
 
     def _write_failed(self, exc: Exception, batch: list[Prepared]) -> None:
         if isinstance(exc, DamagedStore):  # no retry can help: whoever scans rebuilds the index
+            raise exc
+        if isinstance(exc, DatabaseUnavailable):  # the watcher scans again once it is back
             raise exc
         # Nothing of the batch was committed and _known was not touched: it is retried on the
         # next scan or change.
@@ -509,7 +550,11 @@ class Indexer:
                     known = self._known.get(rel)
                     if known is not None:
                         delete_row(conn, known.pk)
-        except DamagedStore:
+                if self.shared:
+                    gone = [self._known.get(rel) for rel in rels]
+                    log_changes(conn, [Change("removed", k.id, k.pk) for k in gone if k is not None and k.pk >= 0],
+                                time.time())
+        except (DamagedStore, DatabaseUnavailable):
             raise
         except (StoreError, sqlite3.Error) as exc:
             log.error("index delete failed: %s", exc)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runicorn_lite import rundir
-from runicorn_lite.db import DamagedStore
+from runicorn_lite.db import DamagedStore, DatabaseUnavailable
 from runicorn_lite.ingest.indexer import Indexer
 from runicorn_lite.ingest.keeper import IndexKeeper
 from runicorn_lite.settings import STORE_DIRNAME
@@ -93,6 +93,8 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._last_poll_scan = time.monotonic()
         self.summary = IngestSummary()
+        # A write failed because the database could not be reached: scan once it answers.
+        self._rescan_due = False
 
     def start(self) -> None:
         """Start the background thread (returns at once)."""
@@ -147,6 +149,7 @@ class Watcher:
         ):
             received = time.time()
             self._safe(self.keeper.check)
+            self._catch_up()
             if changes:
                 self._apply(changes, received)
             if not caught_up:
@@ -170,6 +173,7 @@ class Watcher:
         last_pid_check = time.monotonic()
         while not self._stop.wait(min(interval or KEEPER_CHECK_S, PID_CHECK_S, KEEPER_CHECK_S)):
             self._safe(self.keeper.check)
+            self._catch_up()
             now = time.monotonic()
             if now - last_pid_check >= PID_CHECK_S:
                 self._safe(self.indexer.check_live_runs)
@@ -177,6 +181,14 @@ class Watcher:
             if interval and now - self._last_poll_scan >= interval:
                 self._safe(self.indexer.scan)
                 self._last_poll_scan = now
+
+    def _catch_up(self) -> None:
+        """The scan owed since the database came back (see :meth:`_safe`)."""
+        if self._rescan_due:
+            self._rescan_due = False
+            self._safe(self.indexer.scan)
+            if not self._rescan_due:
+                log.info("the database is back: the index has caught up")
 
     def _apply(self, changes: Iterable[tuple[object, str]], received: float) -> None:
         run_dirs: set[Path] = set()
@@ -200,6 +212,14 @@ class Watcher:
     def _safe(self, fn: Callable[[], object]) -> None:
         try:
             fn()
+            return
+        except DatabaseUnavailable as exc:
+            # The database server is away: say it once a while, and scan again once it is back,
+            # so that what changed meanwhile (file events that could not be written) is indexed.
+            if not self._rescan_due:
+                log.warning("index not updated: %s; it catches up once the database is back", exc)
+            self._rescan_due = True
+            return
         except DamagedStore as exc:  # the index is derived: rebuild it, no traceback
             try:
                 self.keeper.rebuild(f"{self.indexer.db.path.name} is damaged ({exc})")
