@@ -102,6 +102,10 @@ def backend_fixture(request: pytest.FixtureRequest) -> Iterator[str]:
     """The body of the autouse ``backend`` fixture: skip (or fail, when required) without a
     server, else run the module's tests with this backend current."""
     backend: str = request.param
+    if backend == "postgresql" and request.node.get_closest_marker("sqlite_only") is not None:
+        pytest.skip("checks SQLite's own files or planner")
+    if backend == "postgresql" and request.node.get_closest_marker("compares_backends") is not None:
+        pytest.skip("compares both backends itself (runs once, in the other half)")
     if backend == "postgresql":
         reason = problem()
         if reason is not None:

@@ -16,6 +16,9 @@ from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS, SORT_COLUMNS
 from runicorn_lite.queries.experiments import EXPERIMENT_COLUMNS, ExperimentFilter, order_clause, where_clause
 
+# EXPLAIN QUERY PLAN is SQLite's: this module checks its planner, not what both backends answer.
+pytestmark = pytest.mark.sqlite_only
+
 DEFAULT = ExperimentFilter()
 FILTERED = {
     "project": ExperimentFilter(project="vision"),
