@@ -231,12 +231,15 @@ def index(root: Path | None, index_dir: Path | None, database: str | None, rebui
 
     settings = _settings(root, index_dir=index_dir, database=check_database(database))
     _check_reachable(settings)
-    lock = _lock_store(settings, "index")
+    # PostgreSQL is shared by its servers (ingest/lease.py): no local lock, and every write is
+    # logged for them. SQLite: one process keeps a store.
+    lock = _lock_store(settings, "index") if settings.postgres_url is None else None
     if rebuild:
         _drop_index(settings)
     # A damaged index is moved aside and rebuilt (one warning line), never a traceback.
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     db, indexer = open_store(settings)
+    indexer.shared = settings.postgres_url is not None
     try:
         keeper = IndexKeeper(indexer)
         start = time.perf_counter()
@@ -261,7 +264,8 @@ def index(root: Path | None, index_dir: Path | None, database: str | None, rebui
     finally:
         indexer.store.close()
         db.close()
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 @main.command()

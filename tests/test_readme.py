@@ -15,6 +15,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import backends
 import pytest
 from support import wait_for
 
@@ -69,6 +70,12 @@ def test_every_shell_block_of_the_readme_runs_as_written(tmp_path: Path) -> None
                 wait_for(lambda: any("runs found under" in line for line in output), timeout=120)
                 continue
             assert servers, "the README starts the server before it asks it anything"
+            if "--database postgresql" in block or "DB=postgresql" in block:
+                reason = backends.problem()
+                if reason is not None and not backends.REQUIRED:
+                    continue  # the summary warns that the PostgreSQL half did not run
+                if reason is not None:
+                    pytest.fail(f"PostgreSQL is required here, but {reason}", pytrace=False)
             script = block.replace(f"127.0.0.1:{DEFAULT_PORT}", f"127.0.0.1:{port}")
             done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO, env=env,
                                   capture_output=True, text=True, timeout=300, check=False)
