@@ -14,7 +14,7 @@ from starlette.requests import HTTPConnection
 from runicorn_lite import rundir
 from runicorn_lite.api.errors import ApiError
 from runicorn_lite.api.event_hub import EventHub
-from runicorn_lite.db import Backend
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write

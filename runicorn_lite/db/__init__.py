@@ -21,10 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Union
-
-if TYPE_CHECKING:
-    from runicorn_lite.db.postgres import PgDatabase
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -493,6 +490,3 @@ class Database:
             self._close_connections()
         self._local = threading.local()
 
-
-# A store's database: the SQLite file, or PostgreSQL behind the same surface (db/postgres.py).
-Backend = Union["Database", "PgDatabase"]

@@ -46,6 +46,8 @@ logging.getLogger("psycopg").setLevel(logging.ERROR)
 
 # Seconds to wait for a connection before a request is answered 503.
 CONNECT_TIMEOUT_S = 5.0
+# How long health keeps what one look at the server found.
+PING_EVERY_S = 1.0
 # The writer's connection, idle this long, is checked (one round trip) before a transaction.
 STALE_AFTER_S = 5.0
 
@@ -266,6 +268,7 @@ class PgDatabase:
         self._write_lock = threading.RLock()
         self._writer: psycopg.Connection[Any] | None = None
         self._writer_used = 0.0
+        self._pinged: tuple[float, str | None] = (-PING_EVERY_S, None)
         self._closed = False
         self._pool = ConnectionPool(
             url, min_size=1, max_size=readers, open=False, configure=_configure_reader, timeout=CONNECT_TIMEOUT_S,
@@ -377,12 +380,18 @@ class PgDatabase:
         self.generation += 1
 
     def ping(self) -> str | None:
-        """Why the database cannot be reached now, or None (one round trip)."""
+        """Why the database cannot be reached now, or None (one round trip, at most once per
+        PING_EVERY_S: health is asked often and should cost a request, not a query)."""
+        now = time.monotonic()
+        if now - self._pinged[0] < PING_EVERY_S:
+            return self._pinged[1]
         try:
             self.read(lambda conn: conn.execute("SELECT 1").fetchone(), 2.0)
+            problem = None
         except StoreError as exc:
-            return str(exc)
-        return None
+            problem = str(exc)
+        self._pinged = (time.monotonic(), problem)
+        return problem
 
     def close(self) -> None:
         self._closed = True

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.db import Backend, DamagedStore, DatabaseUnavailable, StoreError
+from runicorn_lite.db import DamagedStore, DatabaseUnavailable, StoreError
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back

@@ -10,7 +10,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from runicorn_lite.db import Backend, DamagedStore, Database, file_problem
+from runicorn_lite.db import DamagedStore, Database, file_problem
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
 from runicorn_lite.ingest.indexer import Indexer, IndexState
 from runicorn_lite.settings import Settings
