@@ -92,6 +92,17 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
+    t = sub.add_parser("team", help="PostgreSQL beside SQLite (cold index, V2 reads vs health) and 1 vs 2 workers")
+    _corpus_arg(t)
+    t.add_argument("--database", default="postgresql://root@127.0.0.1:5432/root",
+                   help="PostgreSQL to use (a schema of its own is made and dropped)")
+    t.add_argument("--reps", type=int, default=100, help="rounds of the repeated-request pass")
+    t.add_argument("--change-reps", type=int, default=50, help="rounds of the after-a-change pass")
+    t.add_argument("--seconds", type=int, default=10, help="seconds of each wrk measurement")
+    t.add_argument("--connections", type=int, default=16, help="wrk connections")
+    t.add_argument("--work", type=Path, default=WORK / "team")
+    t.add_argument("--quick", action="store_true")
+
     from benchmarks import dbthreads, events, export, files, soak
 
     dbthreads.add_parser(sub)
@@ -145,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
         export.main(args)
     elif args.command == "events":
         events.main(args)
+    elif args.command == "team":
+        from benchmarks import team
+
+        team.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 
