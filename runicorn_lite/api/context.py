@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
@@ -21,6 +22,8 @@ from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.api")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -69,27 +72,7 @@ class AppContext:
         the runs (the index by default; V1 passes its file scan).
         """
         self.require_writable()
-        results, touched = await run_in_threadpool(self._delete_files, ids, reason, locate)
-        await self.reindex(touched)
-        return results
-
-    async def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
-        """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
-        self.require_writable()
-        results, touched = await run_in_threadpool(self._restore_files, ids, locate)
-        await self.reindex(touched)
-        return results
-
-    async def reindex(self, run_dirs: set[Path] | list[Path]) -> None:
-        """Bring the index up to date with run directories a request changed (an urgent job on
-        the store's writer, awaited without holding a thread)."""
-        if run_dirs:
-            await self.indexer.refresh_soon(run_dirs)
-
-    def _delete_files(
-        self, ids: list[str], reason: str, locate: Locator | None
-    ) -> tuple[dict[str, Outcome], set[Path]]:
-        found = (locate or self.locate_indexed)(ids)
+        found = await run_in_threadpool(locate or self.locate_indexed, ids)
         now = time.time()
 
         def apply(ref: RunRef, run_dir: Path, exp_id: str) -> list[Path]:
@@ -98,17 +81,33 @@ class AppContext:
             rundir.mark_deleted(run_dir, ref.status, reason, now)
             return [run_dir]
 
-        return self._apply(ids, found, apply, already="already deleted")
+        return await self.edit(lambda: self._apply(ids, found, apply, already="already deleted"))
 
-    def _restore_files(self, ids: list[str], locate: Locator | None) -> tuple[dict[str, Outcome], set[Path]]:
-        found = (locate or self.locate_indexed)(ids)
+    async def restore_runs(self, ids: list[str], locate: Locator | None = None) -> dict[str, Outcome]:
+        """Remove each run's ``.deleted`` marker (moving recycled runs back), then re-index."""
+        self.require_writable()
+        found = await run_in_threadpool(locate or self.locate_indexed, ids)
 
         def apply(ref: RunRef, run_dir: Path, exp_id: str) -> list[Path]:
             if ref.deleted_at is None:
                 return []
             return [run_dir, rundir.unmark_deleted(self.root, run_dir, exp_id, ref.path)]
 
-        return self._apply(ids, found, apply, already="run not deleted")
+        return await self.edit(lambda: self._apply(ids, found, apply, already="run not deleted"))
+
+    async def edit(self, change: Callable[[], tuple[T, Iterable[Path]]]) -> T:
+        """An edit of run directories as one job on the store's writer: ``change`` writes the
+        files (and returns its result and the run directories it touched), then the index
+        follows. The request awaits both without holding a thread; the writer does the fsyncs."""
+
+        def job() -> T:
+            result, touched = change()
+            touched = list(touched)
+            if touched:
+                self.indexer.refresh(touched)  # on the writer already: runs inline
+            return result
+
+        return await self.store.write(job)
 
     def _apply(
         self,

@@ -259,18 +259,16 @@ async def patch_run(request: Request) -> Response:
     ctx.require_writable()
     info = await _found(request)
 
-    def write() -> dict[str, Any]:
+    def write() -> tuple[dict[str, Any], list[Path]]:
         if not changes:
-            return info.meta
+            return info.meta, []
         try:
             meta = rundir.update_meta(info.run_dir, changes)
         except OSError as exc:
             raise ApiError(403, f"Cannot write to the run directory: {os_reason(exc)}") from None
-        return meta
+        return meta, [info.run_dir]
 
-    meta = await run_in_threadpool(write)
-    if changes:
-        await ctx.reindex([info.run_dir])
+    meta = await ctx.edit(write)
     tags = meta.get("tags")
     tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
     return JSONResponse({"ok": True, "alias": meta.get("alias"), "tags": tags})

@@ -111,8 +111,7 @@ async def empty_recycle_bin(request: Request) -> Response:
         candidates = purge.list_deleted(ctx.root)
         return purge.purge(ctx.root, candidates), [c.run_dir for c in candidates]
 
-    removed, touched = await run_in_threadpool(work)
-    await ctx.reindex(touched)
+    removed = await ctx.edit(work)
     return JSONResponse(
         {
             "permanently_deleted": len(removed),

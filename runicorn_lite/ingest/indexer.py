@@ -80,7 +80,7 @@ class Indexer:
 
     Every write runs on the store's one writer thread: :meth:`scan`, :meth:`refresh`,
     :meth:`check_live_runs` and :meth:`reattach` called from any other thread are queued there
-    and waited for (requests use :meth:`refresh_soon`, which awaits without holding a thread).
+    and waited for (a request's edit is a job there itself: ``AppContext.edit``).
     """
 
     def __init__(self, root: Path, db: Backend, store: IndexStore | None = None) -> None:
@@ -225,11 +225,6 @@ class Indexer:
         """
         dirs = list(run_dirs)
         return self.store.run(lambda: self._refresh(dirs, changed_at), urgent=urgent)
-
-    async def refresh_soon(self, run_dirs: Iterable[Path]) -> int:
-        """:meth:`refresh` for a request: an urgent job on the writer, awaited without a thread."""
-        dirs = list(run_dirs)
-        return await self.store.write(lambda: self._refresh(dirs, None))
 
     def _refresh(self, run_dirs: Iterable[Path], changed_at: float | None) -> int:
         large: list[tuple[rundir.RunLocation, str]] = []
