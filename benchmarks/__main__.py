@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     lo.add_argument("--requests", type=int, default=3000, help="requests per operation and concurrency")
     lo.add_argument("--quick", action="store_true")
     lo.add_argument("--reuse", action="store_true", help="keep an existing pre-filled database")
+    lo.add_argument("--workers", type=int, default=1, help="server worker processes (serve --workers)")
 
     s = sub.add_parser("scale", help="V2 queries at 1k / 10k / 100k experiments, with a log-log plot")
     s.add_argument("--sizes", default="1000,10000,100000")

@@ -270,14 +270,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
           flush=True)
     huge = "1000000000"
     res: dict[str, Any] = {"prefill": {k: info[k] for k in ("runs", "iterations", "seconds")},
-                           "requests": args.requests, "phases": []}
+                           "requests": args.requests, "workers": args.workers, "phases": []}
     # Keep the pre-filled DB pristine for --reuse: the server works on a copy.
     work = root.parent / (root.name + "-live")
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(root, work)
     limits = ("--read-limit", huge, "--write-limit", huge, "--iterations-limit", huge)
-    with OurServer(work, "--no-watch", *limits) as server:
+    with OurServer(work, "--no-watch", "--workers", str(args.workers), *limits) as server:
         server.wait_ready()
         counter = [0]
         for clients in [int(c) for c in str(args.clients).split(",")]:
