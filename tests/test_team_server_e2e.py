@@ -215,6 +215,10 @@ def test_two_workers_failover_and_replacement(tmp_path: Path, database: str, req
         pids = wait_for(lambda: len(p := _pids(server.url)) == 2 and p, timeout=30)
         assert isinstance(pids, set)
         assert all(w["workers"] == 2 for w in _healths(server.url, 4))
+        # Whichever worker answers, health reports the index as the ingester left it.
+        wait_for(lambda: all(h["index"]["ready"] and h["index"]["runs_in_index"] == 1 for h in
+                             (httpx.get(server.url + "/api/health", headers={"Connection": "close"}).json()
+                              for _ in range(10))), timeout=30)
         wait_for(lambda: _ids(server.url) == {first}, timeout=30)
         ingester = wait_for(lambda: _ingester(server.url), timeout=20)
         assert isinstance(ingester, int)

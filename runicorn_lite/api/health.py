@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 
@@ -12,7 +13,9 @@ from starlette.routing import Route
 from runicorn_lite import __version__
 from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.db import StoreError
 from runicorn_lite.ingest import IndexState
+from runicorn_lite.ingest.changes import read_state
 
 
 def index_report(state: IndexState) -> dict[str, object]:
@@ -44,6 +47,12 @@ def index_report(state: IndexState) -> dict[str, object]:
 async def health(request: Request) -> Response:
     ctx = context(request)
     state = index_report(ctx.indexer.state)
+    if ctx.indexer.shared and ctx.watcher is None:
+        # Another worker ingests: its report, as it published it after its last scan.
+        with contextlib.suppress(StoreError):
+            published = await ctx.store.read(read_state)
+            if published is not None:
+                state = index_report(IndexState(**published))
     problems = _problems(request)
     return JSONResponse(
         {

@@ -209,6 +209,8 @@ def _index_v1(trgm: str) -> list[str]:
         f"CREATE TABLE table_versions (name {_TEXT} PRIMARY KEY, v BIGINT NOT NULL)",
         "CREATE TABLE change_log (seq BIGSERIAL PRIMARY KEY, at DOUBLE PRECISION NOT NULL, writer BIGINT NOT NULL,"
         " payload BYTEA NOT NULL)",
+        "CREATE TABLE ingest_state (id INTEGER PRIMARY KEY CHECK (id = 1), at DOUBLE PRECISION NOT NULL,"
+        " payload BYTEA NOT NULL)",
         "INSERT INTO table_versions (name, v) VALUES"
         " ('epoch', (random() * 9e15)::bigint), ('exp_params', 0), ('metric_summaries', 0)",
     ]
@@ -218,7 +220,8 @@ INDEX_MIGRATIONS = ("pg_0001_index",)
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
-    "metric_summaries", "exp_docs", "exp_images", "exp_counts", "table_versions", "change_log", "_index_migrations",
+    "metric_summaries", "exp_docs", "exp_images", "exp_counts", "table_versions", "change_log", "ingest_state",
+    "_index_migrations",
 )
 
 

@@ -219,10 +219,16 @@ def _errors(what: str = "") -> Iterator[None]:
         raise sqlite3.IntegrityError(str(exc)) from exc
     except (psycopg.errors.DataError, psycopg.errors.NumericValueOutOfRange) as exc:
         raise sqlite3.DataError(str(exc)) from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+    except PoolTimeout as exc:
         raise DatabaseUnavailable(f"database unavailable: {what}{_first_line(exc)}") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise _ConnectionLost(f"database unavailable: {what}{_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise StoreError(f"{what}{_first_line(exc)}") from exc
+
+
+class _ConnectionLost(DatabaseUnavailable):
+    """A connection died under a statement (a pooled one may have idled past its server)."""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -338,7 +344,7 @@ class PgDatabase:
             raise StoreError(f"{self.name} is closed")
         try:
             return self._read(fn, budget_s)
-        except DatabaseUnavailable:
+        except _ConnectionLost:
             return self._read(fn, budget_s)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T], budget_s: float) -> T:

@@ -355,6 +355,13 @@ INDEX_MIGRATIONS = [
             writer INTEGER NOT NULL,               -- the pid of the process that wrote
             payload BLOB NOT NULL
         );
+        -- Where the ingesting worker's indexing stands (its /api/health "index" report), for the
+        -- workers that do not ingest: one row, written after each scan.
+        CREATE TABLE ingest_state (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            at REAL NOT NULL,
+            payload BLOB NOT NULL
+        );
         """,
     ),
 ]

@@ -47,6 +47,21 @@ def log_changes(conn: sqlite3.Connection, changes: list[Change], now: float) -> 
         conn.execute("DELETE FROM change_log WHERE at < ?", (now - KEEP_S,))
 
 
+def publish_state(conn: sqlite3.Connection, state: dict[str, Any], now: float) -> None:
+    """Keep the ingester's indexing report where the other workers read it (one row)."""
+    conn.execute(
+        "INSERT INTO ingest_state (id, at, payload) VALUES (1, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET at = excluded.at, payload = excluded.payload",
+        (now, orjson.dumps(state)),
+    )
+
+
+def read_state(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """The ingester's last published indexing report, or None before its first scan."""
+    row = conn.execute("SELECT payload FROM ingest_state WHERE id = 1").fetchone()
+    return None if row is None else dict(orjson.loads(row[0]))
+
+
 class ChangeFollower:
     """Follows ``change_log`` on a reader thread and hands every new change to ``deliver``."""
 

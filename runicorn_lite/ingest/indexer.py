@@ -23,7 +23,7 @@ from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
-from runicorn_lite.ingest.changes import log_changes
+from runicorn_lite.ingest.changes import log_changes, publish_state
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
@@ -185,10 +185,20 @@ class Indexer:
                 st.scans_completed += 1
                 st.runs_in_index = self._indexed_count()
                 st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
+                if self.shared:
+                    self._publish_state(finished)
                 # What this scan's windows of events took (and, at each periodic rescan, what the
                 # ingest of live runs and the requests since freed) goes back to the OS.
                 give_memory_back()
             return st
+
+    def _publish_state(self, now: float) -> None:
+        """Where this scan left the index, for the workers that do not ingest (their health)."""
+        try:
+            with self.db.write() as conn:
+                publish_state(conn, self.state.as_dict(), now)
+        except (StoreError, sqlite3.Error) as exc:
+            log.debug("cannot publish the ingest state: %s", exc)
 
     def subscribe(self, listener: Listener) -> None:
         """Call ``listener`` with the changes of every committed write (the store's change feed)."""
