@@ -32,7 +32,7 @@ from runicorn_lite.http.middleware import LocalOriginMiddleware, ResponseTimeMid
 from runicorn_lite.http.openapi import document, mounted, openapi_route
 from runicorn_lite.http.routing import Mount
 from runicorn_lite.ingest import IndexKeeper, Watcher, open_store
-from runicorn_lite.ingest.changes import ChangeFollower
+from runicorn_lite.ingest.changelog import ChangeFollower
 from runicorn_lite.ingest.lease import IngestLease
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi

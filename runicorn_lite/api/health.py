@@ -15,7 +15,7 @@ from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
 from runicorn_lite.db import StoreError
 from runicorn_lite.ingest import IndexState
-from runicorn_lite.ingest.changes import read_state
+from runicorn_lite.ingest.changelog import read_state
 
 
 def index_report(state: IndexState) -> dict[str, object]:

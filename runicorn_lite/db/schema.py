@@ -343,7 +343,7 @@ INDEX_MIGRATIONS = [
         """,
     ),
     Migration(
-        "0013_change_log",
+        "0014_change_log",
         """
         -- What each committed write changed, for the other processes that serve the store
         -- (serve --workers N, or servers sharing one PostgreSQL database): they follow it for

@@ -23,7 +23,7 @@ from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
-from runicorn_lite.ingest.changes import log_changes, publish_state
+from runicorn_lite.ingest.changelog import log_changes, publish_state
 from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
@@ -91,7 +91,7 @@ class Indexer:
         db.writer_check = self.store.on_writer
         # Several worker processes write this store (serve --workers N): what is indexed is
         # read again from the index before each write, and every write is logged for the
-        # other workers (ingest/changes.py).
+        # other workers (ingest/changelog.py).
         self.shared = False
         self.state = IndexState()
         self._lock = threading.RLock()  # guards _known and the index writes
