@@ -121,9 +121,8 @@ def write_run(
             offset, last_step = events.offset, events.last_step
             appended = append_points(conn, existing_pk, info.id, events.points, events.times)
         n_points = _point_count(conn, existing_pk)
-        previous_best = conn.execute(
-            "SELECT best_metric_value, live_best_value, live_best_step FROM experiments WHERE pk = ?", (existing_pk,)
-        ).fetchone()
+        previous_best = conn.execute("SELECT best_metric_value, live_best_value, live_best_step FROM experiments"
+                                     " WHERE pk = ?", (existing_pk,)).fetchone()
         live = _live_best_appended(conn, existing_pk, item, previous_best[1:])
 
     best = _best(info, live)
@@ -208,9 +207,10 @@ def _live_best_appended(
     if info.best_metric_value is not None or info.primary_metric is None:
         return None, None
     mode = info.primary_mode or "max"
-    if item.files_changed:  # the primary metric may be new: look at the whole series
-        return _best_of(conn, pk, info.primary_metric, mode)
     new_points = (item.events.points.get(info.primary_metric) or {}) if item.events else {}
+    # A new primary metric, or the best's step logged again (its last write wins): the whole series.
+    if item.files_changed or previous[1] in new_points:
+        return _best_of(conn, pk, info.primary_metric, mode)
     return rundir.best_point(sorted(new_points.items()), mode, *previous)
 
 
