@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import events, export, v1, v2
+from runicorn_lite.api import events, export, v1, v2, v2_runs
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -189,6 +189,29 @@ OPERATIONS.update({
         "summary": "Every metric point of a run (global_step, then the metrics sorted), no downsampling, as CSV",
         "parameters": [_EXP_ID, *export.POINTS_QUERY.openapi()],
         "responses": {"200": _CSV, **_errors(400, 404, 429, 503)},
+    },
+    ("/api/v2/experiments/{exp_id}", "patch"): {
+        "summary": "Set alias, tags, description (written to meta.json first, then indexed); answers the row."
+                   " Absent or null: left as it is; an empty alias or description clears it",
+        "parameters": [_EXP_ID],
+        "requestBody": json_body({
+            "type": "object", "additionalProperties": False,
+            "properties": {"alias": {"type": ["string", "null"], "maxLength": 200},
+                           "tags": {"type": ["array", "null"], "items": {"type": "string"}, "maxItems": 100},
+                           "description": {"type": ["string", "null"], "maxLength": 10_000}}}),
+        "responses": {"200": json_content("experiment"), **_errors(400, 403, 404, 413, 503)},
+    },
+    ("/api/v2/experiments/batch-purge", "post"): {
+        "summary": f"Delete up to {v2_runs.MAX_BATCH} soft-deleted experiments for good (their directories);"
+                   " runs not in the recycle bin are never touched",
+        "requestBody": _ids("exp_ids", v2_runs.MAX_BATCH, confirm={"type": "boolean", "enum": [True]}),
+        "responses": {"200": json_content("purged, failed, results, errors"), **_errors(400, 403, 413, 503)},
+    },
+    ("/api/v2/experiments/{exp_id}/logs", "get"): {
+        "summary": "The run's logs.txt: its last `tail` lines, or whole lines from a byte `offset` on"
+                   " (text, offset, next_offset, size, reset)",
+        "parameters": [_EXP_ID, *v2_runs.LOGS_QUERY.openapi()],
+        "responses": {"200": json_content("text, offset, next_offset, size, reset"), **_errors(400, 403, 404, 503)},
     },
     ("/api/v2/events", "get"): {
         "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended),"

@@ -22,8 +22,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runicorn_lite import rundir
 from runicorn_lite.api.context import Locator, context, os_reason
-from runicorn_lite.api.errors import ApiError, bad_request, not_found
-from runicorn_lite.api.params import check_text, json_object
+from runicorn_lite.api.errors import ApiError, not_found
+from runicorn_lite.api.params import json_object, meta_changes
 from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, Ticket, rows_response
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
@@ -221,41 +221,10 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-_PATCH_FIELDS = ("alias", "tags", "description")
-MAX_TAGS = 100
-
-
-def _patch_changes(body: dict[str, Any]) -> dict[str, Any]:
-    """The meta.json changes of a PATCH body, as Runicorn 0.7.2 reads it: a field that is
-    absent or null is left as it is; an alias (or description) that is empty after trimming
-    clears it; tags are trimmed and empty ones dropped (and, here, duplicates too)."""
-    changes: dict[str, Any] = {}
-    alias = body.get("alias")
-    if alias is not None:
-        if not isinstance(alias, str) or len(alias) > 200:
-            raise bad_request("Field 'alias' must be a string of at most 200 characters, or null")
-        changes["alias"] = check_text(alias, "alias").strip() or None
-    desc = body.get("description")
-    if desc is not None:
-        if not isinstance(desc, str) or len(desc) > 10_000:
-            raise bad_request("Field 'description' must be a string of at most 10000 characters, or null")
-        changes["description"] = check_text(desc, "description", multiline=True).strip() or None
-    tags = body.get("tags")
-    if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t.strip()) <= 100 for t in tags):
-            raise bad_request("Field 'tags' must be a list of strings (at most 100 characters each)")
-        if len(tags) > MAX_TAGS:
-            raise bad_request(f"Field 'tags' takes at most {MAX_TAGS} tags")
-        for tag in tags:
-            check_text(tag, "tags")
-        changes["tags"] = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
-    return changes
-
-
 async def patch_run(request: Request) -> Response:
     ctx = context(request)
     body = await json_object(request)
-    changes = _patch_changes(body)
+    changes = meta_changes(body)
     ctx.require_writable()
     info = await _found(request)
 
