@@ -142,12 +142,9 @@ def write_run(
     known_out[item.rel] = Known(
         pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
     )
-    changes = []
-    if fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]:
-        changes.append(Change("experiment", info.id, pk))
-    if appended:
-        changes.append(Change("metrics", info.id, pk, appended, last_step, n_points))
-    return changes
+    row_changed = fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]
+    changes = [Change("experiment", info.id, pk)] if row_changed else []
+    return changes + ([Change("metrics", info.id, pk, appended, last_step, n_points)] if appended else [])
 
 
 def delete_row(conn: sqlite3.Connection, pk: int) -> None:
@@ -312,6 +309,7 @@ def _upsert_experiment(
                 ended_at=info.ended_at,
                 updated_at=info.updated_at,
                 exit_reason=info.exit_reason,
+                delete_reason=info.delete_reason if info.deleted_at is not None else None,
             ),
         ),
     )
