@@ -20,7 +20,8 @@ from typing import Any
 from runicorn_lite import leftovers, rundir
 from runicorn_lite.db import DamagedStore, Database, StoreError
 from runicorn_lite.heap import give_memory_back
-from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
+from runicorn_lite.ingest.changes import Change
+from runicorn_lite.ingest.writer import Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
 log = logging.getLogger("runicorn_lite.ingest")

@@ -23,6 +23,7 @@ import orjson
 from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
 from runicorn_lite.db.rows import row_document
+from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
 
@@ -62,22 +63,6 @@ class Prepared:
     params: dict[str, ParamValue] = field(default_factory=dict)
     config: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
-
-
-@dataclass
-class Change:
-    """What one write changed, for listeners of the index (the live event stream).
-
-    ``kind`` is "experiment" (a new run, or its row changed), "metrics" (points appended) or
-    "removed". ``metrics`` names the metrics that got points.
-    """
-
-    kind: str
-    id: str
-    pk: int = -1
-    metrics: list[str] = field(default_factory=list)
-    last_step: int | None = None
-    total_points: int = 0
 
 
 def marker(item: Prepared) -> Known:
@@ -144,7 +129,8 @@ def write_run(
     )
     row_changed = fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]
     changes = [Change("experiment", info.id, pk)] if row_changed else []
-    return changes + ([Change("metrics", info.id, pk, appended, last_step, n_points)] if appended else [])
+    carried = carried_points(events.points, events.times, appended) if events is not None and not full else None
+    return changes + ([Change("metrics", info.id, pk, appended, last_step, n_points, carried)] if appended else [])
 
 
 def delete_row(conn: sqlite3.Connection, pk: int) -> None:
