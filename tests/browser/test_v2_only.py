@@ -107,3 +107,32 @@ def test_a_run_page_opened_before_its_run_exists_shows_it_when_it_appears(page, 
     expect(page.get_by_role("heading", name="arrives", level=1)).to_be_visible(timeout=LIVE_TIMEOUT)
     expect(page.locator("figure.chart .chart-sub")).to_have_text("2 points", timeout=LIVE_TIMEOUT)
     assert httpx.get(f"{site.url}/api/v2/experiments/{run_id}", timeout=10).status_code == 200
+
+
+def test_an_open_chart_appends_the_points_the_event_stream_carries(page, site) -> None:
+    run = sdk.init(project="live", name="appends", root=site.root)
+    try:
+        for step in range(1, 21):
+            run.log({"loss": 1.0 / step}, step=step)
+        run.flush()
+        wait_for(lambda: httpx.get(f"{site.url}/api/v2/experiments/{run.id}", timeout=10).status_code == 200)
+        seen = _record(page)
+        page.goto(f"/runs/{run.id}")
+        sub = page.locator("figure.chart .chart-sub")
+        expect(sub).to_have_text("20 points")
+        fetched = sum(u.startswith("/api/v2/compare") for u in seen)
+        for step in range(21, 31):
+            run.log({"loss": 1.0 / step}, step=step)
+        run.flush()
+        expect(sub).to_have_text("30 points", timeout=LIVE_TIMEOUT)
+        assert sum(u.startswith("/api/v2/compare") for u in seen) == fetched  # appended, not refetched
+        run.log({"loss": 5.0}, step=30)  # a step logged again: the curve is fetched again
+        run.flush()
+        for _ in range(150):  # (the page's events reach `seen` while Playwright waits, not in time.sleep)
+            if sum(u.startswith("/api/v2/compare") for u in seen) > fetched:
+                break
+            page.wait_for_timeout(100)
+        assert sum(u.startswith("/api/v2/compare") for u in seen) > fetched
+        expect(sub).to_have_text("30 points")
+    finally:
+        run.finish()

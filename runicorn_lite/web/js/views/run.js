@@ -10,6 +10,7 @@ import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../router.js";
 import { followLog } from "./run_log.js";
+import { appendPoints } from "./run_points.js";
 
 export function mount(host, { args, query }) {
   const id = args[0];
@@ -303,6 +304,8 @@ export function mount(host, { args, query }) {
   }
 
   let seriesSeq = 0;
+  let seriesBusy = false; // a fetch of the series is under way: live points wait for its answer
+  let budget = 1000; // points per series the charts asked for
   async function loadSeries() {
     if (waiting) return;
     if (controller) controller.abort();
@@ -317,11 +320,13 @@ export function mount(host, { args, query }) {
       charts = new Map();
       return;
     }
+    seriesBusy = true;
     try {
       const width = charts.size ? [...charts.values()][0].plotEl : chartsGrid;
+      budget = pointsFor(width);
       // compare with one id: columnar series with times, downsampled to the chart's width
       const [data] = await Promise.all([v2("/compare", {
-        params: { ids: id, downsample: pointsFor(width), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
+        params: { ids: id, downsample: budget, step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
         signal: controller.signal,
       }), chartsReady()]);
       if (seq !== seriesSeq || destroyed) return;
@@ -337,6 +342,8 @@ export function mount(host, { args, query }) {
       if (err.name === "AbortError" || (err instanceof ApiError && err.status === 0)) return;
       if (err instanceof ApiError) toast(err.detail, "error");
       else throw err;
+    } finally {
+      if (seq === seriesSeq) seriesBusy = false;
     }
   }
 
@@ -421,7 +428,13 @@ export function mount(host, { args, query }) {
       if (detail.metrics_summary?.available_metrics?.join(",") !== before) refreshSeries();
     }
   }, 1000);
-  offs.push(on("metrics", (d) => { if (d && d.id === id) { refreshSeries(); refreshDetail(); } }));
+  offs.push(on("metrics", (d) => {
+    if (!d || d.id !== id) return;
+    // The event's points are appended to the curves shown; the page refetches only when it must.
+    if (!seriesBusy && !zoom() && appendPoints(lastSeries, id, d, budget)) drawAll();
+    else refreshSeries();
+    refreshDetail();
+  }));
   offs.push(on("experiment", (d) => { if (d && d.id === id) { refreshDetail(); if (log) log.poke(); } }));
   offs.push(on("removed", (d) => { if (d && d.id === id) refreshDetail(); }));
   offs.push(on("reset", () => { refreshDetail(); refreshSeries(); }));
