@@ -24,6 +24,7 @@ from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.ingest.changes import Change, carried_points
+from runicorn_lite.ingest.metric_cap import cap_metric_names
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
 
@@ -89,7 +90,7 @@ def write_run(
     info = item.info
     fresh = existing_pk is None  # nothing of this run in the index yet: no old rows to delete
     full = item.full_events or known is None
-    events = item.events
+    cap_metric_names(conn, existing_pk, info.id, events := item.events, full)
 
     appended: list[str] = []
     if full:
