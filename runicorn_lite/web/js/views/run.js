@@ -12,6 +12,9 @@ import { setQuery } from "../router.js";
 import { followLog } from "./run_log.js";
 import { appendPoints } from "./run_points.js";
 
+// Charts drawn at first; a run with more metrics offers the rest in a picker.
+const MAX_CHARTS = 24;
+
 export function mount(host, { args, query }) {
   const id = args[0];
   chartsReady();
@@ -268,7 +271,35 @@ export function mount(host, { args, query }) {
       h("label.inline", "Smoothing ", smooth, smoothVal),
       h("label.inline", logy, " log y"),
       h("label.inline", "x ", xSel),
-      zoom() ? h("button", { type: "button", onclick: resetZoom }, "Reset zoom") : h("span.muted.hint", "Drag on a chart to zoom; double-click resets"));
+      zoom() ? h("button", { type: "button", onclick: resetZoom }, "Reset zoom") : h("span.muted.hint", "Drag on a chart to zoom; double-click resets"),
+      metricPicker());
+  }
+
+  // The metrics charted: all of them, or the first MAX_CHARTS and those picked (URL: m=).
+  function chartedNames() {
+    const all = detail?.metrics_summary?.available_metrics || [];
+    if (all.length <= MAX_CHARTS) return null;
+    const known = new Set(all);
+    const picked = get("m").split(",").filter((n) => known.has(n));
+    return [...new Set([...all.slice(0, MAX_CHARTS), ...picked])];
+  }
+
+  function metricPicker() {
+    const all = detail?.metrics_summary?.available_metrics || [];
+    const charted = chartedNames();
+    if (!charted) return null;
+    const shown = new Set(charted);
+    const listId = `more-metrics-${id}`;
+    const input = h("input", { type: "search", list: listId, placeholder: "metric name", "aria-label": "Chart another metric" });
+    input.addEventListener("change", () => {
+      const name = input.value.trim();
+      if (!all.includes(name) || shown.has(name)) return;
+      set({ m: [...get("m").split(",").filter(Boolean), name].join(",") });
+      renderChartBar();
+      loadSeries();
+    });
+    return h("label.inline", `${fmt.num(charted.length)} of ${fmt.num(all.length)} metrics charted; add `, input,
+      h("datalist", { id: listId }, all.filter((n) => !shown.has(n)).map((n) => h("option", { value: n }))));
   }
 
   function set(changes) {
@@ -326,7 +357,7 @@ export function mount(host, { args, query }) {
       budget = pointsFor(width);
       // compare with one id: columnar series with times, downsampled to the chart's width
       const [data] = await Promise.all([v2("/compare", {
-        params: { ids: id, downsample: budget, step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
+        params: { ids: id, downsample: budget, metric_names: chartedNames(), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
         signal: controller.signal,
       }), chartsReady()]);
       if (seq !== seriesSeq || destroyed) return;

@@ -16,8 +16,9 @@ export function appendPoints(shown, id, event, budget) {
     if (s.steps.length + cols.steps.length > 2 * budget) return false;
   }
   for (const [name, cols] of Object.entries(event.points)) {
-    if (!shown.series[name]) shown.series[name] = {};
-    const s = shown.series[name][id] || (shown.series[name][id] = { steps: [], values: [], times: [] });
+    // Only the curves shown: a metric new to the run comes with the detail's refresh.
+    const s = shown.series[name]?.[id];
+    if (!s) continue;
     s.steps.push(...cols.steps);
     s.values.push(...cols.values);
     s.times.push(...cols.times);

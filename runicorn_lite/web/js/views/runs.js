@@ -26,6 +26,7 @@ const FIXED = [
 ];
 const FILTER_KEYS = ["q", "status", "project", "tags", "after", "before", "filter", "deleted"];
 const ASC_FIRST = new Set(["name", "project"]);
+const MENU_METRICS = 200; // metrics the column chooser lists
 // Params most people sweep, shown first when the columns are chosen automatically.
 const PREFERRED = [/(^|\.)(lr|learning_rate)$/, /batch_size$/, /(^|\.)(optim(izer)?(\.name)?)$/, /epochs$/, /weight_decay$/, /dropout$/, /(^|\.)model\./];
 
@@ -60,7 +61,7 @@ export function mount(host, { query }) {
   const notice = h("div.notice", { role: "alert", hidden: true });
   const countEl = h("span.count", { "aria-live": "polite" });
   const selBar = h("div.selbar");
-  const colsMenu = h("details.menu", h("summary", { class: "button" }, "Columns"), h("div.menu-body"));
+  const colsMenu = h("details.menu", { ontoggle: () => renderColumnsMenu() }, h("summary", { class: "button" }, "Columns"), h("div.menu-body"));
   const plotBtn = h("button", { type: "button", "aria-expanded": "false", onclick: () => togglePlot() }, "Plot params vs metric");
   const exportA = h("a.button", { download: "experiments.csv", title: "Every run of the current filter, with params and metric summaries" }, "Export CSV");
   const plotPanel = h("section.panel.plot-panel", { hidden: true, "aria-label": "Params versus metric" });
@@ -227,13 +228,17 @@ export function mount(host, { query }) {
       Object.keys(r.params || {}).forEach((k) => knownParams.add(k));
       Object.keys(r.metrics || {}).forEach((k) => knownMetrics.add(k));
     }
+    // Built when it is open: a run may hold a thousand metrics, five checkboxes each.
+    if (!colsMenu.open) return;
+    const metricNames = [...knownMetrics].sort();
     const shown = new Set(columns().map((c) => c.key));
     const box = (key, label) => h("label.check", h("input", { type: "checkbox", checked: shown.has(key), onchange: (ev) => setColumn(key, ev.target.checked) }), label);
     const body = colsMenu.querySelector(".menu-body");
     replace(body,
       h("div.menu-group", h("h3", "Run"), FIXED.filter((c) => c.key !== "name").map((c) => box(c.key, c.label))),
       h("div.menu-group", h("h3", "Params"), knownParams.size ? [...knownParams].sort().map((k) => box(`params.${k}`, h("span.mono", k))) : h("p.muted", "No params on this page")),
-      h("div.menu-group", h("h3", "Metrics"), knownMetrics.size ? [...knownMetrics].sort().map((m) => h("div.agg-row", h("span.mono", m), AGGS.map((a) => box(`metrics.${m}.${a}`, a)))) : h("p.muted", "No metrics on this page")),
+      h("div.menu-group", h("h3", "Metrics"), knownMetrics.size ? metricNames.slice(0, MENU_METRICS).map((m) => h("div.agg-row", h("span.mono", m), AGGS.map((a) => box(`metrics.${m}.${a}`, a)))) : h("p.muted", "No metrics on this page"),
+        metricNames.length > MENU_METRICS ? h("p.muted", `…and ${metricNames.length - MENU_METRICS} more: sort or filter by metrics.<name> to show one`) : null),
       h("div.row", h("button.link", { type: "button", onclick: () => commit({ cols: null }, { push: false }) }, "Reset to automatic")));
   }
 
