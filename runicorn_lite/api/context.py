@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,8 +104,19 @@ class AppContext:
             touched.update(changed)
             results[exp_id] = Outcome(True, True) if changed else Outcome(True, False, already)
         if touched:
-            self.indexer.refresh(touched)
+            self.reindex(touched)
         return results
+
+    def reindex(self, run_dirs: Iterable[Path]) -> None:
+        """Re-index run directories an API call has just changed. The files are the truth and
+        hold the change already; when the index cannot take it (a full disk), the caller gets
+        507 saying so instead of a success that the lists would contradict. The index catches
+        up by itself once there is room (the next scan or change re-reads those runs)."""
+        self.indexer.refresh(run_dirs)
+        problem = self.index.write_problem
+        if problem is not None:
+            raise ApiError(507, "The change is written to the run directory, but the index could not be updated"
+                                f" ({problem}); lists and searches show it once the disk has room again")
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ async def patch_run(request: Request) -> Response:
             meta = rundir.update_meta(info.run_dir, changes)
         except OSError as exc:
             raise ApiError(403, f"Cannot write to the run directory: {os_reason(exc)}") from None
-        ctx.indexer.refresh([info.run_dir])
+        ctx.reindex([info.run_dir])
         return meta
 
     meta = await run_in_threadpool(write)

@@ -111,7 +111,7 @@ async def empty_recycle_bin(request: Request) -> Response:
         candidates = purge.list_deleted(ctx.root)
         removed = purge.purge(ctx.root, candidates)
         if candidates:
-            ctx.indexer.refresh(c.run_dir for c in candidates)
+            ctx.reindex(c.run_dir for c in candidates)
         return removed
 
     removed = await run_in_threadpool(work)

@@ -79,7 +79,7 @@ async def patch_experiment(request: Request) -> Response:
                 rundir.update_meta(run_dir, changes)
             except OSError as exc:
                 raise ApiError(403, f"Cannot write to the run directory: {os_reason(exc)}") from None
-            ctx.indexer.refresh([run_dir])
+            ctx.reindex([run_dir])
         return _row(ctx, exp_id)
 
     row = await in_db_thread(work)
@@ -118,7 +118,7 @@ async def batch_purge(request: Request) -> Response:
             gone = cand.run_id in removed
             outcomes[cand.run_id] = Outcome(gone, gone, None if gone else "could not be removed (see the server log)")
         if candidates:
-            ctx.indexer.refresh(c.run_dir for c in candidates)
+            ctx.reindex(c.run_dir for c in candidates)
         return outcomes
 
     return batch_answer("purged", await in_db_thread(work))
