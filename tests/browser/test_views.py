@@ -56,7 +56,7 @@ def test_optimization_asks_for_a_key_then_lists_runs_and_stats(page, site, optim
     expect(box).to_be_visible()
     box.fill("sk_live_not_a_real_key")
     page.get_by_role("button", name="Use this key").click()
-    expect(page.get_by_role("alert")).to_contain_text("Invalid or inactive API key")
+    expect(page.get_by_role("alert")).to_contain_text("This key is not valid here")
     box.fill(optimization["key"])
     page.get_by_role("button", name="Use this key").click()
     expect(page.get_by_role("heading", name="Optimization runs")).to_be_visible()

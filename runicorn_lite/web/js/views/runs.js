@@ -40,6 +40,7 @@ export function mount(host, { query }) {
   let plot = null;
   let projects = [];
   let restFrame = 0;
+  let autoDrop = 0; // automatic columns left out so that the table fits the window
 
   const get = (k, d = "") => state.get(k) ?? d;
   const sortKey = () => get("sort", "created_at");
@@ -146,6 +147,7 @@ export function mount(host, { query }) {
       const data = await v2("/experiments", { params: pageParams(state), signal });
       if (signal.aborted) return;
       rows = data.experiments;
+      autoDrop = 0;
       total = data.total;
       filterErr.hidden = true;
       notice.hidden = true;
@@ -204,7 +206,12 @@ export function mount(host, { query }) {
     };
     params.sort((a, b) => { const ra = rank(a), rb = rank(b); return ra[0] - rb[0] || ra[1] - rb[1] || ra[2].localeCompare(rb[2]); });
     const metrics = [...metricCount.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 3).map(([m]) => `metrics.${m}.last`);
-    return ["status", "name", "best", ...metrics, ...params.slice(0, 4).map((k) => `params.${k}`), "created", "duration", "tags", "id"];
+    const chosen = ["status", "name", "best", ...metrics, ...params.slice(0, 4).map((k) => `params.${k}`), "created", "duration", "tags", "id"];
+    // Too wide for the window: leave out tags, the ID column (the id goes under the name), then
+    // params and metrics from the last, then the duration.
+    const order = ["tags", "id", ...chosen.filter((k) => k.startsWith("params.")).reverse(), ...metrics.slice(1).reverse(), "duration"];
+    const left = new Set(order.slice(0, autoDrop));
+    return chosen.filter((k) => !left.has(k));
   }
 
   function columns() {
@@ -266,6 +273,11 @@ export function mount(host, { query }) {
     // The rows a window shows first, the rest a frame later: the first paint lays out less.
     const tbody = h("tbody", rows.slice(0, FIRST_ROWS).map((r) => rowEl(r, cols, sel)));
     replace(table, thead, tbody);
+    if (!get("cols") && rows.length && tableWrap.clientWidth && table.scrollWidth > tableWrap.clientWidth + 1 && autoDrop < 12) {
+      autoDrop++;
+      render();
+      return;
+    }
     cancelAnimationFrame(restFrame);
     if (rows.length > FIRST_ROWS) {
       const rest = rows.slice(FIRST_ROWS);
@@ -293,8 +305,9 @@ export function mount(host, { query }) {
   function headerCell(c) {
     const active = c.sort && c.sort === sortKey();
     const dir = active ? (asc() ? "ascending" : "descending") : null;
-    const label = c.kind === "param" ? h("span.mono", { title: `param ${c.label}` }, c.label)
-      : c.kind === "metric" ? [h("span.mono.metric-h", c.label), h("span.col-kind", c.agg)]
+    // Params and metrics are told apart at a glance: each kind has its tint (app.css) and its tag.
+    const label = c.kind === "param" ? [h("span.col-kind", { title: "a param: from the run's config" }, "param"), h("span.mono", { title: `param ${c.label}` }, c.label)]
+      : c.kind === "metric" ? [h("span.mono.metric-h", { title: `metric ${c.label}, ${c.agg} value` }, c.label), h("span.col-kind", c.agg)]
         : c.label;
     const numeric = c.kind || ["created", "duration", "best"].includes(c.key);
     const th = h(`th.c-${c.kind || c.key}`, { class: numeric ? "num" : null, "aria-sort": dir || (c.sort ? "none" : null), scope: "col" });
@@ -314,17 +327,18 @@ export function mount(host, { query }) {
     const tr = h("tr", { class: [checked ? "sel" : "", r.deleted_at ? "deleted" : ""].join(" ").trim() || null, dataset: { id: r.id } },
       h("td.cb", h("input", { type: "checkbox", checked, "aria-label": `Select ${fmt.runTitle(r)} (${r.id})`,
         onchange: (ev) => { const s = selected(); if (ev.target.checked) s.add(r.id); else s.delete(r.id); setSelection(s); } })),
-      cols.map((c) => cell(r, c)));
+      cols.map((c) => cell(r, c, cols)));
     return tr;
   }
 
-  function cell(r, c) {
+  function cell(r, c, cols) {
     switch (c.key) {
       case "status":
         return h("td", badge(r.status), r.deleted_at ? h("span.badge.s-deleted", "deleted") : null);
       case "name":
         return h("td.name", h("a", { href: `/runs/${encodeURIComponent(r.id)}` }, h("span.proj", `${r.project} / `), h("b", r.name)),
-          r.alias ? h("span.alias", r.alias) : null);
+          r.alias ? h("span.alias", r.alias) : null,
+          cols.some((x) => x.key === "id") ? null : h("div.id", r.id)); // no ID column: the id under the name
       case "id":
         return h("td.id", r.id);
       case "created":
@@ -340,11 +354,11 @@ export function mount(host, { query }) {
           const params = r.params || {};
           const has = Object.prototype.hasOwnProperty.call(params, c.label);
           const v = params[c.label];
-          return h(`td.mono${typeof v === "number" || !has ? ".num" : ""}`, { title: has ? fmt.value(v) : "not set" }, has ? fmt.value(v) : fmt.dash);
+          return h(`td.mono.k-param${typeof v === "number" || !has ? ".num" : ""}`, { title: has ? fmt.value(v) : "not set" }, has ? fmt.value(v) : fmt.dash);
         }
         {
           const m = (r.metrics || {})[c.label];
-          return h("td.num.mono", m ? fmt.num(m[c.agg]) : fmt.dash);
+          return h("td.num.mono.k-metric", m ? fmt.num(m[c.agg]) : fmt.dash);
         }
     }
   }
