@@ -6,13 +6,16 @@ scrolls; a wrong key is answered in plain words."""
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from support import ServerProcess
+from support import ServerProcess, wait_for
 
+from runicorn_lite import sdk
 from runicorn_lite.client import OptimizationClient
 from runicorn_lite.demo import write_demo_runs
 
@@ -35,7 +38,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                     for i in range(1, 5)
                 ])
                 client.runs.update(run["id"], status="completed")
-        yield {"url": server.url, "key": key}
+        yield {"url": server.url, "key": key, "root": root}
     finally:
         server.stop()
 
@@ -105,4 +108,28 @@ def test_a_wrong_key_gets_a_plain_message(browser, demo, typed: str, says: str) 
     expect(alert).to_contain_text(says)
     text = alert.inner_text()
     assert "Authorization" not in text and "header" not in text.lower() and "Bearer" not in text
+    page.context.close()
+
+
+def test_a_run_with_a_thousand_metrics_charts_the_first_and_offers_the_rest(browser, demo) -> None:
+    with sdk.init(project="wide", name="many-metrics", root=demo["root"]) as run:
+        for step in range(1, 4):
+            run.log({f"layer{i:04d}.grad_norm": i / (step + 1) for i in range(1500)}, step=step)
+    wait_for(lambda: httpx.get(f"{demo['url']}/api/v2/experiments/{run.id}", timeout=10).status_code == 200)
+    page = _page(browser, demo, 1280)
+    page.goto(f"{demo['url']}/runs/{run.id}")
+    expect(page.locator(".chart-grid[data-ready]")).to_have_count(1)
+    expect(page.locator("figure.chart")).to_have_count(24)
+    expect(page.get_by_text("24 of 1,000 metrics charted")).to_be_visible()  # 1,500 logged: the index keeps 1,000
+    picker = page.get_by_label("Chart another metric")
+    picker.fill("layer0500.grad_norm")
+    picker.dispatch_event("change")
+    expect(page.locator("figure.chart")).to_have_count(25)
+    expect(page).to_have_url(re.compile(r"m=layer0500\.grad_norm"))
+    # The runs view lists it, its column chooser too (200 metrics listed, then a note).
+    page.goto(f"{demo['url']}/?project=wide")
+    expect(page.locator("table.runs-table tbody tr")).to_have_count(1)
+    page.get_by_text("Columns").click()
+    expect(page.get_by_text("…and 800 more")).to_be_visible()
+    assert not page.errors
     page.context.close()
