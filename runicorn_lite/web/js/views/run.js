@@ -10,10 +10,8 @@ import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../router.js";
 import { followLog } from "./run_log.js";
+import { charted, picker } from "./run_picker.js";
 import { appendPoints } from "./run_points.js";
-
-// Charts drawn at first; a run with more metrics offers the rest in a picker.
-const MAX_CHARTS = 24;
 
 export function mount(host, { args, query }) {
   const id = args[0];
@@ -275,32 +273,8 @@ export function mount(host, { args, query }) {
       metricPicker());
   }
 
-  // The metrics charted: all of them, or the first MAX_CHARTS and those picked (URL: m=).
-  function chartedNames() {
-    const all = detail?.metrics_summary?.available_metrics || [];
-    if (all.length <= MAX_CHARTS) return null;
-    const known = new Set(all);
-    const picked = get("m").split(",").filter((n) => known.has(n));
-    return [...new Set([...all.slice(0, MAX_CHARTS), ...picked])];
-  }
-
-  function metricPicker() {
-    const all = detail?.metrics_summary?.available_metrics || [];
-    const charted = chartedNames();
-    if (!charted) return null;
-    const shown = new Set(charted);
-    const listId = `more-metrics-${id}`;
-    const input = h("input", { type: "search", list: listId, placeholder: "metric name", "aria-label": "Chart another metric" });
-    input.addEventListener("change", () => {
-      const name = input.value.trim();
-      if (!all.includes(name) || shown.has(name)) return;
-      set({ m: [...get("m").split(",").filter(Boolean), name].join(",") });
-      renderChartBar();
-      loadSeries();
-    });
-    return h("label.inline", `${fmt.num(charted.length)} of ${fmt.num(all.length)} metrics charted; add `, input,
-      h("datalist", { id: listId }, all.filter((n) => !shown.has(n)).map((n) => h("option", { value: n }))));
-  }
+  const chartedNames = () => charted(detail, get("m"));
+  const metricPicker = () => picker(detail, get("m"), id, (m) => { set({ m }); renderChartBar(); loadSeries(); });
 
   function set(changes) {
     for (const [k, v] of Object.entries(changes)) { if (v == null) state.delete(k); else state.set(k, v); }

@@ -10,6 +10,7 @@ import * as fmt from "../format.js";
 import { onAny } from "../live.js";
 import { navigate, setQuery } from "../router.js";
 import { filterParams as paramsOf, pageParams, PER_PAGE } from "../query.js";
+import { autoColumns } from "./runs_columns.js";
 
 const STATUSES = ["running", "finished", "failed", "interrupted"];
 const STATUS_COLOURS = { running: "#1c7ed6", finished: "#2b8a3e", failed: "#e03131", interrupted: "#f08c00" };
@@ -27,8 +28,6 @@ const FIXED = [
 const FILTER_KEYS = ["q", "status", "project", "tags", "after", "before", "filter", "deleted"];
 const ASC_FIRST = new Set(["name", "project"]);
 const MENU_METRICS = 200; // metrics the column chooser lists
-// Params most people sweep, shown first when the columns are chosen automatically.
-const PREFERRED = [/(^|\.)(lr|learning_rate)$/, /batch_size$/, /(^|\.)(optim(izer)?(\.name)?)$/, /epochs$/, /weight_decay$/, /dropout$/, /(^|\.)model\./];
 
 export function mount(host, { query }) {
   let state = new URLSearchParams(query);
@@ -185,37 +184,8 @@ export function mount(host, { query }) {
   }
 
   // ---- columns -------------------------------------------------------------------------------
-  // Without a choice in the URL: the metrics of the page's runs, then the params that tell them
-  // apart (hyperparameters first; seeds, trial numbers and notes left out).
-  function autoColumns() {
-    const paramVals = new Map();
-    const metricCount = new Map();
-    for (const r of rows) {
-      for (const [k, v] of Object.entries(r.params || {})) {
-        if (!paramVals.has(k)) paramVals.set(k, new Set());
-        paramVals.get(k).add(JSON.stringify(v));
-      }
-      for (const m of Object.keys(r.metrics || {})) metricCount.set(m, (metricCount.get(m) || 0) + 1);
-    }
-    const distinct = (k) => paramVals.get(k).size;
-    let params = [...paramVals.keys()].filter((k) => distinct(k) > 1 && !/(^|\.)(seed|trial|notes?|ids?|comment)$/i.test(k));
-    if (!params.length) params = [...paramVals.keys()];
-    const rank = (k) => {
-      const i = PREFERRED.findIndex((re) => re.test(k));
-      return [i < 0 ? PREFERRED.length : i, k.split(".").length, k];
-    };
-    params.sort((a, b) => { const ra = rank(a), rb = rank(b); return ra[0] - rb[0] || ra[1] - rb[1] || ra[2].localeCompare(rb[2]); });
-    const metrics = [...metricCount.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 3).map(([m]) => `metrics.${m}.last`);
-    const chosen = ["status", "name", "best", ...metrics, ...params.slice(0, 4).map((k) => `params.${k}`), "created", "duration", "tags", "id"];
-    // Too wide for the window: leave out tags, the ID column (the id goes under the name), then
-    // params and metrics from the last, then the duration.
-    const order = ["tags", "id", ...chosen.filter((k) => k.startsWith("params.")).reverse(), ...metrics.slice(1).reverse(), "duration"];
-    const left = new Set(order.slice(0, autoDrop));
-    return chosen.filter((k) => !left.has(k));
-  }
-
   function columns() {
-    const chosen = get("cols") ? get("cols").split(",") : autoColumns();
+    const chosen = get("cols") ? get("cols").split(",") : autoColumns(rows, autoDrop);
     const s = sortKey();
     if ((s.startsWith("params.") || s.startsWith("metrics.")) && !chosen.includes(s)) chosen.push(s);
     return chosen.map(columnDef).filter(Boolean);
