@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any
 
-from runicorn_lite import images, sdk
+import orjson
+
+from runicorn_lite import images, rundir, sdk
 
 PROJECTS = {
     "vision": ["resnet50", "vit-base", "yolo/ablation", "yolo/baseline"],
@@ -24,6 +27,11 @@ TAGS = ["baseline", "production", "ablation", "sweep", "debug", "fp16", "large-b
 STATUSES = (("finished", 0.7), ("failed", 0.15), ("interrupted", 0.1), ("running", 0.05))
 DATASETS = ["cifar10", "imagenet", "coco", "sst2", "wmt14", "librispeech", "atari"]
 IMAGE_SIZE = 32
+DAY = 86400.0
+SPREAD_DAYS = 14  # demo runs start over this many days before now
+# Where demo runs that are still running train: another machine, so this host's check for dead
+# processes leaves them running.
+DEMO_HOST = "gpu-node-2"
 
 
 def sample_config(rng: random.Random, dataset: str | None = None) -> dict[str, Any]:
@@ -104,11 +112,41 @@ def _pick_status(rng: random.Random) -> str:
     return "finished"
 
 
+def set_clock(run_dir: Path, start: float, end: float | None) -> None:
+    """Move a run written just now to the times a real one would have: created and started at
+    ``start``, ended at ``end`` (None: still running, on DEMO_HOST), its events spread evenly
+    between the two (so charts by time and durations read as a real run's)."""
+    rundir.update_meta(run_dir, {"created_at": start, **({"hostname": DEMO_HOST} if end is None else {})})
+    status = rundir.read_json_object(run_dir / rundir.STATUS) or {}
+    status["started_at"] = start
+    if end is not None:
+        status["ended_at"] = end
+    rundir.atomic_write_json(run_dir / rundir.STATUS, status)
+    events = run_dir / rundir.EVENTS
+    lines = [line for line in events.read_bytes().splitlines() if line.strip()]
+    stop = end if end is not None else time.time()
+    out = []
+    for i, line in enumerate(lines):
+        event = orjson.loads(line)
+        at = start + (stop - start) * (i + 1) / len(lines)
+        event["ts"] = at
+        if isinstance(event.get("data"), dict) and "time" in event["data"]:
+            event["data"]["time"] = at
+        out.append(orjson.dumps(event))
+    rundir.write_new_file(events, b"\n".join(out) + b"\n")
+
+
 def write_demo_runs(root: Path, runs: int = 24, steps: int = 100, rng: random.Random | None = None) -> int:
     """Write ``runs`` runs of ``steps`` steps (loss, accuracy, lr), each with a config, a few
-    images and (in two of them) the environment, under ``root``; returns the count."""
+    images and (in two of them) the environment, under ``root``; returns the count.
+
+    They look like a fortnight of work: started over the last SPREAD_DAYS days, each taking
+    from twenty minutes to a few hours (failed ones stop early), and the newest few (one in
+    twenty) still running."""
     rng = rng or random.Random(0)
     choices = [(p, n) for p, names in PROJECTS.items() for n in names]
+    now = time.time()
+    still_running = max(1, runs // 20) if runs >= 4 else 0
     for i in range(runs):
         project, name = choices[i % len(choices)]
         tags = rng.sample(TAGS, rng.randint(0, 3))
@@ -127,7 +165,9 @@ def write_demo_runs(root: Path, runs: int = 24, steps: int = 100, rng: random.Ra
         run.set_primary_metric("accuracy", mode="max")
         ceiling, speed = config_effect(config)
         speed *= rng.uniform(0.8, 1.2) * 5 / steps
-        status = _pick_status(rng)
+        status = "running" if i >= runs - still_running else _pick_status(rng)
+        while status == "running" and i < runs - still_running:
+            status = _pick_status(rng)
         last = steps if status in ("finished", "running") else rng.randint(1, steps)
         image_steps = {max(1, last // 3), max(1, 2 * last // 3), last}
         lr0 = config["lr"]
@@ -144,4 +184,13 @@ def write_demo_runs(root: Path, runs: int = 24, steps: int = 100, rng: random.Ra
             run.flush()
         else:
             run.finish(status)
+        hours = rng.uniform(1 / 3, 4) * (0.5 + config["model"]["depth"] / 101)
+        if status == "running":  # started within the last two hours, about half-way through
+            start, end = now - rng.uniform(600, 7200), None
+        else:
+            start = now - SPREAD_DAYS * DAY * (1 - i / runs) + rng.uniform(0, DAY / 4)
+            end = start + hours * 3600 * last / steps
+            if end > now - 600:
+                start, end = start - (end - now + 600), now - 600
+        set_clock(run.run_dir, start, end)
     return runs

@@ -87,18 +87,21 @@ def normalize_status(raw: object) -> str:
 # Tolerant readers
 
 
-_NOT_JSON = object()
+_NOT_JSON, _TOO_DEEP = object(), object()
+MAX_JSON_DEPTH = 1024  # orjson's limit of nesting (Python's json stops near the same depth)
 
 
 def read_json_bytes(data: bytes) -> object:
-    """Parsed JSON (bare NaN/Infinity allowed), or ``_NOT_JSON``."""
+    """Parsed JSON (bare NaN/Infinity allowed), ``_TOO_DEEP`` past MAX_JSON_DEPTH, or ``_NOT_JSON``."""
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
         try:  # Python's json writes bare NaN/Infinity, which orjson refuses.
             return json.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            return _NOT_JSON
+        except RecursionError:
+            return _TOO_DEEP
+        except (ValueError, UnicodeDecodeError):
+            return _TOO_DEEP if "depth limit" in str(exc) else _NOT_JSON
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:
@@ -107,9 +110,7 @@ def read_json_object(path: Path) -> dict[str, Any] | None:
         data = path.read_bytes()
     except OSError:
         return None
-    if not data.strip():
-        return None
-    obj = read_json_bytes(data)
+    obj = read_json_bytes(data) if data.strip() else None
     return obj if isinstance(obj, dict) else None
 
 
@@ -135,9 +136,9 @@ def read_doc(path: Path, max_bytes: int = MAX_DOC_BYTES) -> tuple[dict[str, Any]
         return None, f"{path.name} unreadable: {exc.strerror or exc}"
     if not data.strip():
         return None, None
-    obj = read_json_bytes(data)
-    if obj is _NOT_JSON:
-        return None, f"{path.name} is not valid UTF-8 JSON"
+    if (obj := read_json_bytes(data)) is _NOT_JSON or obj is _TOO_DEEP:
+        why = f"nested deeper than {MAX_JSON_DEPTH} levels" if obj is _TOO_DEEP else "not valid UTF-8 JSON"
+        return None, f"{path.name} is {why}"
     if not isinstance(obj, dict):
         return None, f"{path.name} is not a JSON object"
     return obj, None
@@ -813,10 +814,8 @@ def atomic_write_json(path: Path, obj: object, *, durable: bool = True) -> None:
 
 def mark_deleted(run_dir: Path, original_status: str, reason: str, now: float) -> None:
     """Soft-delete: write the ``.deleted`` marker into the run directory."""
-    atomic_write_json(
-        Path(run_dir) / DELETED,
-        {"deleted_at": now, "reason": reason, "original_status": original_status},
-    )
+    marker = {"deleted_at": now, "reason": reason, "original_status": original_status}
+    atomic_write_json(Path(run_dir) / DELETED, marker)
 
 
 def unmark_deleted(root: Path, run_dir: Path, run_id: str, path: str) -> Path:

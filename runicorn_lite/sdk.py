@@ -125,6 +125,7 @@ class Run:
         self._step = 0
         self._primary: tuple[str, str] | None = None
         self._best: tuple[float, int] | None = None
+        self._best_stale = False  # the best's step was logged again with a value that is not better
         self._finished = False
         _flusher.add(self)
 
@@ -157,8 +158,8 @@ class Run:
                 payload["stage"] = stage
             self._events.write(_event_line({"ts": now, "type": "metrics", "data": payload}))
             self._dirty = True
-            if self._primary is not None:
-                self._track_best(data.get(self._primary[0]), step)
+            if self._primary is not None and self._primary[0] in data:
+                self._track_best(data[self._primary[0]], step)
             if time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
                 self._flush_locked()
 
@@ -251,6 +252,8 @@ class Run:
             self._finished = True
             self._flush_locked()
             self._events.close()
+            if self._primary is not None and self._best_stale:
+                self._best = self._best_from_events()
             if self._primary is not None and self._best is not None:
                 current = rundir.read_json_object(self.run_dir / rundir.SUMMARY) or {}
                 current.update(
@@ -300,17 +303,23 @@ class Run:
             raise RuntimeError(f"run {self.id} is finished")
 
     def _track_best(self, value: object, step: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return
-        value = float(value)
-        if not math.isfinite(value):
-            return
+        # The last value logged for a step is the step's value (the curve and the summaries
+        # say so too): a step logged again replaces what it held, so when the best's own step
+        # is logged again with a value that is not better, the best is read again at finish.
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            assert self._primary is not None
+            v = float(value)
+            if self._best is None or (v > self._best[0] if self._primary[1] == "max" else v < self._best[0]):
+                self._best = (v, step)
+                return
+        if self._best is not None and self._best[1] == step:
+            self._best_stale = True
+
+    def _best_from_events(self) -> tuple[float, int] | None:
         assert self._primary is not None
-        better = self._best is None or (
-            value > self._best[0] if self._primary[1] == "max" else value < self._best[0]
-        )
-        if better:
-            self._best = (value, step)
+        series = rundir.read_events(self.run_dir / rundir.EVENTS).points.get(self._primary[0]) or {}
+        value, step = rundir.best_point(sorted(series.items()), self._primary[1])
+        return None if value is None or step is None else (value, step)
 
     def _flush_locked(self) -> None:
         if self._dirty:

@@ -15,7 +15,7 @@ from support import copy_fixture, open_index, reference_summary, rows
 import runicorn_lite
 from runicorn_lite import rundir
 from runicorn_lite.db import Database
-from runicorn_lite.ingest.writer import Change
+from runicorn_lite.ingest.changes import Change
 from runicorn_lite.settings import Settings
 
 

@@ -104,7 +104,7 @@ class AppContext:
             result, touched = change()
             touched = list(touched)
             if touched:
-                self.indexer.refresh(touched)  # on the writer already: runs inline
+                self.reindex(touched)  # on the writer already: runs inline
             return result
 
         return await self.store.write(job)
@@ -132,6 +132,18 @@ class AppContext:
             touched.update(changed)
             results[exp_id] = Outcome(True, True) if changed else Outcome(True, False, already)
         return results, touched
+
+    def reindex(self, run_dirs: Iterable[Path]) -> None:
+        """Re-index run directories an edit has just changed (on the store's writer: call it
+        from an :meth:`edit` job). The files are the truth and hold the change already; when
+        the index cannot take it (a full disk), the caller gets 507 saying so instead of a
+        success that the lists would contradict. The index catches up by itself once there is
+        room (the next scan or change re-reads those runs)."""
+        self.indexer.refresh(run_dirs)
+        problem = self.index.write_problem
+        if problem is not None:
+            raise ApiError(507, "The change is written to the run directory, but the index could not be updated"
+                                f" ({problem}); lists and searches show it once the disk has room again")
 
 
 @dataclass(frozen=True)

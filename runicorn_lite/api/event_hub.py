@@ -26,7 +26,7 @@ import orjson
 
 from runicorn_lite.db import StoreError
 from runicorn_lite.db.store import IndexStore
-from runicorn_lite.ingest.writer import Change
+from runicorn_lite.ingest.changes import Change, Points, merge_points
 from runicorn_lite.queries.experiments import EXPERIMENT_COLUMNS, experiment_json
 
 log = logging.getLogger("runicorn_lite.events")
@@ -63,6 +63,7 @@ class _Pending:
     metrics: set[str] = field(default_factory=set)
     last_step: int | None = None
     total_points: int = 0
+    points: Points | None = None
 
 
 class Subscriber:
@@ -277,7 +278,7 @@ class EventHub:
                 out.append((p.exp_id, "experiment", orjson.dumps(experiment_json(row, self.root, row[1] is not None))))
             elif p.kind == "metrics":
                 data = {"id": p.exp_id, "metrics": sorted(p.metrics), "last_step": p.last_step,
-                        "total_points": p.total_points}
+                        "total_points": p.total_points, "points": p.points, "refetch": p.points is None}
                 out.append((p.exp_id, "metrics", orjson.dumps(data)))
             else:
                 out.append((p.exp_id, "removed", orjson.dumps({"id": p.exp_id})))
@@ -301,7 +302,9 @@ def merge(changes: Iterable[Change]) -> list[_Pending]:
             continue
         pending = out.get(key)
         if pending is None:
-            pending = out[key] = _Pending(c.kind, c.id, c.pk)
+            pending = out[key] = _Pending(c.kind, c.id, c.pk, points=c.points)
+        elif c.kind == "metrics":
+            pending.points = merge_points(pending.points, c.points)
         pending.pk = c.pk
         if c.kind == "metrics":
             pending.metrics.update(c.metrics)

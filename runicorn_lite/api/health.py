@@ -78,6 +78,9 @@ def _problems(request: Request) -> list[str]:
     if index_problem is not None:
         problems.append(f"index: {index_problem}")
     primary = request.app.state.optimization.state.db
+    for name, db in (("index", ctx.index), ("primary database", primary)):
+        if db.write_problem is not None:  # cleared by the next write that commits
+            problems.append(f"{name}: {db.write_problem}")
     if primary.damaged is not None:
         problems.append(
             f"primary database: {primary.path.name} is damaged ({primary.damaged}); "

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import events, export, v1, v2
+from runicorn_lite.api import events, export, v1, v2, v2_runs
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -68,13 +68,13 @@ OPERATIONS: Operations = {
     ("/api/v2/experiments/batch-delete", "post"): {
         "summary": f"Soft-delete up to {MAX_BATCH} experiments (writes .deleted markers)",
         "requestBody": _ids("exp_ids", MAX_BATCH, **_REASON),
-        "responses": {"200": json_content("deleted, failed, results, errors"), **_errors(400, 403, 413, 429, 503)},
+        "responses": {"200": json_content("deleted, failed, results, errors"), **_errors(400, 403, 413, 429, 503, 507)},
     },
     ("/api/v2/experiments/batch-restore", "post"): {
         "summary": f"Restore up to {MAX_BATCH} soft-deleted experiments",
         "requestBody": _ids("exp_ids", MAX_BATCH),
         "responses": {"200": json_content("restored, deleted, failed, results, errors"),
-                      **_errors(400, 403, 413, 503)},
+                      **_errors(400, 403, 413, 503, 507)},
     },
     ("/api/v2/experiments/{exp_id}/files/{path}", "get"): {
         "summary": "One file of the run directory (images under media/, logs.txt, ...): ETag, Range",
@@ -107,7 +107,7 @@ OPERATIONS: Operations = {
             "type": "object", "properties": {"alias": {"type": ["string", "null"]},
                                              "tags": {"type": "array", "items": {"type": "string"}},
                                              "description": {"type": ["string", "null"]}}}),
-        "responses": {"200": json_content("ok, alias, tags"), **_errors(400, 403, 404, 413)},
+        "responses": {"200": json_content("ok, alias, tags"), **_errors(400, 403, 404, 413, 507)},
     },
     ("/api/runs/{run_id}/images", "get"): {
         "summary": "V1: the run's logged images (step, key, absolute path)", "parameters": [_RUN_ID],
@@ -190,8 +190,32 @@ OPERATIONS.update({
         "parameters": [_EXP_ID, *export.POINTS_QUERY.openapi()],
         "responses": {"200": _CSV, **_errors(400, 404, 429, 503)},
     },
+    ("/api/v2/experiments/{exp_id}", "patch"): {
+        "summary": "Set alias, tags, description (written to meta.json first, then indexed); answers the row."
+                   " Absent or null: left as it is; an empty alias or description clears it",
+        "parameters": [_EXP_ID],
+        "requestBody": json_body({
+            "type": "object", "additionalProperties": False,
+            "properties": {"alias": {"type": ["string", "null"], "maxLength": 200},
+                           "tags": {"type": ["array", "null"], "items": {"type": "string"}, "maxItems": 100},
+                           "description": {"type": ["string", "null"], "maxLength": 10_000}}}),
+        "responses": {"200": json_content("experiment"), **_errors(400, 403, 404, 413, 503, 507)},
+    },
+    ("/api/v2/experiments/batch-purge", "post"): {
+        "summary": f"Delete up to {v2_runs.MAX_BATCH} soft-deleted experiments for good (their directories);"
+                   " runs not in the recycle bin are never touched",
+        "requestBody": _ids("exp_ids", v2_runs.MAX_BATCH, confirm={"type": "boolean", "enum": [True]}),
+        "responses": {"200": json_content("purged, failed, results, errors"), **_errors(400, 403, 413, 503, 507)},
+    },
+    ("/api/v2/experiments/{exp_id}/logs", "get"): {
+        "summary": "The run's logs.txt: its last `tail` lines, or whole lines from a byte `offset` on"
+                   " (text, offset, next_offset, size, reset)",
+        "parameters": [_EXP_ID, *v2_runs.LOGS_QUERY.openapi()],
+        "responses": {"200": json_content("text, offset, next_offset, size, reset"), **_errors(400, 403, 404, 503)},
+    },
     ("/api/v2/events", "get"): {
-        "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended),"
+        "summary": "Live events (Server-Sent Events): experiment (a run's list row), metrics (points appended:"
+                   " id, metrics, last_step, total_points, points up to 2,000 or null with refetch: true),"
                    " removed, reset (refetch); each with an id for Last-Event-ID, a comment line when quiet",
         "parameters": [
             *events.EVENTS_QUERY.openapi(),

@@ -22,9 +22,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runicorn_lite import rundir
 from runicorn_lite.api.context import Locator, context, os_reason
-from runicorn_lite.api.errors import ApiError, bad_request, not_found
-from runicorn_lite.api.params import check_text, json_object
+from runicorn_lite.api.errors import ApiError, not_found
+from runicorn_lite.api.params import json_object, meta_changes
 from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, Ticket, rows_response
+from runicorn_lite.api.v1_scan import newest_first, run_entry, shared_scan
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE
@@ -32,16 +33,6 @@ from runicorn_lite.queries.steptable import StepTable
 
 LOG_POLL_S = 0.25
 MAX_LOG_CHUNK = 1 << 20
-
-
-def scan(root: Path) -> list[rundir.RunInfo]:
-    """Every readable run under ``root`` (deleted ones included)."""
-    infos = []
-    for loc in rundir.iter_runs(root):
-        info = rundir.read_run(loc)
-        if info is not None:
-            infos.append(rundir.fill_live_best(info))
-    return infos
 
 
 def find_run(root: Path, run_id: str) -> rundir.RunInfo | None:
@@ -71,25 +62,6 @@ def locate_by_scan(root: Path) -> Locator:
         return out
 
     return locate
-
-
-def run_entry(info: rundir.RunInfo) -> dict[str, Any]:
-    """An item of ``GET /api/runs``."""
-    return {
-        "id": info.id,
-        "run_dir": str(info.run_dir),
-        "created_time": info.created_at,
-        "status": info.status,
-        "pid": info.pid,
-        "best_metric_value": info.best_metric_value,
-        "best_metric_name": info.best_metric_name,
-        "project": info.project,
-        "name": info.name,
-        "path": info.path,
-        "alias": info.alias,
-        "tags": info.tags,
-        "assets_count": rundir.assets_count(rundir.read_assets(info.run_dir)),
-    }
 
 
 def run_detail(info: rundir.RunInfo) -> dict[str, Any]:
@@ -122,14 +94,8 @@ def run_detail(info: rundir.RunInfo) -> dict[str, Any]:
 
 
 async def list_runs(request: Request) -> Response:
-    root = context(request).root
-
-    def build() -> list[dict[str, Any]]:
-        infos = [i for i in scan(root) if i.deleted_at is None]
-        infos.sort(key=lambda i: (i.created_at, i.id), reverse=True)
-        return [run_entry(i) for i in infos]
-
-    return JSONResponse(await run_in_threadpool(build))
+    body = (await shared_scan(request).get()).runs_body
+    return Response(body, media_type="application/json")
 
 
 async def _found(request: Request) -> rundir.RunInfo:
@@ -221,41 +187,10 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-_PATCH_FIELDS = ("alias", "tags", "description")
-MAX_TAGS = 100
-
-
-def _patch_changes(body: dict[str, Any]) -> dict[str, Any]:
-    """The meta.json changes of a PATCH body, as Runicorn 0.7.2 reads it: a field that is
-    absent or null is left as it is; an alias (or description) that is empty after trimming
-    clears it; tags are trimmed and empty ones dropped (and, here, duplicates too)."""
-    changes: dict[str, Any] = {}
-    alias = body.get("alias")
-    if alias is not None:
-        if not isinstance(alias, str) or len(alias) > 200:
-            raise bad_request("Field 'alias' must be a string of at most 200 characters, or null")
-        changes["alias"] = check_text(alias, "alias").strip() or None
-    desc = body.get("description")
-    if desc is not None:
-        if not isinstance(desc, str) or len(desc) > 10_000:
-            raise bad_request("Field 'description' must be a string of at most 10000 characters, or null")
-        changes["description"] = check_text(desc, "description", multiline=True).strip() or None
-    tags = body.get("tags")
-    if tags is not None:
-        if not isinstance(tags, list) or not all(isinstance(t, str) and len(t.strip()) <= 100 for t in tags):
-            raise bad_request("Field 'tags' must be a list of strings (at most 100 characters each)")
-        if len(tags) > MAX_TAGS:
-            raise bad_request(f"Field 'tags' takes at most {MAX_TAGS} tags")
-        for tag in tags:
-            check_text(tag, "tags")
-        changes["tags"] = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
-    return changes
-
-
 async def patch_run(request: Request) -> Response:
     ctx = context(request)
     body = await json_object(request)
-    changes = _patch_changes(body)
+    changes = meta_changes(body)
     ctx.require_writable()
     info = await _found(request)
 
@@ -334,16 +269,14 @@ async def run_environment(request: Request) -> Response:
 
 
 async def projects(request: Request) -> Response:
-    root = context(request).root
-    infos = await run_in_threadpool(scan, root)
+    infos = (await shared_scan(request).get()).infos
     names = sorted({i.project for i in infos if i.deleted_at is None})
     return JSONResponse({"projects": names})
 
 
 async def project_names(request: Request) -> Response:
-    root = context(request).root
     project = request.path_params["project"]
-    infos = await run_in_threadpool(scan, root)
+    infos = (await shared_scan(request).get()).infos
     live = [i for i in infos if i.deleted_at is None and i.project == project]
     if not live:
         raise not_found(f"Project {project[:200]} not found")
@@ -351,12 +284,11 @@ async def project_names(request: Request) -> Response:
 
 
 async def name_runs(request: Request) -> Response:
-    root = context(request).root
     project, name = request.path_params["project"], request.path_params["name"]
-    infos = await run_in_threadpool(scan, root)
-    live = [i for i in infos if i.deleted_at is None and i.project == project and i.name == name]
-    live.sort(key=lambda i: (i.created_at, i.id), reverse=True)
-    return JSONResponse({"project": project, "name": name, "runs": [run_entry(i) for i in live]})
+    infos = (await shared_scan(request).get()).infos
+    live = newest_first([i for i in infos if i.deleted_at is None and i.project == project and i.name == name])
+    entries = await run_in_threadpool(lambda: [run_entry(i) for i in live])
+    return JSONResponse({"project": project, "name": name, "runs": entries})
 
 
 async def logs_ws(websocket: WebSocket) -> None:

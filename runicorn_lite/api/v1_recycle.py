@@ -20,7 +20,8 @@ from runicorn_lite.api.context import Outcome, context
 from runicorn_lite.api.errors import bad_request
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.api.v1 import locate_by_scan, scan
+from runicorn_lite.api.v1 import locate_by_scan
+from runicorn_lite.api.v1_scan import shared_scan
 
 MAX_RUN_IDS = 100
 DEFAULT_REASON = "user_deleted"  # what the real viewer writes into .deleted
@@ -65,10 +66,10 @@ async def soft_delete(request: Request) -> Response:
 
 
 async def recycle_bin(request: Request) -> Response:
-    root = context(request).root
+    scanned = (await shared_scan(request).get()).infos
 
     def build() -> list[dict[str, Any]]:
-        infos = [i for i in scan(root) if i.deleted_at is not None]
+        infos = [i for i in scanned if i.deleted_at is not None]
         infos.sort(key=lambda i: (i.deleted_at or 0.0, i.id), reverse=True)
         out = []
         for i in infos:

@@ -26,6 +26,7 @@ from runicorn_lite.api.responses import (
     batch_answer,
     rows_response,
 )
+from runicorn_lite.api.v2_runs import patch_experiment
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, filters
@@ -67,7 +68,8 @@ LIST_QUERY = FILTERS.with_(
     Param("search", "string", f"Case-insensitive substrings (every word must match; at most {MAX_SEARCH_WORDS} words)"),
     Param("best_metric_min", "number", "Minimum best metric value"),
     Param("best_metric_max", "number", "Maximum best metric value"),
-    Param("include_deleted", "boolean", "Include soft-deleted experiments", default=False),
+    Param("include_deleted", "boolean", "Include soft-deleted experiments; 'only' lists the recycle bin alone",
+          default=False, enum=("only",)),
     Param("filter", "string", "Expression over params and metric summaries, e.g."
           " params.lr < 0.01 and metrics.acc.max > 0.9", raw=True),
     Param("include", "list", "Add params and/or metrics to each row", enum=INCLUDES, max_items=len(INCLUDES)),
@@ -216,8 +218,10 @@ async def experiment_detail(request: Request) -> Response:
 
     def detail() -> dict[str, Any] | None:
         found = ctx.index.read(lambda conn: detail_of(conn, ctx.root, exp_id))
-        if found is not None:  # the files are counted after the read, on the same thread
-            found["file_count"] = rundir.count_files(Path(found["experiment"]["run_dir"]))
+        if found is not None:  # the files are read after the index, on the same thread
+            run_dir = Path(found["experiment"]["run_dir"])
+            found["file_count"] = rundir.count_files(run_dir)
+            found["summary"] = rundir.read_json_object(run_dir / rundir.SUMMARY)
         return found
 
     body = await ctx.store.call(detail)
@@ -225,6 +229,13 @@ async def experiment_detail(request: Request) -> Response:
         raise not_found(f"Experiment {exp_id} not found")
     body["query_time_ms"] = _ms(start)
     return JSONResponse(body)
+
+
+async def experiment_resource(request: Request) -> Response:
+    """One route for the detail and its PATCH, so that a 405 there lists both in ``Allow``."""
+    if request.method == "PATCH":
+        return await patch_experiment(request)
+    return await experiment_detail(request)
 
 
 def parse_step_range(raw: str | None) -> tuple[int | None, int | None] | None:
@@ -399,7 +410,7 @@ def routes() -> list[Route]:
         Route("/api/v2/experiments", list_experiments_endpoint, methods=["GET"]),
         Route("/api/v2/experiments/batch-delete", batch_delete, methods=["POST"]),
         Route("/api/v2/experiments/batch-restore", batch_restore, methods=["POST"]),
-        Route("/api/v2/experiments/{exp_id}", experiment_detail, methods=["GET"]),
+        Route("/api/v2/experiments/{exp_id}", experiment_resource, methods=["GET", "PATCH"]),
         Route("/api/v2/experiments/{exp_id}/metrics/fast", metrics_fast, methods=["GET"]),
         Route("/api/v2/experiments/{exp_id}/images", experiment_images, methods=["GET"]),
         Route("/api/v2/analytics/summary", analytics_summary, methods=["GET"]),

@@ -60,6 +60,10 @@ class DatabaseUnavailable(StoreError):
     it answers again by itself once it is back."""
 
 
+class DiskFull(StoreError):
+    """The disk holding the file is full (SQLite's SQLITE_FULL): writes fail until it has room."""
+
+
 class StoreRebuilding(StoreError):
     """The file is being reopened or rebuilt (it was deleted, replaced or damaged); it answers
     again within seconds."""
@@ -76,6 +80,8 @@ def store_error(exc: sqlite3.Error, what: str = "") -> StoreError:
     message = f"{what}{exc}"
     if code is not None and code & 0xFF in _DAMAGE_CODES:
         return DamagedStore(message)
+    if (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc):
+        return DiskFull(message)
     if "interrupted" in str(exc):
         return QueryTimeout(message)
     return StoreError(message)
@@ -203,6 +209,8 @@ class Database:
         self.generation = 0
         self._closed = False
         self.damaged: str | None = None
+        # Why the last write failed when the disk is full (None once a write commits again).
+        self.write_problem: str | None = None
         # Reads in progress, and the reason reads of other threads are refused meanwhile
         # (with the thread that may still read): see suspended().
         self._gate = threading.Condition()
@@ -272,6 +280,8 @@ class Database:
         error = store_error(exc, what)
         if isinstance(error, DamagedStore):
             self._mark_damaged(str(exc))
+        elif isinstance(error, DiskFull):
+            self.write_problem = f"the disk holding {self.path} is full: writes fail ({exc})"
         return error
 
     def _check_usable(self) -> None:
@@ -307,7 +317,7 @@ class Database:
                     conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.DatabaseError):
                     error = store_error(exc)
-                    if isinstance(error, DamagedStore):
+                    if isinstance(error, (DamagedStore, DiskFull)):
                         raise self._damage(exc) from exc
                 raise
             else:
@@ -318,6 +328,7 @@ class Database:
                         conn.execute("ROLLBACK")
                     raise self._damage(exc, "cannot commit: ") from exc
                 self.generation += 1
+                self.write_problem = None
 
     # -- reading --------------------------------------------------------------------------
 

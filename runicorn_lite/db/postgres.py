@@ -270,6 +270,9 @@ class PgDatabase:
         self.where = describe_url(url)
         self.generation = 0
         self.damaged: str | None = None
+        # What made the last write fail for want of room (SQLite's full disk); PostgreSQL's own
+        # disk is its server's business: its errors answer 503 like any other.
+        self.write_problem: str | None = None
         self.writer_check: Callable[[], bool] | None = None
         self._write_lock = threading.RLock()
         self._writer: psycopg.Connection[Any] | None = None

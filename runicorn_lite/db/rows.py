@@ -32,6 +32,7 @@ def row_document(
     ended_at: float | None,
     updated_at: float,
     exit_reason: str | None,
+    delete_reason: str | None = None,
 ) -> bytes:
     """The JSON of an experiment object, without ``run_dir`` and ``deleted_at``."""
     obj: dict[str, Any] = {
@@ -52,6 +53,8 @@ def row_document(
     }
     if exit_reason is not None:
         obj["exit_reason"] = exit_reason
+    if delete_reason is not None:  # a run in the recycle bin: why it was deleted (its marker's reason)
+        obj["delete_reason"] = delete_reason
     return orjson.dumps(obj)
 
 

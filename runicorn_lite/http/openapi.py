@@ -27,6 +27,7 @@ ERROR_TEXT = {
     403: "Forbidden: another project, or a read-only data root", 404: "Not found", 409: "Conflict",
     413: "Request body too large", 429: "Rate limit exceeded",
     503: "The store is busy, being rebuilt or damaged, or the query took too long",
+    507: "The disk holding the store is full: the run's files changed, its index did not (yet)",
 }
 
 

@@ -64,6 +64,9 @@ class Param:
     def _allowed(self) -> str:
         if self.expected is not None:
             return self.expected
+        if self.kind == "boolean":  # its enum: words it takes besides the booleans
+            words = ["true", "false", *(self.enum or ())]
+            return ", ".join(words[:-1]) + " or " + words[-1]
         if self.enum is not None:
             return "one of " + ", ".join(self.enum)
         if self.kind == "integer":
@@ -72,8 +75,6 @@ class Param:
             return f"an integer{lo}{hi}"
         if self.kind == "number":
             return "a number"
-        if self.kind == "boolean":
-            return "true or false"
         return "a value"
 
     def parse(self, params: QueryParams) -> Any:
@@ -124,13 +125,15 @@ class Param:
             raise _bad(f"Parameter '{self.name}' must be a finite number, got '{text[:200]}'")
         return value
 
-    def _boolean(self, text: str) -> bool:
+    def _boolean(self, text: str) -> bool | str:
         low = text.lower()
         if low in TRUE:
             return True
         if low in FALSE:
             return False
-        raise _bad(f"Parameter '{self.name}' must be true or false, got '{text[:200]}'")
+        if self.enum is not None and low in self.enum:
+            return low
+        raise _bad(f"Parameter '{self.name}' must be {self._allowed()}, got '{text[:200]}'")
 
     def _list(self, text: str) -> list[str] | None:
         items = [item.strip() for item in text.split(",") if item.strip()]
@@ -167,6 +170,8 @@ class Param:
                 schema["maxItems"] = self.max_items
             return schema
         schema = {"type": self.kind}
+        if self.kind == "boolean" and self.enum is not None:
+            schema = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": list(self.enum)}]}
         if self.kind == "string":
             if self.enum is not None and self.pattern is not None:
                 schema["anyOf"] = [{"enum": list(self.enum)}, {"pattern": self.pattern}]

@@ -24,7 +24,7 @@ import orjson
 
 from runicorn_lite.db import StoreError
 from runicorn_lite.db.store import IndexStore
-from runicorn_lite.ingest.writer import Change
+from runicorn_lite.ingest.changes import Change
 
 log = logging.getLogger("runicorn_lite.ingest")
 

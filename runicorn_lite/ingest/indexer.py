@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runicorn_lite import rundir
+from runicorn_lite import leftovers, rundir
 from runicorn_lite.db import DamagedStore, DatabaseUnavailable, StoreError
 from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.changelog import log_changes, publish_state
-from runicorn_lite.ingest.writer import Change, Known, Prepared, delete_row, marker, write_run
+from runicorn_lite.ingest.changes import Change
+from runicorn_lite.ingest.writer import Known, Prepared, delete_row, marker, write_run
 from runicorn_lite.params import flatten_config
 
 log = logging.getLogger("runicorn_lite.ingest")
@@ -403,6 +404,7 @@ class Indexer:
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
         """What reading this run takes, or None when it is unchanged (two stats per file)."""
         known = self._known.get(rel)
+        leftovers.sweep(loc.run_dir, loc.names or ())
         files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
         events_ino = events_stat[0] if events_stat else None
         events_size = events_stat[1] if events_stat else 0
@@ -442,11 +444,8 @@ class Indexer:
         if events is not None and events.bad_lines:
             log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
         files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id
-        body = "\n".join(
-            x
-            for x in (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
-            if x
-        )
+        texts = (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
+        body = "\n".join(x for x in texts if x)
         prepared = Prepared(
             rel=rel,
             info=info,

@@ -24,6 +24,8 @@ from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.rows import row_document
+from runicorn_lite.ingest.changes import Change, carried_points
+from runicorn_lite.ingest.metric_cap import cap_metric_names
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
 from runicorn_lite.params import ParamValue, index_value
 
@@ -65,22 +67,6 @@ class Prepared:
     environment: dict[str, Any] | None = None
 
 
-@dataclass
-class Change:
-    """What one write changed, for listeners of the index (the live event stream).
-
-    ``kind`` is "experiment" (a new run, or its row changed), "metrics" (points appended) or
-    "removed". ``metrics`` names the metrics that got points.
-    """
-
-    kind: str
-    id: str
-    pk: int = -1
-    metrics: list[str] = field(default_factory=list)
-    last_step: int | None = None
-    total_points: int = 0
-
-
 def marker(item: Prepared) -> Known:
     """A run seen but not in the index (skipped, or another copy of an indexed id): pk -1 and
     its file signature, so a rescan leaves it alone until its files change."""
@@ -105,7 +91,7 @@ def write_run(
     info = item.info
     fresh = existing_pk is None  # nothing of this run in the index yet: no old rows to delete
     full = item.full_events or known is None
-    events = item.events
+    cap_metric_names(conn, existing_pk, info.id, events := item.events, full)
 
     appended: list[str] = []
     if full:
@@ -122,9 +108,8 @@ def write_run(
             offset, last_step = events.offset, events.last_step
             appended = append_points(conn, existing_pk, info.id, events.points, events.times)
         n_points = _point_count(conn, existing_pk)
-        previous_best = conn.execute(
-            "SELECT best_metric_value, live_best_value, live_best_step FROM experiments WHERE pk = ?", (existing_pk,)
-        ).fetchone()
+        previous_best = conn.execute("SELECT best_metric_value, live_best_value, live_best_step FROM experiments"
+                                     " WHERE pk = ?", (existing_pk,)).fetchone()
         live = _live_best_appended(conn, existing_pk, item, previous_best[1:])
 
     best = _best(info, live)
@@ -144,12 +129,10 @@ def write_run(
     known_out[item.rel] = Known(
         pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
     )
-    changes = []
-    if fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]:
-        changes.append(Change("experiment", info.id, pk))
-    if appended:
-        changes.append(Change("metrics", info.id, pk, appended, last_step, n_points))
-    return changes
+    row_changed = fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]
+    changes = [Change("experiment", info.id, pk)] if row_changed else []
+    carried = carried_points(events.points, events.times, appended) if events is not None and not full else None
+    return changes + ([Change("metrics", info.id, pk, appended, last_step, n_points, carried)] if appended else [])
 
 
 def delete_row(conn: sqlite3.Connection, pk: int) -> None:
@@ -209,9 +192,10 @@ def _live_best_appended(
     if info.best_metric_value is not None or info.primary_metric is None:
         return None, None
     mode = info.primary_mode or "max"
-    if item.files_changed:  # the primary metric may be new: look at the whole series
-        return _best_of(conn, pk, info.primary_metric, mode)
     new_points = (item.events.points.get(info.primary_metric) or {}) if item.events else {}
+    # A new primary metric, or the best's step logged again (its last write wins): the whole series.
+    if item.files_changed or previous[1] in new_points:
+        return _best_of(conn, pk, info.primary_metric, mode)
     return rundir.best_point(sorted(new_points.items()), mode, *previous)
 
 
@@ -313,6 +297,7 @@ def _upsert_experiment(
                 ended_at=info.ended_at,
                 updated_at=info.updated_at,
                 exit_reason=info.exit_reason,
+                delete_reason=info.delete_reason if info.deleted_at is not None else None,
             ),
         ),
     )

@@ -75,7 +75,7 @@ OPERATIONS: Operations = {
                            "direction": {"type": "string", "enum": list(DIRECTIONS)},
                            "project_id": {"type": "string", "maxLength": MAX_PROJECT_ID}},
         }),
-        "responses": {"201": json_content("run, metadata"), **_errors(400, 401, 403, 413, 429, 503)},
+        "responses": {"201": json_content("run, metadata"), **_errors(400, 401, 403, 413, 429, 503, 507)},
     },
     ("/runs/{run_id}", "get"): {
         "summary": "One run with its iterations and stats", "security": SECURITY, "parameters": [_RUN_ID, _PROJECT],
@@ -92,13 +92,13 @@ OPERATIONS: Operations = {
                            "error_message": {"type": "string", "maxLength": MAX_ERROR_MESSAGE},
                            "metadata": _OBJECT, "run_name": _RUN_NAME},
         }),
-        "responses": {"200": json_content("run, metadata"), **_errors(400, 401, 404, 409, 413, 429, 503)},
+        "responses": {"200": json_content("run, metadata"), **_errors(400, 401, 404, 409, 413, 429, 503, 507)},
     },
     ("/runs/{run_id}/iterations", "post"): {
         "summary": "Add an iteration", "security": SECURITY, "parameters": [_RUN_ID], "description": _BODY_LIMIT,
         "requestBody": json_body(_ITERATION),
         "responses": {"201": json_content("iteration, runUpdates, metadata"),
-                      **_errors(400, 401, 404, 409, 413, 429, 503)},
+                      **_errors(400, 401, 404, 409, 413, 429, 503, 507)},
     },
     ("/runs/{run_id}/iterations/batch", "post"): {
         "summary": f"Add up to {MAX_BATCH} iterations, all or nothing", "security": SECURITY,
@@ -108,7 +108,7 @@ OPERATIONS: Operations = {
             "properties": {"iterations": {"type": "array", "items": _ITERATION, "minItems": 1, "maxItems": MAX_BATCH}},
         }),
         "responses": {"201": json_content("iterations, runUpdates, metadata"),
-                      **_errors(400, 401, 404, 409, 413, 429, 503)},
+                      **_errors(400, 401, 404, 409, 413, 429, 503, 507)},
     },
     ("/stats", "get"): {
         "summary": "Aggregated statistics", "security": SECURITY,

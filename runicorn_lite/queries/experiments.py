@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -51,7 +51,7 @@ class ExperimentFilter:
     created_before: float | None = None
     best_metric_min: float | None = None
     best_metric_max: float | None = None
-    include_deleted: bool = False
+    include_deleted: bool | Literal["only"] = False  # "only": the recycle bin
     # Clauses of a ``filter=`` expression (params and metric summaries), ANDed.
     clauses: tuple[Clause, ...] = ()
 
@@ -76,9 +76,7 @@ def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
     """How many runs match a filter of project / statuses / deletion alone, from the counts
     the index keeps by trigger (db/schema.py, 0011_live_counts): a few rows, whatever the
     number of runs."""
-    terms, params = [], []
-    if not f.include_deleted:
-        terms.append("live = 1")
+    terms, params = [] if f.include_deleted is True else [f"live = {int(not f.include_deleted)}"], []
     if f.project is not None:
         terms.append("project = ?")
         params.append(f.project)
@@ -102,11 +100,11 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
     def col(name: str) -> str:
         return name if walk is None or walk == name else f"+{name}"
 
-    if not f.include_deleted:
+    if not f.include_deleted or f.include_deleted == "only":
         # LIVE, likely(): almost every row is live. Without the hint the planner (no ANALYZE stats)
         # takes idx_experiments_deleted_at as selective and sorts every live row for each page,
         # instead of walking the partial idx_sort_live_* index in ORDER BY order.
-        terms.append(LIVE)
+        terms.append("deleted_at IS NOT NULL" if f.include_deleted else LIVE)
     if f.project is not None:
         terms.append(f"{col('project')} = ?")
         params.append(f.project)
@@ -202,10 +200,11 @@ def clause_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCach
     matches = sets[0]
     for other in sets[1:]:
         matches = matches & other
-    if f.include_deleted or not matches:
+    if f.include_deleted is True or not matches:
         return len(matches)
-    deleted = conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL").fetchall()
-    return len(matches) - sum(1 for (pk,) in deleted if pk in matches)
+    deleted_pks = conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")
+    deleted = sum(1 for (pk,) in deleted_pks if pk in matches)
+    return deleted if f.include_deleted == "only" else len(matches) - deleted
 
 
 def _only_clauses(f: ExperimentFilter) -> bool:
@@ -394,7 +393,7 @@ def list_experiments(
     if counts is not None and known_page is None:
         counts.put(page_key, generation, tuple(r[0] for r in rows))
     extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
-    return [experiment_json(r[1:], root, f.include_deleted, extras.get(r[0], b"")) for r in rows], total
+    return [experiment_json(r[1:], root, bool(f.include_deleted), extras.get(r[0], b"")) for r in rows], total
 
 
 def _column_page(
@@ -614,10 +613,6 @@ def find_for_write(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RunRef
     out: dict[str, RunRef] = {}
     for start in range(0, len(ids), 500):
         part = ids[start : start + 500]
-        for exp_id, run_dir, status, deleted_at, path in conn.execute(
-            "SELECT id, run_dir, status, deleted_at, path FROM experiments"
-            f" WHERE id IN ({','.join('?' * len(part))})",
-            part,
-        ):
-            out[exp_id] = RunRef(run_dir, status, deleted_at, path)
+        sql = f"SELECT id, run_dir, status, deleted_at, path FROM experiments WHERE id IN ({','.join('?' * len(part))})"
+        out.update((row[0], RunRef(*row[1:])) for row in conn.execute(sql, part))
     return out

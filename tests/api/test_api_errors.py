@@ -107,7 +107,7 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
 METHOD_CASES: list[tuple[str, str, set[str]]] = [
     ("DELETE", LIST, {"GET", "HEAD"}),
     ("POST", LIST, {"GET", "HEAD"}),
-    ("PUT", f"/api/v2/experiments/{E1}", {"GET", "HEAD"}),
+    ("PUT", f"/api/v2/experiments/{E1}", {"GET", "HEAD", "PATCH"}),
     ("DELETE", FAST, {"GET", "HEAD"}),
     ("PUT", DELETE, {"POST"}),
     ("DELETE", RESTORE, {"POST"}),

@@ -15,8 +15,8 @@ from api_helpers import assert_error
 from asgi_stream import AsgiStream
 
 import runicorn_lite
-from runicorn_lite.api.event_hub import KEEPALIVE, EventHub
-from runicorn_lite.ingest.writer import Change
+from runicorn_lite.api.event_hub import KEEPALIVE, EventHub, merge
+from runicorn_lite.ingest.changes import POINTS_CAP, Change
 from runicorn_lite.sdk import Run
 
 KEEPALIVE_S = 0.3
@@ -97,14 +97,19 @@ async def test_a_run_written_while_a_client_listens(make_app, root: Path, client
     assert "deleted_at" not in first["data"]
     second = await events.next()
     assert second["event"] == "metrics"
-    assert second["data"] == {"id": run.id, "metrics": ["acc", "loss"], "last_step": 1, "total_points": 2}
+    # A run's first read is a whole read: no points carried, the client fetches.
+    assert second["data"] == {"id": run.id, "metrics": ["acc", "loss"], "last_step": 1, "total_points": 2,
+                              "points": None, "refetch": True}
 
     run.log({"loss": 0.5}, step=2)
     run.flush()
     app.state.ctx.indexer.refresh([run.run_dir])
     more = await events.next()
+    times = more["data"]["points"]["loss"].pop("times")
     assert more["event"] == "metrics" and more["data"] == {"id": run.id, "metrics": ["loss"], "last_step": 2,
-                                                           "total_points": 3}
+                                                           "total_points": 3, "refetch": False,
+                                                           "points": {"loss": {"steps": [2], "values": [0.5]}}}
+    assert len(times) == 1 and abs(times[0] - time.time()) < 60
     run.finish()
     app.state.ctx.indexer.refresh([run.run_dir])
     done = await events.next()
@@ -112,6 +117,46 @@ async def test_a_run_written_while_a_client_listens(make_app, root: Path, client
     ids = [int(e["id"].rsplit("-", 1)[1]) for e in (first, second, more, done)]
     assert ids == sorted(ids) and len(set(ids)) == 4
     await events.stream.close()
+
+
+async def test_metrics_events_carry_appended_points_up_to_a_cap(make_app, root: Path) -> None:
+    app = make_app(events_keepalive=KEEPALIVE_S)
+    run = _run(root, "pts")
+    run.log({"loss": 1.0}, step=1)
+    run.flush()
+    app.state.ctx.indexer.scan()
+    events = await _open(app)
+    run.log({"loss": 0.5, "acc": float("nan")}, step=2)
+    run.log({"loss": 0.25}, step=3)
+    run.flush()
+    app.state.ctx.indexer.refresh([run.run_dir])
+    got = await events.next()
+    assert got["event"] == "metrics" and not got["data"]["refetch"]
+    points = got["data"]["points"]
+    assert (points["loss"]["steps"], points["loss"]["values"]) == ([2, 3], [0.5, 0.25])
+    assert (points["acc"]["steps"], points["acc"]["values"]) == ([2], [None])  # NaN as null
+    # Past the cap: the names and counts, no points, and the flag to refetch.
+    for step in range(4, 4 + POINTS_CAP + 1):
+        run.log({"loss": 1.0 / step}, step=step)
+    run.flush()
+    app.state.ctx.indexer.refresh([run.run_dir])
+    got = await events.next()
+    assert got["data"]["points"] is None and got["data"]["refetch"] is True
+    assert got["data"]["last_step"] == 4 + POINTS_CAP and got["data"]["total_points"] == 3 + 1 + POINTS_CAP + 1
+    run.finish()
+    await events.stream.close()
+
+
+def test_merged_changes_of_one_run_join_their_points() -> None:
+    one = {"loss": {"steps": [1], "values": [0.5], "times": [None]}}
+    two = {"loss": {"steps": [2], "values": [0.4], "times": [None]}, "acc": {"steps": [2], "values": [0.1],
+                                                                          "times": [None]}}
+    merged = merge([Change("metrics", "r", 1, ["loss"], 1, 1, one), Change("metrics", "r", 1, ["loss", "acc"], 2, 3,
+                                                                          two)])
+    assert merged[0].points == {"loss": {"steps": [1, 2], "values": [0.5, 0.4], "times": [None, None]},
+                                "acc": {"steps": [2], "values": [0.1], "times": [None]}}
+    assert merge([Change("metrics", "r", 1, ["loss"], 1, 1, one), Change("metrics", "r", 1, ["loss"], 2, 2,
+                                                                         None)])[0].points is None
 
 
 async def test_patch_delete_restore_and_removal(make_app, root: Path, client_for) -> None:
@@ -316,7 +361,8 @@ async def test_bursts_are_merged_and_a_flood_is_one_reset(make_app, root: Path) 
                     Change("experiment", run.id, pk), Change("metrics", run.id, pk, ["b"], 5, 6)])
     row, metrics = await events.next(), await events.next()
     assert row["event"] == "experiment" and metrics["data"] == {"id": run.id, "metrics": ["a", "b"],
-                                                                "last_step": 5, "total_points": 6}
+                                                                "last_step": 5, "total_points": 6,
+                                                                "points": None, "refetch": True}
     await events.quiet(0.2)
     hub.on_changes([Change("experiment", f"20240101_000000_{i:06x}", 10_000 + i) for i in range(1500)])
     flood = await events.next()

@@ -73,7 +73,7 @@ async def test_detail_of_a_run(client, corpus: Corpus) -> None:
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"experiment", "metrics_summary", "environment_available", "file_count", "query_time_ms",
-                         "params", "metrics", "config", "environment", "images_count"}
+                         "params", "metrics", "config", "environment", "images_count", "summary"}
     exp = body["experiment"]
     assert set(exp) >= DOCUMENTED_FIELDS | EXTRA_FIELDS | {"ended_at"}
     assert exp["id"] == spec.id and exp["status"] == "finished"

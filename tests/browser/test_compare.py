@@ -15,7 +15,7 @@ def test_select_three_runs_and_compare_them(page, site) -> None:
     page.goto("/?project=vision&q=resnet50")
     rows = page.locator("table.runs-table tbody tr")
     expect(rows).to_have_count(3)
-    ids = page.locator("table.runs-table tbody td.id").all_inner_texts()
+    ids = page.locator("table.runs-table tbody .id").all_inner_texts()
     for i in range(3):
         rows.nth(i).get_by_role("checkbox").check()
     expect(page.get_by_text("3 selected")).to_be_visible()

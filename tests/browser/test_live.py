@@ -36,7 +36,7 @@ def test_a_run_written_while_the_page_is_open_appears_and_grows(page, site) -> N
             run.log({"loss": 1.0 / step}, step=step)
         run.flush()
         expect(sub).to_have_text("50 points", timeout=LIVE_TIMEOUT)
-        # the log follows live over the WebSocket
+        # the log follows live (V2 logs by offset)
         run.log_text("still going")
         run.flush()
         expect(page.locator("pre.log")).to_contain_text("still going", timeout=LIVE_TIMEOUT)

@@ -34,23 +34,23 @@ def test_filter_expression_and_its_syntax_error(page, site) -> None:
     expect(error).to_be_hidden()
     want = ids_in_order(site, filter="params.lr <= 0.01 and metrics.accuracy.max > 0.5")
     assert len(want) >= 2
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(want)
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(want)
     expect(page).to_have_url(re.compile(r"filter=params\.lr"))
     # the same filter survives a reload, in the box and in the rows
     page.reload()
     expect(box).to_have_value("params.lr <= 0.01 and metrics.accuracy.max > 0.5")
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(want)
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(want)
 
 
 def test_sort_by_a_param_column(page, site) -> None:
     page.goto("/?project=vision")
-    header = page.get_by_role("columnheader", name="lr", exact=True)
+    header = page.get_by_role("columnheader", name="param lr", exact=True)
     expect(header).to_be_visible()
     header.get_by_role("button").click()
     expect(header).to_have_attribute("aria-sort", "descending")
     expect(page).to_have_url(re.compile(r"sort=params\.lr"))
     want = ids_in_order(site, project="vision", order_by="params.lr", order_desc="true")
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(want)
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(want)
     cells = page.locator("table.runs-table tbody tr").first.locator("td")
     expect(cells.filter(has_text=re.compile(r"^0\.1$"))).to_have_count(1)
 

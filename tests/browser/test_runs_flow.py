@@ -55,10 +55,10 @@ def test_filter_sort_open_zoom_back_reload(page, site) -> None:
     expect(header).to_have_attribute("aria-sort", "descending")
     expect(page).to_have_url(re.compile(r"sort=best_metric_value"))
     want = [e["id"] for e in api_total(site, search="resnet50", order_by="best_metric_value")["experiments"]]
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(want)
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(want)
     header.get_by_role("button").click()
     expect(header).to_have_attribute("aria-sort", "ascending")
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(list(reversed(want)))
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(list(reversed(want)))
     list_url = page.url
 
     # open the best run
@@ -95,7 +95,7 @@ def test_filter_sort_open_zoom_back_reload(page, site) -> None:
     # back returns to the sorted, searched list (zooming replaced the run's history entry)
     page.go_back()
     expect(page).to_have_url(list_url)
-    expect(page.locator("table.runs-table tbody td.id")).to_have_text(list(reversed(want)))
+    expect(page.locator("table.runs-table tbody .id")).to_have_text(list(reversed(want)))
 
 
 def test_keyboard_search_and_open(page, site) -> None:

@@ -56,7 +56,7 @@ def test_optimization_asks_for_a_key_then_lists_runs_and_stats(page, site, optim
     expect(box).to_be_visible()
     box.fill("sk_live_not_a_real_key")
     page.get_by_role("button", name="Use this key").click()
-    expect(page.get_by_role("alert")).to_contain_text("Invalid or inactive API key")
+    expect(page.get_by_role("alert")).to_contain_text("This key is not valid here")
     box.fill(optimization["key"])
     page.get_by_role("button", name="Use this key").click()
     expect(page.get_by_role("heading", name="Optimization runs")).to_be_visible()
@@ -97,14 +97,14 @@ def test_column_chooser_and_params_vs_metric_plot(page, site) -> None:
     page.goto("/?project=vision")
     expect(page.locator("table.runs-table tbody tr")).to_have_count(5)
     page.get_by_text("Columns").click()
-    page.get_by_role("checkbox", name="Tags").uncheck()
-    expect(page.get_by_role("columnheader", name="Tags")).to_have_count(0)
+    page.get_by_role("checkbox", name="Duration").uncheck()
+    expect(page.get_by_role("columnheader", name="Duration")).to_have_count(0)
     expect(page).to_have_url(re.compile(r"cols="))
     page.reload()
-    expect(page.get_by_role("columnheader", name="Tags")).to_have_count(0)
+    expect(page.get_by_role("columnheader", name="Duration")).to_have_count(0)
     page.get_by_text("Columns").click()
     page.get_by_role("button", name="Reset to automatic").click()
-    expect(page.get_by_role("columnheader", name="Tags")).to_have_count(1)
+    expect(page.get_by_role("columnheader", name="Duration")).to_have_count(1)
 
 
 def test_recycle_bin_empty_state(page) -> None:

@@ -125,6 +125,23 @@ onConnection((up) => {
   }
 });
 
+// On a narrow screen the tab bar scrolls: its cut-off edge fades (data-more) while tabs lie past
+// it, so "Rec…" reads as "there is more this way", and the current tab is scrolled into view.
+const tabs = document.querySelector('nav[aria-label="Views"]');
+function markTabs() {
+  const right = tabs.scrollLeft + tabs.clientWidth < tabs.scrollWidth - 1;
+  const left = tabs.scrollLeft > 1;
+  const more = right && left ? "both" : right ? "right" : left ? "left" : null;
+  if (more) tabs.dataset.more = more; else delete tabs.dataset.more;
+}
+tabs.addEventListener("scroll", markTabs, { passive: true });
+window.addEventListener("resize", markTabs);
+new MutationObserver(() => {
+  tabs.querySelector('[aria-current="page"]')?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  markTabs();
+}).observe(tabs, { attributes: true, subtree: true, attributeFilter: ["aria-current"] });
+markTabs();
+
 // The runs list is the first view most visits show: ask for its rows while its code loads.
 if (/^\/(runs)?\/?$/.test(location.pathname)) prefetch("/api/v2/experiments", pageParams(new URLSearchParams(location.search)));
 render();

@@ -25,6 +25,16 @@ export function mount(host, { args, query }) {
   let destroyed = false;
   const get = (k, d = "") => state.get(k) ?? d;
 
+  // What a refused key means to the person who pasted it (the API's own hint is for programs:
+  // how to send the header).
+  function keyProblem(ex) {
+    if (ex.status === 401 && /format/i.test(ex.detail)) return "That is not an API key: keys start with sk_live_. Copy the whole key that runicorn-lite keys create printed.";
+    if (ex.status === 401) return "This key is not valid here: it may be mistyped, revoked, or made for another data folder. Check it, or create a new one with runicorn-lite keys create --project NAME.";
+    if (ex.status === 429) return "Too many wrong keys from this browser. Wait a minute, then try again.";
+    if (ex.status === 0) return "The server cannot be reached.";
+    return ex.detail;
+  }
+
   function keyForm(message) {
     document.title = "Optimization · runicorn lite";
     const input = h("input.mono", { type: "password", name: "key", placeholder: "sk_live_…", "aria-label": "API key", autocomplete: "off", size: 40 });
@@ -38,7 +48,7 @@ export function mount(host, { args, query }) {
           try {
             await opt("/runs", { limit: 1 }, key);
           } catch (ex) {
-            err.textContent = ex instanceof ApiError ? `${ex.detail}${ex.body?.hint ? ` — ${ex.body.hint}` : ""}` : String(ex);
+            err.textContent = ex instanceof ApiError ? keyProblem(ex) : String(ex);
             err.hidden = false;
             return;
           }
@@ -65,7 +75,7 @@ export function mount(host, { args, query }) {
       await fn(key);
     } catch (ex) {
       if (destroyed) return;
-      if (ex instanceof ApiError && ex.status === 401) { sessionStorage.removeItem(KEY); keyForm(`${ex.detail}. Enter a valid key.`); return; }
+      if (ex instanceof ApiError && ex.status === 401) { sessionStorage.removeItem(KEY); keyForm(keyProblem(ex)); return; }
       if (ex instanceof ApiError && ex.status === 0) return;
       if (ex instanceof ApiError) { replace(host, empty(ex.status === 404 ? "Optimization run not found" : "Cannot load this", ex.detail, h("a.button", { href: "/optimization" }, "All optimization runs"))); return; }
       throw ex;
@@ -128,10 +138,10 @@ export function mount(host, { args, query }) {
         kpi("mean duration", fmt.duration(s.averageDuration == null ? null : s.averageDuration / 1000))),
       h("div.row.wrap.status-counts", STATUSES.map((st) => h("span.count-chip", badge(st), h("b.mono", fmt.num(by[st] ?? 0))))),
       h("div.two-col",
-        h("div", h("h3", "By optimizer"), (stats.byOptimizerType || []).length ? h("table.grid.compact",
+        h("div", h("h3", "By optimizer"), (stats.byOptimizerType || []).length ? h("div.table-wrap", h("table.grid.compact",
           h("thead", h("tr", ["optimizer", "runs", "success", "mean score", "mean duration"].map((t) => h("th", t)))),
           h("tbody", stats.byOptimizerType.map((o) => h("tr", h("td", o.optimizerType), h("td.num.mono", fmt.num(o.count)), h("td.num.mono", `${o.successRate}%`),
-            h("td.num.mono", fmt.num(o.averageScore)), h("td.num", fmt.duration(o.averageDuration == null ? null : o.averageDuration / 1000)))))) : h("p.muted", "No runs yet.")),
+            h("td.num.mono", fmt.num(o.averageScore)), h("td.num", fmt.duration(o.averageDuration == null ? null : o.averageDuration / 1000))))))) : h("p.muted", "No runs yet.")),
         h("div", h("h3", "Top performers"), (stats.topPerformers || []).length ? h("ol.top-list", stats.topPerformers.slice(0, 5).map((t) => h("li",
           h("a", { href: `/optimization/${encodeURIComponent(t.id)}` }, t.run_name || t.id), h("span.muted", ` ${t.optimizer_type} `), h("b.mono", fmt.num(t.final_score))))) : h("p.muted", "No scores yet."))));
   }

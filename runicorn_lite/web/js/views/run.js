@@ -3,14 +3,15 @@
 // log-y, step or time on x) that grows while the run runs; params and config, metric summary,
 // environment, an image gallery with a step slider, the log following live; delete and restore.
 
-import { api, ApiError, v2 } from "../api.js";
+import { ApiError, v2 } from "../api.js";
 import { chartsReady, LineChart, pointsFor } from "../charts.js";
 import { badge, colour, confirmDialog, empty, h, replace, throttle, toast } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../router.js";
-
-const MAX_LOG_LINES = 5000;
+import { followLog } from "./run_log.js";
+import { charted, picker } from "./run_picker.js";
+import { appendPoints } from "./run_points.js";
 
 export function mount(host, { args, query }) {
   const id = args[0];
@@ -20,9 +21,10 @@ export function mount(host, { args, query }) {
   let charts = new Map();
   let lastSeries = null;
   let controller = null;
-  let socket = null;
+  let log = null;
   let destroyed = false;
   let editing = false;
+  let waiting = false; // the run is not there (yet): the page waits for the event stream to show it
   const offs = [];
 
   const get = (k, d = "") => state.get(k) ?? d;
@@ -44,7 +46,7 @@ export function mount(host, { args, query }) {
   const logPre = h("pre.log", { tabindex: "0", "aria-label": "Log output" });
   const followCb = h("input", { type: "checkbox", checked: true });
 
-  replace(host, headEl, deletedEl,
+  const layout = () => replace(host, headEl, deletedEl,
     h("nav.subnav", { "aria-label": "Sections" }, ["Charts", "Params", "Summary", "Environment", "Images", "Logs"].map((s) => h("a", { href: `#${s.toLowerCase()}` }, s))),
     h("section.panel", { id: "charts" }, h("div.row.wrap.section-head", h("h2", "Charts"), chartBar), chartsGrid),
     h("div.two-col",
@@ -53,6 +55,7 @@ export function mount(host, { args, query }) {
     h("section.panel", { id: "environment" }, h("h2", "Environment"), envEl),
     imagesSection,
     h("section.panel", { id: "logs" }, h("div.row.section-head", h("h2", "Logs"), h("span.grow"), h("label.inline", followCb, " follow")), logPre));
+  layout();
 
   // ---- detail --------------------------------------------------------------------------------
   async function loadDetail() {
@@ -60,16 +63,24 @@ export function mount(host, { args, query }) {
       detail = await v2(`/experiments/${encodeURIComponent(id)}`);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
+        // Not there, or not yet (a link to a run that is about to start): the live stream's
+        // "experiment" event of this id draws the run as soon as it appears.
         document.title = "Run not found · runicorn lite";
-        replace(host, empty("Run not found", `No run with the id ${id} exists here. It may have been removed from disk, or the link is wrong.`,
+        waiting = true;
+        if (log) { log.stop(); log = null; }
+        replace(host, empty("Run not found", `No run with the id ${id} exists here (yet). This page shows it as soon as it appears; or it was removed from disk, or the link is wrong.`,
           h("a.button", { href: "/runs" }, "Back to the runs"), h("a.button", { href: "/bin" }, "Look in the recycle bin")));
-        destroy();
         return false;
       }
       if (err instanceof ApiError && err.status === 0) return false;
       throw err;
     }
     if (destroyed) return false;
+    if (waiting) {
+      waiting = false;
+      layout();
+      begin();
+    }
     const e = detail.experiment;
     document.title = `${e.project} / ${e.name} · runicorn lite`;
     if (!editing) renderHead();
@@ -123,7 +134,7 @@ export function mount(host, { args, query }) {
       onsubmit: async (ev) => {
         ev.preventDefault();
         try {
-          await api(`/api/runs/${encodeURIComponent(id)}`, {
+          await v2(`/experiments/${encodeURIComponent(id)}`, {
             method: "PATCH",
             body: { alias: alias.value.trim(), tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean), description: desc.value },
           });
@@ -215,22 +226,11 @@ export function mount(host, { args, query }) {
     } else {
       parts.push(h("p.muted", "No metrics logged yet."));
     }
-    parts.push(h("div.user-summary"));
+    // summary.json's free-form keys (the detail reads the file).
+    const s = detail.summary || {};
+    const keys = Object.keys(s).filter((k) => !k.startsWith("best_metric_")).sort();
+    if (keys.length) parts.push(h("div.user-summary", h("h3", "summary.json"), kvTable(keys.map((k) => [k, fmt.value(s[k])]))));
     replace(summaryEl, ...parts);
-    loadUserSummary();
-  }
-
-  // summary.json's free-form keys come with the V1 detail (read from the run's files).
-  async function loadUserSummary() {
-    try {
-      const v1 = await api(`/api/runs/${encodeURIComponent(id)}`);
-      const s = v1.summary || {};
-      const keys = Object.keys(s).filter((k) => !k.startsWith("best_metric_")).sort();
-      const box = summaryEl.querySelector(".user-summary");
-      if (box && keys.length) replace(box, h("h3", "summary.json"), kvTable(keys.map((k) => [k, fmt.value(s[k])])));
-    } catch {
-      // optional
-    }
   }
 
   function renderEnvironment() {
@@ -269,8 +269,12 @@ export function mount(host, { args, query }) {
       h("label.inline", "Smoothing ", smooth, smoothVal),
       h("label.inline", logy, " log y"),
       h("label.inline", "x ", xSel),
-      zoom() ? h("button", { type: "button", onclick: resetZoom }, "Reset zoom") : h("span.muted.hint", "Drag on a chart to zoom; double-click resets"));
+      zoom() ? h("button", { type: "button", onclick: resetZoom }, "Reset zoom") : h("span.muted.hint", "Drag on a chart to zoom; double-click resets"),
+      metricPicker());
   }
+
+  const chartedNames = () => charted(detail, get("m"));
+  const metricPicker = () => picker(detail, get("m"), id, (m) => { set({ m }); renderChartBar(); loadSeries(); });
 
   function set(changes) {
     for (const [k, v] of Object.entries(changes)) { if (v == null) state.delete(k); else state.set(k, v); }
@@ -305,7 +309,10 @@ export function mount(host, { args, query }) {
   }
 
   let seriesSeq = 0;
+  let seriesBusy = false; // a fetch of the series is under way: live points wait for its answer
+  let budget = 1000; // points per series the charts asked for
   async function loadSeries() {
+    if (waiting) return;
     if (controller) controller.abort();
     controller = new AbortController();
     const seq = ++seriesSeq;
@@ -318,11 +325,13 @@ export function mount(host, { args, query }) {
       charts = new Map();
       return;
     }
+    seriesBusy = true;
     try {
       const width = charts.size ? [...charts.values()][0].plotEl : chartsGrid;
+      budget = pointsFor(width);
       // compare with one id: columnar series with times, downsampled to the chart's width
       const [data] = await Promise.all([v2("/compare", {
-        params: { ids: id, downsample: pointsFor(width), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
+        params: { ids: id, downsample: budget, metric_names: chartedNames(), step_range: range ? `${range[0] ?? ""}:${range[1] ?? ""}` : null },
         signal: controller.signal,
       }), chartsReady()]);
       if (seq !== seriesSeq || destroyed) return;
@@ -338,6 +347,8 @@ export function mount(host, { args, query }) {
       if (err.name === "AbortError" || (err instanceof ApiError && err.status === 0)) return;
       if (err instanceof ApiError) toast(err.detail, "error");
       else throw err;
+    } finally {
+      if (seq === seriesSeq) seriesBusy = false;
     }
   }
 
@@ -395,36 +406,23 @@ export function mount(host, { args, query }) {
     const img = h("img", { alt: key, loading: "lazy" });
     const cap = h("figcaption.mono");
     const slider = h("input", { type: "range", min: 0, max: list.length - 1, step: 1, value: list.length - 1, "aria-label": `Step of ${key}` });
+    const link = h("a", { target: "_blank", rel: "noopener" }, img);
     const show = (i) => {
       const im = list[i];
       img.src = im.url;
+      link.href = im.url; // the link opens the image the slider shows
       img.alt = `${key} at step ${im.step ?? "?"}`;
       replace(cap, h("strong", key), ` · step ${im.step ?? fmt.dash}`, im.caption ? ` · ${im.caption}` : "", list.length > 1 ? h("span.muted", ` (${i + 1}/${list.length})`) : "");
     };
     slider.addEventListener("input", () => show(Number(slider.value)));
     show(list.length - 1);
-    return h("figure.image-card", h("a", { href: list[0].url, target: "_blank", rel: "noopener" }, img), cap, list.length > 1 ? slider : null);
+    return h("figure.image-card", link, cap, list.length > 1 ? slider : null);
   }
 
   // ---- logs ----------------------------------------------------------------------------------
   function openLogs() {
-    if (destroyed) return;
-    const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    socket = new WebSocket(`${proto}//${location.host}/api/runs/${encodeURIComponent(id)}/logs/ws`);
-    let lines = 0;
-    socket.addEventListener("message", (ev) => {
-      const text = String(ev.data);
-      if (text.startsWith("{") && text.includes("\"detail\"")) return;
-      if (!lines) logPre.textContent = "";
-      logPre.append(document.createTextNode(`${text}\n`));
-      lines++;
-      if (lines > MAX_LOG_LINES && logPre.firstChild) logPre.firstChild.remove();
-      if (followCb.checked) logPre.scrollTop = logPre.scrollHeight;
-    });
-    socket.addEventListener("open", () => { logPre.textContent = "(no output yet)"; });
-    socket.addEventListener("close", () => {
-      if (!destroyed && detail?.experiment.status === "running") setTimeout(openLogs, 3000);
-    });
+    if (destroyed || log) return;
+    log = followLog(logPre, followCb, id, () => !destroyed && detail?.experiment.status === "running");
   }
 
   // ---- live ----------------------------------------------------------------------------------
@@ -435,8 +433,14 @@ export function mount(host, { args, query }) {
       if (detail.metrics_summary?.available_metrics?.join(",") !== before) refreshSeries();
     }
   }, 1000);
-  offs.push(on("metrics", (d) => { if (d && d.id === id) { refreshSeries(); refreshDetail(); } }));
-  offs.push(on("experiment", (d) => { if (d && d.id === id) refreshDetail(); }));
+  offs.push(on("metrics", (d) => {
+    if (!d || d.id !== id) return;
+    // The event's points are appended to the curves shown; the page refetches only when it must.
+    if (!seriesBusy && !zoom() && appendPoints(lastSeries, id, d, budget)) drawAll();
+    else refreshSeries();
+    refreshDetail();
+  }));
+  offs.push(on("experiment", (d) => { if (d && d.id === id) { refreshDetail(); if (log) log.poke(); } }));
   offs.push(on("removed", (d) => { if (d && d.id === id) refreshDetail(); }));
   offs.push(on("reset", () => { refreshDetail(); refreshSeries(); }));
 
@@ -446,18 +450,21 @@ export function mount(host, { args, query }) {
     refreshSeries.cancel();
     refreshDetail.cancel();
     if (controller) controller.abort();
-    if (socket) socket.close();
+    if (log) log.stop();
     for (const c of charts.values()) c.destroy();
     charts.clear();
   }
 
-  (async () => {
-    replace(chartsGrid, h("p.loading", "Loading…"));
-    if (!(await loadDetail())) return;
+  async function begin() {
     renderChartBar();
     await loadSeries();
     loadImages();
     openLogs();
+  }
+
+  (async () => {
+    replace(chartsGrid, h("p.loading", "Loading…"));
+    if (await loadDetail()) begin();
   })();
 
   return {

@@ -10,6 +10,7 @@ import * as fmt from "../format.js";
 import { onAny } from "../live.js";
 import { navigate, setQuery } from "../router.js";
 import { filterParams as paramsOf, pageParams, PER_PAGE } from "../query.js";
+import { autoColumns } from "./runs_columns.js";
 
 const STATUSES = ["running", "finished", "failed", "interrupted"];
 const STATUS_COLOURS = { running: "#1c7ed6", finished: "#2b8a3e", failed: "#e03131", interrupted: "#f08c00" };
@@ -26,8 +27,7 @@ const FIXED = [
 ];
 const FILTER_KEYS = ["q", "status", "project", "tags", "after", "before", "filter", "deleted"];
 const ASC_FIRST = new Set(["name", "project"]);
-// Params most people sweep, shown first when the columns are chosen automatically.
-const PREFERRED = [/(^|\.)(lr|learning_rate)$/, /batch_size$/, /(^|\.)(optim(izer)?(\.name)?)$/, /epochs$/, /weight_decay$/, /dropout$/, /(^|\.)model\./];
+const MENU_METRICS = 200; // metrics the column chooser lists
 
 export function mount(host, { query }) {
   let state = new URLSearchParams(query);
@@ -39,6 +39,7 @@ export function mount(host, { query }) {
   let plot = null;
   let projects = [];
   let restFrame = 0;
+  let autoDrop = 0; // automatic columns left out so that the table fits the window
 
   const get = (k, d = "") => state.get(k) ?? d;
   const sortKey = () => get("sort", "created_at");
@@ -60,7 +61,7 @@ export function mount(host, { query }) {
   const notice = h("div.notice", { role: "alert", hidden: true });
   const countEl = h("span.count", { "aria-live": "polite" });
   const selBar = h("div.selbar");
-  const colsMenu = h("details.menu", h("summary", { class: "button" }, "Columns"), h("div.menu-body"));
+  const colsMenu = h("details.menu", { ontoggle: () => renderColumnsMenu() }, h("summary", { class: "button" }, "Columns"), h("div.menu-body"));
   const plotBtn = h("button", { type: "button", "aria-expanded": "false", onclick: () => togglePlot() }, "Plot params vs metric");
   const exportA = h("a.button", { download: "experiments.csv", title: "Every run of the current filter, with params and metric summaries" }, "Export CSV");
   const plotPanel = h("section.panel.plot-panel", { hidden: true, "aria-label": "Params versus metric" });
@@ -145,6 +146,7 @@ export function mount(host, { query }) {
       const data = await v2("/experiments", { params: pageParams(state), signal });
       if (signal.aborted) return;
       rows = data.experiments;
+      autoDrop = 0;
       total = data.total;
       filterErr.hidden = true;
       notice.hidden = true;
@@ -182,32 +184,8 @@ export function mount(host, { query }) {
   }
 
   // ---- columns -------------------------------------------------------------------------------
-  // Without a choice in the URL: the metrics of the page's runs, then the params that tell them
-  // apart (hyperparameters first; seeds, trial numbers and notes left out).
-  function autoColumns() {
-    const paramVals = new Map();
-    const metricCount = new Map();
-    for (const r of rows) {
-      for (const [k, v] of Object.entries(r.params || {})) {
-        if (!paramVals.has(k)) paramVals.set(k, new Set());
-        paramVals.get(k).add(JSON.stringify(v));
-      }
-      for (const m of Object.keys(r.metrics || {})) metricCount.set(m, (metricCount.get(m) || 0) + 1);
-    }
-    const distinct = (k) => paramVals.get(k).size;
-    let params = [...paramVals.keys()].filter((k) => distinct(k) > 1 && !/(^|\.)(seed|trial|notes?|ids?|comment)$/i.test(k));
-    if (!params.length) params = [...paramVals.keys()];
-    const rank = (k) => {
-      const i = PREFERRED.findIndex((re) => re.test(k));
-      return [i < 0 ? PREFERRED.length : i, k.split(".").length, k];
-    };
-    params.sort((a, b) => { const ra = rank(a), rb = rank(b); return ra[0] - rb[0] || ra[1] - rb[1] || ra[2].localeCompare(rb[2]); });
-    const metrics = [...metricCount.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 3).map(([m]) => `metrics.${m}.last`);
-    return ["status", "name", "best", ...metrics, ...params.slice(0, 4).map((k) => `params.${k}`), "created", "duration", "tags", "id"];
-  }
-
   function columns() {
-    const chosen = get("cols") ? get("cols").split(",") : autoColumns();
+    const chosen = get("cols") ? get("cols").split(",") : autoColumns(rows, autoDrop);
     const s = sortKey();
     if ((s.startsWith("params.") || s.startsWith("metrics.")) && !chosen.includes(s)) chosen.push(s);
     return chosen.map(columnDef).filter(Boolean);
@@ -227,13 +205,17 @@ export function mount(host, { query }) {
       Object.keys(r.params || {}).forEach((k) => knownParams.add(k));
       Object.keys(r.metrics || {}).forEach((k) => knownMetrics.add(k));
     }
+    // Built when it is open: a run may hold a thousand metrics, five checkboxes each.
+    if (!colsMenu.open) return;
+    const metricNames = [...knownMetrics].sort();
     const shown = new Set(columns().map((c) => c.key));
     const box = (key, label) => h("label.check", h("input", { type: "checkbox", checked: shown.has(key), onchange: (ev) => setColumn(key, ev.target.checked) }), label);
     const body = colsMenu.querySelector(".menu-body");
     replace(body,
       h("div.menu-group", h("h3", "Run"), FIXED.filter((c) => c.key !== "name").map((c) => box(c.key, c.label))),
       h("div.menu-group", h("h3", "Params"), knownParams.size ? [...knownParams].sort().map((k) => box(`params.${k}`, h("span.mono", k))) : h("p.muted", "No params on this page")),
-      h("div.menu-group", h("h3", "Metrics"), knownMetrics.size ? [...knownMetrics].sort().map((m) => h("div.agg-row", h("span.mono", m), AGGS.map((a) => box(`metrics.${m}.${a}`, a)))) : h("p.muted", "No metrics on this page")),
+      h("div.menu-group", h("h3", "Metrics"), knownMetrics.size ? metricNames.slice(0, MENU_METRICS).map((m) => h("div.agg-row", h("span.mono", m), AGGS.map((a) => box(`metrics.${m}.${a}`, a)))) : h("p.muted", "No metrics on this page"),
+        metricNames.length > MENU_METRICS ? h("p.muted", `…and ${metricNames.length - MENU_METRICS} more: sort or filter by metrics.<name> to show one`) : null),
       h("div.row", h("button.link", { type: "button", onclick: () => commit({ cols: null }, { push: false }) }, "Reset to automatic")));
   }
 
@@ -261,6 +243,11 @@ export function mount(host, { query }) {
     // The rows a window shows first, the rest a frame later: the first paint lays out less.
     const tbody = h("tbody", rows.slice(0, FIRST_ROWS).map((r) => rowEl(r, cols, sel)));
     replace(table, thead, tbody);
+    if (!get("cols") && rows.length && tableWrap.clientWidth && table.scrollWidth > tableWrap.clientWidth + 1 && autoDrop < 12) {
+      autoDrop++;
+      render();
+      return;
+    }
     cancelAnimationFrame(restFrame);
     if (rows.length > FIRST_ROWS) {
       const rest = rows.slice(FIRST_ROWS);
@@ -288,8 +275,9 @@ export function mount(host, { query }) {
   function headerCell(c) {
     const active = c.sort && c.sort === sortKey();
     const dir = active ? (asc() ? "ascending" : "descending") : null;
-    const label = c.kind === "param" ? h("span.mono", { title: `param ${c.label}` }, c.label)
-      : c.kind === "metric" ? [h("span.mono.metric-h", c.label), h("span.col-kind", c.agg)]
+    // Params and metrics are told apart at a glance: each kind has its tint (app.css) and its tag.
+    const label = c.kind === "param" ? [h("span.col-kind", { title: "a param: from the run's config" }, "param"), h("span.mono", { title: `param ${c.label}` }, c.label)]
+      : c.kind === "metric" ? [h("span.mono.metric-h", { title: `metric ${c.label}, ${c.agg} value` }, c.label), h("span.col-kind", c.agg)]
         : c.label;
     const numeric = c.kind || ["created", "duration", "best"].includes(c.key);
     const th = h(`th.c-${c.kind || c.key}`, { class: numeric ? "num" : null, "aria-sort": dir || (c.sort ? "none" : null), scope: "col" });
@@ -309,17 +297,18 @@ export function mount(host, { query }) {
     const tr = h("tr", { class: [checked ? "sel" : "", r.deleted_at ? "deleted" : ""].join(" ").trim() || null, dataset: { id: r.id } },
       h("td.cb", h("input", { type: "checkbox", checked, "aria-label": `Select ${fmt.runTitle(r)} (${r.id})`,
         onchange: (ev) => { const s = selected(); if (ev.target.checked) s.add(r.id); else s.delete(r.id); setSelection(s); } })),
-      cols.map((c) => cell(r, c)));
+      cols.map((c) => cell(r, c, cols)));
     return tr;
   }
 
-  function cell(r, c) {
+  function cell(r, c, cols) {
     switch (c.key) {
       case "status":
         return h("td", badge(r.status), r.deleted_at ? h("span.badge.s-deleted", "deleted") : null);
       case "name":
         return h("td.name", h("a", { href: `/runs/${encodeURIComponent(r.id)}` }, h("span.proj", `${r.project} / `), h("b", r.name)),
-          r.alias ? h("span.alias", r.alias) : null);
+          r.alias ? h("span.alias", r.alias) : null,
+          cols.some((x) => x.key === "id") ? null : h("div.id", r.id)); // no ID column: the id under the name
       case "id":
         return h("td.id", r.id);
       case "created":
@@ -335,11 +324,11 @@ export function mount(host, { query }) {
           const params = r.params || {};
           const has = Object.prototype.hasOwnProperty.call(params, c.label);
           const v = params[c.label];
-          return h(`td.mono${typeof v === "number" || !has ? ".num" : ""}`, { title: has ? fmt.value(v) : "not set" }, has ? fmt.value(v) : fmt.dash);
+          return h(`td.mono.k-param${typeof v === "number" || !has ? ".num" : ""}`, { title: has ? fmt.value(v) : "not set" }, has ? fmt.value(v) : fmt.dash);
         }
         {
           const m = (r.metrics || {})[c.label];
-          return h("td.num.mono", m ? fmt.num(m[c.agg]) : fmt.dash);
+          return h("td.num.mono.k-metric", m ? fmt.num(m[c.agg]) : fmt.dash);
         }
     }
   }
