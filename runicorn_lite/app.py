@@ -18,9 +18,10 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.types import Scope
 
-from runicorn_lite import optimization
+from runicorn_lite import logbuffer, optimization
 from runicorn_lite.api import errors as api_errors
 from runicorn_lite.api import openapi as api_openapi
+from runicorn_lite.api import runicorn_ui
 from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.api.middleware import RateLimitMiddleware
@@ -32,6 +33,7 @@ from runicorn_lite.http.routing import Mount
 from runicorn_lite.ingest import IndexKeeper, Watcher, open_index
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
+from runicorn_lite.preferences import Preferences
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite")
@@ -55,12 +57,15 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     without it (tests), call ``app.state.ctx.indexer.scan()`` yourself.
     """
     settings.ensure_dirs()
+    logbuffer.installed()  # the diagnostics page's log
+    # Runicorn's UI is read first: a missing bundle stops the start before anything opens.
+    ui = runicorn_ui.load(settings.runicorn_ui_bundle) if settings.runicorn_ui else None
     index, indexer = open_index(settings.index_path, settings.root)
     events = EventHub(index, settings.root, keepalive=settings.events_keepalive)
     indexer.subscribe(events.on_changes)
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
-        started_at=time.time(),
+        preferences=Preferences(settings.store_dir), started_at=time.time(),
     )
     optimization_app = optimization.create_app(settings)
 
@@ -80,18 +85,22 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
                 ctx.watcher.stop()
             indexer.unsubscribe(events.on_changes)
             optimization_app.state.api.close()
+            ctx.preferences.close()
             index.close()
 
     routes = [
-        *api_routes(),
+        *api_routes(web_app=ui is None),
         Mount(optimization.PREFIX, app=optimization_app),
         openapi_route(openapi_document()),
+        # Runicorn's UI answers every other path, so it comes after everything.
+        *(runicorn_ui.routes(ui) if ui is not None else []),
     ]
     # The index is derived: when it is damaged it is being rebuilt, and the answer says so.
     handlers = exception_handlers(render, log, derived_store=True)
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.ctx = ctx
     app.state.optimization = optimization_app
+    app.state.runicorn_ui = ui
     app.add_middleware(UnexpectedErrors, render=render, log=log)
     if settings.rate_limit:  # off by default: then it costs nothing per request
         app.add_middleware(RateLimitMiddleware)

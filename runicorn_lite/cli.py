@@ -115,13 +115,20 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("iterations-limit", type=click.IntRange(1), help="Optimization API iteration posts per project per 60 s.")
 @_option("events-keepalive", type=click.FloatRange(0.05, 3600),
          help="Seconds of quiet after which a live event stream (/api/v2/events) sends a keep-alive comment.")
+@_option("runicorn-ui", decls=("--runicorn-ui/--no-runicorn-ui",),
+         help="Serve Runicorn's own web UI (from the installed runicorn package) at / in place of ours; "
+              "/api stays ours.")
+@click.option("--runicorn-ui-bundle", type=click.Path(exists=True, path_type=Path), default=None,
+              envvar=envvar("runicorn_ui_bundle"), show_envvar=True,
+              help="Read Runicorn's web UI from this runicorn wheel (pip download --no-deps runicorn==0.7.2) "
+                   "or webui folder instead of the installed package; implies --runicorn-ui.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
 def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float,
           rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, events_keepalive: float,
-          log_level: str, access_log: bool) -> None:
+          runicorn_ui: bool, runicorn_ui_bundle: Path | None, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
 
@@ -131,6 +138,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,
         rate_limit=rate_limit, read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
         events_keepalive=events_keepalive, check_host=host in ("127.0.0.1", "localhost", "::1"),
+        runicorn_ui=runicorn_ui or runicorn_ui_bundle is not None, runicorn_ui_bundle=runicorn_ui_bundle,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     lock = _lock_store(settings, "serve")
@@ -154,7 +162,16 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         logging.getLogger("runicorn_lite").warning(
             "%s is read-only: serving it read-only (changes to runs answer 403)", settings.root
         )
-    app = create_app(settings)
+    from runicorn_lite.api.runicorn_ui import BundleError
+
+    try:
+        app = create_app(settings)
+    except BundleError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot serve Runicorn's web UI: {exc}") from None
+    ui = app.state.runicorn_ui
+    if ui is not None:
+        click.echo(f"Runicorn's web UI {ui.version or '(version unknown)'}, read from {ui.source}")
     config = uvicorn.Config(app, log_level=log_level, access_log=access_log, lifespan="on", timeout_graceful_shutdown=5)
     _make_server(config, sock, settings, app.state.ctx.indexer.state, app.state.ctx.events.close).run(sockets=[sock])
 

@@ -35,6 +35,7 @@ def make_app(root: Path):
     yield factory
     for app in apps:
         app.state.optimization.state.api.close()
+        app.state.ctx.preferences.close()
         app.state.ctx.index.close()
 
 

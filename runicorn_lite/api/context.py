@@ -15,6 +15,7 @@ from runicorn_lite.api.errors import ApiError
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.db import Database
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
+from runicorn_lite.preferences import Preferences
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
@@ -30,6 +31,7 @@ class AppContext:
     indexer: Indexer
     keeper: IndexKeeper
     events: EventHub  # the live event stream's broadcast, fed by the indexer
+    preferences: Preferences  # what Runicorn's web UI saves on the server (ui.sqlite)
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from runicorn_lite import __version__
 from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.api.v1_ui_settings import storage_backend
 from runicorn_lite.ingest import IndexState
 
 
@@ -53,8 +54,17 @@ async def health(request: Request) -> Response:
             "root": str(ctx.root),
             "uptime_s": round(time.time() - ctx.started_at, 3),
             "index": state,
+            # Runicorn 0.7.2's fields, which its web UI shows: the data root, what serves the
+            # runs, and its metrics cache (V1 here reads the files on each request: no cache).
+            "storage": str(ctx.root),
+            "storage_backend": storage_backend(ctx),
+            "cache": NO_CACHE,
         }
     )
+
+
+NO_CACHE = {"enabled": False, "type": "none", "hit_rate": "0.0%", "hits": 0, "misses": 0, "incremental_updates": 0,
+            "size": 0, "max_size": 0}
 
 
 def _problems(request: Request) -> list[str]:

@@ -49,6 +49,7 @@ def open_app(root: Path, **settings: Any) -> Starlette:
 def close_app(app: Starlette) -> None:
     """Close what ``open_app`` opened (as the ``make_app`` fixture does)."""
     app.state.optimization.state.api.close()
+    app.state.ctx.preferences.close()
     app.state.ctx.index.close()
 
 
