@@ -20,6 +20,7 @@ from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse
 from runicorn_lite.api.v1 import find_run, locate_by_scan, scan
+from runicorn_lite.asset_refs import asset_refs as refs_of
 
 MAX_RUN_IDS = 100
 MAX_PERMANENT_IDS = 50  # Runicorn's limit for permanent-delete
@@ -184,15 +185,16 @@ async def permanent_delete(request: Request) -> Response:
 
 
 async def asset_refs(request: Request) -> Response:
-    """``GET /api/runs/{id}/assets/refs``: the archived assets the run shares or owns alone.
-    Runicorn's content-addressed archive does not exist here, so the lists are empty."""
+    """``GET /api/runs/{id}/assets/refs``: the run's assets that no other run refers to (they
+    go with it) and the shared ones, for the bin's "delete for good" preview."""
     run_id = request.path_params["run_id"]
     if not rundir.is_valid_run_id(run_id):
         raise bad_request(f"Invalid run_id format: {run_id[:200]}")
-    if await run_in_threadpool(find_run, context(request).root, run_id) is None:
+    root = context(request).root
+    info = await run_in_threadpool(find_run, root, run_id)
+    if info is None:
         raise not_found("Run not found")
-    return JSONResponse({"run_id": run_id, "orphaned_assets": [], "shared_assets": [], "orphaned_count": 0,
-                         "shared_count": 0})
+    return JSONResponse(await run_in_threadpool(refs_of, root, info.run_dir, run_id))
 
 
 def routes() -> list[BaseRoute]:
