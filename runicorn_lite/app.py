@@ -72,6 +72,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         events.attach(asyncio.get_running_loop())
+        log.info("serving %s%s", settings.root, " with Runicorn's web UI" if ui is not None else "")
         if ingest:
             ctx.watcher = Watcher(
                 indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper

@@ -31,6 +31,7 @@ from runicorn_lite.http.query import Param, Query
 COUNTED = ("running", "finished", "failed")  # Runicorn's stats count these (and every run in total)
 _SAFE_PATH = re.compile(r"^[a-zA-Z0-9_/\-. ]+$")  # Runicorn's own rule
 MAX_PATH = 1000
+MAX_SEGMENT = 200  # folder names: file systems stop at 255 bytes
 PATHS_QUERY = Query.of(Param("include_stats", "boolean", "Add run counts per path"), strict=False)
 
 
@@ -110,6 +111,8 @@ def checked_new_path(raw: object) -> str:
     parts = target.split("/")
     if any(not p.strip() or p.startswith(".") for p in parts):
         raise bad_request("path segments must not be empty or start with '.'")
+    if any(len(p.encode()) > MAX_SEGMENT for p in parts):
+        raise bad_request(f"path segments must be at most {MAX_SEGMENT} bytes long")
     return "/".join(parts)
 
 
@@ -122,16 +125,19 @@ async def create_path(request: Request) -> Response:
 
     def make() -> None:
         current = runs
-        for part in target.split("/"):
-            current = current / part
-            if os.path.islink(current) or (current.exists() and not current.is_dir()):
-                raise bad_request("path runs into something that is not a folder")
-            if (current / rundir.META).exists() or (current / rundir.STATUS).exists():
-                raise bad_request("path must not lead into a run's directory")
-        if current.exists():
-            raise ApiError(409, "Path already exists")
         try:
-            current.mkdir(parents=True)
+            for part in target.split("/"):
+                current = current / part
+                if not os.path.lexists(current):
+                    break
+                if os.path.islink(current) or not current.is_dir():
+                    raise bad_request("path runs into something that is not a folder")
+                if (current / rundir.META).exists() or (current / rundir.STATUS).exists():
+                    raise bad_request("path must not lead into a run's directory")
+            final = runs / target
+            if os.path.lexists(final):
+                raise ApiError(409, "Path already exists")
+            final.mkdir(parents=True)
         except OSError as exc:
             raise ApiError(403, f"Cannot create the folder: {os_reason(exc)}") from None
         ctx.preferences.add_created_path(target)

@@ -160,10 +160,10 @@ def test_every_call_answers_as_the_real_viewer(ui_app: Starlette) -> None:
     root = str(ui_app.state.ctx.root)
     mismatches = []
     with TestClient(ui_app) as client:
-        for call, theirs in zip(CALLS, RECORDED["calls"], strict=True):
+        for call, recorded in zip(CALLS, RECORDED["calls"], strict=True):
             ours = play(client, call, root)
             compare = "asset refs" if call["path"].endswith("/assets/refs") else call["compare"]
-            theirs = {k: v for k, v in theirs.items() if k != "name"}
+            theirs = {k: v for k, v in recorded.items() if k != "name"}
             mismatches += [f"{call['name']}: {p}" for p in differences(compare, theirs, ours)]
     assert not mismatches, "\n".join(mismatches)
     # what the calls did to the files: the folder is there, the run removed for good is gone
