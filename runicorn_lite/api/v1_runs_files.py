@@ -100,7 +100,7 @@ async def download(request: Request) -> Response:
     if os.path.commonpath([run_dir, target]) != run_dir:
         raise ApiError(403, "Path does not belong to this run")
     rel = os.path.relpath(target, run_dir)
-    if rel != "." and await run_in_threadpool(_is_folder_inside, info.run_dir, rel):
+    if await run_in_threadpool(_is_folder_inside, info.run_dir, rel):
         entries = await run_in_threadpool(lambda: list(regular_files(info.run_dir / rel)))
         tmp = await run_in_threadpool(_zip_to_temp, entries)
         name = _download_name(query["filename"], Path(target).name)
