@@ -154,15 +154,17 @@ async def permanent_delete(request: Request) -> Response:
     wanted = list(dict.fromkeys(ids))
 
     def work() -> dict[str, dict[str, Any]]:
-        deleted = {c.run_id: c for c in purge.list_deleted(ctx.root) if c.run_id in set(wanted)}
-        live = {i.id for i in scan(ctx.root) if i.deleted_at is None and i.id in set(wanted)}
+        # The index says where the runs are and which are in the bin; purge checks each
+        # directory again on disk (still soft-deleted, inside the root) before it removes it.
+        refs = ctx.locate_indexed(wanted)
+        deleted = {i: purge.Candidate(i, ctx.root / r.rel_dir) for i, r in refs.items() if r.deleted_at is not None}
         results: dict[str, dict[str, Any]] = {}
         for run_id in wanted:
             result = results[run_id] = _deletion_result(run_id)
             candidate = deleted.get(run_id)
             if candidate is None:
                 result["errors"].append(
-                    f"Run is not in the recycle bin (delete it first): {run_id}" if run_id in live
+                    f"Run is not in the recycle bin (delete it first): {run_id}" if run_id in refs
                     else f"Run not found: {run_id}")
                 continue
             removed = True if dry_run else bool(purge.purge(ctx.root, [candidate]))

@@ -6,6 +6,8 @@ out as a storage (``runs/<path>/<id>/…``), which Runicorn's import takes back.
 Nothing outside a run directory is ever read: the path must lie inside the run's directory
 (Runicorn: ``403 Unsafe path`` outside the storage, ``403 Path does not belong to this run``
 elsewhere in it), a symlink is never followed out of it, and zips hold regular files only.
+Runs are found through the index (one lookup), not a walk of the tree: a run page asks for
+each of its images.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from runicorn_lite.api.context import context
+from runicorn_lite import rundir
+from runicorn_lite.api.context import AppContext, context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.files import send_file
 from runicorn_lite.api.params import check_text, json_object
-from runicorn_lite.api.v1 import find_run, scan
+from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.query import Param, Query
+from runicorn_lite.queries.experiments import RunRef
 
 MAX_EXPORT_IDS = 1000
 DOWNLOAD_QUERY = Query.of(
@@ -84,30 +88,39 @@ def _download_name(raw: str | None, default: str) -> str:
     return name if name and "\x00" not in name else default
 
 
+async def located(ctx: AppContext, ids: list[str]) -> dict[str, RunRef]:
+    """Where the index says these runs are (ids that are not run ids are not looked up)."""
+    valid = [i for i in ids if rundir.is_valid_run_id(i)]
+    return await in_db_thread(ctx.locate_indexed, valid) if valid else {}
+
+
 async def download(request: Request) -> Response:
     query = DOWNLOAD_QUERY.parse(request.query_params)
     raw: str = query["path"]
-    root = context(request).root
-    info = await run_in_threadpool(find_run, root, request.path_params["run_id"])
-    if info is None:
+    ctx = context(request)
+    root = ctx.root
+    run_id = request.path_params["run_id"]
+    ref = (await located(ctx, [run_id])).get(run_id)
+    if ref is None:
         raise not_found("Run not found")
+    run_path = root / ref.rel_dir
     if "\x00" in raw:
         raise ApiError(403, "Unsafe path")
     target = os.path.normpath(raw)
     if not os.path.isabs(target) or os.path.commonpath([str(root), target]) != str(root):
         raise ApiError(403, "Unsafe path")
-    run_dir = str(info.run_dir)
+    run_dir = str(run_path)
     if os.path.commonpath([run_dir, target]) != run_dir:
         raise ApiError(403, "Path does not belong to this run")
     rel = os.path.relpath(target, run_dir)
-    if await run_in_threadpool(_is_folder_inside, info.run_dir, rel):
-        entries = await run_in_threadpool(lambda: list(regular_files(info.run_dir / rel)))
+    if await run_in_threadpool(_is_folder_inside, run_path, rel):
+        entries = await run_in_threadpool(lambda: list(regular_files(run_path / rel)))
         tmp = await run_in_threadpool(_zip_to_temp, entries)
         name = _download_name(query["filename"], Path(target).name)
         return _zip_response(tmp, name if name.lower().endswith(".zip") else f"{name}.zip")
     name = _download_name(query["filename"], Path(target).name)
     disposition = {"content-disposition": f"attachment; filename=\"{_quoted(name)}\""}
-    return await send_file(request, info.run_dir, rel, "File not found", disposition)
+    return await send_file(request, run_path, rel, "File not found", disposition)
 
 
 def _quoted(name: str) -> str:
@@ -139,18 +152,19 @@ async def export_runs(request: Request) -> Response:
     for run_id in ids:
         check_text(run_id, "run_ids")
     wanted = list(dict.fromkeys(ids))
-    root = context(request).root
+    ctx = context(request)
+    refs = await located(ctx, wanted)
+    for run_id in wanted:
+        ref = refs.get(run_id)
+        if ref is None or ref.deleted_at is not None:  # as Runicorn: the bin's runs are not exported
+            raise not_found(f"Run not found: {run_id[:200]}")
 
     def build() -> tuple[Path, int]:
-        live = {i.id: i for i in scan(root) if i.deleted_at is None and i.id in set(wanted)}
-        for run_id in wanted:
-            if run_id not in live:
-                raise not_found(f"Run not found: {run_id[:200]}")
         entries: list[tuple[Path, str]] = []
         for run_id in wanted:
-            info = live[run_id]
-            prefix = f"runs/{info.path}/{run_id}" if info.path else f"runs/{run_id}"
-            entries.extend((path, f"{prefix}/{rel}") for path, rel in regular_files(info.run_dir))
+            ref = refs[run_id]
+            prefix = f"runs/{ref.path}/{run_id}" if ref.path else f"runs/{run_id}"
+            entries.extend((path, f"{prefix}/{rel}") for path, rel in regular_files(ctx.root / ref.rel_dir))
         return _zip_to_temp(entries), len(wanted)
 
     tmp, count = await run_in_threadpool(build)

@@ -106,8 +106,8 @@ async def test_permanent_delete_removes_only_runs_in_the_bin(make_app, client_fo
 
 
 async def test_writes_answer_403_on_a_read_only_root(make_app, client_for, root: Path, run) -> None:
-    client = client_for(_app(make_app, read_only=True))
     rundir.mark_deleted(run.run_dir, "finished", "user_deleted", 1.0)
+    client = client_for(_app(make_app, read_only=True))
     assert_error(await client.post("/api/runs/permanent-delete", json={"run_ids": [run.id]}), 403, "read-only")
     assert run.run_dir.is_dir()
     assert (await client.post("/api/runs/permanent-delete", json={"run_ids": [run.id], "dry_run": True})).json()[

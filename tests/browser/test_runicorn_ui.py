@@ -188,7 +188,9 @@ def test_recycle_bin_restore_then_delete_for_good(ui: UIPage, ui_site: dict[str,
     modal = ui.locator(".ant-modal").filter(has_text="Restore Selected")
     modal.locator(".ant-table-row").filter(has_text=short).locator(".ant-checkbox-input").check()
     modal.get_by_role("button", name="Restore Selected").click()
-    ui.keyboard.press("Escape")
+    expect(modal.locator(".ant-table-row").filter(has_text=short)).to_have_count(0, timeout=WAIT_MS)
+    modal.get_by_role("button", name="Cancel").click()
+    expect(modal).to_be_hidden(timeout=WAIT_MS)
     expect(_rows(ui).filter(has_text=short)).to_have_count(1, timeout=WAIT_MS)
     # delete it again, then for good
     _select(ui, short)
