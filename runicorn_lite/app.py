@@ -20,9 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import Scope
 
-from runicorn_lite import optimization
+from runicorn_lite import logbuffer, optimization
 from runicorn_lite.api import errors as api_errors
 from runicorn_lite.api import openapi as api_openapi
+from runicorn_lite.api import runicorn_ui
 from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.api.middleware import RateLimitMiddleware
@@ -36,6 +37,7 @@ from runicorn_lite.ingest.changelog import ChangeFollower
 from runicorn_lite.ingest.lease import IngestLease
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
+from runicorn_lite.preferences import Preferences
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite")
@@ -63,6 +65,9 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     without it (tests), call ``app.state.ctx.indexer.scan()`` yourself.
     """
     settings.ensure_dirs()
+    logbuffer.installed()  # the diagnostics page's log
+    # Runicorn's UI is read first: a missing bundle stops the start before anything opens.
+    ui = runicorn_ui.load(settings.runicorn_ui_bundle) if settings.runicorn_ui else None
     index, indexer = open_store(settings)
     events = EventHub(indexer.store, settings.root, keepalive=settings.events_keepalive)
     # Other processes may write this store: several workers, or any server of a PostgreSQL
@@ -72,7 +77,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     indexer.subscribe(events.on_changes)
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
-        started_at=time.time(),
+        preferences=Preferences(settings.store_dir), started_at=time.time(),
     )
     optimization_app = optimization.create_app(settings)
 
@@ -101,6 +106,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         events.attach(loop)
+        log.info("serving %s%s", settings.root, " with Runicorn's web UI" if ui is not None else "")
         follower = lease_task = None
         lease = IngestLease(settings)
         if shared:
@@ -126,18 +132,22 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
             indexer.unsubscribe(events.on_changes)
             optimization_app.state.api.close()
             indexer.store.close()
+            ctx.preferences.close()
             index.close()
 
     routes = [
-        *api_routes(),
+        *api_routes(web_app=ui is None),
         Mount(optimization.PREFIX, app=optimization_app),
         openapi_route(openapi_document()),
+        # Runicorn's UI answers every other path, so it comes after everything.
+        *(runicorn_ui.routes(ui) if ui is not None else []),
     ]
     # The index is derived: when it is damaged it is being rebuilt, and the answer says so.
     handlers = exception_handlers(render, log, derived_store=True)
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.ctx = ctx
     app.state.optimization = optimization_app
+    app.state.runicorn_ui = ui
     app.add_middleware(UnexpectedErrors, render=render, log=log)
     if settings.rate_limit:  # off by default: then it costs nothing per request
         app.add_middleware(RateLimitMiddleware)

@@ -129,19 +129,28 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("iterations-limit", type=click.IntRange(1), help="Optimization API iteration posts per project per 60 s.")
 @_option("events-keepalive", type=click.FloatRange(0.05, 3600),
          help="Seconds of quiet after which a live event stream (/api/v2/events) sends a keep-alive comment.")
+@_option("runicorn-ui", decls=("--runicorn-ui/--no-runicorn-ui",),
+         help="Serve Runicorn's own web UI (from the installed runicorn package) at / in place of ours; "
+              "/api stays ours.")
+@click.option("--runicorn-ui-bundle", type=click.Path(exists=True, path_type=Path), default=None,
+              envvar=envvar("runicorn_ui_bundle"), show_envvar=True,
+              help="Read Runicorn's web UI from this runicorn wheel (pip download --no-deps runicorn==0.7.2) "
+                   "or webui folder instead of the installed package; implies --runicorn-ui.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
 def serve(root: Path | None, index_dir: Path | None, database: str | None, workers: int, host: str, port: int,
           watch: bool, rescan_interval: float, rate_limit: bool, read_limit: int, write_limit: int,
-          iterations_limit: int, events_keepalive: float, log_level: str, access_log: bool) -> None:
+          iterations_limit: int, events_keepalive: float, runicorn_ui: bool, runicorn_ui_bundle: Path | None,
+          log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     settings = _settings(
         root, index_dir=index_dir, database=check_database(database), workers=workers, host=host, port=port,
         watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit, read_limit=read_limit,
         write_limit=write_limit, iterations_limit=iterations_limit, events_keepalive=events_keepalive,
         check_host=host in ("127.0.0.1", "localhost", "::1"),
+        runicorn_ui=runicorn_ui or runicorn_ui_bundle is not None, runicorn_ui_bundle=runicorn_ui_bundle,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _check_reachable(settings)
@@ -169,6 +178,16 @@ def serve(root: Path | None, index_dir: Path | None, database: str | None, worke
         logging.getLogger("runicorn_lite").warning(
             "%s is read-only: serving it read-only (changes to runs answer 403)", settings.root
         )
+
+    if settings.runicorn_ui:  # a bundle that cannot be read stops the start here, once
+        from runicorn_lite.api.runicorn_ui import BundleError, load
+
+        try:
+            ui = load(settings.runicorn_ui_bundle)
+        except BundleError as exc:
+            sock.close()
+            raise click.ClickException(f"cannot serve Runicorn's web UI: {exc}") from None
+        click.echo(f"Runicorn's web UI {ui.version or '(version unknown)'}, read from {ui.source}")
 
     def run_worker(index: int) -> None:
         import uvicorn

@@ -84,6 +84,10 @@ class Settings:
     # Seconds of quiet after which a live event stream (/api/v2/events) sends a comment line,
     # so that proxies and browsers keep it open.
     events_keepalive: float = 15.0
+    # Serve Runicorn's own web UI (from the installed runicorn package, or from
+    # runicorn_ui_bundle: a runicorn wheel or a webui folder) at / instead of ours.
+    runicorn_ui: bool = False
+    runicorn_ui_bundle: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
@@ -93,6 +97,8 @@ class Settings:
             object.__setattr__(self, "database", None)
         if self.index_dir is not None:
             object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser().resolve())
+        if self.runicorn_ui_bundle is not None:
+            object.__setattr__(self, "runicorn_ui_bundle", Path(self.runicorn_ui_bundle).expanduser().resolve())
 
     @property
     def postgres_url(self) -> str | None:

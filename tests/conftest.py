@@ -44,6 +44,7 @@ def close_app(app) -> None:
     """Close what create_app opened (and drop its PostgreSQL schema)."""
     app.state.ctx.store.close()
     app.state.optimization.state.api.close()
+    app.state.ctx.preferences.close()
     app.state.ctx.index.close()
     backends.drop_database(app.state.ctx.settings.database)
 

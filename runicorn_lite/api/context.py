@@ -18,6 +18,7 @@ from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
+from runicorn_lite.preferences import Preferences
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
@@ -35,6 +36,7 @@ class AppContext:
     indexer: Indexer
     keeper: IndexKeeper
     events: EventHub  # the live event stream's broadcast, fed by the indexer
+    preferences: Preferences  # what Runicorn's web UI saves on the server (ui.sqlite)
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)

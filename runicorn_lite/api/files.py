@@ -174,14 +174,21 @@ async def run_file(request: Request) -> Response:
     rel_dir = await ctx.store.read(locate)
     if rel_dir is None:
         raise not_found(f"Experiment {exp_id} not found")
-    opened = await anyio.to_thread.run_sync(_open_inside, ctx.root / rel_dir, raw)
+    return await send_file(request, ctx.root / rel_dir, raw, missing)
+
+
+async def send_file(request: Request, run_dir: Path, raw: str, missing: str,
+                    extra_headers: dict[str, str] | None = None) -> Response:
+    """The regular file ``raw`` (a path relative to ``run_dir``, confined to it) with ETag,
+    ranges and the security headers; 404 ``missing`` when there is no such file."""
+    opened = await anyio.to_thread.run_sync(_open_inside, run_dir, raw)
     if opened is None:
         raise not_found(missing)
     fd, st, rel = opened
     chunks = _Chunks(fd, 0, st.st_size)  # owns fd from here on
     etag = _etag(st)
     headers = {"etag": etag, "last-modified": formatdate(st.st_mtime, usegmt=True), "accept-ranges": "bytes",
-               "cache-control": "no-cache", **SECURITY_HEADERS}
+               "cache-control": "no-cache", **SECURITY_HEADERS, **(extra_headers or {})}
     if _not_modified(request, etag, st.st_mtime):
         chunks.close()
         return Response(status_code=304, headers=headers)

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from runicorn_lite import __version__
 from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
+from runicorn_lite.api.v1_ui_settings import storage_backend
 from runicorn_lite.db import StoreError
 from runicorn_lite.ingest import IndexState
 from runicorn_lite.ingest.changelog import read_state
@@ -65,8 +66,17 @@ async def health(request: Request) -> Response:
             "index": state,
             # Which process answered, whether it is the one that ingests, and how many answer.
             "worker": {"pid": os.getpid(), "ingester": ctx.watcher is not None, "workers": ctx.settings.workers},
+            # Runicorn 0.7.2's fields, which its web UI shows: the data root, what serves the
+            # runs, and its metrics cache (V1 here reads the files on each request: no cache).
+            "storage": str(ctx.root),
+            "storage_backend": storage_backend(ctx),
+            "cache": NO_CACHE,
         }
     )
+
+
+NO_CACHE = {"enabled": False, "type": "none", "hit_rate": "0.0%", "hits": 0, "misses": 0, "incremental_updates": 0,
+            "size": 0, "max_size": 0}
 
 
 def _problems(request: Request) -> list[str]:

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import events, export, v1, v2, v2_runs
+from runicorn_lite.api import events, export, openapi_ui, v1, v2, v2_runs
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -227,3 +227,4 @@ OPERATIONS.update({
                       **_errors(400, 404)},
     },
 })
+OPERATIONS.update(openapi_ui.OPERATIONS)

@@ -15,15 +15,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from runicorn_lite import purge
+from runicorn_lite import purge, rundir
 from runicorn_lite.api.context import Outcome, context
-from runicorn_lite.api.errors import bad_request
+from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.api.v1 import locate_by_scan
+from runicorn_lite.api.v1 import find_run, locate_by_scan
 from runicorn_lite.api.v1_scan import shared_scan
+from runicorn_lite.asset_refs import asset_refs as refs_of
 
 MAX_RUN_IDS = 100
+MAX_PERMANENT_IDS = 50  # Runicorn's limit for permanent-delete
 DEFAULT_REASON = "user_deleted"  # what the real viewer writes into .deleted
 
 
@@ -122,6 +124,79 @@ async def empty_recycle_bin(request: Request) -> Response:
     )
 
 
+def _deletion_result(run_id: str) -> dict[str, Any]:
+    """One run's entry of ``permanent-delete``, in Runicorn's shape (no archive blobs here)."""
+    return {"success": False, "run_id": run_id, "run_dir_deleted": False, "orphaned_assets": [], "kept_assets": [],
+            "blobs_deleted": 0, "manifests_deleted": 0, "outputs_deleted": 0, "bytes_freed": 0, "errors": [],
+            "partial_failures": []}
+
+
+async def permanent_delete(request: Request) -> Response:
+    """``POST /api/runs/permanent-delete {run_ids, dry_run}``: remove runs for good, as
+    Runicorn's bin does, but only runs that are in the recycle bin (a live run is refused,
+    never removed) and only through ``purge`` (inside the root, no symlink followed)."""
+    ctx = context(request)
+    body = await json_object(request)
+    ids = body.get("run_ids")
+    if not ids or not isinstance(ids, list):
+        raise bad_request("run_ids is required and must be a list")
+    if len(ids) > MAX_PERMANENT_IDS:
+        raise bad_request(f"Cannot delete more than {MAX_PERMANENT_IDS} runs at once")
+    for run_id in ids:
+        if not isinstance(run_id, str) or not rundir.is_valid_run_id(run_id):
+            raise bad_request(f"Invalid run_id format: {str(run_id)[:200]}")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise bad_request("Field 'dry_run' must be true or false")
+    if not dry_run:
+        ctx.require_writable()
+    wanted = list(dict.fromkeys(ids))
+
+    # The index says where the runs are and which are in the bin; purge checks each directory
+    # again on disk (still soft-deleted, inside the root) before it removes it.
+    refs = await ctx.store.call(ctx.locate_indexed, wanted)
+    deleted = {i: purge.Candidate(i, ctx.root / r.rel_dir) for i, r in refs.items() if r.deleted_at is not None}
+
+    def work() -> tuple[dict[str, dict[str, Any]], list[Path]]:
+        results: dict[str, dict[str, Any]] = {}
+        for run_id in wanted:
+            result = results[run_id] = _deletion_result(run_id)
+            candidate = deleted.get(run_id)
+            if candidate is None:
+                result["errors"].append(
+                    f"Run is not in the recycle bin (delete it first): {run_id}" if run_id in refs
+                    else f"Run not found: {run_id}")
+                continue
+            removed = True if dry_run else bool(purge.purge(ctx.root, [candidate]))
+            result["run_dir_deleted"] = result["success"] = removed
+            if not removed:
+                result["errors"].append(f"Failed to delete run directory: {run_id} (see the server log)")
+        return results, [] if dry_run else [c.run_dir for c in deleted.values()]
+
+    results = await ctx.edit(work)
+    return JSONResponse({
+        "deleted_count": sum(r["success"] for r in results.values()),
+        "total_runs": len(ids),
+        "total_blobs_deleted": 0,
+        "total_bytes_freed": 0,
+        "dry_run": dry_run,
+        "results": results,
+    })
+
+
+async def asset_refs(request: Request) -> Response:
+    """``GET /api/runs/{id}/assets/refs``: the run's assets that no other run refers to (they
+    go with it) and the shared ones, for the bin's "delete for good" preview."""
+    run_id = request.path_params["run_id"]
+    if not rundir.is_valid_run_id(run_id):
+        raise bad_request(f"Invalid run_id format: {run_id[:200]}")
+    root = context(request).root
+    info = await run_in_threadpool(find_run, root, run_id)
+    if info is None:
+        raise not_found("Run not found")
+    return JSONResponse(await run_in_threadpool(refs_of, root, info.run_dir, run_id))
+
+
 def routes() -> list[BaseRoute]:
     """The recycle-bin routes of V1."""
     return [
@@ -129,4 +204,6 @@ def routes() -> list[BaseRoute]:
         Route("/api/recycle-bin", recycle_bin, methods=["GET"]),
         Route("/api/recycle-bin/restore", restore, methods=["POST"]),
         Route("/api/recycle-bin/empty", empty_recycle_bin, methods=["POST"]),
+        Route("/api/runs/permanent-delete", permanent_delete, methods=["POST"]),
+        Route("/api/runs/{run_id}/assets/refs", asset_refs, methods=["GET"]),
     ]

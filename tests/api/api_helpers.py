@@ -53,6 +53,7 @@ def close_app(app: Starlette) -> None:
     """Close what ``open_app`` opened (as the ``make_app`` fixture does)."""
     app.state.ctx.store.close()
     app.state.optimization.state.api.close()
+    app.state.ctx.preferences.close()
     app.state.ctx.index.close()
     backends.drop_database(app.state.ctx.settings.database)
 

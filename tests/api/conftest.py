@@ -31,7 +31,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Corpus]:
 
 
 @pytest.fixture(scope="module")
-def corpus_app(corpus: Corpus) -> Iterator[Starlette]:
+def corpus_app(corpus: Corpus, backend: str) -> Iterator[Starlette]:
     """One app over the shared corpus (read-only tests only)."""
     app = open_app(corpus.root)
     yield app

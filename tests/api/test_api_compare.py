@@ -72,7 +72,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dic
 
 
 @pytest.fixture(scope="module")
-def app(corpus: tuple[Path, dict[str, Path]]) -> Iterator[Starlette]:
+def app(corpus: tuple[Path, dict[str, Path]], backend: str) -> Iterator[Starlette]:
     built = open_app(corpus[0])
     yield built
     close_app(built)

@@ -221,4 +221,5 @@ async def test_cross_origin_requests_and_foreign_hosts_are_refused(tmp_path) -> 
             assert rebound.status_code == 403 and "not served here" in rebound.json()["detail"]
     finally:
         app.state.optimization.state.api.close()
+        app.state.ctx.preferences.close()
         app.state.ctx.index.close()

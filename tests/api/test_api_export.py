@@ -63,7 +63,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def app(root: Path) -> Iterator[Starlette]:
+def app(root: Path, backend: str) -> Iterator[Starlette]:
     built = open_app(root)
     yield built
     close_app(built)
@@ -238,7 +238,7 @@ LONG = "20240302_000000_00000a"
 
 
 @pytest.fixture(scope="module")
-def points_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
+def points_app(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Starlette]:
     """A run of 5,000 steps over many chunks, metrics on different steps, NaN and infinities,
     and a second ingest that rewrites earlier steps (chunks no longer numbered in step order)."""
     root = tmp_path_factory.mktemp("points") / "data"

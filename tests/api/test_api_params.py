@@ -124,7 +124,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Ref
 
 
 @pytest.fixture(scope="module")
-def app(corpus: tuple[Path, Ref]) -> Iterator[Starlette]:
+def app(corpus: tuple[Path, Ref], backend: str) -> Iterator[Starlette]:
     built = open_app(corpus[0])
     yield built
     close_app(built)

@@ -53,7 +53,9 @@ GENERATIONS = {
 
 
 @pytest.fixture(scope="module", params=sorted(GENERATIONS))
-def generation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+def generation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, backend: str
+) -> Iterator[tuple]:
     root = copy_fixture(request.param, tmp_path_factory.mktemp(request.param) / "data")
     app = open_app(root)
     yield request.param, root, app

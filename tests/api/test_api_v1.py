@@ -283,4 +283,5 @@ def test_logs_websocket_starts_again_when_the_file_is_replaced(tmp_path) -> None
     finally:
         run.finish()
         app.state.optimization.state.api.close()
+        app.state.ctx.preferences.close()
         app.state.ctx.index.close()

@@ -19,7 +19,7 @@ RUNS = 300
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
+def app(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Starlette]:
     root = tmp_path_factory.mktemp("scan") / "data"
     for i in range(RUNS):
         with runicorn_lite.init(project=f"p{i % 3}", name=f"n{i % 7}", root=root, tags=["t"],

@@ -23,7 +23,7 @@ def _loss(step: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def curves_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Starlette]:
+def curves_app(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Starlette]:
     """One long run: a spike, a dip, NaN, Infinity, a step logged twice, a sparse metric,
     booleans, and keys that are not metrics (epoch, stage)."""
     root: Path = tmp_path_factory.mktemp("curves") / "data"
