@@ -261,7 +261,8 @@ def _reference(db: Any, project: str, start: str | None, end: str | None, today_
             f" total(duration_ms) FROM optimization_runs WHERE {where} GROUP BY status", args
         ).fetchall()
         days = conn.execute(
-            "SELECT substr(created_at, 1, 10), count(*), sum(status = 'completed'), sum(status = 'failed')"
+            "SELECT substr(created_at, 1, 10), count(*), sum(CASE WHEN status = 'completed' THEN 1 ELSE 0 END),"
+            " sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)"
             f" FROM optimization_runs WHERE {where} AND created_at >= ? GROUP BY 1 ORDER BY 1",
             (*args, today_first),
         ).fetchall()
