@@ -26,11 +26,11 @@ from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
 from runicorn_lite.http.middleware import ResponseTimeMiddleware
-from runicorn_lite.http.ratelimit import FixedWindowLimiter
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
 from runicorn_lite.optimization.keys import KEY_FORMAT, KEY_PREFIX, KeyChecker, Principal
+from runicorn_lite.optimization.limits import StoreLimiter
 from runicorn_lite.optimization.model import OptimizationError
 from runicorn_lite.optimization.store import open_primary
 from runicorn_lite.settings import Settings
@@ -83,7 +83,8 @@ class OptimizationAPI:
         self.settings = settings
         self.db = db
         self.keys = KeyChecker(db)
-        self.limiter = FixedWindowLimiter()
+        # In the store: every server over it shares the counters (team-server.md §2).
+        self.limiter = StoreLimiter(db)
         self.stats_cache = queries.StatsCache()
         self.limits = {
             READ: settings.read_limit,

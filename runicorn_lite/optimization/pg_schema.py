@@ -11,7 +11,8 @@ What differs, and why (as for the index, ``db/pg_schema.py``):
 - an iteration's (run, number) is a unique index rather than the primary key, so that its
   number can be ``NULLS FIRST`` like the ORDER BY that reads it (the columns are NOT NULL: the
   same constraint);
-- the running totals are kept by one PL/pgSQL trigger function where SQLite has three triggers.
+- the running totals are kept by one PL/pgSQL trigger function where SQLite has three triggers;
+- the rate-limit counters' table is ``UNLOGGED`` (counters of a minute need no crash safety).
 
 The index and the primary store share one database and schema: no name here (tables, indexes,
 functions) is one of the index's (``db/pg_schema.py``), and ``index --rebuild`` drops only the
@@ -180,13 +181,26 @@ def _primary_v1() -> list[str]:
     ]
 
 
+def _rate_limits() -> list[str]:
+    # UNLOGGED: counters of a minute need no crash safety, and a hit then writes no WAL.
+    return [
+        f"""CREATE UNLOGGED TABLE optimization_rate_limits (
+            bucket {_TEXT} NOT NULL,
+            subject {_TEXT} NOT NULL,
+            window_start BIGINT NOT NULL,
+            used BIGINT NOT NULL,
+            PRIMARY KEY (bucket, subject)
+        )""",
+    ]
+
+
 # Each step: its name and its statements, applied in this order, each recorded once.
-_STEPS = (("pg_0001_primary", _primary_v1),)
+_STEPS = (("pg_0001_primary", _primary_v1), ("pg_0002_rate_limits", _rate_limits))
 PRIMARY_MIGRATIONS = tuple(name for name, _ in _STEPS)
 # The primary store's tables (never among the index's ``INDEX_TABLES``: a rebuild leaves them).
 PRIMARY_TABLES = (
     "api_keys", "optimization_runs", "optimization_iterations", "optimization_project_revisions",
-    "optimization_run_summary", "optimization_run_daily", "_primary_migrations",
+    "optimization_run_summary", "optimization_run_daily", "optimization_rate_limits", "_primary_migrations",
 )
 
 

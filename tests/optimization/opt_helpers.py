@@ -85,7 +85,8 @@ def make_settings(root: Path, **overrides: Any) -> Settings:
 _spare: list[str] = []
 # Children first, so that no foreign key or trigger finds a row it needs gone.
 _PRIMARY_ROWS = ("optimization_iterations", "optimization_runs", "optimization_run_summary",
-                 "optimization_run_daily", "optimization_project_revisions", "api_keys")
+                 "optimization_run_daily", "optimization_project_revisions", "api_keys",
+                 "optimization_rate_limits")
 
 
 def new_database() -> str | None:

@@ -1,21 +1,26 @@
 """Several servers over one primary store (a team server's workers, or servers started at once):
-what one writes the others see, concurrent writes to one run lose nothing, and on PostgreSQL
+what one writes the others see, concurrent writes to one run lose nothing, rate limits are one
+count across them, and on PostgreSQL
 the schema is created once, beside the index's, and survives an index rebuild."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import anyio.from_thread
 import backends
 import orjson
 import pytest
-from opt_helpers import make_settings, release_database
+from opt_helpers import PREFIX, Api, Client, make_settings, release_database
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from runicorn_lite.db import Backend
-from runicorn_lite.optimization import queries
+from runicorn_lite.optimization import create_app, queries
 from runicorn_lite.optimization.keys import KeyChecker, create_key
 from runicorn_lite.optimization.model import ListQuery
 from runicorn_lite.optimization.store import open_primary
@@ -92,6 +97,29 @@ def test_a_key_made_by_one_server_works_on_the_other_at_once(two_stores: tuple[B
         assert principal is not None and principal.project_id == "shared"
     finally:
         checker.close()
+
+
+def test_two_servers_share_a_project_limit_and_the_bad_key_limit(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, read_limit=10, auth_failure_limit=3)
+    with ExitStack() as stack:
+        stack.callback(release_database, settings.database)
+        portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
+        servers = []
+        for _ in range(2):
+            sub = create_app(settings)
+            stack.callback(sub.state.api.close)
+            sub.state.api.limiter._clock = lambda: 1_700_000_000.0 - 1_700_000_000.0 % 60 + 5  # never at a window's end
+            client = Client(portal, Starlette(routes=[Mount(PREFIX, app=sub)]))
+            stack.callback(client.close)
+            servers.append(client)
+        key, _ = create_key(sub.state.db, "proj")
+        # A limit of 10 a minute is 10 in total, whichever server answers.
+        answers = [Api(servers[n % 2], key).get("/runs") for n in range(12)]
+        assert [a.status_code for a in answers] == [200] * 10 + [429] * 2
+        assert [a.headers["x-ratelimit-remaining"] for a in answers] == [str(9 - n) for n in range(10)] + ["0", "0"]
+        # Guessing keys through several servers gets no more tries than through one.
+        bad = [Api(servers[n % 2], "sk_live_" + "x" * 40).get("/runs").status_code for n in range(5)]
+        assert bad == [401, 401, 401, 429, 429]
 
 
 # -- PostgreSQL: the schema ---------------------------------------------------------------------
