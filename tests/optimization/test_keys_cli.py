@@ -140,3 +140,13 @@ def test_group_root_wins_over_the_environment(tmp_path: Path, monkeypatch: pytes
             assert [k.project_id for k in list_keys(db)] == projects
         finally:
             db.close()
+
+
+def test_an_unreachable_database_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Port 1 on loopback: nothing listens there, the connection is refused at once.
+    monkeypatch.setenv("RUNICORN_LITE_DATABASE", "postgresql://root@127.0.0.1:1/teamdb")
+    result = CliRunner().invoke(keys, ["list", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "127.0.0.1:1/teamdb" in lines[0], result.stderr
+    assert "Traceback" not in result.output
