@@ -42,17 +42,41 @@ def _totals(row: str) -> str:
 
 
 def _add(table: str, keys: str, values: str) -> str:
-    sets = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in _SUMS)
+    sets = ", ".join(
+        f"{name} = optimization_fadd({table}.{name}, excluded.{name})" if name == "score_sum"
+        else f"{name} = {table}.{name} + excluded.{name}"
+        for name in _SUMS
+    )
     return (f"INSERT INTO {table} ({keys}, {', '.join(_SUMS)}) VALUES ({values}, {_totals('NEW')})"
             f" ON CONFLICT ({keys}) DO UPDATE SET {sets};")
 
 
 def _take(table: str, where: str) -> str:
     return (f"UPDATE {table} SET runs = runs - 1, scored = scored - (OLD.final_score IS NOT NULL)::int,"
-            " score_sum = score_sum - coalesce(OLD.final_score, 0.0),"
+            " score_sum = optimization_fadd(score_sum, -coalesce(OLD.final_score, 0.0)),"
             " timed = timed - (OLD.duration_ms IS NOT NULL)::int,"
             f" duration_sum = duration_sum - coalesce(OLD.duration_ms, 0) WHERE {where};")
 
+
+# Float addition as IEEE (and SQLite) has it: past the largest double the sum is infinite, where
+# PostgreSQL's + raises "value out of range" (a 500 for two scores of 1e308). The exact sum is
+# taken only when an operand is that large; the aggregate sums scores in /stats likewise.
+_FLOAT_SUM = [
+    """CREATE FUNCTION optimization_fadd(a DOUBLE PRECISION, b DOUBLE PRECISION) RETURNS DOUBLE PRECISION
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+        SELECT CASE
+            WHEN a IS NULL THEN b
+            WHEN b IS NULL THEN a
+            WHEN abs(a) < 8e307 AND abs(b) < 8e307 THEN a + b
+            ELSE (SELECT CASE WHEN s = 'NaN' THEN 'NaN'::float8
+                              WHEN s > 1.7976931348623157e308 THEN 'Infinity'::float8
+                              WHEN s < -1.7976931348623157e308 THEN '-Infinity'::float8
+                              ELSE s::float8 END
+                  FROM (SELECT a::numeric + b::numeric AS s) AS exact)
+        END
+    $$""",
+    "CREATE AGGREGATE optimization_fsum(DOUBLE PRECISION) (SFUNC = optimization_fadd, STYPE = DOUBLE PRECISION)",
+]
 
 _SUMMARY_KEYS = "project_id, optimizer_type, status"
 _DAILY_KEYS = "project_id, day, optimizer_type, status"
@@ -168,6 +192,7 @@ def _primary_v1() -> list[str]:
             duration_sum BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (project_id, day, optimizer_type, status)
         )""",
+        *_FLOAT_SUM,
         _TRIGGER,
         "CREATE TRIGGER optimization_runs_totals_change AFTER INSERT OR DELETE ON optimization_runs"
         " FOR EACH ROW EXECUTE FUNCTION optimization_runs_totals_keep()",

@@ -387,9 +387,17 @@ _DAY_START = "T00:00:00.000Z"
 _DAY_END = "T23:59:59.999Z"
 # Columns of a group of runs, in this order, whichever table they are summed from.
 _GROUP_SUMS = "runs, scored, score_sum, timed, duration_sum"
-_GROUP_FROM_RUNS = (
-    "count(*), count(final_score), total(final_score), count(duration_ms), total(duration_ms)"
-)
+
+
+def _float_sum(expr: str) -> str:
+    """The sum of a float column as IEEE arithmetic has it: past the largest double it is
+    infinite (SQLite's ``total``). PostgreSQL's ``sum`` raises there instead, so on PostgreSQL it
+    is the aggregate of ``optimization/pg_schema.py`` (no SQLite spelling maps to it)."""
+    return f"coalesce(optimization_fsum({expr}), 0.0)" if on_postgres() else f"total({expr})"
+
+
+def _group_from_runs() -> str:
+    return f"count(*), count(final_score), {_float_sum('final_score')}, count(duration_ms), total(duration_ms)"
 
 
 @dataclass(frozen=True)
@@ -509,9 +517,9 @@ def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> lis
         ).fetchall()
     return _over_days(
         conn, filters, _split_days(query.start_date, query.end_date),
-        daily=("optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed), sum(duration_sum)",
-               "optimizer_type, status HAVING sum(runs) > 0"),
-        runs=(f"optimizer_type, status, {_GROUP_FROM_RUNS}", "optimizer_type, status"),
+        daily=(f"optimizer_type, status, sum(runs), sum(scored), {_float_sum('score_sum')}, sum(timed),"
+               " sum(duration_sum)", "optimizer_type, status HAVING sum(runs) > 0"),
+        runs=(f"optimizer_type, status, {_group_from_runs()}", "optimizer_type, status"),
     )
 
 

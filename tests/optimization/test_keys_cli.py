@@ -150,3 +150,16 @@ def test_an_unreachable_database_is_one_line_naming_it(tmp_path: Path, monkeypat
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "127.0.0.1:1/teamdb" in lines[0], result.stderr
     assert "Traceback" not in result.output
+
+
+def test_revoke_by_a_unique_start_of_the_prefix(tmp_path: Path) -> None:
+    code, out, err = _run("create", "--project", "short", "--root", str(tmp_path))
+    assert code == 0, err
+    key = out.strip()
+    code, out, err = _run("revoke", key[:12], "--root", str(tmp_path))
+    assert code == 0 and "Revoked" in out, err
+    db = _db(tmp_path)
+    try:
+        assert KeyChecker(db).lookup(key) is None
+    finally:
+        db.close()
