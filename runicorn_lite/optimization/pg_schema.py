@@ -12,7 +12,10 @@ What differs, and why (as for the index, ``db/pg_schema.py``):
   number can be ``NULLS FIRST`` like the ORDER BY that reads it (the columns are NOT NULL: the
   same constraint);
 - the running totals are kept by one PL/pgSQL trigger function where SQLite has three triggers;
-- the rate-limit counters' table is ``UNLOGGED`` (counters of a minute need no crash safety).
+- the rate-limit counters' table is ``UNLOGGED`` (counters of a minute need no crash safety);
+- sums of scores add as IEEE (and SQLite) does, infinite past the largest double, through
+  ``optimization_fadd`` and the aggregate ``optimization_fsum``: PostgreSQL's own ``+`` and
+  ``sum`` raise there.
 
 The index and the primary store share one database and schema: no name here (tables, indexes,
 functions) is one of the index's (``db/pg_schema.py``), and ``index --rebuild`` drops only the
