@@ -332,7 +332,8 @@ def add_iterations(
         conn.execute("ROLLBACK TO SAVEPOINT iterations")
         existing = conn.execute(
             "SELECT iteration_number FROM optimization_iterations WHERE run_id = ?"
-            f" AND iteration_number IN ({', '.join('?' * len(seen))}) LIMIT 1",
+            # The lowest: the same answer on both backends, whatever order their scans take.
+            f" AND iteration_number IN ({', '.join('?' * len(seen))}) ORDER BY iteration_number LIMIT 1",
             (run_id, *seen),
         ).fetchone()
         raise DuplicateIteration(existing[0] if existing else None) from None

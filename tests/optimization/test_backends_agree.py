@@ -78,6 +78,8 @@ def _script(rng: random.Random) -> Iterator[tuple[str, str, dict[str, Any]]]:
                 {"iteration_number": i + 1, "params": {"i": i}, "score": s, "metrics": {"m": s}}
                 for i, s in enumerate(scores)]}}
             yield "POST", f"/runs/{run}/iterations", {"json": {"iteration_number": 1, "params": {}, "score": 2}}
+            yield "POST", f"/runs/{run}/iterations/batch", {"json": {"iterations": [
+                {"iteration_number": i, "params": {}, "score": 1} for i in (9, 1, 0)]}}
         if n % 4 != 1:
             patch: dict[str, Any] = {"status": STATUSES[1 + n % 4]}
             if n % 2:
