@@ -104,9 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--work", type=Path, default=WORK / "team")
     t.add_argument("--quick", action="store_true")
 
-    from benchmarks import dbthreads, events, export, files, soak
+    from benchmarks import dbthreads, events, export, files, ratelimit, soak
 
     dbthreads.add_parser(sub)
+    ratelimit.add_parser(sub)
     files.add_parser(sub)
     soak.add_parser(sub)
     export.add_parser(sub)
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         load.main(args)
     elif args.command == "dbthreads":
         dbthreads.main(args)
+    elif args.command == "ratelimit":
+        ratelimit.main(args)
     elif args.command == "files":
         files.main(args)
     elif args.command == "soak":

@@ -165,3 +165,14 @@ def test_events(corpus: Path, work: Path) -> None:
     res = json.loads((work / "results" / "events-quick.json").read_text())
     assert res["latency"]["log()"]["n"] == 10 and res["load"]["20 points/s logged"]["events"] > 0
     assert not (corpus / "runs" / "bench_live_events").exists()  # the corpus stays as generated
+
+
+def test_ratelimit(work: Path) -> None:
+    import backends
+
+    if backends.problem() is not None:
+        pytest.skip(str(backends.problem()))
+    proc = bench(work, "ratelimit", "--quick", "--database", backends.BASE_URL)
+    assert "| PostgreSQL store | 4 |" in proc.stdout and "| SQLite store | 1 |" in proc.stdout
+    results = json.loads((work / "results" / "ratelimit-quick.json").read_text())["results"]
+    assert all(r["n"] > 0 for r in results.values()) and len(results) == 6

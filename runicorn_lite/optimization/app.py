@@ -21,18 +21,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runicorn_lite.db import DamagedStore, Database, StoreError, in_db_thread
+from runicorn_lite.db import DamagedStore, StoreError, in_db_thread
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
 from runicorn_lite.http.middleware import ResponseTimeMiddleware
-from runicorn_lite.http.ratelimit import FixedWindowLimiter
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
 from runicorn_lite.optimization.keys import KEY_FORMAT, KEY_PREFIX, KeyChecker, Principal
+from runicorn_lite.optimization.limits import StoreLimiter
 from runicorn_lite.optimization.model import OptimizationError
-from runicorn_lite.optimization.schema import MIGRATIONS
+from runicorn_lite.optimization.store import open_primary
 from runicorn_lite.settings import Settings
 from runicorn_lite.timeutil import now_iso
 
@@ -79,11 +80,12 @@ Handler = Callable[["OptimizationAPI", Principal, Call], Result]
 class OptimizationAPI:
     """Handlers plus the shared state they need (store, limiter, key checker, settings)."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Backend) -> None:
         self.settings = settings
         self.db = db
         self.keys = KeyChecker(db)
-        self.limiter = FixedWindowLimiter()
+        # In the store: every server over it shares the counters (team-server.md §2).
+        self.limiter = StoreLimiter(db)
         self.stats_cache = queries.StatsCache()
         self.limits = {
             READ: settings.read_limit,
@@ -340,7 +342,7 @@ def create_app(settings: Settings) -> Starlette:
     ``app.state.api.close()`` on shutdown.
     """
     settings.ensure_dirs()
-    db = Database(settings.primary_path, MIGRATIONS, precious=True)
+    db = open_primary(settings)
     api = OptimizationAPI(settings, db)
     app = Starlette(routes=list(ROUTES), exception_handlers=exception_handlers(render, log))
     app.add_middleware(UnexpectedErrors, render=render, log=log)

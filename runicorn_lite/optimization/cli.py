@@ -20,25 +20,26 @@ from runicorn_lite.cli_options import (
     root_option,
     say_if_created,
 )
-from runicorn_lite.db import Database, StoreError
+from runicorn_lite.db import StoreError
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.optimization.keys import KeyCommandError, create_key, list_keys, revoke_key
-from runicorn_lite.optimization.schema import MIGRATIONS
+from runicorn_lite.optimization.store import describe, open_primary
 from runicorn_lite.settings import Settings
 
 _GROUP_INDEX_DIR = "runicorn_lite.keys.index_dir"  # the group's --index-dir, for its command
 
 
 @contextmanager
-def _primary(root: Path | None) -> Iterator[Database]:
+def _primary(root: Path | None) -> Iterator[Backend]:
     root, existed = checked_root(root)
     index_dir = click.get_current_context().find_root().meta.get(_GROUP_INDEX_DIR)
     settings = Settings(root=root, index_dir=index_dir) if index_dir is not None else Settings(root=root)
     try:
         settings.ensure_dirs()
         say_if_created(root, existed)
-        db = Database(settings.primary_path, MIGRATIONS, precious=True)
+        db = open_primary(settings)
     except (OSError, StoreError) as exc:
-        raise click.ClickException(f"cannot open the primary database under {root}: {exc}") from exc
+        raise click.ClickException(f"cannot open the primary database ({describe(settings)}): {exc}") from exc
     if db.damaged is not None:
         db.close()
         raise click.ClickException(

@@ -2,7 +2,7 @@
 
 A key is ``sk_live_`` + 40 URL-safe random characters. Only its SHA-256 is stored, with a short
 display prefix so that ``keys list`` / ``keys revoke`` can name it. The server looks the hash up
-in SQLite on every request (a primary-key probe, microseconds), so keys created or revoked while
+in the primary store on every request (a primary-key probe, microseconds), so keys created or revoked while
 it runs take effect at once, with no cache to invalidate.
 """
 
@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from runicorn_lite.db import Database, StoreError
+from runicorn_lite.db import StoreError
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.timeutil import now_iso
 
 log = logging.getLogger("runicorn_lite.optimization")
@@ -71,7 +72,7 @@ def _row_to_info(row: tuple[Any, ...]) -> KeyInfo:
 _COLUMNS = "id, prefix, project_id, label, created_at, last_used_at, revoked_at"
 
 
-def create_key(db: Database, project_id: str, label: str | None = None) -> tuple[str, KeyInfo]:
+def create_key(db: Backend, project_id: str, label: str | None = None) -> tuple[str, KeyInfo]:
     """Make a new key for ``project_id``; returns the key (shown once) and its stored record."""
     project_id = project_id.strip()
     if not project_id:
@@ -99,7 +100,7 @@ def create_key(db: Database, project_id: str, label: str | None = None) -> tuple
     return key, info
 
 
-def list_keys(db: Database) -> list[KeyInfo]:
+def list_keys(db: Backend) -> list[KeyInfo]:
     """Every key, oldest first, revoked ones included."""
 
     def query(conn: sqlite3.Connection) -> list[KeyInfo]:
@@ -109,7 +110,7 @@ def list_keys(db: Database) -> list[KeyInfo]:
     return db.read(query)
 
 
-def revoke_key(db: Database, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
+def revoke_key(db: Backend, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
     """Revoke the key named by its id, its display prefix (or a unique start of it), or the
     full key. Returns the key and whether it was active before (revoking twice is harmless)."""
     needle = key_id_or_prefix.strip()
@@ -139,10 +140,10 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
 
 
 class KeyChecker:
-    """Resolves bearer tokens to principals, reading SQLite on every call (so keys created or
+    """Resolves bearer tokens to principals, reading the primary store on every call (so keys created or
     revoked while serving take effect at once)."""
 
-    def __init__(self, db: Database, flush_interval_s: float = LAST_USED_FLUSH_S) -> None:
+    def __init__(self, db: Backend, flush_interval_s: float = LAST_USED_FLUSH_S) -> None:
         self._db = db
         self._flush_interval_s = flush_interval_s
         self._used: dict[str, str] = {}  # key id -> last use, not yet stored

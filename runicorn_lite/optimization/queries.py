@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.optimization.model import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -119,16 +120,26 @@ def iteration_dict(row: Sequence[Any]) -> dict[str, Any]:
 def _bump_revision(conn: sqlite3.Connection, project_id: str) -> None:
     conn.execute(
         "INSERT INTO optimization_project_revisions (project_id, revision) VALUES (?, 1)"
-        " ON CONFLICT (project_id) DO UPDATE SET revision = revision + 1",
+        # Qualified: on PostgreSQL a bare name here could be the excluded row's too.
+        " ON CONFLICT (project_id) DO UPDATE SET revision = optimization_project_revisions.revision + 1",
         (project_id,),
     )
 
 
-def _fetch_run(conn: sqlite3.Connection, project_id: str, run_id: str) -> tuple[Any, ...]:
+def _for_update() -> str:
+    """What locks a row read before it is changed: nothing on SQLite, whose ``BEGIN IMMEDIATE``
+    already makes every write transaction wait for the others; ``FOR UPDATE`` on PostgreSQL,
+    where transactions of other servers run at the same time (no SQLite spelling to translate)."""
+    return " FOR UPDATE" if on_postgres() else ""
+
+
+def _fetch_run(conn: sqlite3.Connection, project_id: str, run_id: str, *, lock: bool = False) -> tuple[Any, ...]:
     """The run's row, or 404 when it does not exist or belongs to another project (the two are
-    indistinguishable to the caller, so run ids of other projects cannot be probed)."""
+    indistinguishable to the caller, so run ids of other projects cannot be probed). ``lock``:
+    the caller changes it next (see :func:`_for_update`)."""
     row: tuple[Any, ...] | None = conn.execute(
-        f"SELECT {_RUN_SELECT} FROM optimization_runs WHERE id = ? AND project_id = ?",
+        f"SELECT {_RUN_SELECT} FROM optimization_runs WHERE id = ? AND project_id = ?"
+        + (_for_update() if lock else ""),
         (run_id, project_id),
     ).fetchone()
     if row is None:
@@ -230,7 +241,7 @@ def get_run(conn: sqlite3.Connection, project_id: str, run_id: str) -> dict[str,
 def patch_run(
     conn: sqlite3.Connection, project_id: str, run_id: str, fields: dict[str, Any]
 ) -> dict[str, Any]:
-    row = _fetch_run(conn, project_id, run_id)
+    row = _fetch_run(conn, project_id, run_id, lock=True)
     current = dict(zip(RUN_COLUMNS, row, strict=True))
     updates = {name: fields[name] for name in PATCHABLE if name in fields}
     new_status = updates.get("status")
@@ -265,13 +276,14 @@ def add_iterations(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Insert iterations and update their run, all in the caller's write transaction.
 
-    Runs under ``BEGIN IMMEDIATE``, so the run row read here cannot change before the update:
-    the count is incremented in SQL and the best is compared against the committed best, and
-    concurrent posts to one run serialise without losing anything.
+    Runs under ``BEGIN IMMEDIATE`` (SQLite) or with the run's row locked (PostgreSQL), so the
+    run row read here cannot change before the update: the count is incremented in SQL and the
+    best is compared against the committed best, and concurrent posts to one run serialise
+    without losing anything.
     """
     row = conn.execute(
         "SELECT status, direction, final_score FROM optimization_runs"
-        " WHERE id = ? AND project_id = ?",
+        " WHERE id = ? AND project_id = ?" + _for_update(),
         (run_id, project_id),
     ).fetchone()
     if row is None:
@@ -306,16 +318,22 @@ def add_iterations(
                 now,
             )
         )
+    # A savepoint: after a refused row PostgreSQL accepts no statement of the transaction until
+    # it is rolled back to one (SQLite would go on), and the next query says which number it was.
+    conn.execute("SAVEPOINT iterations")
     try:
         conn.executemany(
             f"INSERT INTO optimization_iterations ({_ITERATION_SELECT})"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             records,
         )
+        conn.execute("RELEASE SAVEPOINT iterations")
     except sqlite3.IntegrityError:
+        conn.execute("ROLLBACK TO SAVEPOINT iterations")
         existing = conn.execute(
             "SELECT iteration_number FROM optimization_iterations WHERE run_id = ?"
-            f" AND iteration_number IN ({', '.join('?' * len(seen))}) LIMIT 1",
+            # The lowest: the same answer on both backends, whatever order their scans take.
+            f" AND iteration_number IN ({', '.join('?' * len(seen))}) ORDER BY iteration_number LIMIT 1",
             (run_id, *seen),
         ).fetchone()
         raise DuplicateIteration(existing[0] if existing else None) from None
@@ -370,9 +388,17 @@ _DAY_START = "T00:00:00.000Z"
 _DAY_END = "T23:59:59.999Z"
 # Columns of a group of runs, in this order, whichever table they are summed from.
 _GROUP_SUMS = "runs, scored, score_sum, timed, duration_sum"
-_GROUP_FROM_RUNS = (
-    "count(*), count(final_score), total(final_score), count(duration_ms), total(duration_ms)"
-)
+
+
+def _float_sum(expr: str) -> str:
+    """The sum of a float column as IEEE arithmetic has it: past the largest double it is
+    infinite (SQLite's ``total``). PostgreSQL's ``sum`` raises there instead, so on PostgreSQL it
+    is the aggregate of ``optimization/pg_schema.py`` (no SQLite spelling maps to it)."""
+    return f"coalesce(optimization_fsum({expr}), 0.0)" if on_postgres() else f"total({expr})"
+
+
+def _group_from_runs() -> str:
+    return f"count(*), count(final_score), {_float_sum('final_score')}, count(duration_ms), total(duration_ms)"
 
 
 @dataclass(frozen=True)
@@ -492,9 +518,9 @@ def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> lis
         ).fetchall()
     return _over_days(
         conn, filters, _split_days(query.start_date, query.end_date),
-        daily=("optimizer_type, status, sum(runs), sum(scored), sum(score_sum), sum(timed), sum(duration_sum)",
-               "optimizer_type, status HAVING sum(runs) > 0"),
-        runs=(f"optimizer_type, status, {_GROUP_FROM_RUNS}", "optimizer_type, status"),
+        daily=(f"optimizer_type, status, sum(runs), sum(scored), {_float_sum('score_sum')}, sum(timed),"
+               " sum(duration_sum)", "optimizer_type, status HAVING sum(runs) > 0"),
+        runs=(f"optimizer_type, status, {_group_from_runs()}", "optimizer_type, status"),
     )
 
 
@@ -521,8 +547,11 @@ def _recent_trends(conn: sqlite3.Connection, filters: _Where, query: StatsQuery)
         return []  # the range ends before the trend window starts
     rows = _over_days(
         conn, filters, _split_days(start, query.end_date),
-        daily=("day, sum(runs), sum(runs * (status = 'completed')), sum(runs * (status = 'failed'))", "day"),
-        runs=("substr(created_at, 1, 10) AS day, count(*), sum(status = 'completed'), sum(status = 'failed')", "day"),
+        # CASE, not SQLite's "runs * (status = ...)": a comparison is no number on PostgreSQL.
+        daily=("day, sum(runs), sum(CASE WHEN status = 'completed' THEN runs ELSE 0 END),"
+               " sum(CASE WHEN status = 'failed' THEN runs ELSE 0 END)", "day"),
+        runs=("substr(created_at, 1, 10) AS day, count(*), sum(CASE WHEN status = 'completed' THEN 1 ELSE 0 END),"
+              " sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)", "day"),
     )
     per_day: dict[str, list[int]] = {}
     for day, count, completed, failed in rows:

@@ -1,4 +1,5 @@
-"""Schema of the primary database: API keys, optimization runs and their iterations.
+"""Schema of the primary database: API keys, optimization runs and their iterations, and the
+API's rate-limit counters.
 
 Timestamps are stored as fixed-width ISO-8601 UTC text with milliseconds
 (``YYYY-MM-DDTHH:MM:SS.mmmZ``): that is exactly what the API answers, so reads need no
@@ -298,6 +299,22 @@ MIGRATIONS: tuple[Migration, ...] = (
                     score_sum = score_sum + excluded.score_sum, timed = timed + excluded.timed,
                     duration_sum = duration_sum + excluded.duration_sum;
         END;
+        """,
+    ),
+    Migration(
+        "optimization_0004_rate_limits",
+        """
+        -- The API's fixed-window request counters (optimization/limits.py), here rather than in
+        -- one process's memory so that every server over this store shares them: a limit of 10
+        -- a minute is 10 in total, whichever worker answers. One row per (bucket, subject),
+        -- started over when its window has passed.
+        CREATE TABLE IF NOT EXISTS optimization_rate_limits (
+            bucket TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            window_start INTEGER NOT NULL,
+            used INTEGER NOT NULL,
+            PRIMARY KEY (bucket, subject)
+        ) WITHOUT ROWID;
         """,
     ),
 )

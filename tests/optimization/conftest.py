@@ -1,4 +1,5 @@
-"""Fixtures of the optimization API tests: a real SQLite store under tmp_path, the sub-app
+"""Fixtures of the optimization API tests: a real primary store (a SQLite file under tmp_path, or a
+PostgreSQL schema of its own: every test runs on both, see tests/backends.py), the sub-app
 mounted where the server mounts it, and keys made through the real key functions."""
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio.from_thread
+import backends
 import pytest
-from opt_helpers import PREFIX, Api, Client, Clock, make_settings
+from opt_helpers import PREFIX, Api, Client, Clock, drop_spare_databases, make_settings, release_database
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -19,9 +21,25 @@ from runicorn_lite.optimization.keys import create_key
 from runicorn_lite.settings import Settings
 
 
+@pytest.fixture(scope="module", params=backends.BACKENDS, autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test of this folder runs on SQLite and on PostgreSQL (see tests/backends.py)."""
+    try:
+        yield from backends.backend_fixture(request)
+    finally:
+        drop_spare_databases()
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(request: pytest.FixtureRequest, backend: str) -> None:
+    backends.only_sqlite(request)
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    made = make_settings(tmp_path)
+    yield made
+    release_database(made.database)
 
 
 @pytest.fixture
@@ -74,7 +92,9 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., tuple[Api, Starlette]]]:
         def make(**overrides: Any) -> tuple[Api, Starlette]:
             nonlocal count
             count += 1
-            sub = create_app(make_settings(tmp_path / f"app{count}", **overrides))
+            settings = make_settings(tmp_path / f"app{count}", **overrides)
+            stack.callback(release_database, settings.database)
+            sub = create_app(settings)
             stack.callback(sub.state.api.close)
             client = Client(portal, Starlette(routes=[Mount(PREFIX, app=sub)]))
             stack.callback(client.close)

@@ -175,11 +175,10 @@ def test_create_body_naming_another_project_is_forbidden(api: Api) -> None:
 def test_a_request_never_writes_to_record_a_key_use(
     client: Client, sub_app: Starlette, new_key: Callable[..., str]
 ) -> None:
+    # (A request does write its rate-limit count, one upsert: that is shared between servers.)
     api = Api(client, new_key("quiet"))
-    before = sub_app.state.db.generation  # bumped by every committed write
     for _ in range(3):
         assert api.get("/runs").status_code == 200
-    assert sub_app.state.db.generation == before
+    assert next(k for k in list_keys(sub_app.state.db) if k.project_id == "quiet").last_used_at is None
     sub_app.state.api.keys.flush()
-    assert sub_app.state.db.generation == before + 1
     assert next(k for k in list_keys(sub_app.state.db) if k.project_id == "quiet").last_used_at is not None

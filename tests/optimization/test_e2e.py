@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import backends
 import httpx
 import pytest
 
@@ -23,9 +24,8 @@ from runicorn_lite.client import (
     OptimizationClient,
     ValidationError,
 )
-from runicorn_lite.db import Database
 from runicorn_lite.optimization.keys import create_key
-from runicorn_lite.optimization.schema import MIGRATIONS
+from runicorn_lite.optimization.store import open_primary
 from runicorn_lite.settings import Settings
 
 pytestmark = [
@@ -39,13 +39,14 @@ LISTENING = re.compile(r"runicorn-lite listening on (http://127\.0\.0\.1:\d+)")
 
 
 class Server:
-    def __init__(self, root: Path, url: str) -> None:
+    def __init__(self, root: Path, url: str, env: dict[str, str]) -> None:
         self.root = root
         self.url = url
+        self.env = env  # the server's environment (RUNICORN_LITE_DATABASE on PostgreSQL)
 
     def new_key(self, project: str) -> str:
         # A second connection to the live primary database, as `keys create` would open.
-        db = Database(Settings(root=self.root).primary_path, MIGRATIONS)
+        db = open_primary(Settings(root=self.root, database=self.env.get("RUNICORN_LITE_DATABASE")))
         try:
             return create_key(db, project)[0]
         finally:
@@ -58,12 +59,17 @@ class Server:
             text=True,
             timeout=30,
             check=False,
+            env=self.env,
         )
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("e2e-root")
+    env = {k: v for k, v in os.environ.items() if k != "RUNICORN_LITE_DATABASE"}
+    database = backends.new_database()
+    if database is not None:
+        env["RUNICORN_LITE_DATABASE"] = database
     command = [
         sys.executable,
         "-m",
@@ -87,7 +93,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=root,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**env, "PYTHONUNBUFFERED": "1"},
     )
     found: list[str] = []
     ready = threading.Event()
@@ -106,7 +112,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
         if not ready.wait(30) or not found:
             pytest.fail(f"server did not report listening (exit code {process.poll()})")
-        yield Server(root, found[0])
+        yield Server(root, found[0], env)
     finally:
         process.terminate()
         try:
@@ -117,6 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         watcher.join(10)
         assert process.stdout is not None
         process.stdout.close()
+        backends.drop_database(database)
 
 
 def test_200_concurrent_iteration_posts_lose_nothing(server: Server) -> None:

@@ -517,10 +517,12 @@ def test_every_answer_has_a_response_time(api: Api, client: Client) -> None:
         assert re.fullmatch(r"\d+(\.\d+)?ms", response.headers["x-response-time"])
 
 
-def test_db_is_exposed_for_shutdown(sub_app: Starlette) -> None:
+def test_db_is_exposed_for_shutdown(sub_app: Starlette, backend: str) -> None:
     from runicorn_lite.db import Database
+    from runicorn_lite.db.postgres import PgDatabase
 
-    assert isinstance(sub_app.state.db, Database)
+    assert isinstance(sub_app.state.db, Database if backend == "sqlite" else PgDatabase)
+    assert sub_app.state.api.db is sub_app.state.db
 
 
 def test_objects_nested_too_deeply_for_the_encoder_are_400(api: Api) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -261,7 +262,8 @@ def _reference(db: Any, project: str, start: str | None, end: str | None, today_
             f" total(duration_ms) FROM optimization_runs WHERE {where} GROUP BY status", args
         ).fetchall()
         days = conn.execute(
-            "SELECT substr(created_at, 1, 10), count(*), sum(status = 'completed'), sum(status = 'failed')"
+            "SELECT substr(created_at, 1, 10), count(*), sum(CASE WHEN status = 'completed' THEN 1 ELSE 0 END),"
+            " sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)"
             f" FROM optimization_runs WHERE {where} AND created_at >= ? GROUP BY 1 ORDER BY 1",
             (*args, today_first),
         ).fetchall()
@@ -334,3 +336,21 @@ def test_dates_at_the_ends_of_the_calendar(api: Api, dataset: dict[str, str], pa
     assert response.status_code == 200
     expected = 6 if "end_date" in params and "start_date" in params else 0
     assert response.json()["statistics"]["totalRuns"] == expected
+
+
+def test_scores_near_the_largest_double_never_break_the_totals(api: Api) -> None:
+    # Their sum is past the largest double: infinite, as IEEE (and SQLite) adds, never an error.
+    for score in (1.7e308, 1.7e308, -1.0):
+        run = api.create_run()
+        assert api.patch(f"/runs/{run['id']}", json={"status": "completed", "final_score": score}).status_code == 200
+    running = api.create_run()
+    for n in range(2):
+        iteration = {"iteration_number": n, "params": {}, "score": 1.7e308}
+        assert api.post(f"/runs/{running['id']}/iterations", json=iteration).status_code == 201
+    today = datetime.now(UTC).date().isoformat()
+    # Totals kept by triggers; whole days of the daily totals; today as an edge day, run by run.
+    for params in ({}, {"start_date": "2000-01-01T00:00:00Z"}, {"start_date": f"{today}T00:00:00.001Z"}):
+        body = api.get("/stats", params=params).json()
+        assert body["statistics"]["totalRuns"] == 4, params
+        assert body["statistics"]["averageImprovement"] is None, params  # infinite: JSON has no such number
+        assert [p["final_score"] for p in body["topPerformers"]] == [1.7e308, 1.7e308, 1.7e308, -1.0], params
