@@ -25,13 +25,16 @@ from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.api.middleware import RateLimitMiddleware
 from runicorn_lite.api.routes import routes as api_routes
+from runicorn_lite.http.auth import AuthMiddleware
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers
-from runicorn_lite.http.middleware import LocalOriginMiddleware, ResponseTimeMiddleware
+from runicorn_lite.http.hosts import HostOriginMiddleware, HostPolicy
+from runicorn_lite.http.middleware import ResponseTimeMiddleware
 from runicorn_lite.http.openapi import document, mounted, openapi_route
 from runicorn_lite.http.routing import Mount
 from runicorn_lite.ingest import IndexKeeper, Watcher, open_index
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
+from runicorn_lite.optimization.sessions import Authenticator
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite")
@@ -58,11 +61,12 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     index, indexer = open_index(settings.index_path, settings.root)
     events = EventHub(index, settings.root, keepalive=settings.events_keepalive)
     indexer.subscribe(events.on_changes)
+    optimization_app = optimization.create_app(settings)
+    primary = optimization_app.state.api
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
-        started_at=time.time(),
+        auth=Authenticator(primary.db, primary.keys), started_at=time.time(),
     )
-    optimization_app = optimization.create_app(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -95,6 +99,9 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.add_middleware(UnexpectedErrors, render=render, log=log)
     if settings.rate_limit:  # off by default: then it costs nothing per request
         app.add_middleware(RateLimitMiddleware)
-    app.add_middleware(LocalOriginMiddleware, render=render, check_host=settings.check_host)
+    app.add_middleware(AuthMiddleware, render=render, keys=ctx.auth, required=settings.auth == "keys",
+                       skip_prefix=optimization.PREFIX)
+    policy = None if settings.allowed_hosts is None else HostPolicy.of(settings.port, settings.allowed_hosts)
+    app.add_middleware(HostOriginMiddleware, render=render, policy=policy)
     app.add_middleware(ResponseTimeMiddleware)
     return app

@@ -26,6 +26,7 @@ from runicorn_lite.cli_options import (
     say_if_created,
     setting_default,
 )
+from runicorn_lite.http.hosts import is_loopback, parse_allowed_hosts
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.settings import Settings
 from runicorn_lite.storelock import StoreLock, StoreLocked
@@ -115,24 +116,36 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 @_option("iterations-limit", type=click.IntRange(1), help="Optimization API iteration posts per project per 60 s.")
 @_option("events-keepalive", type=click.FloatRange(0.05, 3600),
          help="Seconds of quiet after which a live event stream (/api/v2/events) sends a keep-alive comment.")
+@click.option("--allowed-hosts", default=None, envvar=envvar("allowed_hosts"), show_envvar=True,
+              help="Comma-separated host names (name or name:port) this server answers to besides loopback "
+                   "names; required when --host is not a loopback address.")
+@click.option("--auth", type=click.Choice(["keys", "none"]), default=None, envvar=envvar("auth"), show_envvar=True,
+              help="keys: every /api request needs an API key or a session. Default: none on a loopback "
+                   "bind, keys otherwise.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
               show_envvar=True, help="Log every request.")
 def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch: bool, rescan_interval: float,
           rate_limit: bool, read_limit: int, write_limit: int, iterations_limit: int, events_keepalive: float,
-          log_level: str, access_log: bool) -> None:
+          allowed_hosts: str | None, auth: str | None, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
     import uvicorn
 
     from runicorn_lite.app import create_app
 
+    names, auth = _exposure(host, allowed_hosts, auth)
     settings = _settings(
         root, index_dir=index_dir, host=host, port=port, watch=watch, rescan_interval=rescan_interval,
         rate_limit=rate_limit, read_limit=read_limit, write_limit=write_limit, iterations_limit=iterations_limit,
-        events_keepalive=events_keepalive, check_host=host in ("127.0.0.1", "localhost", "::1"),
+        events_keepalive=events_keepalive, allowed_hosts=names, auth=auth,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if auth == "none" and not is_loopback(host):
+        logging.getLogger("runicorn_lite").warning(
+            "serving %s beyond this machine with --auth none: anyone who reaches it reads and changes every run "
+            "(uploads still need a key)", host,
+        )
     lock = _lock_store(settings, "serve")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -149,6 +162,7 @@ def serve(root: Path | None, index_dir: Path | None, host: str, port: int, watch
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
+    settings = dataclasses.replace(settings, port=bound_port)  # --port 0: the Host check needs the real one
     lock.describe(f"serve on http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}")
     if settings.read_only:
         logging.getLogger("runicorn_lite").warning(
@@ -221,6 +235,23 @@ def demo(root: Path | None, runs: int, steps: int, seed: int) -> None:
 
 
 main.add_command(keys)
+
+
+def _exposure(host: str, allowed_hosts: str | None, auth: str | None) -> tuple[tuple[str, ...], str]:
+    """The allowed host names and the auth mode of a bind; a non-loopback bind without names
+    is refused, saying what to add."""
+    try:
+        names = parse_allowed_hosts(allowed_hosts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
+    loopback = is_loopback(host)
+    if not loopback and not names:
+        raise click.UsageError(
+            f"--host {host} serves beyond this machine: name the host names clients will use to reach it, "
+            f"e.g. --allowed-hosts {socket.gethostname().lower() or 'team.example'} (env {envvar('allowed_hosts')}); "
+            "requests for any other name are refused (DNS rebinding)"
+        )
+    return names, auth or ("none" if loopback else "keys")
 
 
 def _settings(root: Path | None, **kwargs: Any) -> Settings:

@@ -53,6 +53,37 @@ index_dir_option = click.option(
 )
 
 
+database_option = click.option(
+    "--database",
+    envvar=envvar("database"),
+    show_envvar=True,
+    default=None,
+    metavar="URL",
+    help="Where our store lives: sqlite:///DIR keeps the SQLite files in DIR (as --index-dir DIR does).",
+)
+
+
+def index_dir_of(index_dir: Path | None, database: str | None) -> Path | None:
+    """The store folder that ``--index-dir`` and ``--database`` name together (None: under the
+    root); a URL this build cannot use, or one that contradicts --index-dir, is refused."""
+    if database is None or not database.strip():
+        return index_dir
+    url = database.strip()
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        scheme = url.split("://", 1)[0] if "://" in url else url[:40]
+        raise click.BadParameter(
+            f"{scheme!r} databases are not supported here; give sqlite:///DIR (the folder of our SQLite files)",
+            param_hint="--database",
+        )
+    folder = Path(url[len("sqlite://"):])  # sqlite:///abs/dir → /abs/dir; sqlite:///./rel → ./rel
+    if url.startswith(("sqlite:///./", "sqlite:///../")):
+        folder = Path(url[len("sqlite:///"):])
+    if index_dir is not None and index_dir.expanduser().resolve() != folder.expanduser().resolve():
+        raise click.BadParameter(f"--database names {folder} but --index-dir names {index_dir}; give one",
+                                 param_hint="--database")
+    return folder
+
+
 def remember_group_root(ctx: click.Context, root: Path | None) -> None:
     """For a group that takes --root too (``keys --root D list``): keep it for its command."""
     if ctx.get_parameter_source("root") is ParameterSource.COMMANDLINE:

@@ -55,9 +55,13 @@ class Settings:
     iterations_limit: int = 2000
     # Requests with a bad API key, per client address per 60 s.
     auth_failure_limit: int = 60
-    # Refuse Host headers that are not loopback names (the CLI turns it on when it binds a
-    # loopback address; in-process test clients use other names).
-    check_host: bool = False
+    # Host names the server answers to besides loopback names on its port (team-server.md §3).
+    # None checks no Host at all: in-process test clients call the server "testserver"; the CLI
+    # always checks.
+    allowed_hosts: tuple[str, ...] | None = None
+    # "keys": every /api request needs a key (or a session of one); "none": only the
+    # optimization API and uploads do.
+    auth: str = "none"
     # Seconds of quiet after which a live event stream (/api/v2/events) sends a comment line,
     # so that proxies and browsers keep it open.
     events_keepalive: float = 15.0

@@ -14,6 +14,7 @@ from runicorn_lite import rundir
 from runicorn_lite.api.errors import ApiError
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.db import Database
+from runicorn_lite.http.auth import KeyStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
 from runicorn_lite.settings import Settings
@@ -30,6 +31,7 @@ class AppContext:
     indexer: Indexer
     keeper: IndexKeeper
     events: EventHub  # the live event stream's broadcast, fed by the indexer
+    auth: KeyStore  # keys and web sessions (the primary database's)
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)

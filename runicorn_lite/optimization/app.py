@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runicorn_lite.db import DamagedStore, Database, StoreError, in_db_thread
+from runicorn_lite.http.auth import KEY_FORMAT, KEY_PREFIX, Principal
 from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
@@ -30,7 +31,7 @@ from runicorn_lite.http.ratelimit import FixedWindowLimiter
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
-from runicorn_lite.optimization.keys import KEY_FORMAT, KEY_PREFIX, KeyChecker, Principal
+from runicorn_lite.optimization.keys import KeyChecker
 from runicorn_lite.optimization.model import OptimizationError
 from runicorn_lite.optimization.schema import MIGRATIONS
 from runicorn_lite.settings import Settings
