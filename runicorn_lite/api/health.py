@@ -13,6 +13,9 @@ from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
 from runicorn_lite.ingest import IndexState
 
+# Fields of the index report left out when the server wants keys (health stays open).
+PRIVATE_FIELDS = ("runs_in_index", "runs_found_last_scan", "runs_reindexed_last_scan", "scan_progress", "errors")
+
 
 def index_report(state: IndexState) -> dict[str, object]:
     """Where indexing stands, in names that cannot be misread: what the index holds now, what
@@ -44,17 +47,23 @@ async def health(request: Request) -> Response:
     ctx = context(request)
     state = index_report(ctx.indexer.state)
     problems = _problems(request)
-    return JSONResponse(
-        {
-            "status": "degraded" if problems else "ok",
-            # What is wrong while "degraded": one sentence per store.
-            "problems": problems,
-            "version": __version__,
-            "root": str(ctx.root),
-            "uptime_s": round(time.time() - ctx.started_at, 3),
-            "index": state,
-        }
-    )
+    body = {
+        "status": "degraded" if problems else "ok",
+        # What is wrong while "degraded": one sentence per store.
+        "problems": problems,
+        "version": __version__,
+        "auth": ctx.settings.auth,
+        "root": str(ctx.root),
+        "uptime_s": round(time.time() - ctx.started_at, 3),
+        "index": state,
+    }
+    if ctx.settings.auth == "keys":
+        # Open to anyone, so it tells nothing of the runs: no counts, no paths, no errors
+        # (which name run directories), nothing a key's own lists would not.
+        del body["root"]
+        for name in PRIVATE_FIELDS:
+            state.pop(name, None)
+    return JSONResponse(body)
 
 
 def _problems(request: Request) -> list[str]:

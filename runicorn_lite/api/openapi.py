@@ -203,3 +203,21 @@ OPERATIONS.update({
                       **_errors(400, 404)},
     },
 })
+
+_WHO = json_content("auth (keys | none), signed_in, project, all_projects, read_only")
+OPERATIONS.update({
+    ("/api/auth/session", "get"): {
+        "summary": "Whether this server wants a key (auth), and what the current session or bearer key may see",
+        "responses": {"200": _WHO},
+    },
+    ("/api/auth/session", "post"): {
+        "summary": "Sign in with an API key: sets an HttpOnly, SameSite=Strict session cookie (Secure over HTTPS)"
+                   " that stands for the key on every /api request, the event stream and the WebSocket",
+        "requestBody": json_body({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
+        "responses": {"200": _WHO, **_errors(400, 401, 403, 413)},
+    },
+    ("/api/auth/session", "delete"): {
+        "summary": "Sign out: the session ends and its cookie is cleared",
+        "responses": {"200": _WHO, **_errors(403)},
+    },
+})
