@@ -50,7 +50,7 @@ async def sign_in(request: Request) -> Response:
         raise ApiError(401, f"Invalid API key format: {HOW_TO_SEND}")
     principal = await in_db_thread(ctx.auth.resolve, key, None)
     if principal is None:
-        raise ApiError(401, "Invalid or revoked API key")
+        raise ApiError(401, "Invalid or inactive API key")
     token = await in_db_thread(ctx.auth.start, principal)
     response = JSONResponse(_who(ctx.settings.auth, principal))
     response.headers["Set-Cookie"] = _cookie_header(request, token, SESSION_TTL_S)

@@ -139,7 +139,7 @@ class AuthMiddleware:
                 await self._refuse(scope, receive, send, store_problem(exc))
                 return
             problem = None if principal is not None else HTTPProblem(
-                401, "Invalid or revoked API key" if token is not None else "The session has ended; sign in again",
+                401, "Invalid or inactive API key" if token is not None else "The session has ended; sign in again",
                 hint=HOW_TO_SEND)
         if problem is None and principal is not None and principal.read_only and scope["type"] == "http" \
                 and scope["method"] not in SAFE_METHODS:
