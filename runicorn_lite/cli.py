@@ -234,6 +234,35 @@ def demo(root: Path | None, runs: int, steps: int, seed: int) -> None:
     click.echo(f"wrote {written} runs under {settings.root}")
 
 
+@main.command()
+@root_option
+@click.option("--server", required=True, envvar=envvar("server"), show_envvar=True, metavar="URL",
+              help="The team server, e.g. http://team:23300.")
+@click.option("--api-key", required=True, envvar=envvar("api_key"), show_envvar=True,
+              help="A key of the runs' project (or of every project) on that server.")
+@click.option("--silent", is_flag=True, help="No progress bar.")
+def sync(root: Path | None, server: str, api_key: str, silent: bool) -> None:
+    """Upload every run under the root that the server does not hold completely; exit 1 naming
+    the runs that could not be sent."""
+    from runicorn_lite.sync import runs_under, sync_root
+
+    root_path, _existed = checked_root(root)
+    if not root_path.is_dir():
+        raise click.BadParameter(f"{root_path} does not exist", param_hint="--root")
+    total = len(runs_under(root_path))
+    if silent:
+        result = sync_root(root_path, server, api_key)
+    else:
+        with click.progressbar(length=total, label="syncing", show_pos=True, file=sys.stderr) as bar:
+            result = sync_root(root_path, server, api_key, progress=lambda _run: bar.update(1))
+    click.echo(f"{len(result.complete)} of {total} runs complete on {server} "
+               f"({result.sent_runs} needed sending, {result.sent_bytes:,} bytes sent)")
+    if result.failed:
+        for rel, why in sorted(result.failed.items()):
+            click.echo(f"not sent: {rel}: {why}", err=True)
+        sys.exit(1)
+
+
 main.add_command(keys)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from runicorn_lite.api import events, export, favicon, files, health, session, v1, v1_recycle, v2, web
+from runicorn_lite.api import events, export, favicon, files, health, session, uploads, v1, v1_recycle, v2, web
 
 # The web app's catch-all view paths come last, after every API path.
-MODULES = (health, session, v2, export, events, files, v1_recycle, v1, web, favicon)
+MODULES = (health, session, uploads, v2, export, events, files, v1_recycle, v1, web, favicon)
 
 
 def routes() -> list[BaseRoute]:
