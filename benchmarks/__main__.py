@@ -92,13 +92,14 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 
-    from benchmarks import dbthreads, events, export, files, soak
+    from benchmarks import dbthreads, events, export, files, soak, uploads
 
     dbthreads.add_parser(sub)
     files.add_parser(sub)
     soak.add_parser(sub)
     export.add_parser(sub)
     events.add_parser(sub)
+    uploads.add_parser(sub)
 
     from benchmarks import browser as browser_bench
 
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         export.main(args)
     elif args.command == "events":
         events.main(args)
+    elif args.command == "uploads":
+        uploads.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

@@ -165,3 +165,11 @@ def test_events(corpus: Path, work: Path) -> None:
     res = json.loads((work / "results" / "events-quick.json").read_text())
     assert res["latency"]["log()"]["n"] == 10 and res["load"]["20 points/s logged"]["events"] > 0
     assert not (corpus / "runs" / "bench_live_events").exists()  # the corpus stays as generated
+
+
+def test_uploads(work: Path) -> None:
+    proc = bench(work, "uploads", "--quick")
+    assert "| one uploader, points a minute (sent / indexed) |" in proc.stdout
+    res = json.loads((work / "results" / "uploads-quick.json").read_text())
+    assert res["latency"]["n"] == 10 and res["throughput"]["points"] == 8000
+    assert res["concurrent"] == {"runs": 4, "steps_each": 50, "lost": 0, "duplicated": 0}
