@@ -146,6 +146,8 @@ def test_a_run_is_mirrored_live_and_server_edits_survive(team: dict[str, Any]) -
     # The server's user retags the run meanwhile; the SDK then changes meta.json too.
     patched = httpx.patch(f"{server.url}/api/runs/{run.id}", json={"tags": ["keep"], "alias": "best"}, timeout=10)
     assert patched.status_code == 200
+    deleted = httpx.post(f"{server.url}/api/v2/experiments/batch-delete", json={"exp_ids": [run.id]}, timeout=10)
+    assert deleted.json()["deleted"] == 1
     run.set_primary_metric("loss", mode="min")
     run.log_text("epoch done")
     run.log_image("samples", b"\x89PNG\r\n\x1a\n" + bytes(range(256)), step=50)
@@ -160,6 +162,19 @@ def test_a_run_is_mirrored_live_and_server_edits_survive(team: dict[str, Any]) -
     wait_for(lambda: points(server.url, run.id, key) == 100)
     detail = httpx.get(f"{server.url}/api/v2/experiments/{run.id}", timeout=10).json()["experiment"]
     assert detail["status"] == "finished" and detail["tags"] == ["keep"]
+    assert detail["deleted_at"] is not None  # the server's soft delete outlived every later upload
+
+
+def test_a_refusing_server_never_stops_training(team: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+    run = runicorn_lite.init(project="nlp", name="wrong-key", root=team["local"], server=team["server"].url,
+                             api_key=team["key"])  # a key of project vision
+    for step in range(1, 101):
+        run.log({"loss": 1 / step}, step=step)
+    run.finish()
+    err = capfd.readouterr().err
+    assert err.count("refused run") == 1 and "403" in err and "stays local only" in err
+    assert not (team["root"] / "runs" / "nlp").exists()
+    assert len((run.run_dir / "events.jsonl").read_bytes().splitlines()) == 100  # the local run is whole
 
 
 def test_the_network_drops_stalls_and_the_server_restarts(team: dict[str, Any], tmp_path: Path) -> None:
