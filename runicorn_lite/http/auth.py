@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runicorn_lite.db import StoreError, in_db_thread
 from runicorn_lite.http.errors import HTTPProblem, Renderer, store_problem
+from runicorn_lite.http.ratelimit import FixedWindowLimiter
 
 KEY_PREFIX = "sk_live_"
 # Generated keys match this; anything else that starts with sk_live_ cannot be one of ours,
@@ -107,12 +108,17 @@ def principal_of(scope: Scope) -> Principal | None:
 class AuthMiddleware:
     """The checks of the module docstring. ``required`` is ``--auth keys``."""
 
-    def __init__(self, app: ASGIApp, render: Renderer, keys: KeyStore, required: bool, skip_prefix: str) -> None:
+    def __init__(self, app: ASGIApp, render: Renderer, keys: KeyStore, required: bool, skip_prefix: str,
+                 failure_limit: int = 60) -> None:
         self.app = app
         self.render = render
         self.keys = keys
         self.required = required
         self.skip_prefix = skip_prefix
+        # Wrong keys per client address per minute, as the optimization API limits them: past
+        # the limit a wrong key gets 429 (a valid key always gets through).
+        self.failure_limit = failure_limit
+        self.failures = FixedWindowLimiter()
 
     def _needs_key(self, path: str) -> bool:
         if not path.startswith("/api/") or path in OPEN_PATHS:
@@ -145,6 +151,14 @@ class AuthMiddleware:
                 and scope["method"] not in SAFE_METHODS:
             problem = HTTPProblem(403, "This key is read-only: it cannot change anything")
         if problem is not None:
+            if problem.status == 401 and (token is not None or session is not None):
+                client = (scope.get("client") or ("unknown", 0))[0]
+                if not self.failures.peek("auth", client, self.failure_limit).allowed:
+                    retry = self.failures.peek("auth", client, self.failure_limit).retry_after
+                    problem = HTTPProblem(429, f"Too many wrong keys from this address; retry in {retry} s",
+                                          headers={"Retry-After": str(retry)})
+                else:
+                    self.failures.hit("auth", client, self.failure_limit)
             await self._refuse(scope, receive, send, problem)
             return
         scope.setdefault("state", {})["principal"] = principal

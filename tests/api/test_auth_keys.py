@@ -242,3 +242,13 @@ def test_auth_none_needs_no_key(make_app, root: Path) -> None:
     with closing(TestClient(app)) as client:
         assert client.get("/api/v2/experiments").json()["total"] == 1
         assert client.get("/api/health").json()["index"]["runs_in_index"] == 1
+
+
+def test_wrong_keys_are_limited_per_address(make_app) -> None:
+    app = make_app(auth="keys", auth_failure_limit=3)
+    good = create_key(app.state.optimization.state.db, "vision")[0]
+    with closing(TestClient(app)) as client:
+        wrong = [client.get("/api/v2/experiments", headers=bearer("sk_live_" + "w" * 40)).status_code
+                 for _ in range(4)]
+        assert wrong == [401, 401, 401, 429]
+        assert client.get("/api/v2/experiments", headers=bearer(good)).status_code == 200  # a valid key gets in
