@@ -70,6 +70,7 @@ class Mirror:
         self.rel = run_dir.relative_to(root).as_posix()
         self.server: dict[str, dict[str, Any]] | None = None  # what the server holds, once asked
         self.sent_bytes = 0
+        self._hashes: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def refresh(self) -> None:
         """Ask the server what it holds of the run."""
@@ -96,7 +97,10 @@ class Mirror:
             self.refresh()
         assert self.server is not None
         out = []
-        for name, size in sorted(local_files(self.run_dir).items()):
+        # The small JSON files first: meta.json and status.json make the copy a run the server shows.
+        files = local_files(self.run_dir)
+        for name in sorted(files, key=lambda n: (n not in REPLACED, n)):
+            size = files[name]
             held = self.server.get(name)
             if name in REPLACED:
                 if held is None or held.get("size") != size or held.get("sha256") != self._sha(name):
@@ -106,10 +110,20 @@ class Mirror:
         return out
 
     def _sha(self, name: str) -> str | None:
+        """The SHA-256 of a local file, hashed again only when its size or mtime changed (a live
+        run is looked at ten times a second, on the training process)."""
+        path = self.run_dir / name
         try:
-            return hashlib.sha256((self.run_dir / name).read_bytes()).hexdigest()
+            st = os.stat(path)
+            sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+            known = self._hashes.get(name)
+            if known is not None and known[0] == sig:
+                return known[1]
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
         except OSError:
             return None
+        self._hashes[name] = (sig, digest)
+        return digest
 
     def send(self, name: str, whole: bool) -> None:
         """Send one piece of ``name`` (the whole of a replaced file)."""
