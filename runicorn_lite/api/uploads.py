@@ -27,6 +27,7 @@ and read-only keys cannot upload. Bodies past ``MAX_PIECE`` are 413 while they a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -211,6 +212,9 @@ def _append(target: Path, offset: int, body: bytes) -> tuple[int, int | None]:
     (size now, None), or (size, size) for a gap."""
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o644)
     try:
+        # The thread lock orders this process's writers; flock also another process's (several
+        # workers answering one port), so two copies of one piece never both append.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         if offset > size:
             return size, size
