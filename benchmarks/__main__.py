@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--work", type=Path, default=WORK / "team")
     t.add_argument("--quick", action="store_true")
 
-    from benchmarks import dbthreads, events, export, files, ratelimit, soak
+    from benchmarks import dbthreads, events, export, files, ratelimit, soak, uploads
 
     dbthreads.add_parser(sub)
     ratelimit.add_parser(sub)
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     soak.add_parser(sub)
     export.add_parser(sub)
     events.add_parser(sub)
+    uploads.add_parser(sub)
 
     from benchmarks import browser as browser_bench
 
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import team
 
         team.main(args)
+    elif args.command == "uploads":
+        uploads.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

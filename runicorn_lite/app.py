@@ -28,8 +28,10 @@ from runicorn_lite.api.context import AppContext
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.api.middleware import RateLimitMiddleware
 from runicorn_lite.api.routes import routes as api_routes
+from runicorn_lite.http.auth import AuthMiddleware
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers
-from runicorn_lite.http.middleware import LocalOriginMiddleware, ResponseTimeMiddleware
+from runicorn_lite.http.hosts import HostOriginMiddleware, HostPolicy
+from runicorn_lite.http.middleware import ResponseTimeMiddleware
 from runicorn_lite.http.openapi import document, mounted, openapi_route
 from runicorn_lite.http.routing import Mount
 from runicorn_lite.ingest import IndexKeeper, Watcher, open_store
@@ -37,6 +39,7 @@ from runicorn_lite.ingest.changelog import ChangeFollower
 from runicorn_lite.ingest.lease import IngestLease
 from runicorn_lite.optimization import errors as optimization_errors
 from runicorn_lite.optimization import openapi as optimization_openapi
+from runicorn_lite.optimization.sessions import Authenticator
 from runicorn_lite.preferences import Preferences
 from runicorn_lite.settings import Settings
 
@@ -75,11 +78,13 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     shared = settings.workers > 1 or settings.postgres_url is not None
     indexer.shared = shared
     indexer.subscribe(events.on_changes)
+    optimization_app = optimization.create_app(settings)
+    primary = optimization_app.state.api
     ctx = AppContext(
         settings=settings, index=index, indexer=indexer, keeper=IndexKeeper(indexer), events=events,
-        preferences=Preferences(settings.store_dir), started_at=time.time(),
+        preferences=Preferences(settings.store_dir), auth=Authenticator(primary.db, primary.keys),
+        started_at=time.time(),
     )
-    optimization_app = optimization.create_app(settings)
 
     def start_ingest() -> None:
         indexer.resume()
@@ -151,6 +156,9 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.add_middleware(UnexpectedErrors, render=render, log=log)
     if settings.rate_limit:  # off by default: then it costs nothing per request
         app.add_middleware(RateLimitMiddleware)
-    app.add_middleware(LocalOriginMiddleware, render=render, check_host=settings.check_host)
+    app.add_middleware(AuthMiddleware, render=render, keys=ctx.auth, required=settings.auth == "keys",
+                       skip_prefix=optimization.PREFIX, failure_limit=settings.auth_failure_limit)
+    policy = None if settings.allowed_hosts is None else HostPolicy.of(settings.port, settings.allowed_hosts)
+    app.add_middleware(HostOriginMiddleware, render=render, policy=policy)
     app.add_middleware(ResponseTimeMiddleware)
     return app

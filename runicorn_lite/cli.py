@@ -28,6 +28,7 @@ from runicorn_lite.cli_options import (
     say_if_created,
     setting_default,
 )
+from runicorn_lite.http.hosts import is_loopback, parse_allowed_hosts
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.settings import Settings
 from runicorn_lite.storelock import StoreLock, StoreLocked
@@ -136,6 +137,12 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
               envvar=envvar("runicorn_ui_bundle"), show_envvar=True,
               help="Read Runicorn's web UI from this runicorn wheel (pip download --no-deps runicorn==0.7.2) "
                    "or webui folder instead of the installed package; implies --runicorn-ui.")
+@click.option("--allowed-hosts", default=None, envvar=envvar("allowed_hosts"), show_envvar=True,
+              help="Comma-separated host names (name or name:port) this server answers to besides loopback "
+                   "names; required when --host is not a loopback address.")
+@click.option("--auth", type=click.Choice(["keys", "none"]), default=None, envvar=envvar("auth"), show_envvar=True,
+              help="keys: every /api request needs an API key or a session. Default: none on a loopback "
+                   "bind, keys otherwise.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               show_default=True, envvar=envvar("log_level"), show_envvar=True, help="Log level.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, envvar=envvar("access_log"),
@@ -143,16 +150,22 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
 def serve(root: Path | None, index_dir: Path | None, database: str | None, workers: int, host: str, port: int,
           watch: bool, rescan_interval: float, rate_limit: bool, read_limit: int, write_limit: int,
           iterations_limit: int, events_keepalive: float, runicorn_ui: bool, runicorn_ui_bundle: Path | None,
-          log_level: str, access_log: bool) -> None:
+          allowed_hosts: str | None, auth: str | None, log_level: str, access_log: bool) -> None:
     """Start the server: index the root in the background, then serve V1, V2 and the optimization API."""
+    names, auth = _exposure(host, allowed_hosts, auth)
     settings = _settings(
         root, index_dir=index_dir, database=check_database(database), workers=workers, host=host, port=port,
         watch=watch, rescan_interval=rescan_interval, rate_limit=rate_limit, read_limit=read_limit,
         write_limit=write_limit, iterations_limit=iterations_limit, events_keepalive=events_keepalive,
-        check_host=host in ("127.0.0.1", "localhost", "::1"),
+        allowed_hosts=names, auth=auth,
         runicorn_ui=runicorn_ui or runicorn_ui_bundle is not None, runicorn_ui_bundle=runicorn_ui_bundle,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if auth == "none" and not is_loopback(host):
+        logging.getLogger("runicorn_lite").warning(
+            "serving %s beyond this machine with --auth none: anyone who reaches it reads and changes every run "
+            "(uploads still need a key)", host,
+        )
     _check_reachable(settings)
     # On SQLite one server keeps a store; servers of one PostgreSQL database share it (one of
     # them ingests at a time: ingest/lease.py).
@@ -172,6 +185,7 @@ def serve(root: Path | None, index_dir: Path | None, database: str | None, worke
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     sock.listen(2048)
     bound_host, bound_port = sock.getsockname()[:2]
+    settings = dataclasses.replace(settings, port=bound_port)  # --port 0: the Host check needs the real one
     if lock is not None:
         lock.describe(f"serve on http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}")
     if settings.read_only:
@@ -304,7 +318,53 @@ def demo(root: Path | None, runs: int, steps: int, seed: int) -> None:
     click.echo(f"wrote {written} runs under {settings.root}")
 
 
+@main.command()
+@root_option
+@click.option("--server", required=True, envvar=envvar("server"), show_envvar=True, metavar="URL",
+              help="The team server, e.g. http://team:23300.")
+@click.option("--api-key", required=True, envvar=envvar("api_key"), show_envvar=True,
+              help="A key of the runs' project (or of every project) on that server.")
+@click.option("--silent", is_flag=True, help="No progress bar.")
+def sync(root: Path | None, server: str, api_key: str, silent: bool) -> None:
+    """Upload every run under the root that the server does not hold completely; exit 1 naming
+    the runs that could not be sent."""
+    from runicorn_lite.sync import runs_under, sync_root
+
+    root_path, _existed = checked_root(root)
+    if not root_path.is_dir():
+        raise click.BadParameter(f"{root_path} does not exist", param_hint="--root")
+    total = len(runs_under(root_path))
+    if silent:
+        result = sync_root(root_path, server, api_key)
+    else:
+        with click.progressbar(length=total, label="syncing", show_pos=True, file=sys.stderr) as bar:
+            result = sync_root(root_path, server, api_key, progress=lambda _run: bar.update(1))
+    click.echo(f"{len(result.complete)} of {total} runs complete on {server} "
+               f"({result.sent_runs} needed sending, {result.sent_bytes:,} bytes sent)")
+    if result.failed:
+        for rel, why in sorted(result.failed.items()):
+            click.echo(f"not sent: {rel}: {why}", err=True)
+        sys.exit(1)
+
+
 main.add_command(keys)
+
+
+def _exposure(host: str, allowed_hosts: str | None, auth: str | None) -> tuple[tuple[str, ...], str]:
+    """The allowed host names and the auth mode of a bind; a non-loopback bind without names
+    is refused, saying what to add."""
+    try:
+        names = parse_allowed_hosts(allowed_hosts)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
+    loopback = is_loopback(host)
+    if not loopback and not names:
+        raise click.UsageError(
+            f"--host {host} serves beyond this machine: name the host names clients will use to reach it, "
+            f"e.g. --allowed-hosts {socket.gethostname().lower() or 'team.example'} (env {envvar('allowed_hosts')}); "
+            "requests for any other name are refused (DNS rebinding)"
+        )
+    return names, auth or ("none" if loopback else "keys")
 
 
 def _settings(root: Path | None, **kwargs: Any) -> Settings:

@@ -11,7 +11,7 @@ import click
 from click.core import ParameterSource
 
 from runicorn_lite import rundir
-from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, Settings, database_problem
+from runicorn_lite.settings import DEFAULT_ROOT, ENV_PREFIX, SQLITE_SCHEME, Settings, database_problem, sqlite_folder
 
 _GROUP_ROOT = "runicorn_lite.group_root"  # where a group's --root waits for its command
 
@@ -60,18 +60,31 @@ database_option = click.option(
     default=None,
     metavar="URL",
     help="Keep the index and the primary store in PostgreSQL (postgresql://user@host:port/dbname, any libpq "
-         "URL) instead of the SQLite files; sqlite:///DIR names the SQLite folder (as --index-dir).",
+         "URL) instead of the SQLite files; sqlite:///DIR names the folder of the SQLite files (as --index-dir).",
 )
 
 
 def check_database(database: str | None) -> str | None:
     """``database`` as given, or a usage error saying what is expected."""
-    if database is None:
+    if database is None or not database.strip():
         return None
-    problem = database_problem(database)
+    problem = database_problem(database.strip())
     if problem is not None:
         raise click.BadParameter(problem, param_hint="--database")
-    return database
+    return database.strip()
+
+
+def index_dir_of(index_dir: Path | None, database: str | None) -> Path | None:
+    """The SQLite folder that ``--index-dir`` and ``--database`` name together (None: under the
+    root, or PostgreSQL); one that contradicts --index-dir is refused."""
+    url = check_database(database)
+    if url is None or not url.startswith(SQLITE_SCHEME):
+        return index_dir
+    folder = sqlite_folder(url)
+    if index_dir is not None and index_dir.expanduser().resolve() != folder.expanduser().resolve():
+        raise click.BadParameter(f"--database names {folder} but --index-dir names {index_dir}; give one",
+                                 param_hint="--database")
+    return folder
 
 
 def remember_group_root(ctx: click.Context, root: Path | None) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Self
 
 import orjson
 
-from runicorn_lite import environment, images, rundir
+from runicorn_lite import environment, images, rundir, uploader
 from runicorn_lite.settings import default_root
 
 FLUSH_INTERVAL_S = 0.2
@@ -127,6 +127,9 @@ class Run:
         self._best: tuple[float, int] | None = None
         self._best_stale = False  # the best's step was logged again with a value that is not better
         self._finished = False
+        # The mirror to a team server (init's server=), and how long finish waits for it.
+        self._uploader: uploader.Uploader | None = None
+        self._upload_timeout = 30.0
         _flusher.add(self)
 
     # -- public API ---------------------------------------------------------------------------
@@ -268,12 +271,20 @@ class Run:
             state.setdefault("started_at", self.started_at)
             rundir.atomic_write_json(self.run_dir / rundir.STATUS, state, durable=False)
         _flusher.discard(self)
+        if self._uploader is not None:
+            mirror, self._uploader = self._uploader, None
+            if not mirror.finish(self._upload_timeout) and mirror.refused is None:
+                print(f"runicorn-lite: run {self.id} is not all on {mirror.server_url} after "
+                      f"{self._upload_timeout:g} s; it is complete locally, and `runicorn-lite sync` sends the rest",
+                      file=sys.stderr)
 
     def flush(self) -> None:
         """Write buffered events to disk now."""
         with self._lock:
             if not self._events.closed:
                 self._flush_locked()
+        if self._uploader is not None:
+            self._uploader.notify()
 
     def __del__(self) -> None:
         # A run dropped without finish() stays "running" on disk (as with the real SDK); its
@@ -387,6 +398,9 @@ def init(
     run_id: str | None = None,
     config: Any = None,
     capture_env: bool = False,
+    server: str | None = None,
+    api_key: str | None = None,
+    upload_timeout: float = 30.0,
 ) -> Run:
     """Start a run and write its directory.
 
@@ -394,6 +408,9 @@ def init(
     names it. ``root`` (or ``storage``, the real SDK's word) defaults to $RUNICORN_LITE_ROOT or
     ./runicorn-data. ``config`` (a dict or an argparse.Namespace) is ``log_config(args=config)``;
     ``capture_env`` writes environment.json (Python, platform, packages, git state, GPUs).
+    ``server`` (else $RUNICORN_LITE_SERVER) mirrors the run to a team server in the background,
+    with ``api_key`` (else $RUNICORN_LITE_API_KEY); ``finish`` waits up to ``upload_timeout`` s
+    for the upload, then leaves the rest to ``runicorn-lite sync``.
     """
     if config is not None:
         _as_mapping(config, "config")  # refuse a bad config before any directory is made
@@ -443,6 +460,8 @@ def init(
     run = Run(run_dir, run_id, path, now)
     if capture_env:
         rundir.atomic_write_json(run_dir / rundir.ENVIRONMENT, environment.capture(), durable=False)
+    run._upload_timeout = upload_timeout
+    run._uploader = uploader.start(run_dir, base, server, api_key)
     return run
 
 

@@ -41,6 +41,15 @@ def database_problem(url: str) -> str | None:
     return "expected postgresql://user@host:port/dbname or sqlite:///path/to/dir"
 
 
+def sqlite_folder(url: str) -> Path:
+    """The folder a ``sqlite:///…`` URL names: ``sqlite:///abs/dir`` is /abs/dir (read as a
+    file URL), ``sqlite:///./rel`` and ``sqlite:///../rel`` are relative."""
+    rest = url[len(SQLITE_SCHEME):]
+    if rest.startswith(("./", "../")):
+        return Path(rest)
+    return Path("/" + rest.lstrip("/"))
+
+
 def default_index_dir() -> Path | None:
     """Where our SQLite files go when no --index-dir is given: $RUNICORN_LITE_INDEX_DIR, or
     None for the store folder under the data root."""
@@ -78,9 +87,13 @@ class Settings:
     iterations_limit: int = 2000
     # Requests with a bad API key, per client address per 60 s.
     auth_failure_limit: int = 60
-    # Refuse Host headers that are not loopback names (the CLI turns it on when it binds a
-    # loopback address; in-process test clients use other names).
-    check_host: bool = False
+    # Host names the server answers to besides loopback names on its port (team-server.md §3).
+    # None checks no Host at all: in-process test clients call the server "testserver"; the CLI
+    # always checks.
+    allowed_hosts: tuple[str, ...] | None = None
+    # "keys": every /api request needs a key (or a session of one); "none": only the
+    # optimization API and uploads do.
+    auth: str = "none"
     # Seconds of quiet after which a live event stream (/api/v2/events) sends a comment line,
     # so that proxies and browsers keep it open.
     events_keepalive: float = 15.0
@@ -92,8 +105,7 @@ class Settings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root).expanduser().resolve())
         if self.database is not None and self.database.startswith(SQLITE_SCHEME):
-            # As SQLAlchemy reads it: sqlite:///rel/dir is relative, sqlite:////abs/dir absolute.
-            object.__setattr__(self, "index_dir", Path(self.database[len(SQLITE_SCHEME) :]).expanduser().resolve())
+            object.__setattr__(self, "index_dir", sqlite_folder(self.database).expanduser().resolve())
             object.__setattr__(self, "database", None)
         if self.index_dir is not None:
             object.__setattr__(self, "index_dir", Path(self.index_dir).expanduser().resolve())

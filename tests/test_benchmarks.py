@@ -176,3 +176,11 @@ def test_ratelimit(work: Path) -> None:
     assert "| PostgreSQL store | 4 |" in proc.stdout and "| SQLite store | 1 |" in proc.stdout
     results = json.loads((work / "results" / "ratelimit-quick.json").read_text())["results"]
     assert all(r["n"] > 0 for r in results.values()) and len(results) == 6
+
+
+def test_uploads(work: Path) -> None:
+    proc = bench(work, "uploads", "--quick")
+    assert "| one uploader, points a minute (sent / indexed) |" in proc.stdout
+    res = json.loads((work / "results" / "uploads-quick.json").read_text())
+    assert res["latency"]["n"] == 10 and res["throughput"]["points"] == 8000
+    assert res["concurrent"] == {"runs": 4, "steps_each": 50, "lost": 0, "duplicated": 0}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from runicorn_lite import rundir
-from runicorn_lite.api import v1_recycle, v2
+from runicorn_lite.api import uploads, v1_recycle, v2
 from runicorn_lite.optimization import PREFIX, model
 from runicorn_lite.optimization.app import MAX_BODY_BYTES
 from runicorn_lite.optimization.keys import create_key
@@ -45,11 +45,14 @@ async def test_every_body_over_its_limit_is_refused_while_it_arrives(make_app, c
     doc = (await client.get("/openapi.json")).json()
     with_body = [(p, m) for p, ops in doc["paths"].items() for m, op in ops.items() if "requestBody" in op]
     assert len(with_body) >= 9  # V2 batch x2, V1 x3, optimization x4
-    max_mib = MAX_BODY_BYTES >> 20
     for path, method in with_body:
+        # Uploads take pieces of up to MAX_PIECE (and always a key, and the file they are of).
+        uploading = path.startswith("/api/uploads/")
+        max_mib = (uploads.MAX_PIECE if uploading else MAX_BODY_BYTES) >> 20
         body = Sender(max_mib * 4)
-        headers = {"Authorization": f"Bearer {key}"} if path.startswith(PREFIX) else {}
-        response = await client.request(method.upper(), _concrete(path), content=body, headers=headers)
+        headers = {"Authorization": f"Bearer {key}"} if path.startswith(PREFIX) or uploading else {}
+        params = {"run": "runs/p/n/20250101_000000_abcdef", "name": "logs.txt", "offset": "0"} if uploading else None
+        response = await client.request(method.upper(), _concrete(path), content=body, headers=headers, params=params)
         assert response.status_code == 413, (path, method, response.text)
         message = response.json().get("detail") or response.json()["hint"]
         assert "at most" in message, (path, method, response.text)

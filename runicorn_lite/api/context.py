@@ -17,6 +17,7 @@ from runicorn_lite.api.errors import ApiError
 from runicorn_lite.api.event_hub import EventHub
 from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.store import IndexStore
+from runicorn_lite.http.auth import KeyStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.preferences import Preferences
 from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
@@ -37,6 +38,7 @@ class AppContext:
     keeper: IndexKeeper
     events: EventHub  # the live event stream's broadcast, fed by the indexer
     preferences: Preferences  # what Runicorn's web UI saves on the server (ui.sqlite)
+    auth: KeyStore  # keys and web sessions (the primary database's)
     watcher: Watcher | None = None
     started_at: float = 0.0
     counts: QueryCache = field(default_factory=QueryCache)

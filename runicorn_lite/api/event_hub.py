@@ -46,11 +46,13 @@ KEEPALIVE = b": keep-alive\n\n"
 
 @dataclass(frozen=True)
 class Event:
-    """One numbered event, encoded once for every client (``exp_id`` None: for all of them)."""
+    """One numbered event, encoded once for every client (``exp_id`` None: for all of them;
+    ``project``: the run's, which a key of one project must hold to get it)."""
 
     seq: int
     exp_id: str | None
     wire: bytes
+    project: str | None = None
 
 
 @dataclass
@@ -67,10 +69,12 @@ class _Pending:
 
 
 class Subscriber:
-    """One client of the stream: its filter and its bounded queue of encoded events."""
+    """One client of the stream: its filters (one run, one project) and its bounded queue of
+    encoded events."""
 
-    def __init__(self, exp_id: str | None, limit: int) -> None:
+    def __init__(self, exp_id: str | None, limit: int, project: str | None = None) -> None:
         self.exp_id = exp_id
+        self.project = project
         self.limit = limit
         self.closed = False
         self.resets = 0  # times its queue overflowed
@@ -78,7 +82,11 @@ class Subscriber:
         self._wake = asyncio.Event()
 
     def wants(self, event: Event) -> bool:
-        return self.exp_id is None or event.exp_id is None or event.exp_id == self.exp_id
+        if event.exp_id is None:
+            return True  # a reset: for everyone
+        if self.project is not None and event.project != self.project:
+            return False
+        return self.exp_id is None or event.exp_id == self.exp_id
 
     def queued(self) -> int:
         return len(self._queue)
@@ -150,6 +158,9 @@ class EventHub:
         self._pending: list[Change] = []
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
+        # The project of each run an event was built for: a removal (its row is gone) goes to
+        # the keys of that project only. One short string per run that changed while serving.
+        self._projects: dict[str, str] = {}
 
     # -- the writer's side ----------------------------------------------------------------
 
@@ -176,11 +187,14 @@ class EventHub:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self, exp_id: str | None, last_event_id: str | None) -> tuple[Subscriber, bytes]:
-        """A new client (of one run when ``exp_id``) and what it must be sent first: the events
-        it missed since ``last_event_id``, or a reset when they are no longer held."""
+    def subscribe(
+        self, exp_id: str | None, last_event_id: str | None, project: str | None = None
+    ) -> tuple[Subscriber, bytes]:
+        """A new client (of one run when ``exp_id``, of one project's runs when ``project``) and
+        what it must be sent first: the events it missed since ``last_event_id``, or a reset
+        when they are no longer held."""
         self.attach(asyncio.get_running_loop())
-        subscriber = Subscriber(exp_id, self.client_queue)
+        subscriber = Subscriber(exp_id, self.client_queue, project)
         first = b"" if last_event_id is None else self._missed(subscriber, last_event_id)
         if self._closed:
             subscriber.end()
@@ -237,14 +251,14 @@ class EventHub:
                     log.warning("live events: cannot read changed runs (%s); clients are reset", exc)
                     self._publish(None, "reset", orjson.dumps({"reason": "the index could not be read"}))
                     continue
-                for exp_id, kind, data in built:
-                    self._publish(exp_id, kind, data)
+                for exp_id, kind, data, project in built:
+                    self._publish(exp_id, kind, data, project)
         finally:
             self._pump = None
 
-    def _publish(self, exp_id: str | None, kind: str, data: bytes) -> None:
+    def _publish(self, exp_id: str | None, kind: str, data: bytes, project: str | None = None) -> None:
         self._seq += 1
-        event = Event(self._seq, exp_id, _wire(self.last_id, kind, data))
+        event = Event(self._seq, exp_id, _wire(self.last_id, kind, data), project)
         self._ring.append(event)
         reset = b""
         for subscriber in self._subscribers:
@@ -253,35 +267,40 @@ class EventHub:
                     reset = self._reset_wire("the client fell behind; events were dropped")
                 subscriber.push(event.wire, reset)
 
-    def _build(self, merged: list[_Pending]) -> list[tuple[str, str, bytes]]:
+    def _build(self, merged: list[_Pending]) -> list[tuple[str, str, bytes, str | None]]:
         """The events of merged changes (a database thread): one read for every changed row."""
-        pks = [p.pk for p in merged if p.kind == "experiment"]
+        pks = [p.pk for p in merged if p.kind in ("experiment", "metrics")]
 
         def read(conn: sqlite3.Connection) -> dict[int, tuple[Any, ...]]:
             rows: dict[int, tuple[Any, ...]] = {}
             for start in range(0, len(pks), ROW_BATCH):
                 part = pks[start : start + ROW_BATCH]
                 for row in conn.execute(
-                    f"SELECT pk, {EXPERIMENT_COLUMNS} FROM experiments WHERE pk IN ({','.join('?' * len(part))})",
+                    f"SELECT pk, project, {EXPERIMENT_COLUMNS} FROM experiments"
+                    f" WHERE pk IN ({','.join('?' * len(part))})",
                     part,
                 ):
                     rows[row[0]] = row[1:]
             return rows
 
         rows = self.store.db.read(read) if pks else {}
-        out: list[tuple[str, str, bytes]] = []
+        out: list[tuple[str, str, bytes, str | None]] = []
         for p in merged:
+            if p.kind == "removed":
+                out.append((p.exp_id, "removed", orjson.dumps({"id": p.exp_id}), self._projects.pop(p.exp_id, None)))
+                continue
+            found = rows.get(p.pk)
+            if found is None:
+                continue  # gone again since: its removal is on the way
+            project, row = found[0], found[1:]
+            self._projects[p.exp_id] = project
             if p.kind == "experiment":
-                row = rows.get(p.pk)
-                if row is None:
-                    continue  # gone again since: its removal is on the way
-                out.append((p.exp_id, "experiment", orjson.dumps(experiment_json(row, self.root, row[1] is not None))))
-            elif p.kind == "metrics":
+                experiment = orjson.dumps(experiment_json(row, self.root, row[1] is not None))
+                out.append((p.exp_id, "experiment", experiment, project))
+            else:
                 data = {"id": p.exp_id, "metrics": sorted(p.metrics), "last_step": p.last_step,
                         "total_points": p.total_points, "points": p.points, "refetch": p.points is None}
-                out.append((p.exp_id, "metrics", orjson.dumps(data)))
-            else:
-                out.append((p.exp_id, "removed", orjson.dumps({"id": p.exp_id})))
+                out.append((p.exp_id, "metrics", orjson.dumps(data), project))
         return out
 
 

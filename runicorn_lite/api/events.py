@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import not_found
 from runicorn_lite.api.event_hub import EventHub
@@ -37,7 +38,8 @@ class EventStreamResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, hub: EventHub, exp_id: str | None, last_event_id: str | None) -> None:
+    def __init__(self, hub: EventHub, exp_id: str | None, last_event_id: str | None,
+                 project: str | None = None) -> None:
         # Not Response.__init__: with no body it would announce Content-Length: 0.
         self.status_code = 200
         self.background = None
@@ -45,10 +47,11 @@ class EventStreamResponse(Response):
         self.hub = hub
         self.exp_id = exp_id
         self.last_event_id = last_event_id
+        self.project = project
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hub = self.hub
-        subscriber, missed = hub.subscribe(self.exp_id, self.last_event_id)
+        subscriber, missed = hub.subscribe(self.exp_id, self.last_event_id, self.project)
         try:
             async with anyio.create_task_group() as tasks:
 
@@ -77,7 +80,8 @@ async def events(request: Request) -> Response:
         raise not_found(f"Experiment {exp_id[:200]} not found")
     # Browsers send the header when they reconnect (a blank one is no id).
     last = (request.headers.get("last-event-id") or "").strip() or q["last_event_id"]
-    return EventStreamResponse(context(request).events, exp_id, last)
+    key = access.who(request)  # a key of one project hears of that project's runs only
+    return EventStreamResponse(context(request).events, exp_id, last, None if key is None else key.project_id)
 
 
 def routes() -> list[Route]:

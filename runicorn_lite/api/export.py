@@ -24,6 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import not_found
 from runicorn_lite.api.v2 import (
@@ -132,7 +133,7 @@ async def experiments_csv(request: Request) -> Response:
     """Every run the list parameters match (no paging), in the list's order, as CSV."""
     ctx = context(request)
     q = EXPORT_QUERY.parse(request.query_params)
-    f = parse_filter(q)
+    f = access.scoped(request, parse_filter(q))
     filter_text: str | None = q["filter"]
     order_by: str = q["order_by"]
     desc: bool = q["order_desc"]
@@ -180,6 +181,7 @@ async def metrics_csv(request: Request) -> Response:
     exp_id = request.path_params["exp_id"]
     if not rundir.is_valid_run_id(exp_id):
         raise not_found(f"Experiment {exp_id[:200]} not found")
+    await access.require_visible(request, exp_id)
     names: list[str] | None = q["metric_names"]
     lo, hi = parse_step_range(q["step_range"]) or (None, None)
 

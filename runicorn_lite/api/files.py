@@ -30,6 +30,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, not_found
 from runicorn_lite.images import CONTENT_TYPES
@@ -166,6 +167,7 @@ async def run_file(request: Request) -> Response:
     missing = f"File {raw[:200]!r} not found in experiment {exp_id[:200]}"
     if not rundir.is_valid_run_id(exp_id):
         raise not_found(f"Experiment {exp_id[:200]} not found")
+    await access.require_visible(request, exp_id)
 
     def locate(conn: Any) -> str | None:
         row = conn.execute("SELECT run_dir FROM experiments WHERE id = ?", (exp_id,)).fetchone()

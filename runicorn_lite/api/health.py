@@ -18,6 +18,9 @@ from runicorn_lite.db import StoreError
 from runicorn_lite.ingest import IndexState
 from runicorn_lite.ingest.changelog import read_state
 
+# Fields of the index report left out when the server wants keys (health stays open).
+PRIVATE_FIELDS = ("runs_in_index", "runs_found_last_scan", "runs_reindexed_last_scan", "scan_progress", "errors")
+
 
 def index_report(state: IndexState) -> dict[str, object]:
     """Where indexing stands, in names that cannot be misread: what the index holds now, what
@@ -55,24 +58,31 @@ async def health(request: Request) -> Response:
             if published is not None:
                 state = index_report(IndexState(**published))
     problems = _problems(request)
-    return JSONResponse(
-        {
-            "status": "degraded" if problems else "ok",
-            # What is wrong while "degraded": one sentence per store.
-            "problems": problems,
-            "version": __version__,
-            "root": str(ctx.root),
-            "uptime_s": round(time.time() - ctx.started_at, 3),
-            "index": state,
-            # Which process answered, whether it is the one that ingests, and how many answer.
-            "worker": {"pid": os.getpid(), "ingester": ctx.watcher is not None, "workers": ctx.settings.workers},
-            # Runicorn 0.7.2's fields, which its web UI shows: the data root, what serves the
-            # runs, and its metrics cache (V1 here reads the files on each request: no cache).
-            "storage": str(ctx.root),
-            "storage_backend": storage_backend(ctx),
-            "cache": NO_CACHE,
-        }
-    )
+    body = {
+        "status": "degraded" if problems else "ok",
+        # What is wrong while "degraded": one sentence per store.
+        "problems": problems,
+        "version": __version__,
+        "auth": ctx.settings.auth,
+        "root": str(ctx.root),
+        "uptime_s": round(time.time() - ctx.started_at, 3),
+        "index": state,
+        # Which process answered, whether it is the one that ingests, and how many answer.
+        "worker": {"pid": os.getpid(), "ingester": ctx.watcher is not None, "workers": ctx.settings.workers},
+        # Runicorn 0.7.2's fields, which its web UI shows: the data root, what serves the
+        # runs, and its metrics cache (V1 here reads the files on each request: no cache).
+        "storage": str(ctx.root),
+        "storage_backend": storage_backend(ctx),
+        "cache": NO_CACHE,
+    }
+    if ctx.settings.auth == "keys":
+        # Open to anyone, so it tells nothing of the runs: no counts, no paths, no errors
+        # (which name run directories), nothing a key's own lists would not.
+        del body["root"]
+        del body["storage"]
+        for name in PRIVATE_FIELDS:
+            state.pop(name, None)
+    return JSONResponse(body)
 
 
 NO_CACHE = {"enabled": False, "type": "none", "hit_rate": "0.0%", "hits": 0, "misses": 0, "incremental_updates": 0,

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import events, export, openapi_ui, v1, v2, v2_runs
+from runicorn_lite.api import events, export, openapi_ui, uploads, v1, v2, v2_runs
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -228,3 +228,40 @@ OPERATIONS.update({
     },
 })
 OPERATIONS.update(openapi_ui.OPERATIONS)
+
+_WHO = json_content("auth (keys | none), signed_in, project, all_projects, read_only")
+OPERATIONS.update({
+    ("/api/auth/session", "get"): {
+        "summary": "Whether this server wants a key (auth), and what the current session or bearer key may see",
+        "responses": {"200": _WHO},
+    },
+    ("/api/auth/session", "post"): {
+        "summary": "Sign in with an API key: sets an HttpOnly, SameSite=Strict session cookie (Secure over HTTPS)"
+                   " that stands for the key on every /api request, the event stream and the WebSocket",
+        "requestBody": json_body({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
+        "responses": {"200": _WHO, **_errors(400, 401, 403, 413)},
+    },
+    ("/api/auth/session", "delete"): {
+        "summary": "Sign out: the session ends and its cookie is cleared",
+        "responses": {"200": _WHO, **_errors(403)},
+    },
+})
+
+_SIZES = json_content("run, files: {name: {size, sha256 (replaced files)}}")
+OPERATIONS.update({
+    ("/api/uploads/state", "get"): {
+        "summary": "Uploads (always need a key of the run's project): what the server holds of a run directory,"
+                   " to resume an upload where it stopped",
+        "parameters": uploads.STATE_QUERY.openapi(),
+        "responses": {"200": _SIZES, **_errors(400, 401, 403, 409)},
+    },
+    ("/api/uploads/file", "put"): {
+        "summary": "Upload one piece of a run's file: with offset, bytes appended from there (bytes already held"
+                   " are skipped; a gap is 409 with X-Upload-Size, the size held); without, a JSON file replaced"
+                   " whole (meta.json merged: the server's own edits stay)",
+        "parameters": uploads.FILE_QUERY.openapi(),
+        "requestBody": {"required": True, "content": {"application/octet-stream": {
+            "schema": {"type": "string", "format": "binary", "maxLength": uploads.MAX_PIECE}}}},
+        "responses": {"200": json_content("name, size"), **_errors(400, 401, 403, 409, 413)},
+    },
+})

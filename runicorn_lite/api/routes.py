@@ -10,6 +10,8 @@ from runicorn_lite.api import (
     favicon,
     files,
     health,
+    session,
+    uploads,
     v1,
     v1_paths,
     v1_recycle,
@@ -24,7 +26,8 @@ from runicorn_lite.api import (
 # The web app's catch-all view paths come last, after every API path. The fixed V1 paths
 # (/api/runs/export, /api/runs/permanent-delete) come before /api/runs/{run_id}.
 API_MODULES = (
-    health, v2_runs, v2, export, events, files, v1_recycle, v1_paths, v1_runs_files, v1_ui_settings, v1_system, v1,
+    health, session, uploads, v2_runs, v2, export, events, files, v1_recycle, v1_paths, v1_runs_files,
+    v1_ui_settings, v1_system, v1,
 )
 WEB_MODULES = (web, favicon)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, not_found
 from runicorn_lite.api.params import json_object, meta_changes
@@ -47,8 +48,9 @@ def find_run(root: Path, run_id: str) -> rundir.RunInfo | None:
     return None
 
 
-def locate_by_scan(root: Path) -> Locator:
-    """A Locator (see AppContext) that finds runs by walking the files, as V1 does."""
+def locate_by_scan(root: Path, sees: Callable[[str], bool] = lambda project: True) -> Locator:
+    """A Locator (see AppContext) that finds runs by walking the files, as V1 does (only runs of
+    the projects that ``sees`` accepts)."""
 
     def locate(ids: list[str]) -> dict[str, RunRef]:
         wanted = set(ids)
@@ -56,7 +58,7 @@ def locate_by_scan(root: Path) -> Locator:
         for loc in rundir.iter_runs(root):
             if loc.run_id in wanted and loc.run_id not in out:
                 info = rundir.read_run(loc)
-                if info is not None:
+                if info is not None and sees(info.project):
                     rel = info.run_dir.relative_to(root).as_posix()
                     out[info.id] = RunRef(rel, info.status, info.deleted_at, info.path)
         return out
@@ -94,14 +96,21 @@ def run_detail(info: rundir.RunInfo) -> dict[str, Any]:
 
 
 async def list_runs(request: Request) -> Response:
-    body = (await shared_scan(request).get()).runs_body
-    return Response(body, media_type="application/json")
+    scanned = await shared_scan(request).get()
+    if access.who(request) is None:  # every run is visible: the body the scan encoded once
+        return Response(scanned.runs_body, media_type="application/json")
+
+    def build() -> list[dict[str, Any]]:
+        infos = [i for i in scanned.infos if i.deleted_at is None and access.sees(request, i.project)]
+        return [run_entry(i) for i in newest_first(infos)]
+
+    return JSONResponse(await run_in_threadpool(build))
 
 
 async def _found(request: Request) -> rundir.RunInfo:
     root = context(request).root
     info = await run_in_threadpool(find_run, root, request.path_params["run_id"])
-    if info is None:
+    if info is None or not access.sees(request, info.project):
         raise not_found("Run not found")
     return info
 
@@ -262,7 +271,7 @@ async def run_environment(request: Request) -> Response:
     root = context(request).root
     run_id = request.path_params["run_id"]
     info = await run_in_threadpool(find_run, root, run_id)
-    if info is None:
+    if info is None or not access.sees(request, info.project):
         raise not_found(f"Run {run_id[:200]} not found")
     env = await run_in_threadpool(rundir.read_json_object, info.run_dir / rundir.ENVIRONMENT)
     return JSONResponse({"available": env is not None, "environment": env})
@@ -270,7 +279,7 @@ async def run_environment(request: Request) -> Response:
 
 async def projects(request: Request) -> Response:
     infos = (await shared_scan(request).get()).infos
-    names = sorted({i.project for i in infos if i.deleted_at is None})
+    names = sorted({i.project for i in infos if i.deleted_at is None and access.sees(request, i.project)})
     return JSONResponse({"projects": names})
 
 
@@ -278,7 +287,7 @@ async def project_names(request: Request) -> Response:
     project = request.path_params["project"]
     infos = (await shared_scan(request).get()).infos
     live = [i for i in infos if i.deleted_at is None and i.project == project]
-    if not live:
+    if not live or not access.sees(request, project):
         raise not_found(f"Project {project[:200]} not found")
     return JSONResponse({"project": project, "names": sorted({i.name for i in live})})
 
@@ -286,7 +295,8 @@ async def project_names(request: Request) -> Response:
 async def name_runs(request: Request) -> Response:
     project, name = request.path_params["project"], request.path_params["name"]
     infos = (await shared_scan(request).get()).infos
-    live = newest_first([i for i in infos if i.deleted_at is None and i.project == project and i.name == name])
+    live = newest_first([i for i in infos if i.deleted_at is None and i.project == project and i.name == name
+                         and access.sees(request, project)])
     entries = await run_in_threadpool(lambda: [run_entry(i) for i in live])
     return JSONResponse({"project": project, "name": name, "runs": entries})
 
@@ -296,7 +306,7 @@ async def logs_ws(websocket: WebSocket) -> None:
     root = context(websocket).root
     info = await run_in_threadpool(find_run, root, websocket.path_params["run_id"])
     await websocket.accept()
-    if info is None:  # as Runicorn 0.7.2: a text frame, then a normal close
+    if info is None or not access.sees(websocket, info.project):  # as Runicorn 0.7.2: a text frame, then a normal close
         await websocket.send_text("[error] run not found")
         await websocket.close()
         return

@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from runicorn_lite import purge, rundir
-from runicorn_lite.api.context import Outcome, context
+from runicorn_lite.api import access, v1_scan
+from runicorn_lite.api.context import Locator, Outcome, context
 from runicorn_lite.api.errors import bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import JSONResponse
@@ -27,6 +28,11 @@ from runicorn_lite.asset_refs import asset_refs as refs_of
 MAX_RUN_IDS = 100
 MAX_PERMANENT_IDS = 50  # Runicorn's limit for permanent-delete
 DEFAULT_REASON = "user_deleted"  # what the real viewer writes into .deleted
+
+
+def _locator(request: Request) -> Locator:
+    """V1 finds runs by walking the files: only those of the request's projects."""
+    return locate_by_scan(context(request).root, lambda project: access.sees(request, project))
 
 
 async def _run_ids(request: Request, verb: str) -> tuple[list[str], dict[str, Any]]:
@@ -59,7 +65,7 @@ async def soft_delete(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
     reason = check_text(reason, "reason").strip() or DEFAULT_REASON
-    outcomes = await ctx.delete_runs(ids, reason, locate_by_scan(ctx.root))
+    outcomes = await ctx.delete_runs(ids, reason, _locator(request))
     results = _results(outcomes)
     done = sum(r["success"] for r in results.values())
     return JSONResponse(
@@ -71,7 +77,7 @@ async def recycle_bin(request: Request) -> Response:
     scanned = (await shared_scan(request).get()).infos
 
     def build() -> list[dict[str, Any]]:
-        infos = [i for i in scanned if i.deleted_at is not None]
+        infos = [i for i in scanned if i.deleted_at is not None and access.sees(request, i.project)]
         infos.sort(key=lambda i: (i.deleted_at or 0.0, i.id), reverse=True)
         out = []
         for i in infos:
@@ -96,7 +102,7 @@ async def recycle_bin(request: Request) -> Response:
 async def restore(request: Request) -> Response:
     ctx = context(request)
     ids, _ = await _run_ids(request, "restore")
-    outcomes = await ctx.restore_runs(ids, locate_by_scan(ctx.root))
+    outcomes = await ctx.restore_runs(ids, _locator(request))
     results = _results(outcomes)
     done = sum(r["success"] for r in results.values())
     return JSONResponse({"restored_count": done, "results": results, "message": f"Restored {done} of {len(ids)} runs"})
@@ -112,6 +118,10 @@ async def empty_recycle_bin(request: Request) -> Response:
 
     def work() -> tuple[list[str], list[Path]]:
         candidates = purge.list_deleted(ctx.root)
+        if access.who(request) is not None:  # a project's key empties its project's runs only
+            mine = {i.id for i in v1_scan.scan(ctx.root)
+                    if i.deleted_at is not None and access.sees(request, i.project)}
+            candidates = [c for c in candidates if c.run_id in mine]
         return purge.purge(ctx.root, candidates), [c.run_dir for c in candidates]
 
     removed = await ctx.edit(work)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
@@ -174,7 +175,7 @@ async def list_experiments_endpoint(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     q = LIST_QUERY.parse(request.query_params)
-    f = parse_filter(q)
+    f = access.scoped(request, parse_filter(q))
     filter_text: str | None = q["filter"]
     page: int = q["page"]
     per_page: int = q["per_page"]
@@ -215,6 +216,7 @@ async def experiment_detail(request: Request) -> Response:
     ctx = context(request)
     NO_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
+    await access.require_visible(request, exp_id)
 
     def detail() -> dict[str, Any] | None:
         found = ctx.index.read(lambda conn: detail_of(conn, ctx.root, exp_id))
@@ -260,6 +262,7 @@ async def metrics_fast(request: Request) -> Response:
     ctx = context(request)
     q = METRICS_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
+    await access.require_visible(request, exp_id)
     names: list[str] | None = q["metric_names"]
     step_range = parse_step_range(q["step_range"])
     downsample: int | None = q["downsample"]
@@ -317,6 +320,7 @@ async def experiment_images(request: Request) -> Response:
     ctx = context(request)
     NO_QUERY.parse(request.query_params)
     exp_id = _check_id(request.path_params["exp_id"])
+    await access.require_visible(request, exp_id)
 
     def query(conn: sqlite3.Connection) -> list[tuple[Any, ...]] | None:
         found = conn.execute("SELECT pk FROM experiments WHERE id = ?", (exp_id,)).fetchone()
@@ -347,6 +351,10 @@ async def compare_endpoint(request: Request) -> Response:
     ids = list(dict.fromkeys(q["ids"]))  # counted as sent by the declaration, answered once
     for exp_id in ids:
         _check_id(exp_id)
+    hidden = await access.hidden(request, ids)
+    for exp_id in ids:  # the first one not found, as compare itself names it
+        if exp_id in hidden:
+            raise not_found(f"Experiment {exp_id} not found")
     names: list[str] | None = q["metric_names"]
     step_range = parse_step_range(q["step_range"])
     lo, hi = step_range or (None, None)
@@ -384,21 +392,21 @@ async def batch_delete(request: Request) -> Response:
     if not isinstance(reason, str) or len(reason) > 1000:
         raise bad_request("Field 'reason' must be a string of at most 1000 characters")
     check_text(reason, "reason")
-    results = await ctx.delete_runs(ids, reason)
+    results = await ctx.delete_runs(ids, reason, access.visible_locator(request, ctx.locate_indexed))
     return batch_answer("deleted", results)
 
 
 async def batch_restore(request: Request) -> Response:
     ctx = context(request)
     ids, _body = await _ids_body(request, "restore")
-    results = await ctx.restore_runs(ids)
+    results = await ctx.restore_runs(ids, access.visible_locator(request, ctx.locate_indexed))
     return batch_answer("restored", results, delete_shape=True)
 
 
 async def analytics_summary(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
-    f = parse_filter(ANALYTICS_QUERY.parse(request.query_params), with_list_only=False)
+    f = access.scoped(request, parse_filter(ANALYTICS_QUERY.parse(request.query_params), with_list_only=False))
     data = await ctx.store.read(lambda conn: analytics.summary(conn, f))
     data["query_time_ms"] = _ms(start)
     return JSONResponse(data)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from runicorn_lite import __version__
+from runicorn_lite.http.auth import COOKIE_NAME
 from runicorn_lite.http.responses import JSONResponse
 
 Operations = dict[tuple[str, str], dict[str, Any]]
@@ -100,7 +101,12 @@ def document(*operation_sets: Mapping[tuple[str, str], dict[str, Any]]) -> dict[
         "openapi": "3.1.0",
         "info": {"title": "runicorn_lite", "version": __version__},
         "servers": [{"url": "/"}],
-        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        # With serve --auth keys every /api request but /api/health and /api/auth/session needs
+        # one of the two (the optimization API: the bearer key of a project).
+        "components": {"securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": COOKIE_NAME},
+        }},
         "paths": paths,
     }
 

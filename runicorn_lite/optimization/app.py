@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from runicorn_lite.db import DamagedStore, StoreError, in_db_thread
 from runicorn_lite.db.backend import Backend
+from runicorn_lite.http.auth import COOKIE_NAME, KEY_FORMAT, KEY_PREFIX, Principal, cookie
 from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
@@ -30,9 +31,10 @@ from runicorn_lite.http.middleware import ResponseTimeMiddleware
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
-from runicorn_lite.optimization.keys import KEY_FORMAT, KEY_PREFIX, KeyChecker, Principal
+from runicorn_lite.optimization.keys import KeyChecker
 from runicorn_lite.optimization.limits import StoreLimiter
 from runicorn_lite.optimization.model import OptimizationError
+from runicorn_lite.optimization.sessions import session_principal
 from runicorn_lite.optimization.store import open_primary
 from runicorn_lite.settings import Settings
 from runicorn_lite.timeutil import now_iso
@@ -61,6 +63,8 @@ class Call:
     started: float
     # The body passed MAX_BODY_BYTES (reading stopped there): answered 413 after authentication.
     body_too_large: BodyTooLarge | None = None
+    # The web app's session cookie (used when there is no Authorization header).
+    session: str | None = None
 
 
 @dataclass
@@ -119,6 +123,7 @@ class OptimizationAPI:
             if_none_match=request.headers.get("if-none-match"),
             started=started,
             body_too_large=too_large,
+            session=cookie(request.headers.get("cookie"), COOKIE_NAME),
         )
         status, headers, content = await in_db_thread(self._process, handler, call)
         return Response(content, status, headers, media_type=JSON if content else None)
@@ -169,13 +174,24 @@ class OptimizationAPI:
         # and a key is 240 random bits.
         limit = self.settings.auth_failure_limit
         try:
-            return self._check_key(call.authorization)
+            if call.authorization is None and call.session is not None:
+                principal = session_principal(self.db, self.keys, call.session)
+                if principal is None:
+                    raise unauthorized("The session has ended; sign in again")
+            else:
+                principal = self._check_key(call.authorization)
         except HTTPProblem:
             blocked = self.limiter.peek(AUTH_FAILURES, call.client, limit)
             if not blocked.allowed:
                 raise rate_limited(blocked.retry_after, blocked.headers()) from None
             self.limiter.hit(AUTH_FAILURES, call.client, limit)
             raise
+        if principal.all_projects:
+            raise HTTPProblem(403, "This key is for every project's runs",
+                              hint="The optimization API answers per project: use a key made with --project NAME")
+        if principal.read_only and call.kind != READ:
+            raise HTTPProblem(403, "This key is read-only", hint="It can read optimization runs, not change them")
+        return principal
 
     def _check_key(self, header: str | None) -> Principal:
         if header is None:
@@ -209,7 +225,7 @@ class OptimizationAPI:
             etag = strong_etag(stable)
             headers["ETag"] = etag
             headers["Cache-Control"] = result.cache_control
-            headers["Vary"] = "Authorization"
+            headers["Vary"] = "Authorization, Cookie"
             if if_none_match_hits(call.if_none_match, etag):
                 return 304, headers, b""
         else:

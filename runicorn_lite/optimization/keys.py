@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import secrets
 import sqlite3
 import threading
@@ -20,14 +19,11 @@ from typing import Any
 
 from runicorn_lite.db import StoreError
 from runicorn_lite.db.backend import Backend
+from runicorn_lite.http.auth import KEY_PREFIX, Principal
 from runicorn_lite.timeutil import now_iso
 
 log = logging.getLogger("runicorn_lite.optimization")
 
-KEY_PREFIX = "sk_live_"
-# Generated keys match this; anything else that starts with sk_live_ cannot be one of ours,
-# but we still only say "invalid format" for what does not look like a key at all.
-KEY_FORMAT = re.compile(r"sk_live_[A-Za-z0-9_\-]{8,200}")
 DISPLAY_PREFIX_LEN = len(KEY_PREFIX) + 8
 MAX_PROJECT_LEN = 200
 MAX_LABEL_LEN = 200
@@ -51,14 +47,12 @@ class KeyInfo:
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    all_projects: bool = False
+    read_only: bool = False
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who a valid key speaks for."""
-
-    key_id: str
-    project_id: str
+# The project_id stored for a key of every project (the column is NOT NULL; all_projects decides).
+ALL_PROJECTS = "*"
 
 
 def hash_key(key: str) -> str:
@@ -66,17 +60,38 @@ def hash_key(key: str) -> str:
 
 
 def _row_to_info(row: tuple[Any, ...]) -> KeyInfo:
-    return KeyInfo(*row)
+    key_id, prefix, project_id, label, created_at, last_used_at, revoked_at, all_projects, read_only = row
+    return KeyInfo(key_id, prefix, project_id, label, created_at, last_used_at, revoked_at, bool(all_projects),
+                   bool(read_only))
 
 
-_COLUMNS = "id, prefix, project_id, label, created_at, last_used_at, revoked_at"
+_COLUMNS = "id, prefix, project_id, label, created_at, last_used_at, revoked_at, all_projects, read_only"
+# What a request needs to know of a key (principal_of reads rows of these).
+PRINCIPAL_COLUMNS = "id, project_id, all_projects, read_only"
 
 
-def create_key(db: Backend, project_id: str, label: str | None = None) -> tuple[str, KeyInfo]:
-    """Make a new key for ``project_id``; returns the key (shown once) and its stored record."""
+def principal_of(row: tuple[Any, ...]) -> Principal:
+    key_id, project_id, all_projects, read_only = row
+    return Principal(key_id, project_id, bool(all_projects), bool(read_only))
+
+
+def create_key(
+    db: Backend, project_id: str | None, label: str | None = None, *, all_projects: bool = False,
+    read_only: bool = False,
+) -> tuple[str, KeyInfo]:
+    """Make a new key for ``project_id`` (or, ``all_projects``, for every project; then
+    ``project_id`` must be None); returns the key (shown once) and its stored record."""
+    if all_projects:
+        if project_id is not None:
+            raise KeyCommandError("give either a project or --all-projects, not both")
+        project_id = ALL_PROJECTS
+    if project_id is None:
+        raise KeyCommandError("give the key's project (--project NAME), or --all-projects")
     project_id = project_id.strip()
     if not project_id:
         raise KeyCommandError("project must not be empty")
+    if project_id == ALL_PROJECTS and not all_projects:
+        raise KeyCommandError(f"{ALL_PROJECTS!r} is not a project name; for every project give --all-projects")
     if len(project_id) > MAX_PROJECT_LEN:
         raise KeyCommandError(f"project must be at most {MAX_PROJECT_LEN} characters")
     if label is not None and len(label) > MAX_LABEL_LEN:
@@ -90,12 +105,15 @@ def create_key(db: Backend, project_id: str, label: str | None = None) -> tuple[
         created_at=now_iso(),
         last_used_at=None,
         revoked_at=None,
+        all_projects=all_projects,
+        read_only=read_only,
     )
     with db.write() as conn:
         conn.execute(
-            "INSERT INTO api_keys (id, prefix, key_hash, project_id, label, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (info.id, info.prefix, hash_key(key), info.project_id, info.label, info.created_at),
+            "INSERT INTO api_keys (id, prefix, key_hash, project_id, label, created_at, all_projects, read_only)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (info.id, info.prefix, hash_key(key), info.project_id, info.label, info.created_at,
+             int(all_projects), int(read_only)),
         )
     return key, info
 
@@ -136,6 +154,7 @@ def revoke_key(db: Backend, key_id_or_prefix: str) -> tuple[KeyInfo, bool]:
             return info, False
         revoked_at = now_iso()
         conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (revoked_at, info.id))
+        conn.execute("DELETE FROM auth_sessions WHERE key_id = ?", (info.id,))
     return KeyInfo(**{**info.__dict__, "revoked_at": revoked_at}), True
 
 
@@ -154,13 +173,17 @@ class KeyChecker:
     def lookup(self, token: str) -> Principal | None:
         """The principal of an active key, or None for an unknown or revoked one."""
         row = self._db.read_one(
-            "SELECT id, project_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (hash_key(token),)
+            f"SELECT {PRINCIPAL_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (hash_key(token),)
         )
         if row is None:
             return None
-        key_id, project_id = row
+        principal = principal_of(row)
+        self._note_use(principal.key_id)
+        return principal
+
+    def note_use(self, key_id: str) -> None:
+        """Record a use of a key made through one of its sessions."""
         self._note_use(key_id)
-        return Principal(key_id=key_id, project_id=project_id)
 
     def _note_use(self, key_id: str) -> None:
         with self._lock:

@@ -222,13 +222,32 @@ def _rate_limits() -> list[str]:
     ]
 
 
+def _key_scopes_and_sessions() -> list[str]:
+    # As optimization_0005_key_scopes_and_sessions on SQLite.
+    return [
+        "ALTER TABLE api_keys ADD COLUMN all_projects INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE api_keys ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0",
+        f"""CREATE TABLE auth_sessions (
+            token_hash {_TEXT} PRIMARY KEY,
+            key_id {_TEXT} NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            created_at {_TEXT} NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX auth_sessions_key ON auth_sessions (key_id)",
+    ]
+
+
 # Each step: its name and its statements, applied in this order, each recorded once.
-_STEPS = (("pg_0001_primary", _primary_v1), ("pg_0002_rate_limits", _rate_limits))
+_STEPS = (
+    ("pg_0001_primary", _primary_v1), ("pg_0002_rate_limits", _rate_limits),
+    ("pg_0003_key_scopes_and_sessions", _key_scopes_and_sessions),
+)
 PRIMARY_MIGRATIONS = tuple(name for name, _ in _STEPS)
 # The primary store's tables (never among the index's ``INDEX_TABLES``: a rebuild leaves them).
 PRIMARY_TABLES = (
     "api_keys", "optimization_runs", "optimization_iterations", "optimization_project_revisions",
-    "optimization_run_summary", "optimization_run_daily", "optimization_rate_limits", "_primary_migrations",
+    "optimization_run_summary", "optimization_run_daily", "optimization_rate_limits", "auth_sessions",
+    "_primary_migrations",
 )
 
 

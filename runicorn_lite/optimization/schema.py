@@ -317,4 +317,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        "optimization_0005_key_scopes_and_sessions",
+        """
+        -- Keys for every project (project_id '*') and keys that can only read (team-server.md §3).
+        ALTER TABLE api_keys ADD COLUMN all_projects INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE api_keys ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
+        -- Web sessions: a browser signs in once with a key and holds an HttpOnly cookie whose
+        -- token is stored here hashed, as keys are; revoking the key ends its sessions.
+        CREATE TABLE IF NOT EXISTS auth_sessions (
+            token_hash TEXT PRIMARY KEY,
+            key_id TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS auth_sessions_key ON auth_sessions (key_id);
+        """,
+    ),
 )

@@ -58,6 +58,35 @@ export function reportReachable() {
   setOnline(true);
 }
 
+// ---- signing in ---------------------------------------------------------------------------------
+// A 401 from V1/V2 means the server wants a key (serve --auth keys) and this page has no live
+// session: the shell shows the sign-in form, and whoever waits (the event stream) resumes once
+// signed in.
+
+const authListeners = new Set();
+let signInWaiters = [];
+
+/** fn(detail) when a request was refused for want of a key. */
+export function onUnauthorized(fn) {
+  authListeners.add(fn);
+  return () => authListeners.delete(fn);
+}
+
+export function reportUnauthorized(detail) {
+  for (const fn of authListeners) fn(detail);
+}
+
+/** Resolves at the next sign-in. */
+export function whenSignedIn() {
+  return new Promise((resolve) => signInWaiters.push(resolve));
+}
+
+export function signedIn(who) {
+  const waiters = signInWaiters;
+  signInWaiters = [];
+  for (const resolve of waiters) resolve(who);
+}
+
 /** URLSearchParams of the entries that have a value. */
 export function qs(params) {
   const out = new URLSearchParams();
@@ -111,6 +140,8 @@ export async function api(path, { params, method = "GET", body, headers = {}, si
   }
   if (!response.ok) {
     const detail = (data && (data.detail || data.error)) || `${response.status} ${response.statusText}`;
+    // (The optimization view asks for its own key; the session endpoint answers its own form.)
+    if (response.status === 401 && !path.startsWith("/api/iris/") && !path.startsWith("/api/auth/")) reportUnauthorized(String(detail));
     throw new ApiError(response.status, String(detail), data);
   }
   return data;

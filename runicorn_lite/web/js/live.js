@@ -3,7 +3,7 @@
 // banner), reconnection backs off on our terms, and Last-Event-ID is sent on every reconnect.
 // Event types: experiment, metrics, removed, reset (also sent here after an outage: refetch).
 
-import { isOnline, onConnection, reportReachable, reportUnreachable } from "./api.js";
+import { isOnline, onConnection, reportReachable, reportUnauthorized, reportUnreachable, whenSignedIn } from "./api.js";
 
 const handlers = new Map();
 let started = false;
@@ -69,6 +69,14 @@ async function loop() {
       const headers = { Accept: "text/event-stream" };
       if (lastId != null) headers["Last-Event-ID"] = lastId;
       const response = await fetch("/api/v2/events", { headers, cache: "no-store" });
+      if (response.status === 401) {
+        // No session (any more): wait for the sign-in instead of knocking every second.
+        const signed = whenSignedIn();
+        reportUnauthorized("Sign in to follow the runs live");
+        setMode("connecting");
+        await signed;
+        continue;
+      }
       if (!response.ok || !response.body) throw new Error(`events: ${response.status}`);
       reportReachable();
       setMode("live");

@@ -1,11 +1,12 @@
 // The app shell: which view a URL shows (router.js moves between them), the header's health
 // line, and the banner shown while the server cannot be reached.
 
-import { api, onConnection, prefetch } from "./api.js";
+import { api, onConnection, onUnauthorized, prefetch } from "./api.js";
 import { empty, h, replace } from "./dom.js";
 import { onMode } from "./live.js";
 import { pageParams } from "./query.js";
 import { navigate, onNavigate } from "./router.js";
+import { keyForm, signOut } from "./signin.js";
 
 const ROUTES = [
   [/^\/(?:runs)?$/, "runs", () => import("./views/runs.js")],
@@ -21,6 +22,7 @@ let current = null; // {key, view, loader}
 let renderSeq = 0;
 
 async function render() {
+  if (signingIn) return; // the sign-in form stays until a key is accepted
   const seq = ++renderSeq;
   const path = location.pathname.replace(/\/+$/, "") || "/";
   const query = new URLSearchParams(location.search);
@@ -142,8 +144,58 @@ new MutationObserver(() => {
 }).observe(tabs, { attributes: true, subtree: true, attributeFilter: ["aria-current"] });
 markTabs();
 
-// The runs list is the first view most visits show: ask for its rows while its code loads.
-if (/^\/(runs)?\/?$/.test(location.pathname)) prefetch("/api/v2/experiments", pageParams(new URLSearchParams(location.search)));
-render();
+// ---- signing in (serve --auth keys) ------------------------------------------------------------
+
+const account = document.getElementById("account");
+let signingIn = false;
+
+function showSignIn(message) {
+  if (signingIn) return;
+  signingIn = true;
+  destroy();
+  renderSeq++; // a view still loading must not replace the form
+  document.title = "Sign in · runicorn lite";
+  const host = h("div.view");
+  replace(main, host);
+  keyForm(host, {
+    heading: "Sign in",
+    head: h("div.page-head", h("h1", "Sign in")),
+    intro: ["This server shows its runs to holders of an API key. Ask its keeper for one, or create one where it runs with ",
+      h("code", "runicorn-lite keys create --project NAME"), " (", h("code", "--all-projects"),
+      " for every project). The key is sent once; this browser then holds a session until you sign out."],
+    message,
+    onDone: (who) => {
+      signingIn = false;
+      showAccount(who);
+      render();
+      refreshHealth();
+    },
+  });
+}
+
+function showAccount(who) {
+  if (!who || who.auth !== "keys" || !who.signed_in) { replace(account); return; }
+  const scope = who.all_projects ? "all projects" : `project ${who.project}`;
+  replace(account, h("span.muted", who.read_only ? `${scope} (read-only)` : scope), " ",
+    h("button.link", { type: "button", onclick: async () => { await signOut(); showAccount(null); showSignIn(); } }, "Sign out"));
+}
+
+onUnauthorized((detail) => showSignIn(signingIn ? undefined : detail));
+
+async function start() {
+  let who = null;
+  try {
+    who = await api("/api/auth/session");
+  } catch {
+    // unreachable: the banner says it, and the views retry
+  }
+  showAccount(who);
+  if (who && who.auth === "keys" && !who.signed_in) { showSignIn(); return; }
+  // The runs list is the first view most visits show: ask for its rows while its code loads.
+  if (/^\/(runs)?\/?$/.test(location.pathname)) prefetch("/api/v2/experiments", pageParams(new URLSearchParams(location.search)));
+  render();
+}
+
+start();
 refreshHealth();
 setInterval(refreshHealth, 10000);

@@ -1,5 +1,6 @@
-// Optimization runs: asks for an API key once (kept for this browser tab's session), lists the
-// key's project's runs with the stats panel, and shows one run's score by iteration with the
+// Optimization runs: asks for a project's API key once (exchanged for the server's session
+// cookie, as the shell's sign-in does: the page never keeps the key), lists the key's project's
+// runs with the stats panel, and shows one run's score by iteration with the
 // best-so-far line, its best params, config and iterations.
 
 import { api, ApiError } from "../api.js";
@@ -7,15 +8,15 @@ import { chartsReady, LineChart } from "../charts.js";
 import { badge, empty, h, replace } from "../dom.js";
 import * as fmt from "../format.js";
 import { setQuery } from "../router.js";
+import { keyProblem, keyForm as signInForm } from "../signin.js";
 
-const KEY = "runicorn-lite.optimization-key";
 const BASE = "/api/iris/optimization";
 const LIMIT = 50;
 const STATUSES = ["pending", "running", "completed", "failed", "cancelled"];
 const OPTIMIZERS = ["bayesian", "grid_search", "random_search", "genetic", "gradient_descent"];
 
-function opt(path, params, key) {
-  return api(BASE + path, { params, headers: { Authorization: `Bearer ${key}` } });
+function opt(path, params) {
+  return api(BASE + path, { params }); // the session cookie stands for the key
 }
 
 export function mount(host, { args, query }) {
@@ -25,57 +26,27 @@ export function mount(host, { args, query }) {
   let destroyed = false;
   const get = (k, d = "") => state.get(k) ?? d;
 
-  // What a refused key means to the person who pasted it (the API's own hint is for programs:
-  // how to send the header).
-  function keyProblem(ex) {
-    if (ex.status === 401 && /format/i.test(ex.detail)) return "That is not an API key: keys start with sk_live_. Copy the whole key that runicorn-lite keys create printed.";
-    if (ex.status === 401) return "This key is not valid here: it may be mistyped, revoked, or made for another data folder. Check it, or create a new one with runicorn-lite keys create --project NAME.";
-    if (ex.status === 429) return "Too many wrong keys from this browser. Wait a minute, then try again.";
-    if (ex.status === 0) return "The server cannot be reached.";
-    return ex.detail;
-  }
-
   function keyForm(message) {
     document.title = "Optimization · runicorn lite";
-    const input = h("input.mono", { type: "password", name: "key", placeholder: "sk_live_…", "aria-label": "API key", autocomplete: "off", size: 40 });
-    const err = h("p.notice", { role: "alert", hidden: !message }, message || "");
-    replace(host, h("div.page-head", h("h1", "Optimization runs")),
-      h("form.panel.key-form", {
-        onsubmit: async (ev) => {
-          ev.preventDefault();
-          const key = input.value.trim();
-          if (!key) return;
-          try {
-            await opt("/runs", { limit: 1 }, key);
-          } catch (ex) {
-            err.textContent = ex instanceof ApiError ? keyProblem(ex) : String(ex);
-            err.hidden = false;
-            return;
-          }
-          sessionStorage.setItem(KEY, key);
-          render();
-        },
-      },
-      h("h2", "API key"),
-      h("p", "The optimization API answers per project, to holders of that project's key. Create one with ",
-        h("code", "runicorn-lite keys create --project NAME"), "; it is kept in this tab until you close it."),
-      h("div.row.wrap", h("label.inline.key-label", "Key ", input), h("button.primary", { type: "submit" }, "Use this key")), err));
-    input.focus();
-  }
-
-  function forget() {
-    sessionStorage.removeItem(KEY);
-    keyForm();
+    signInForm(host, {
+      heading: "Use this key",
+      head: h("div.page-head", h("h1", "Optimization runs")),
+      intro: ["The optimization API answers per project, to holders of that project's key. Create one with ",
+        h("code", "runicorn-lite keys create --project NAME"), "; this browser keeps a session of it until you sign out."],
+      message,
+      onDone: () => render(),
+    });
   }
 
   async function guarded(fn) {
-    const key = sessionStorage.getItem(KEY);
-    if (!key) { keyForm(); return; }
     try {
-      await fn(key);
+      await fn();
     } catch (ex) {
       if (destroyed) return;
-      if (ex instanceof ApiError && ex.status === 401) { sessionStorage.removeItem(KEY); keyForm(keyProblem(ex)); return; }
+      if (ex instanceof ApiError && (ex.status === 401 || (ex.status === 403 && ex.body?.hint))) {
+        keyForm(ex.status === 401 ? keyProblem(ex) : `${ex.detail}${ex.body?.hint ? ` — ${ex.body.hint}` : ""}`);
+        return;
+      }
       if (ex instanceof ApiError && ex.status === 0) return;
       if (ex instanceof ApiError) { replace(host, empty(ex.status === 404 ? "Optimization run not found" : "Cannot load this", ex.detail, h("a.button", { href: "/optimization" }, "All optimization runs"))); return; }
       throw ex;
@@ -89,13 +60,13 @@ export function mount(host, { args, query }) {
   }
 
   // ---- the list and the stats panel ----------------------------------------------------------
-  async function showList(key) {
+  async function showList() {
     document.title = "Optimization · runicorn lite";
     const params = {
       status: get("status"), optimizer_type: get("optimizer"), order_by: get("order_by", "created_at"), order: get("order", "desc"),
       limit: LIMIT, offset: get("offset", "0"),
     };
-    const [list, stats] = await Promise.all([opt("/runs", params, key), opt("/stats", {}, key)]);
+    const [list, stats] = await Promise.all([opt("/runs", params), opt("/stats", {})]);
     if (destroyed) return;
     const change = (k, v) => { if (v) state.set(k, v); else state.delete(k); state.delete("offset"); setQuery(state, { push: true }); render(); };
     const sel = (k, label, values) => h("select", { "aria-label": label, onchange: (ev) => change(k, ev.target.value) },
@@ -109,7 +80,7 @@ export function mount(host, { args, query }) {
     const offset = Number(pg.offset) || 0;
     replace(host,
       h("div.page-head", h("h1", "Optimization runs"), project ? h("span.muted", "project ", h("code", project)) : null, h("span.grow"),
-        h("button.link", { type: "button", onclick: forget }, "Use another key")),
+        h("button.link", { type: "button", onclick: () => keyForm() }, "Use another key")),
       statsPanel(stats),
       h("section.panel",
         h("div.row.wrap.section-head", h("h2", "Runs"), h("span.muted", `${pg.total} total`), h("span.grow"), sel("status", "Status", STATUSES), sel("optimizer", "Optimizer", OPTIMIZERS), sortSel),
@@ -147,8 +118,8 @@ export function mount(host, { args, query }) {
   }
 
   // ---- one run -------------------------------------------------------------------------------
-  async function showRun(key) {
-    const body = await opt(`/runs/${encodeURIComponent(args[0])}`, null, key);
+  async function showRun() {
+    const body = await opt(`/runs/${encodeURIComponent(args[0])}`, null);
     if (destroyed) return;
     const r = body.run;
     const iterations = body.iterations || [];

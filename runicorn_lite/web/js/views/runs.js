@@ -80,7 +80,9 @@ export function mount(host, { query }) {
   filterErr);
   filterIn.id = "filter-expr";
   filterIn.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { filterIn.value = ""; applyFilters(); } });
-  search.addEventListener("input", throttle(() => { if (search.value !== get("q")) applyFilters(); }, 400));
+  // Cancelled when the view goes: a trailing call after Enter opened a run would put ?q= on its URL.
+  const onSearch = throttle(() => { if (search.value !== get("q")) applyFilters(); }, 400);
+  search.addEventListener("input", onSearch);
   for (const el of [projectSel, afterIn, beforeIn, deletedCb]) el.addEventListener("change", applyFilters);
 
   replace(host, h("div.page-head", h("h1", "Runs"), countEl),
@@ -481,6 +483,7 @@ export function mount(host, { query }) {
     destroy() {
       off();
       refresh.cancel();
+      onSearch.cancel();
       if (controller) controller.abort();
       if (plot) plot.destroy();
     },
