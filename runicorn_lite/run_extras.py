@@ -123,7 +123,7 @@ class RunExtras:
     def get_logging_handler(self, level: int = logging.INFO, fmt: str | None = None) -> logging.Handler:
         """A ``logging.Handler`` that writes records into the run's logs.txt."""
         handler = _LogTextHandler(self, level)
-        handler.setFormatter(logging.Formatter(fmt or "%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(fmt or "%(levelname)s | %(name)s | %(message)s"))
         return handler
 
     def log_dataset(
@@ -136,7 +136,7 @@ class RunExtras:
         if save:
             warn_once("archive", "runicorn-lite records datasets and pretrained models but does not archive them")
         entry = {"name": str(name), "context": context, "uri": _uri(root_or_uri), "description": description,
-                 "saved": False}
+                 "saved": False, "fingerprint": None}
         self._append_asset("datasets", entry)
 
     def log_pretrained(
@@ -148,8 +148,9 @@ class RunExtras:
         del force_save, max_archive_bytes, max_archive_files
         if save:
             warn_once("archive", "runicorn-lite records datasets and pretrained models but does not archive them")
-        entry = {"name": str(name), "source_type": source_type, "path_or_uri": _uri(path_or_uri),
-                 "description": description, "saved": False}
+        where = os.fspath(path_or_uri) if isinstance(path_or_uri, (str, os.PathLike)) else path_or_uri
+        entry = {"name": str(name), "source_type": source_type, "path_or_uri": where, "description": description,
+                 "saved": False}
         self._append_asset("pretrained", entry)
 
     def watch_outputs(self, *_args: Any, **_kwargs: Any) -> None:

@@ -1,9 +1,11 @@
 """What the framework integrations share: the run an integration owns, and how it ends.
 
 A framework tells a callback when training ends well, rarely when it fails. A run that an
-integration created and that is still open when the interpreter exits did not see its training
-end: it is closed ``failed`` (``interrupted`` after a KeyboardInterrupt), from an uncaught
-exception's hook or at exit.
+integration created and that is still open when an uncaught exception ends the script is closed
+``failed`` (``interrupted`` for a KeyboardInterrupt) by the exception hook. One still open at a
+normal exit is closed with its integration's ``exit_status``: ``failed`` where the framework
+always says when training ended (the training did not reach its end), ``finished`` where it
+cannot say (LightGBM's early stopping ends training without telling its callbacks).
 """
 
 from __future__ import annotations
@@ -20,18 +22,18 @@ from runicorn_lite.sdk import Run, init, json_safe
 
 log = logging.getLogger("runicorn_lite")
 
-_open: list[Run] = []
+_open: list[tuple[Run, str]] = []  # (run, the status it gets at a normal exit)
 _lock = threading.Lock()
 _hooks: list[Any] = []  # the excepthook that was in place before ours, once ours is installed
 
 
-def _close_open(status: str) -> None:
+def _close_open(status: str | None) -> None:
     with _lock:
         runs = list(_open)
         _open.clear()
-    for run in runs:
+    for run, exit_status in runs:
         try:
-            run.finish(status)
+            run.finish(status or exit_status)
         except Exception:
             log.warning("could not close run %s", run.id, exc_info=True)
 
@@ -47,16 +49,17 @@ def _install_hooks() -> None:
             return
         _hooks.append(sys.excepthook)
     sys.excepthook = _excepthook
-    atexit.register(_close_open, "failed")
+    atexit.register(_close_open, None)
 
 
 class OwnedRun:
     """The run of one integration object: given (``run=``) or created on first use."""
 
-    def __init__(self, run: Run | None, init_args: Mapping[str, Any]) -> None:
+    def __init__(self, run: Run | None, init_args: Mapping[str, Any], exit_status: str = "failed") -> None:
         if run is not None and init_args:
             raise TypeError(f"pass either run= or init's arguments, not both (got {', '.join(sorted(init_args))})")
         self._given = run
+        self._exit_status = exit_status
         self._init_args = dict(init_args)
         self._run: Run | None = None
 
@@ -73,7 +76,7 @@ class OwnedRun:
             self._run = init(**{**self._init_args, **extra})
             _install_hooks()
             with _lock:
-                _open.append(self._run)
+                _open.append((self._run, self._exit_status))
         return self._run
 
     def finish(self, status: str = "finished") -> None:
@@ -82,8 +85,7 @@ class OwnedRun:
         if run is None:
             return
         with _lock:
-            if run in _open:
-                _open.remove(run)
+            _open[:] = [item for item in _open if item[0] is not run]
         run.finish(status)
 
 
