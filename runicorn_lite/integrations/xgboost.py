@@ -35,7 +35,11 @@ def _number(text: str) -> Any:
 
 
 def booster_params(model: Any) -> dict[str, Any]:
-    """The training parameters of a Booster, from its saved configuration."""
+    """The training parameters of a Booster (xgb.cv's: of its first fold), from its saved
+    configuration."""
+    folds = getattr(model, "cvfolds", None)
+    if folds:
+        model = folds[0].bst
     learner = json.loads(model.save_config())["learner"]
     params: dict[str, Any] = {}
     sections = [learner.get("learner_train_param", {}), learner.get("generic_param", {})]
