@@ -64,6 +64,11 @@ class OwnedRun:
         self._run: Run | None = None
 
     @property
+    def given(self) -> Run | None:
+        """The run passed in as ``run=``, if any."""
+        return self._given
+
+    @property
     def created(self) -> Run | None:
         """The run, if one exists yet (never creates it)."""
         return self._given or self._run
