@@ -1,6 +1,6 @@
 """Two CPU processes training with DDP on gloo, logged by one RunicornLogger (run by
-test_lightning_ddp.py as ``python ddp_train.py ROOT``; Lightning starts rank 1 as this same
-command)."""
+test_lightning_ddp.py as ``python ddp_train.py ROOT``). ``ddp_fork``: both ranks are forks of
+this process, so torch and Lightning are imported once, not once per rank."""
 
 import sys
 import warnings
@@ -33,7 +33,7 @@ class Ranked(L.LightningModule):
 if __name__ == "__main__":
     x = torch.randn(32, 3, generator=torch.Generator().manual_seed(0))
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=4)
-    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=2, log_every_n_steps=1,
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_fork", max_epochs=2, log_every_n_steps=1,
                         logger=RunicornLogger(project="ddp", name="two", root=sys.argv[1]),
                         enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False)
     trainer.fit(Ranked(), data)
