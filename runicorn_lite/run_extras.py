@@ -38,6 +38,19 @@ def warn_once(what: str, message: str) -> None:
     log.warning(message)
 
 
+# Runicorn 0.7.2's init options that archive code, which runicorn-lite does not do.
+_IGNORED_OPTIONS = frozenset({"snapshot_code", "workspace_root", "snapshot_format", "force_snapshot"})
+
+
+def check_runicorn_options(options: dict[str, Any]) -> None:
+    """``init``'s Runicorn options without a meaning here: accepted (one warning); others refused."""
+    unknown = sorted(set(options) - _IGNORED_OPTIONS)
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(unknown)}")
+    if options.get("snapshot_code"):
+        warn_once("snapshot_code", "init(snapshot_code=True) is ignored: runicorn-lite does not archive code")
+
+
 def _uri(value: Any) -> Any:
     if isinstance(value, (str, os.PathLike)):
         return str(Path(value).expanduser())

@@ -33,7 +33,7 @@ import orjson
 from runicorn_lite import console, environment, images, rundir, switch
 from runicorn_lite import resume as _resume
 from runicorn_lite import system_metrics as _system
-from runicorn_lite.run_extras import RunExtras, warn_once
+from runicorn_lite.run_extras import RunExtras, check_runicorn_options
 from runicorn_lite.settings import default_root
 
 FLUSH_INTERVAL_S = 0.2
@@ -409,7 +409,7 @@ def init(
     ``workspace_root``, ``snapshot_format``, ``force_snapshot``) are accepted; one warning says
     they are ignored. While ``set_enabled(False)`` is in force, a run that does nothing.
     """
-    _check_runicorn_options(runicorn_options)
+    check_runicorn_options(runicorn_options)
     if not switch.is_enabled():
         return cast(Run, switch.NoOpRun(path or "/".join(p for p in (project, name) if p), alias))
     if config is not None:
@@ -479,18 +479,6 @@ def init(
     run._attach(system=want_system, interval=system_interval, first_sample=1, console=capture_console,
                 tqdm_mode=tqdm_mode)
     return run
-
-
-# Runicorn 0.7.2's init options that archive code, which runicorn-lite does not do.
-_IGNORED_OPTIONS = frozenset({"snapshot_code", "workspace_root", "snapshot_format", "force_snapshot"})
-
-
-def _check_runicorn_options(options: dict[str, Any]) -> None:
-    unknown = sorted(set(options) - _IGNORED_OPTIONS)
-    if unknown:
-        raise TypeError(f"init() got unexpected keyword argument(s): {', '.join(unknown)}")
-    if options.get("snapshot_code"):
-        warn_once("snapshot_code", "init(snapshot_code=True) is ignored: runicorn-lite does not archive code")
 
 
 __all__ = ["Run", "init", "new_run_id"]

@@ -15,6 +15,7 @@ resumes a run explicitly. Works with ``lightning`` and with ``pytorch_lightning`
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,8 @@ from runicorn_lite.integrations._common import OwnedRun, log_params, numeric
 from runicorn_lite.sdk import Run, new_run_id
 
 __all__ = ["SIDECAR", "RunicornLogger"]
+
+log = logging.getLogger("runicorn_lite")
 
 # Written into each checkpoint folder: checkpoint file name → the run that saved it.
 SIDECAR = "runicorn-runs.json"
@@ -215,8 +218,19 @@ class RunicornLogger(Logger):
     def _ensure_run(self) -> Run:
         run = self._owned.created
         if run is None:
-            resume = self._resume or self._finished_id or self._run_of_checkpoint()
-            run = self._owned.get(resume=resume) if resume else self._owned.get(run_id=self._reserved_id)
+            resume = self._resume or self._finished_id
+            from_checkpoint = None if resume else self._run_of_checkpoint()
+            run = None
+            if resume or from_checkpoint:
+                try:
+                    run = self._owned.get(resume=resume or from_checkpoint)
+                except ValueError:
+                    if resume:
+                        raise
+                    log.warning("the run %s that saved %s is gone: logging into a new run", from_checkpoint,
+                                self._ckpt_path)
+            if run is None:
+                run = self._owned.get(run_id=self._reserved_id)
             if self._pending:
                 log_params(run, self._pending)
                 self._pending = {}

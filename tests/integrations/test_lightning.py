@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,18 @@ def test_a_logger_that_logs_nothing_leaves_no_run(root: Path) -> None:
     resumed.log_metrics({"m": 2.0}, step=2)
     resumed.finalize("success")
     assert shown(root, given.id).curve("m") == {1: 1.0, 2: 2.0}
+
+
+@pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
+def test_a_checkpoint_whose_run_is_gone_starts_a_new_run(root: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    train, _ = _loaders()
+    first = RunicornLogger(project="lit", name="gone", root=root)
+    _trainer(tmp_path, first, 1, callbacks=[L.callbacks.ModelCheckpoint(save_last=True)]).fit(Tiny(), train)
+    shutil.rmtree(Path(first.log_dir or ""))
+    again = RunicornLogger(project="lit", name="gone", root=root)
+    with caplog.at_level(logging.WARNING, logger="runicorn_lite"):
+        _trainer(tmp_path, again, 2, callbacks=[L.callbacks.ModelCheckpoint(save_last=True)]).fit(
+            Tiny(), train, ckpt_path=str(tmp_path / "gone" / first.version / "checkpoints" / "last.ckpt"))
+    assert again.version != first.version and "is gone" in caplog.text
+    assert sorted(shown(root, again.version).curve("train_loss")) == [4, 5, 6, 7]
