@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runicorn_lite.rundir import SYSTEM_PREFIX
+
 log = logging.getLogger("runicorn_lite")
 
 ENV_SWITCH = "RUNICORN_LITE_SYSTEM_METRICS"
 DEFAULT_INTERVAL_S = 10.0
-PREFIX = "sys/"
+PREFIX = SYSTEM_PREFIX
 _MB = float(1 << 20)
 
 
