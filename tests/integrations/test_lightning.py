@@ -154,6 +154,12 @@ def test_a_logger_that_logs_nothing_leaves_no_run(root: Path) -> None:
     resumed.log_metrics({"m": 2.0}, step=2)
     resumed.finalize("success")
     assert shown(root, given.id).curve("m") == {1: 1.0, 2: 2.0}
+    with pytest.raises(TypeError, match="either run= or resume="):
+        RunicornLogger(run=given, resume=given.id)
+    with pytest.raises(TypeError, match="images must be a list"):
+        resumed.log_image("k", torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="no such run"):
+        RunicornLogger(resume="20990101_000000_abcdef", root=root).log_metrics({"m": 1.0}, step=1)
 
 
 @pytest.mark.filterwarnings("ignore:The dirpath has changed:UserWarning")
