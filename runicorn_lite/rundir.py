@@ -63,6 +63,9 @@ _STATUS_ALIASES = {
     "canceled": "interrupted",
     "aborted": "interrupted",
 }
+# System metrics (``init(system_metrics=True)``) are named ``sys/…``. A metrics event whose first
+# key has this prefix is a system sample: its step is the sample number, not a training step.
+SYSTEM_PREFIX = "sys/"
 # Keys of a metrics event that are bookkeeping, not metrics.
 NON_METRIC_KEYS = frozenset({"global_step", "step", "time", "stage", "epoch"})
 
@@ -194,6 +197,9 @@ class EventsChunk:
     points: dict[str, dict[int, float]] = field(default_factory=dict)
     # step → wall-clock time of the (last) metrics event at that step, when it says one.
     times: dict[int, float] = field(default_factory=dict)
+    # The same for system samples (``is_system_event``), whose steps are sample numbers: their
+    # times are kept apart so neither overwrites the other's at a shared step number.
+    system_times: dict[int, float] = field(default_factory=dict)
     # Complete lines were left unread (a read bounded by ``max_bytes``).
     more: bool = False
     images: list[dict[str, Any]] = field(default_factory=list)
@@ -274,15 +280,17 @@ def read_events(
         if not _INT64_MIN <= step <= _INT64_MAX:
             out.bad_lines += 1
             continue
-        if step_auto is None or step > step_auto:
-            step_auto = step
-        if labels is not None:
-            _collect_labels(labels, step, payload)
+        system = next(iter(payload), "").startswith(SYSTEM_PREFIX)
+        if not system:
+            if step_auto is None or step > step_auto:
+                step_auto = step
+            if labels is not None:
+                _collect_labels(labels, step, payload)
         at = payload.get("time")
         if type(at) is not float:
             at = _wall_time(at, event.get("ts"))
         if at is not None:
-            times[step] = at
+            (out.system_times if system else times)[step] = at
         for key, raw in payload.items():
             kind = type(raw)
             if kind is float:
@@ -888,6 +896,17 @@ def update_config(run_dir: Path, changes: dict[str, Any], *, durable: bool = Fal
         assets["config"] = config
         atomic_write_json(run_dir / ASSETS, assets, durable=durable)
     return config
+
+
+def append_asset(run_dir: Path, kind: str, entry: dict[str, Any]) -> None:
+    """Append ``entry`` to assets.json's list ``kind`` (``datasets``, ``pretrained``, ``outputs``),
+    locked like ``update_config``."""
+    run_dir = Path(run_dir)
+    with _dir_lock(run_dir):
+        assets = read_assets(run_dir) or empty_assets()
+        items = assets.get(kind)
+        assets[kind] = [*(items if isinstance(items, list) else []), entry]
+        atomic_write_json(run_dir / ASSETS, assets, durable=False)
 
 
 def write_new_file(path: Path, data: bytes) -> None:

@@ -26,11 +26,14 @@ import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import orjson
 
-from runicorn_lite import environment, images, rundir, uploader
+from runicorn_lite import console, environment, images, rundir, switch, uploader
+from runicorn_lite import resume as _resume
+from runicorn_lite import system_metrics as _system
+from runicorn_lite.run_extras import RunExtras, check_runicorn_options
 from runicorn_lite.settings import default_root
 
 FLUSH_INTERVAL_S = 0.2
@@ -109,7 +112,7 @@ def _event_line(event: dict[str, Any]) -> bytes:
     return (rundir.dumps_json(event) + "\n").encode()
 
 
-class Run:
+class Run(RunExtras):
     """One run directory being written by a training script. Thread-safe."""
 
     def __init__(self, run_dir: Path, run_id: str, path: str, started_at: float) -> None:
@@ -143,8 +146,13 @@ class Run:
             self._best = None
             rundir.update_meta(self.run_dir, {"primary_metric": {"name": name, "mode": mode}}, durable=False)
 
-    def log(self, data: dict[str, Any], step: int | None = None, stage: str | None = None) -> None:
-        """Append one metrics event. ``step`` defaults to the previous step + 1."""
+    def log(
+        self, data: dict[str, Any] | None = None, step: int | None = None, stage: str | None = None, **metrics: Any
+    ) -> None:
+        """Append one metrics event. ``step`` defaults to the previous step + 1. Metrics come as a
+        dict, as keywords (``run.log(loss=0.5)``), or both."""
+        if metrics or data is None:
+            data = {**(data if isinstance(data, dict) else {}), **metrics}
         if not isinstance(data, dict):
             raise TypeError("log() takes a dict of metric values")
         now = time.time()
@@ -249,6 +257,7 @@ class Run:
         status = rundir.normalize_status(status)
         if status == "running":
             status = "finished"
+        self._detach()
         with self._lock:
             if self._finished:
                 return
@@ -401,19 +410,40 @@ def init(
     server: str | None = None,
     api_key: str | None = None,
     upload_timeout: float = 30.0,
+    resume: str | None = None,
+    system_metrics: bool | None = None,
+    system_interval: float = _system.DEFAULT_INTERVAL_S,
+    capture_console: bool = False,
+    tqdm_mode: str = "smart",
+    **runicorn_options: Any,
 ) -> Run:
     """Start a run and write its directory.
 
     Either ``project`` (+ optional ``name``) or a Runicorn-style ``path`` ("cv/yolo/ablation")
-    names it. ``root`` (or ``storage``, the real SDK's word) defaults to $RUNICORN_LITE_ROOT or
-    ./runicorn-data. ``config`` (a dict or an argparse.Namespace) is ``log_config(args=config)``;
-    ``capture_env`` writes environment.json (Python, platform, packages, git state, GPUs).
+    names it. ``root`` (or ``storage``, the real SDK's word) defaults to $RUNICORN_LITE_ROOT,
+    $RUNICORN_DIR or ./runicorn-data. ``config`` (a dict or an argparse.Namespace) is
+    ``log_config(args=config)``; ``capture_env`` writes environment.json (Python, platform,
+    packages, git state, GPUs).
+
+    ``resume=<run id>`` continues that run (ValueError when there is none). ``system_metrics``
+    (default ``$RUNICORN_LITE_SYSTEM_METRICS``, else off) samples CPU, memory, disk, network and
+    GPUs every ``system_interval`` seconds as ``sys/…`` metrics. ``capture_console`` tees stdout
+    and stderr into logs.txt. Runicorn's options that have no meaning here (``snapshot_code``,
+    ``workspace_root``, ``snapshot_format``, ``force_snapshot``) are accepted; one warning says
+    they are ignored. While ``set_enabled(False)`` is in force, a run that does nothing.
     ``server`` (else $RUNICORN_LITE_SERVER) mirrors the run to a team server in the background,
     with ``api_key`` (else $RUNICORN_LITE_API_KEY); ``finish`` waits up to ``upload_timeout`` s
     for the upload, then leaves the rest to ``runicorn-lite sync``.
     """
+    check_runicorn_options(runicorn_options)
+    if not switch.is_enabled():
+        return cast(Run, switch.NoOpRun(path or "/".join(p for p in (project, name) if p), alias))
     if config is not None:
         _as_mapping(config, "config")  # refuse a bad config before any directory is made
+    if tqdm_mode not in console.TQDM_MODES:
+        raise ValueError(f"tqdm_mode must be one of {', '.join(console.TQDM_MODES)}, got {tqdm_mode!r}")
+    if not (isinstance(system_interval, (int, float)) and system_interval > 0):
+        raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
     if path is None:
         path = "/".join(p for p in (project or "default", name) if p)
     segments = [_clean_segment(p) for p in path.replace("\\", "/").split("/") if p]
@@ -421,6 +451,18 @@ def init(
         raise ValueError("a run needs a project or a path")
     path = "/".join(segments)
     base = Path(root or storage or default_root()).expanduser().resolve()
+    want_system = _system.wanted(system_metrics)
+    if resume is not None:
+        reopened = _resume.reopen(base, resume, tags=tags, description=description, alias=alias)
+        run = Run(reopened.run_dir, reopened.run_id, reopened.path, reopened.created_at)
+        run._continue(reopened)
+        if config is not None:
+            run.log_config(args=config)
+        if capture_env:
+            rundir.atomic_write_json(run.run_dir / rundir.ENVIRONMENT, environment.capture(), durable=False)
+        run._attach(system=want_system, interval=system_interval, first_sample=reopened.last_sample + 1,
+                    console=capture_console, tqdm_mode=tqdm_mode)
+        return run
     now = time.time()
     if run_id is not None and not rundir.is_valid_run_id(run_id):
         raise ValueError(f"invalid run id: {run_id!r}")
@@ -462,6 +504,8 @@ def init(
         rundir.atomic_write_json(run_dir / rundir.ENVIRONMENT, environment.capture(), durable=False)
     run._upload_timeout = upload_timeout
     run._uploader = uploader.start(run_dir, base, server, api_key)
+    run._attach(system=want_system, interval=system_interval, first_sample=1, console=capture_console,
+                tqdm_mode=tqdm_mode)
     return run
 
 

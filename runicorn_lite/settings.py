@@ -19,8 +19,9 @@ PRIMARY_FILENAME = "primary.sqlite"
 
 
 def default_root() -> Path:
-    """The data root when no --root is given: $RUNICORN_LITE_ROOT or ./runicorn-data."""
-    return Path(os.environ.get(f"{ENV_PREFIX}ROOT") or DEFAULT_ROOT)
+    """The data root when no --root is given: $RUNICORN_LITE_ROOT, else $RUNICORN_DIR (where a
+    script written for Runicorn keeps its runs), else ./runicorn-data."""
+    return Path(os.environ.get(f"{ENV_PREFIX}ROOT") or os.environ.get("RUNICORN_DIR") or DEFAULT_ROOT)
 
 
 def default_database() -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import random
 import re
 import shutil
 import subprocess
@@ -90,6 +91,37 @@ def optimization_run(root: Path, url: str) -> tuple[str, str]:
     return key, first
 
 
+def system_run(root: Path) -> str:
+    """A finished two-GPU run with half an hour of system samples (10 s apart), written the way
+    the SDK's sampler writes them; returns its id."""
+    from runicorn_lite import sdk
+
+    run = sdk.init(project="vision", name="vit-large", root=root, tags=["2xGPU"],
+                   description="vit-large on two GPUs, with system metrics")
+    n, start = 180, time.time() - 1800
+    rng = random.Random(7)
+    for i in range(1, n + 1):
+        run.log({"loss": 2.0 * math.exp(-i / 60) + 0.2}, step=i * 10)
+        warm = 1 - math.exp(-i / 25)
+        values = {
+            "sys/cpu_percent": 62 + 18 * warm + rng.gauss(0, 4),
+            "sys/memory_percent": 38 + 14 * warm + rng.gauss(0, 0.4),
+            "sys/process_rss_mb": 2600 + 900 * warm + rng.gauss(0, 25),
+            "sys/disk_read_mb": 9.5 * i + 300 * (i > 90),
+            "sys/disk_write_mb": 420.0 * (i // 60),
+            "sys/net_sent_mb": 0.4 * i,
+            "sys/net_recv_mb": 1.1 * i,
+        }
+        for g in (0, 1):
+            values[f"sys/gpu{g}/utilization"] = min(100, 88 + 7 * warm + rng.gauss(0, 2.5) - 20 * (i % 60 == 0))
+            values[f"sys/gpu{g}/memory_used_mb"] = 14200 + 600 * warm + 120 * g
+            values[f"sys/gpu{g}/temperature_c"] = 45 + 31 * warm + 2 * g + rng.gauss(0, 0.6)
+            values[f"sys/gpu{g}/power_w"] = 150 + 120 * warm + rng.gauss(0, 12)
+        run._log_system(values, i, start + 10 * i)  # the sampler's own write
+    run.finish()
+    return run.id
+
+
 def save(png: bytes, path: Path) -> None:
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
@@ -132,6 +164,7 @@ def main() -> None:
         if step % 20 == 0:
             live.log_text(f"step {step}: loss {2.2 * decay + 0.12:.4f}")
     live.flush()
+    system = system_run(root)
     proc, url = serve(root)
     try:
         key, opt_run = optimization_run(root, url)
@@ -164,6 +197,13 @@ def main() -> None:
             shot(f"/runs/{best}?smooth=0.6", "run", ".chart-grid[data-ready] canvas", full=True)
             shot(f"/compare?ids={compare}", "compare", ".chart-grid[data-ready] canvas", full=True)
             shot("/overview", "overview", ".kpis")
+            page.goto(url + f"/runs/{system}")
+            page.wait_for_selector("#system .chart-grid[data-ready] canvas")
+            page.wait_for_timeout(600)
+            box = page.locator("#system").bounding_box()
+            assert box is not None
+            clip = {"x": 0, "y": box["y"] - 12, "width": 1280, "height": box["height"] + 24}
+            save(page.screenshot(full_page=True, clip=clip), args.out / "run-system.png")
             page.goto(url + "/optimization")
             page.get_by_label("API key").fill(key)
             page.get_by_role("button", name="Use this key").click()

@@ -19,8 +19,11 @@ ensure_venv() {
         echo "runicorn-lite: creating a virtual environment in .venv (first run) ..." >&2
         python3 -m venv .venv
     fi
+    local takes="about half a minute"
+    # the test tools include PyTorch's CPU build and the training frameworks of the integrations
+    [ "$extra" = test ] && takes="a few minutes"
     echo "runicorn-lite: installing the package${extra:+ and its $extra tools} into .venv" \
-         "(about half a minute the first time; again only when pyproject.toml changes) ..." >&2
+         "($takes the first time; again only when pyproject.toml changes) ..." >&2
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec"
     echo "$want" > ".venv/.installed${extra:+-$extra}"
 }

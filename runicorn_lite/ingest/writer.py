@@ -106,7 +106,7 @@ def write_run(
         offset, last_step = known.events_offset, known.events_last_step
         if events is not None:
             offset, last_step = events.offset, events.last_step
-            appended = append_points(conn, existing_pk, info.id, events.points, events.times)
+            appended = append_points(conn, existing_pk, info.id, events.points, events.times, events.system_times)
         n_points = _point_count(conn, existing_pk)
         previous_best = conn.execute("SELECT best_metric_value, live_best_value, live_best_step FROM experiments"
                                      " WHERE pk = ?", (existing_pk,)).fetchone()
@@ -115,7 +115,8 @@ def write_run(
     best = _best(info, live)
     pk = _upsert_experiment(conn, item, existing_pk, best, live, n_points, offset, last_step, now)
     if full:
-        replace_points(conn, pk, info.id, events.points if events else {}, events.times if events else {}, fresh)
+        replace_points(conn, pk, info.id, events.points if events else {}, events.times if events else {}, fresh,
+                       events.system_times if events else None)
         appended = sorted(events.points) if events and events.points else []
     if full or item.files_changed:
         _write_described(conn, pk, item, fresh)
@@ -401,8 +402,10 @@ def replace_points(
     points: dict[str, dict[int, float]],
     times: dict[int, float],
     fresh: bool,
+    system_times: dict[int, float] | None = None,
 ) -> None:
-    """All of a run's points, read whole: chunks and summaries written anew."""
+    """All of a run's points, read whole: chunks and summaries written anew (``sys/…`` metrics
+    take their times from ``system_times``)."""
     if not fresh:
         conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
@@ -417,15 +420,22 @@ def replace_points(
         if not series:
             continue
         parts = split_sorted(series)
+        at = _times_of(metric, times, system_times)
         for chunk_no, (steps, vals) in enumerate(parts):
-            chunk_rows.append(_chunk_rows(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps]))
+            chunk_rows.append(_chunk_rows(pk, metric, chunk_no, steps, vals, [at.get(s, _NAN) for s in steps]))
         summary_rows.append(_summary_row(pk, metric, exp_id, summarize_parts(parts)))
     _insert_chunks(conn, chunk_rows)
     conn.executemany(_INSERT_SUMMARY, summary_rows)
 
 
+def _times_of(metric: str, times: dict[int, float], system_times: dict[int, float] | None) -> dict[int, float]:
+    """The step → time map of ``metric``: system samples number their own steps."""
+    return system_times if system_times is not None and metric.startswith(rundir.SYSTEM_PREFIX) else times
+
+
 def append_points(
-    conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]], times: dict[int, float]
+    conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]], times: dict[int, float],
+    system_times: dict[int, float] | None = None,
 ) -> list[str]:
     """Merge points read from where the last read stopped; returns the metrics that got some.
 
@@ -440,7 +450,7 @@ def append_points(
         touched.append(metric)
         row = conn.execute(_SELECT_SUMMARY, (pk, metric)).fetchone()
         before = Summary(*row) if row is not None else None
-        _merge_series(conn, pk, metric, series, times)
+        _merge_series(conn, pk, metric, series, _times_of(metric, times, system_times))
         steps = sorted(series)
         if before is not None and steps[0] > before.max_step:
             after = extend(before, steps, [series[s] for s in steps])

@@ -12,6 +12,7 @@ import { setQuery } from "../router.js";
 import { followLog } from "./run_log.js";
 import { charted, picker } from "./run_picker.js";
 import { appendPoints } from "./run_points.js";
+import { isSystemMetric, systemSection } from "./system.js";
 
 export function mount(host, { args, query }) {
   const id = args[0];
@@ -43,12 +44,14 @@ export function mount(host, { args, query }) {
   const summaryEl = h("div");
   const envEl = h("div");
   const imagesSection = h("section.panel", { id: "images", hidden: true });
+  const system = systemSection(id);
   const logPre = h("pre.log", { tabindex: "0", "aria-label": "Log output" });
   const followCb = h("input", { type: "checkbox", checked: true });
 
   const layout = () => replace(host, headEl, deletedEl,
-    h("nav.subnav", { "aria-label": "Sections" }, ["Charts", "Params", "Summary", "Environment", "Images", "Logs"].map((s) => h("a", { href: `#${s.toLowerCase()}` }, s))),
+    h("nav.subnav", { "aria-label": "Sections" }, ["Charts", "System", "Params", "Summary", "Environment", "Images", "Logs"].map((s) => h("a", { href: `#${s.toLowerCase()}` }, s))),
     h("section.panel", { id: "charts" }, h("div.row.wrap.section-head", h("h2", "Charts"), chartBar), chartsGrid),
+    system.el,
     h("div.two-col",
       h("section.panel", { id: "params" }, h("h2", "Params"), paramsEl),
       h("section.panel", { id: "summary" }, h("h2", "Summary"), summaryEl)),
@@ -299,6 +302,7 @@ export function mount(host, { args, query }) {
     if (!lastSeries) return;
     const e = detail?.experiment;
     for (const [name, byRun] of Object.entries(lastSeries.series)) {
+      if (isSystemMetric(name)) continue;
       const s = byRun[id];
       const c = chartFor(name);
       const total = lastSeries.total_points?.[name]?.[id];
@@ -320,6 +324,7 @@ export function mount(host, { args, query }) {
     let range = null;
     if (z) range = xMode() === "time" ? timeToSteps(z) : z;
     const names = detail?.metrics_summary?.available_metrics;
+    system.update(names);
     if (names && !names.length) {
       replace(chartsGrid, empty("No metrics yet", "Curves appear here as the run logs them: run.log({\"loss\": 0.5}, step=1)."));
       charts = new Map();
@@ -450,6 +455,7 @@ export function mount(host, { args, query }) {
     refreshSeries.cancel();
     refreshDetail.cancel();
     if (controller) controller.abort();
+    system.destroy();
     if (log) log.stop();
     for (const c of charts.values()) c.destroy();
     charts.clear();
