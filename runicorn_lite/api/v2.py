@@ -69,8 +69,9 @@ LIST_QUERY = FILTERS.with_(
     Param("best_metric_min", "number", "Minimum best metric value"),
     Param("best_metric_max", "number", "Maximum best metric value"),
     Param("include_deleted", "boolean", "Include soft-deleted experiments", default=False),
-    Param("filter", "string", "Expression over params and metric summaries, e.g."
-          " params.lr < 0.01 and metrics.acc.max > 0.9", raw=True),
+    Param("filter", "string", "Expression over params, metric summaries, attributes and tags (and, or, not,"
+          " parentheses, in, like, is null), e.g. params.lr < 0.01 and (metrics.acc.max > 0.9 or tags = 'best')",
+          raw=True, max_length=filters.MAX_FILTER_LENGTH),
     Param("include", "list", "Add params and/or metrics to each row", enum=INCLUDES, max_items=len(INCLUDES)),
     Param("page", "integer", "1-based page", default=1, minimum=1, maximum=MAX_PAGE),
     Param("per_page", "integer", "Page size", default=50, minimum=1, maximum=MAX_PER_PAGE),
@@ -147,7 +148,7 @@ def resolve_list_query(
         return conn.execute("SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
 
     if filter_text is not None:
-        f = dataclasses.replace(f, clauses=filters.parse_filter(filter_text, is_metric))
+        f = dataclasses.replace(f, expression=filters.parse_filter(filter_text, is_metric))
     if order_by in SORT_COLUMNS:
         return f, order_by
     try:

@@ -17,11 +17,11 @@ from runicorn_lite.db.chunks import unpack
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
-    _aggregate_column,
     _field_source,
     order_clause,
     where_clause,
 )
+from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import Field
 
 # Rows of one export batch: each batch is one short read, so a slow download never holds a
@@ -44,7 +44,7 @@ def ordered_pks(conn: sqlite3.Connection, f: ExperimentFilter, order_by: Order, 
         ))
         return out
     table, has, has_params = _field_source(order_by)
-    value = "s.v" if order_by.kind == "params" else f"s.{_aggregate_column(order_by)}"
+    value = "s.v" if order_by.kind == "params" else f"s.{aggregate_column(order_by)}"
     direction = "DESC" if desc else ""
     out.extend(r[0] for r in conn.execute(
         f"SELECT e.pk FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"
