@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from runicorn_lite.api import events, export, favicon, files, health, v1, v1_recycle, v2, web
+from runicorn_lite.api import analysis, events, export, favicon, files, health, v1, v1_recycle, v2, web
 
 # The web app's catch-all view paths come last, after every API path.
-MODULES = (health, v2, export, events, files, v1_recycle, v1, web, favicon)
+MODULES = (health, v2, analysis, export, events, files, v1_recycle, v1, web, favicon)
 
 
 def routes() -> list[BaseRoute]:

@@ -1,0 +1,178 @@
+"""Runs grouped by params or attributes, with each group's metric statistics (analysis.md §2).
+
+The matching runs come from one walk of the list's default order (created_at, id, descending),
+each grouped field's values from one walk of its (key, value) index, each metric aggregate's
+from one walk of its summary index: a few indexed reads, whatever the number of params a run
+has. The statistics are numpy's, over the group's runs that have the metric.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runicorn_lite.queries.experiments import ExperimentFilter, order_clause, where_clause
+from runicorn_lite.queries.filter_sets import aggregate_column
+from runicorn_lite.queries.filters import DEFAULT_AGGREGATE, Field, FilterError, MetricNames, _Parser
+
+GROUP_ATTRIBUTES = ("status", "project", "name")
+MAX_GROUP_FIELDS = 5
+MAX_GROUP_METRICS = 10
+MAX_GROUPS = 1000
+
+
+def parse_group_field(text: str) -> Field:
+    """``params.<key>`` or ``attributes.status|project|name``; FilterError otherwise."""
+    if text.startswith("attributes."):
+        name = text.removeprefix("attributes.")
+        if name not in GROUP_ATTRIBUTES:
+            raise FilterError(f"Runs group by attributes.{'|'.join(GROUP_ATTRIBUTES)} only", len("attributes."))
+        return Field("attributes", name)
+    if not text.startswith("params."):
+        raise FilterError("Expected params.<key> or attributes.status|project|name", 0)
+    parser = _Parser(text, lambda _name: False)
+    field = parser.field()
+    if not parser.at_end():
+        raise parser.fail(f"Unexpected text after the field: {parser._excerpt(parser.pos)}")
+    return field
+
+
+def parse_metric_aggregate(text: str, is_metric: MetricNames) -> Field:
+    """``name[.aggregate]`` (default ``last``), read as ``metrics.<text>`` is in a filter."""
+    parser = _Parser("metrics." + text, is_metric)
+    parser.pos = len("metrics.")
+    try:
+        field = parser.metric_field()
+        if not parser.at_end():
+            raise parser.fail(f"Unexpected text after the metric: {parser._excerpt(parser.pos)}")
+    except FilterError as exc:  # positions count in ``text`` as sent
+        raise FilterError(exc.message, max(0, exc.position - len("metrics."))) from None
+    return field
+
+
+def metric_label(field: Field) -> str:
+    return f"{field.name}.{field.agg or DEFAULT_AGGREGATE}"
+
+
+@dataclass
+class Stats:
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    count: int
+
+    def json(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max, "count": self.count}
+
+
+def stats_of(values: np.ndarray) -> Stats:
+    """Mean, sample standard deviation (n - 1; None under 2 values), min, max and count."""
+    n = int(values.size)
+    if n == 0:
+        return Stats(None, None, None, None, 0)
+    return Stats(
+        float(values.mean()),
+        float(values.std(ddof=1)) if n > 1 else None,
+        float(values.min()),
+        float(values.max()),
+        n,
+    )
+
+
+def _key_order(value: Any) -> tuple[int, Any]:
+    """Null first, then numbers, then strings (as the index orders them)."""
+    if value is None:
+        return (0, 0)
+    if isinstance(value, str):
+        return (2, value)
+    return (1, value)
+
+
+def field_values(conn: sqlite3.Connection, field: Field) -> dict[int, Any]:
+    """pk → the param's value (booleans as 1 and 0) for every run that has it: one walk of
+    the (key, value) index."""
+    return dict(conn.execute("SELECT exp_pk, v FROM exp_params WHERE key = ?", (field.name,)).fetchall())
+
+
+def metric_values(conn: sqlite3.Connection, field: Field) -> dict[int, float]:
+    """pk → the metric aggregate for every run that has it (one walk of its summary index)."""
+    col = aggregate_column(field)
+    return dict(conn.execute(
+        f"SELECT exp_pk, {col} FROM metric_summaries WHERE metric = ? AND {col} IS NOT NULL", (field.name,)
+    ).fetchall())
+
+
+def matching_runs(
+    conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = ()
+) -> list[tuple[Any, ...]]:
+    """(pk, id, *attributes) of every run the list filter matches, in the list's default order."""
+    where, params = where_clause(f)
+    columns = "".join(f", {a}" for a in attributes if a in GROUP_ATTRIBUTES)
+    return conn.execute(
+        f"SELECT pk, id{columns} FROM experiments WHERE {where} ORDER BY {order_clause('created_at', True)}", params
+    ).fetchall()
+
+
+def groups(
+    conn: sqlite3.Connection,
+    f: ExperimentFilter,
+    group_by: Sequence[Field],
+    metrics: Sequence[Field],
+    order_by: Field | None = None,
+    desc: bool = True,
+) -> dict[str, Any]:
+    """The answer of ``GET /api/v2/groups`` (without its timing)."""
+    attributes = [g.name for g in group_by if g.kind == "attributes"]
+    rows = matching_runs(conn, f, attributes)
+    column_of = {name: 2 + i for i, name in enumerate(attributes)}
+    values = {g: field_values(conn, g) for g in group_by if g.kind == "params"}
+    members: dict[tuple[Any, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        key = tuple(
+            row[column_of[g.name]] if g.kind == "attributes" else values[g].get(row[0]) for g in group_by
+        )
+        members.setdefault(key, []).append(i)
+    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    per_metric = []
+    for m in metrics:
+        known = metric_values(conn, m)
+        # Each run's value (NaN where it lacks the metric), in the order of ``rows``.
+        per_metric.append(np.fromiter((known.get(int(pk), math.nan) for pk in pks), dtype=np.float64,
+                                      count=len(pks)))
+    out = []
+    for key, idx in members.items():
+        picks = np.asarray(idx, dtype=np.int64)
+        stats = {}
+        for m, column in zip(metrics, per_metric, strict=True):
+            got = column[picks]
+            stats[metric_label(m)] = stats_of(got[~np.isnan(got)])
+        out.append((key, idx, stats))
+    out.sort(key=lambda g: tuple(_key_order(v) for v in g[0]))
+    if order_by is not None:
+        label = metric_label(order_by)
+        # Stable: groups with equal means (or none) keep their key order; no mean: last.
+        with_mean = [g for g in out if g[2][label].mean is not None]
+        without = [g for g in out if g[2][label].mean is None]
+        with_mean.sort(key=lambda g: g[2][label].mean, reverse=desc)  # type: ignore[arg-type, return-value]
+        out = with_mean + without
+    labels = [g.label() for g in group_by]
+    return {
+        "groups": [
+            {
+                "key": dict(zip(labels, key, strict=True)),
+                "count": len(idx),
+                "ids": [rows[i][1] for i in idx],
+                "metrics": {label: s.json() for label, s in stats.items()},
+            }
+            for key, idx, stats in out[:MAX_GROUPS]
+        ],
+        "total_groups": len(out),
+        "total_runs": len(rows),
+    }
+
