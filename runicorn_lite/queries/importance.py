@@ -2,7 +2,7 @@
 and its Spearman rank correlation with the metric.
 
 The model is a random forest of regression trees written here in numpy (no heavier
-dependency: at 10,000 runs × 20 params it answers well within the 2 s the contract asks, see
+dependency: at 10,000 runs × 20 params it answers within the 2 s the contract asks, see
 benchmarks/README.md). Each param becomes at most :data:`BINS` ordered codes: numbers (and
 booleans, as 1 and 0) by quantiles, strings as categories ordered by their mean metric (the
 classic exact trick for a categorical split in regression), a run lacking the param a code of
@@ -10,10 +10,12 @@ its own. :data:`TREES` trees, each on a bootstrap sample, are grown level by lev
 :data:`DEPTH` with at least :data:`MIN_LEAF` runs a leaf, a third of the params tried at each
 level; one ``bincount`` per (level, param) finds every node's best split at once.
 
-``importance`` = the variance a param's splits remove (mean decrease in impurity), as a share
-of the metric's variance, averaged over the trees. A tree's shares sum to its R² on its sample,
-so they sum to at most 1; trees capture interactions (a split under another param's split).
-Seeded: the same data gives the same answer.
+``importance`` = permutation importance on each tree's out-of-bag runs: the rise of the squared
+error when the param's values are shuffled, halved (shuffling an effect of variance V adds 2V)
+and divided by the metric's variance; clipped at 0 and scaled down if they would sum past 1.
+Permutation rather than impurity: impurity importance favours params of many values (a seed
+looked more important than real effects on small sweeps). Trees capture interactions (a split
+under another param's split). Seeded: the same data gives the same answer.
 """
 
 from __future__ import annotations
@@ -70,51 +72,92 @@ def _codes(values: list[Any], y: np.ndarray) -> np.ndarray:
     return codes
 
 
+Levels = list[tuple[np.ndarray, np.ndarray]]
+
+
+def _grow(xs: np.ndarray, ys: np.ndarray, rng: np.random.Generator) -> tuple[Levels, np.ndarray]:
+    """One tree on ``(xs, ys)``: each level's (column, cut) per node (column -1: no split, all
+    rows go left), and the mean of ``ys`` in each leaf."""
+    n, p = xs.shape
+    tries = max(1, math.ceil(p / 3))
+    node = np.zeros(n, dtype=np.int64)
+    levels = []
+    for _level in range(DEPTH):
+        nodes = int(node.max()) + 1
+        count = np.bincount(node, minlength=nodes).astype(np.float64)
+        sums = np.bincount(node, weights=ys, minlength=nodes)
+        parent = np.divide(sums**2, count, out=np.zeros(nodes), where=count > 0)
+        best_gain = np.zeros(nodes)
+        best_col = np.full(nodes, -1)
+        best_cut = np.zeros(nodes, dtype=np.int64)
+        for col in rng.choice(p, size=tries, replace=False):
+            idx = node * BINS + xs[:, col]
+            c = np.bincount(idx, minlength=nodes * BINS).reshape(nodes, BINS).cumsum(axis=1)
+            s = np.bincount(idx, weights=ys, minlength=nodes * BINS).reshape(nodes, BINS).cumsum(axis=1)
+            rc, rs = count[:, None] - c, sums[:, None] - s
+            ok = (c >= MIN_LEAF) & (rc >= MIN_LEAF)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gain = np.where(ok, s**2 / c + rs**2 / rc, -np.inf) - parent[:, None]
+            cut = gain.argmax(axis=1)
+            g = gain[np.arange(nodes), cut]
+            better = g > best_gain + 1e-12
+            best_gain[better], best_col[better], best_cut[better] = g[better], col, cut[better]
+        if not (best_col >= 0).any():
+            break
+        levels.append((best_col, best_cut))
+        node = _step(xs, node, best_col, best_cut)
+    leaves = int(node.max()) + 1
+    in_leaf = np.bincount(node, minlength=leaves)
+    value = np.divide(np.bincount(node, weights=ys, minlength=leaves), in_leaf, out=np.zeros(leaves),
+                      where=in_leaf > 0)
+    return levels, value
+
+
+def _step(x: np.ndarray, node: np.ndarray, cols: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Each row's node one level down (a node without a split sends its rows left)."""
+    col = cols[node]
+    has = col >= 0
+    right = np.zeros(node.size, dtype=np.int64)
+    right[has] = x[has, col[has]] > cuts[node[has]]
+    return node * 2 + right
+
+
+def _predict(x: np.ndarray, levels: Levels, value: np.ndarray) -> np.ndarray:
+    node = np.zeros(x.shape[0], dtype=np.int64)
+    for cols, cuts in levels:
+        node = _step(x, node, cols, cuts)
+    return value[node]
+
+
 def _forest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Impurity importance of each column of ``x`` (codes in [0, BINS)), shares of var(y)."""
+    """Permutation importance of each column of ``x`` (codes in [0, BINS)) on each tree's
+    out-of-bag runs, as shares of var(y): permuting a param whose effect adds variance V
+    raises the squared error by 2V, so half the rise over var(y) is its share."""
     n, p = x.shape
     rng = np.random.default_rng(SEED)
-    total = np.zeros(p)
-    tries = max(1, math.ceil(p / 3))
+    rise = np.zeros(p)
+    trees = 0
+    variance = float(y.var())
+    if variance <= 0:
+        return rise
     for _tree in range(TREES):
         sample = rng.integers(0, n, n)
-        xs, ys = x[sample], y[sample]
-        variance = float(ys.var()) * n
-        if variance <= 0:
+        out_of_bag = np.ones(n, dtype=bool)
+        out_of_bag[sample] = False
+        xo, yo = x[out_of_bag], y[out_of_bag]
+        if yo.size < 2:
             continue
-        node = np.zeros(n, dtype=np.int64)
-        gains = np.zeros(p)
-        for _level in range(DEPTH):
-            nodes = int(node.max()) + 1
-            count = np.bincount(node, minlength=nodes).astype(np.float64)
-            sums = np.bincount(node, weights=ys, minlength=nodes)
-            parent = np.divide(sums**2, count, out=np.zeros(nodes), where=count > 0)
-            best_gain = np.zeros(nodes)
-            best_col = np.full(nodes, -1)
-            best_cut = np.zeros(nodes, dtype=np.int64)
-            for col in rng.choice(p, size=tries, replace=False):
-                idx = node * BINS + xs[:, col]
-                c = np.bincount(idx, minlength=nodes * BINS).reshape(nodes, BINS).cumsum(axis=1)
-                s = np.bincount(idx, weights=ys, minlength=nodes * BINS).reshape(nodes, BINS).cumsum(axis=1)
-                rc, rs = count[:, None] - c, sums[:, None] - s
-                ok = (c >= MIN_LEAF) & (rc >= MIN_LEAF)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    gain = np.where(ok, s**2 / c + rs**2 / rc, -np.inf) - parent[:, None]
-                cut = gain.argmax(axis=1)
-                g = gain[np.arange(nodes), cut]
-                better = g > best_gain + 1e-12 * variance
-                best_gain[better], best_col[better], best_cut[better] = g[better], col, cut[better]
-            split = best_col >= 0
-            if not split.any():
-                break
-            np.add.at(gains, best_col[split], best_gain[split])
-            col_of_row = best_col[node]
-            goes_right = np.zeros(n, dtype=bool)
-            has = col_of_row >= 0
-            goes_right[has] = xs[has, col_of_row[has]] > best_cut[node[has]]
-            node = node * 2 + goes_right
-        total += gains / variance
-    return total / TREES
+        levels, value = _grow(x[sample], y[sample], rng)
+        trees += 1
+        base = float(((yo - _predict(xo, levels, value)) ** 2).mean())
+        used: list[int] = sorted({int(c) for cols, _cuts in levels for c in cols[cols >= 0]})
+        for col in used:
+            shuffled = xo.copy()
+            shuffled[:, col] = xo[rng.permutation(yo.size), col]
+            rise[col] += float(((yo - _predict(shuffled, levels, value)) ** 2).mean()) - base
+    shares = np.clip(rise / max(trees, 1) / (2 * variance), 0.0, None)
+    total = float(shares.sum())
+    return shares / total if total > 1 else shares
 
 
 def _ranks(a: np.ndarray) -> np.ndarray:
@@ -194,4 +237,4 @@ def importance(
         for i in ranked
     ]
     return {"metric": label, "runs": n, "params": out,
-            "model": f"random forest of {TREES} regression trees (depth {DEPTH}), mean decrease in impurity"}
+            "model": f"random forest of {TREES} regression trees (depth {DEPTH}), out-of-bag permutation importance"}

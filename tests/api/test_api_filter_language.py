@@ -5,57 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from analysis_ref import Run, read_runs
+from analysis_ref import Run, read_runs, write_corpus
 from api_helpers import assert_error, close_app, ids, open_app
 from starlette.applications import Starlette
-
-import runicorn_lite
-from runicorn_lite import rundir
-
-N_RUNS = 36
-OPTIMS = ["sgd", "adam", "AdamW"]
-NOTES = ["5% drop", "50 drops", "run_1", "run-1", "Ünïcode", "it's"]
-
-
-def write_corpus(root: Path, n: int = N_RUNS) -> None:
-    """Runs with numbers, strings, booleans, nulls and missing params; tags, aliases, every
-    status, a running run, a deleted run, metrics some runs lack."""
-    for i in range(n):
-        args: dict[str, Any] = {
-            "optim": {"name": OPTIMS[i % 3]}, "batch_size": [16, 32, 64][i % 3], "augment": bool(i % 2),
-        }
-        if i % 7:
-            args["lr"] = [0.1, 0.01, 0.001, 0.0001][i % 4]
-        if i == 5:
-            args["lr"] = "0.01"
-        if i == 6:
-            args["lr"] = None
-        tags = [["best"], ["best", "baseline"], ["prod-1"], [], []][i % 5]
-        run = runicorn_lite.init(
-            project="vision" if i % 4 else "nlp", name=f"exp{i % 3}", root=root, tags=tags,
-            alias=f"base-{i}" if i % 6 == 0 else None, run_id=f"20240101_000000_{i:06x}",
-        )
-        run.log_config(args=args, extra={"note": NOTES[i % len(NOTES)]})
-        if i % 3:
-            run.set_primary_metric("acc", "max")
-        for step in range(1, 5):
-            point = {"loss": round(1 / (step + i % 5), 4)}
-            if i % 8 != 7:
-                point["acc"] = round(0.1 + ((i * 7 + step * 3) % 10) / 20, 4)
-            if i == 9:
-                point["acc"] = math.nan
-            run.log(point, step=step)
-        if i == N_RUNS - 1:
-            continue  # left running
-        run.finish(["finished", "finished", "failed", "interrupted"][i % 4])
-        if i == 30:
-            rundir.mark_deleted(run.run_dir, "finished", "cleanup", 1.0)
 
 
 @pytest.fixture(scope="module")
