@@ -4,9 +4,10 @@ and its Spearman rank correlation with the metric.
 The model is a random forest of regression trees written here in numpy (no heavier
 dependency: at 10,000 runs × 20 params it answers within the 2 s the contract asks, see
 benchmarks/README.md). Each param becomes at most :data:`BINS` ordered codes: numbers (and
-booleans, as 1 and 0) by quantiles, strings as categories ordered by their mean metric (the
-classic exact trick for a categorical split in regression), a run lacking the param a code of
-its own. :data:`TREES` trees, each on a bootstrap sample, are grown level by level to
+booleans, as 1 and 0) by quantiles, strings as categories that each tree orders by their mean
+metric in its own sample (the classic exact trick for a categorical split in regression; in
+sample only, or a string unique to each run would predict the metric perfectly), a run lacking
+the param a code of its own. :data:`TREES` trees, each on a bootstrap sample, are grown level by level to
 :data:`DEPTH` with at least :data:`MIN_LEAF` runs a leaf, a third of the params tried at each
 level; one ``bincount`` per (level, param) finds every node's best split at once.
 
@@ -46,30 +47,42 @@ class TooFewRuns(ValueError):
     """Fewer than MIN_RUNS matching runs have the metric."""
 
 
-def _codes(values: list[Any], y: np.ndarray) -> np.ndarray:
-    """Ordered integer codes of one param's values (None: lacking it → code 0)."""
+def _codes(values: list[Any]) -> tuple[np.ndarray, bool]:
+    """One param's values as integer codes, 0 where a run lacks it, and whether they are
+    categories: numbers (booleans as 1 and 0) by quantile bins, in order; strings (or a mix) as
+    category ids, which each tree orders by its own sample (see :func:`_order_categories`)."""
     n = len(values)
     codes = np.zeros(n, dtype=np.int64)
     present = [i for i, v in enumerate(values) if v is not None]
     if not present:
-        return codes
-    numeric = all(not isinstance(values[i], str) for i in present)
-    if numeric:
+        return codes, False
+    if all(not isinstance(values[i], str) for i in present):
         x = np.array([float(values[i]) for i in present])
         distinct = np.unique(x)
         edges = distinct[1:] if distinct.size < BINS else np.unique(np.quantile(x, np.linspace(0, 1, BINS)[1:-1]))
         codes[present] = 1 + np.searchsorted(edges, x, side="right")
-        return codes
-    cats: dict[Any, list[int]] = {}
+        return codes, False
+    ids: dict[Any, int] = {}
     for i in present:
-        cats.setdefault((isinstance(values[i], str), values[i]), []).append(i)
-    # Categories ordered by their mean metric: the best split of ordered categories is then the
-    # best split of the categories in two (Breiman's theorem for regression); rare ones share
-    # the last codes past BINS - 1.
-    order = sorted(cats, key=lambda c: (float(y[cats[c]].mean()), repr(c)))
-    for rank, cat in enumerate(order):
-        codes[cats[cat]] = 1 + min(rank, BINS - 2)
-    return codes
+        codes[i] = ids.setdefault((isinstance(values[i], str), values[i]), len(ids) + 1)
+    return codes, True
+
+
+def _order_categories(ids: np.ndarray, sample: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Category ids → ordered codes by their mean metric in this tree's sample: the best split
+    of ordered categories is then the best split of the categories in two (Breiman's theorem
+    for regression). Only in-sample runs order them, so a category of one run (a note, a
+    name) tells nothing about out-of-sample runs; categories absent from the sample, and those
+    past the first BINS - 2, share codes."""
+    k = int(ids.max()) + 1
+    count = np.bincount(ids[sample], minlength=k)
+    mean = np.divide(np.bincount(ids[sample], weights=y[sample], minlength=k), count, out=np.zeros(k),
+                     where=count > 0)
+    seen = np.flatnonzero(count[1:] > 0) + 1
+    lookup = np.zeros(k, dtype=np.int64)
+    lookup[seen[np.argsort(mean[seen], kind="stable")]] = 1 + np.minimum(np.arange(seen.size), BINS - 2)
+    ordered: np.ndarray = lookup[ids]
+    return ordered
 
 
 Levels = list[tuple[np.ndarray, np.ndarray]]
@@ -129,11 +142,12 @@ def _predict(x: np.ndarray, levels: Levels, value: np.ndarray) -> np.ndarray:
     return value[node]
 
 
-def _forest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Permutation importance of each column of ``x`` (codes in [0, BINS)) on each tree's
+def _forest(codes: np.ndarray, categorical: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Permutation importance of each column of ``codes`` (``_codes``) on each tree's
     out-of-bag runs, as shares of var(y): permuting a param whose effect adds variance V
     raises the squared error by 2V, so half the rise over var(y) is its share."""
-    n, p = x.shape
+    n, p = codes.shape
+    x = codes.copy()
     rng = np.random.default_rng(SEED)
     rise = np.zeros(p)
     trees = 0
@@ -141,7 +155,9 @@ def _forest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if variance <= 0:
         return rise
     for _tree in range(TREES):
-        sample = rng.integers(0, n, n)
+        sample = np.asarray(rng.integers(0, n, size=n), dtype=np.int64)
+        for cat_col in np.flatnonzero(categorical):
+            x[:, cat_col] = _order_categories(codes[:, cat_col], sample, y)
         out_of_bag = np.ones(n, dtype=bool)
         out_of_bag[sample] = False
         xo, yo = x[out_of_bag], y[out_of_bag]
@@ -228,8 +244,8 @@ def importance(
     names = list(columns)
     shares = np.zeros(len(names))
     if names:
-        x = np.stack([_codes(columns[k], y) for k in names], axis=1)
-        shares = _forest(x, y)
+        coded = [_codes(columns[k]) for k in names]
+        shares = _forest(np.stack([c for c, _cat in coded], axis=1), np.array([cat for _c, cat in coded]), y)
     ranked = sorted(range(len(names)), key=lambda i: (-round(float(shares[i]), 6), names[i]))
     out = [
         {"key": names[i], "importance": round(float(shares[i]), 6), "correlation": spearman(columns[names[i]], y),

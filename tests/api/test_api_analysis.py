@@ -29,7 +29,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
 
 def write_sweep(root: Path) -> None:
     """96 runs of project "sweep" whose score is set by lr (a number), optim (a string) and the
-    interaction of two flags (both on), with a seed that explains nothing."""
+    interaction of two flags (both on), with a seed and a note unique to each run that explain
+    nothing."""
     rng = random.Random(7)
     for i in range(96):
         lr = [0.1, 0.01, 0.001][i % 3]
@@ -38,7 +39,7 @@ def write_sweep(root: Path) -> None:
         score = {0.1: 0.2, 0.01: 0.6, 0.001: 0.4}[lr] + (0.15 if optim == "adam" else 0.0) + 0.2 * (a & b)
         run = runicorn_lite.init(project="sweep", name="grid", root=root, run_id=f"20240202_000000_{i:06x}")
         run.log_config(args={"lr": lr, "optim": optim, "flag_a": bool(a), "flag_b": bool(b),
-                             "seed": rng.randrange(1000)})
+                             "seed": rng.randrange(1000), "note": f"trial {i}"})
         for step in range(1, 4):
             run.log({"score": round(score * step / 3 + rng.uniform(-0.005, 0.005), 5)}, step=step)
         run.finish()
@@ -226,17 +227,19 @@ async def test_importance_finds_what_sets_the_metric_and_its_correlation(client,
     body = await _get(client, "/api/v2/importance", metric="score.max", project="sweep")
     assert body["metric"] == "score.max" and body["runs"] == len(sweep)
     by_key = {p["key"]: p for p in body["params"]}
-    assert set(by_key) == {"lr", "optim", "flag_a", "flag_b", "seed"}
+    assert set(by_key) == {"lr", "optim", "flag_a", "flag_b", "seed", "note"}
     shares = [p["importance"] for p in body["params"]]
     assert shares == sorted(shares, reverse=True) and all(0 <= s <= 1 for s in shares) and sum(shares) <= 1
     assert body["params"][0]["key"] == "lr"
     # a string param and both halves of an interaction explain more than the noise
     assert min(by_key["optim"]["importance"], by_key["flag_a"]["importance"],
                by_key["flag_b"]["importance"]) > by_key["seed"]["importance"]
+    # a string unique to each run predicts nothing out of sample
+    assert by_key["note"]["importance"] < by_key["lr"]["importance"] / 20
     y = [r.value("metrics.score.max") for r in sweep]
     for key in ("lr", "seed", "flag_a"):
         assert by_key[key]["correlation"] == pytest.approx(_spearman([r.value(f"params.{key}") for r in sweep], y))
-    assert by_key["optim"]["correlation"] is None  # a string
+    assert by_key["optim"]["correlation"] is None and by_key["note"]["correlation"] is None  # strings
     assert all(p["runs"] == len(sweep) for p in body["params"])
     again = await _get(client, "/api/v2/importance", metric="score.max", project="sweep")
     assert again["params"] == body["params"]  # seeded
