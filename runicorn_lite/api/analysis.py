@@ -76,7 +76,13 @@ async def groups_endpoint(request: Request) -> Response:
         given = ", ".join(metric_texts) or "none given"
         raise bad_request(f"Parameter 'order_by' must be one of the metrics ({given})")
 
+    generation = ctx.index.generation  # read before the snapshot: a kept answer is never newer
+    key = ("groups", *sorted(request.query_params.multi_items()))
+
     def query(conn: sqlite3.Connection) -> dict[str, Any]:
+        kept: dict[str, Any] | None = ctx.counts.get(key, generation)
+        if kept is not None:
+            return dict(kept)
         resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at")
         is_metric = _is_metric(conn)
         metrics = [_field(lambda t: parse_metric_aggregate(t, is_metric), t, "metric") for t in metric_texts]
@@ -84,7 +90,9 @@ async def groups_endpoint(request: Request) -> Response:
         if len(set(labels)) != len(labels):
             raise bad_request("Parameter 'metrics' names an aggregate twice")
         order = metrics[metric_texts.index(order_text)] if order_text is not None else None
-        return groups(conn, resolved, group_by, metrics, order, q["order_desc"])
+        answer = groups(conn, resolved, group_by, metrics, order, q["order_desc"], ctx.counts)
+        ctx.counts.put(key, generation, answer)
+        return dict(answer)
 
     try:
         body = await in_db_thread(ctx.index.read, query)
@@ -104,10 +112,18 @@ async def importance_endpoint(request: Request) -> Response:
     metric_text: str = q["metric"]
     keys: list[str] | None = q["params"]
 
+    generation = ctx.index.generation
+    key = ("importance", *sorted(request.query_params.multi_items()))
+
     def query(conn: sqlite3.Connection) -> dict[str, Any]:
+        kept: dict[str, Any] | None = ctx.counts.get(key, generation)
+        if kept is not None:  # the same question of an unchanged index: the same answer (seeded)
+            return dict(kept)
         resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at")
         metric = _field(lambda t: parse_metric_aggregate(t, _is_metric(conn)), metric_text, "metric")
-        return importance_of.importance(conn, resolved, metric, keys)
+        answer = importance_of.importance(conn, resolved, metric, keys)
+        ctx.counts.put(key, generation, answer)
+        return dict(answer)
 
     try:
         body = await in_db_thread(ctx.index.read, query)

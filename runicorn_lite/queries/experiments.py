@@ -18,7 +18,7 @@ import orjson
 
 from runicorn_lite.db.rows import compose
 from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
-from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column, expression_where
+from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column, expression_where, set_page
 from runicorn_lite.queries.filters import Expr, Field
 
 # What an experiment object is built from (see db/rows.py).
@@ -153,7 +153,7 @@ def expression_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: Query
     assert f.expression is not None
     sets = SetEvaluator(conn, cache, generation)
     runs = sets.evaluate(f.expression)
-    return len(runs if f.include_deleted else sets.live(runs))
+    return len(runs) if f.include_deleted else sets.live_count(runs, sets.deleted())
 
 
 def _only_clauses(f: ExperimentFilter) -> bool:
@@ -311,6 +311,16 @@ def list_experiments(
     if known_page is not None:
         # The same page of an unchanged index: its rows by primary key, in the order found.
         rows = _rows_by_pk(conn, known_page)
+    elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
+        # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
+        # not from SQL that would build every clause's set again after any change.
+        assert f.expression is not None
+        sets = SetEvaluator(conn, counts, generation)
+        runs = sets.evaluate(f.expression)
+        deleted = frozenset() if f.include_deleted else frozenset(sets.deleted())
+        everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
+        rows = _rows_by_pk(conn, set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset,
+                                          per_page, everything, "1" if f.include_deleted else LIVE, total, deleted))
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:

@@ -14,6 +14,7 @@ a value of the other kind (a string against a number) is false as well.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from runicorn_lite.db.schema import METRIC_AGGREGATES
@@ -27,6 +28,7 @@ from runicorn_lite.queries.filters import (
     Field,
     Not,
     Or,
+    clauses_of,
 )
 
 if TYPE_CHECKING:
@@ -225,24 +227,114 @@ class SetEvaluator:
         return self.everything() - runs if sql.complement else runs
 
     def evaluate(self, expr: Expr) -> frozenset[int]:
+        """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
+        its version (a delete, a restore or a live run's points leave it good)."""
+        tables = {clause_sql(c).table for c in clauses_of(expr)}
+        if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
+            tables.add("all_runs")
+        version = tuple(self._version(t) for t in sorted(tables))
+        key = ("expression-set", repr(expr))
+        runs = self.cache.get_set(key, version)
+        if runs is None:
+            runs = self._evaluate(expr)
+            self.cache.put_set(key, version, runs)
+        return runs
+
+    def _evaluate(self, expr: Expr) -> frozenset[int]:
         if isinstance(expr, Clause):
             return self.clause(expr)
         if isinstance(expr, Not):
-            return self.everything() - self.evaluate(expr.item)
-        sets = [self.evaluate(item) for item in expr.items]
+            return self.everything() - self._evaluate(expr.item)
         if isinstance(expr, Or):
-            return frozenset().union(*sets)
-        sets.sort(key=len)
-        out = sets[0]
-        for other in sets[1:]:
+            return frozenset().union(*(self._evaluate(item) for item in expr.items))
+        # and: the positive items intersected, the negated ones taken away (never a complement
+        # of all runs built only to be intersected)
+        positive: list[frozenset[int]] = []
+        negative: list[frozenset[int]] = []
+        for item in expr.items:
+            if isinstance(item, Not):
+                negative.append(self._evaluate(item.item))
+            elif isinstance(item, Clause) and clause_sql(item).complement:
+                sql = clause_sql(item)
+                negative.append(self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params))
+            else:
+                positive.append(self._evaluate(item))
+        if not positive:
+            positive.append(self.everything())
+        positive.sort(key=len)
+        out = positive[0]
+        for other in positive[1:]:
+            if not out:
+                return out
+            out = out & other
+        for other in negative:
             if not out:
                 break
-            out = out & other
+            out = out - other
         return out
 
-    def live(self, runs: frozenset[int]) -> frozenset[int]:
-        """``runs`` without the soft-deleted ones (a walk of the few deleted rows' index)."""
-        if not runs:
-            return runs
-        deleted = [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
-        return runs.difference(deleted) if deleted else runs
+    def deleted(self) -> list[int]:
+        """The soft-deleted runs (a walk of the few deleted rows' index)."""
+        return [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
+
+    def live_count(self, runs: frozenset[int], deleted: list[int]) -> int:
+        """How many of ``runs`` are not soft-deleted (no copy of the set)."""
+        return len(runs) - sum(1 for pk in deleted if pk in runs)
+
+
+def _nodes(expr: Expr) -> Iterator[Expr]:
+    yield expr
+    if isinstance(expr, Not):
+        yield from _nodes(expr.item)
+    elif not isinstance(expr, Clause):
+        for item in expr.items:
+            yield from _nodes(item)
+
+
+def set_page(
+    conn: sqlite3.Connection,
+    runs: frozenset[int],
+    column: str,
+    order: str,
+    offset: int,
+    per_page: int,
+    everything: int,
+    where: str,
+    total: int,
+    deleted: frozenset[int] = frozenset(),
+) -> list[int]:
+    """The pks of one page of ``runs`` (a filter's set, deleted runs already left out when they
+    are not wanted) in the list's order of ``column`` (``order``: its ORDER BY text from
+    ``order_clause``, ``column`` whitelisted by the caller), without SQLite building the set
+    again: either a walk of the sort index keeping the members (about ``wanted × everything /
+    len(runs)`` rows read, cheap when the set is large), or the members' sort keys read by pk
+    and sorted here (``len(runs)`` rows, cheap when it is small). ``everything``: how many runs
+    the walk could meet; ``where``: the walk's condition (live runs: the sort index's own);
+    ``total``: how many members the walk can meet; ``deleted``: members the sort leaves out."""
+    wanted = offset + per_page
+    if not total or offset >= total:
+        return []
+    if wanted * everything <= total * total * 4:
+        picked: list[int] = []
+        cursor = conn.execute(f"SELECT pk FROM experiments WHERE {where} ORDER BY {order}")
+        contains = runs.__contains__
+        for (pk,) in cursor:
+            if contains(pk):
+                picked.append(pk)
+                if len(picked) >= wanted:
+                    break
+        cursor.close()
+        return picked[offset:]
+    keys: list[tuple[Any, str, int]] = []
+    members = [pk for pk in runs if pk not in deleted] if deleted else list(runs)
+    for start in range(0, len(members), 500):
+        part = members[start : start + 500]
+        keys.extend(conn.execute(
+            f"SELECT {column}, id, pk FROM experiments WHERE pk IN ({','.join('?' * len(part))})", part
+        ).fetchall())
+    descending = " DESC" in order
+    if descending:  # NULL lowest: last when descending; ties by id, descending too
+        keys.sort(key=lambda k: (k[0] is not None, k[0] if k[0] is not None else 0, k[1]), reverse=True)
+    else:  # NULLs last, ties by id
+        keys.sort(key=lambda k: (k[0] is None, k[0] if k[0] is not None else 0, k[1]))
+    return [k[2] for k in keys[offset:wanted]]

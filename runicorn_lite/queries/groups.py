@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from runicorn_lite.queries.experiments import ExperimentFilter, order_clause, where_clause
+from runicorn_lite.queries.experiments import ExperimentFilter, QueryCache, order_clause, where_clause
 from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import DEFAULT_AGGREGATE, Field, FilterError, MetricNames, _Parser
 
@@ -94,18 +94,34 @@ def _key_order(value: Any) -> tuple[int, Any]:
     return (1, value)
 
 
-def field_values(conn: sqlite3.Connection, field: Field) -> dict[int, Any]:
-    """pk → the param's value (booleans as 1 and 0) for every run that has it: one walk of
-    the (key, value) index."""
-    return dict(conn.execute("SELECT exp_pk, v FROM exp_params WHERE key = ?", (field.name,)).fetchall())
+class Columns:
+    """pk → value maps of params and metric aggregates, each from one walk of its index, kept in
+    ``cache`` while its table's version stands (a delete or an edit leaves them good)."""
 
+    def __init__(self, conn: sqlite3.Connection, cache: QueryCache | None = None) -> None:
+        self.conn = conn
+        self.cache = cache
+        self.versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
 
-def metric_values(conn: sqlite3.Connection, field: Field) -> dict[int, float]:
-    """pk → the metric aggregate for every run that has it (one walk of its summary index)."""
-    col = aggregate_column(field)
-    return dict(conn.execute(
-        f"SELECT exp_pk, {col} FROM metric_summaries WHERE metric = ? AND {col} IS NOT NULL", (field.name,)
-    ).fetchall())
+    def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: tuple[Any, ...]) -> dict[int, Any]:
+        version = (self.versions["epoch"], self.versions[table])
+        found: dict[int, Any] | None = self.cache.get(key, version) if self.cache is not None else None
+        if found is None:
+            found = dict(self.conn.execute(sql, params).fetchall())
+            if self.cache is not None:
+                self.cache.put(key, version, found)
+        return found
+
+    def param(self, key: str) -> dict[int, Any]:
+        """pk → the param's value (booleans as 1 and 0) for every run that has it."""
+        return self._kept(("param-values", key), "exp_params", "SELECT exp_pk, v FROM exp_params WHERE key = ?", (key,))
+
+    def metric(self, field: Field) -> dict[int, float]:
+        """pk → the metric aggregate for every run that has it."""
+        col = aggregate_column(field)
+        return self._kept(("metric-values", field.name, col), "metric_summaries",
+                          f"SELECT exp_pk, {col} FROM metric_summaries WHERE metric = ? AND {col} IS NOT NULL",
+                          (field.name,))
 
 
 def matching_runs(
@@ -126,25 +142,26 @@ def groups(
     metrics: Sequence[Field],
     order_by: Field | None = None,
     desc: bool = True,
+    cache: QueryCache | None = None,
 ) -> dict[str, Any]:
     """The answer of ``GET /api/v2/groups`` (without its timing)."""
     attributes = [g.name for g in group_by if g.kind == "attributes"]
     rows = matching_runs(conn, f, attributes)
     column_of = {name: 2 + i for i, name in enumerate(attributes)}
-    values = {g: field_values(conn, g) for g in group_by if g.kind == "params"}
+    source = Columns(conn, cache)
+    pks = [r[0] for r in rows]
+    key_columns = [
+        [r[column_of[g.name]] for r in rows] if g.kind == "attributes" else list(map(source.param(g.name).get, pks))
+        for g in group_by
+    ]
     members: dict[tuple[Any, ...], list[int]] = {}
-    for i, row in enumerate(rows):
-        key = tuple(
-            row[column_of[g.name]] if g.kind == "attributes" else values[g].get(row[0]) for g in group_by
-        )
+    for i, key in enumerate(zip(*key_columns, strict=True)):
         members.setdefault(key, []).append(i)
-    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     per_metric = []
     for m in metrics:
-        known = metric_values(conn, m)
+        known = source.metric(m)
         # Each run's value (NaN where it lacks the metric), in the order of ``rows``.
-        per_metric.append(np.fromiter((known.get(int(pk), math.nan) for pk in pks), dtype=np.float64,
-                                      count=len(pks)))
+        per_metric.append(np.array([known.get(pk, math.nan) for pk in pks], dtype=np.float64))
     out = []
     for key, idx in members.items():
         picks = np.asarray(idx, dtype=np.int64)
