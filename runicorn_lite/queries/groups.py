@@ -95,33 +95,61 @@ def _key_order(value: Any) -> tuple[int, Any]:
 
 
 class Columns:
-    """pk → value maps of params and metric aggregates, each from one walk of its index, kept in
-    ``cache`` while its table's version stands (a delete or an edit leaves them good)."""
+    """Params and metric aggregates as arrays over the runs that have them (pks sorted, each
+    from one walk of its index), kept in ``cache`` while its table's version stands (a delete
+    or an edit leaves them good); a run's value is then found by a binary search."""
 
     def __init__(self, conn: sqlite3.Connection, cache: QueryCache | None = None) -> None:
         self.conn = conn
         self.cache = cache
         self.versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
 
-    def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: tuple[Any, ...]) -> dict[int, Any]:
+    def _kept(self, key: tuple[Any, ...], table: str, build: Any) -> Any:
         version = (self.versions["epoch"], self.versions[table])
-        found: dict[int, Any] | None = self.cache.get(key, version) if self.cache is not None else None
+        found = self.cache.get(key, version) if self.cache is not None else None
         if found is None:
-            found = dict(self.conn.execute(sql, params).fetchall())
+            found = build()
             if self.cache is not None:
                 self.cache.put(key, version, found)
         return found
 
-    def param(self, key: str) -> dict[int, Any]:
-        """pk → the param's value (booleans as 1 and 0) for every run that has it."""
-        return self._kept(("param-values", key), "exp_params", "SELECT exp_pk, v FROM exp_params WHERE key = ?", (key,))
+    def param(self, key: str) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        """(sorted pks, their value codes, the values by code) of the runs that have the param
+        (booleans as 1 and 0)."""
 
-    def metric(self, field: Field) -> dict[int, float]:
-        """pk → the metric aggregate for every run that has it."""
+        def build() -> tuple[np.ndarray, np.ndarray, list[Any]]:
+            sql = "SELECT exp_pk, v FROM exp_params WHERE key = ? ORDER BY exp_pk"
+            rows = self.conn.execute(sql, (key,)).fetchall()
+            codes: dict[Any, int] = {}
+            code = [codes.setdefault((isinstance(v, str), v), len(codes)) for _pk, v in rows]
+            return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                    np.asarray(code, dtype=np.int64), [v for _kind, v in codes])
+
+        found: tuple[np.ndarray, np.ndarray, list[Any]] = self._kept(("param-values", key), "exp_params", build)
+        return found
+
+    def metric(self, field: Field) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted pks, values) of the runs that have the metric aggregate."""
         col = aggregate_column(field)
-        return self._kept(("metric-values", field.name, col), "metric_summaries",
-                          f"SELECT exp_pk, {col} FROM metric_summaries WHERE metric = ? AND {col} IS NOT NULL",
-                          (field.name,))
+
+        def build() -> tuple[np.ndarray, np.ndarray]:
+            rows = self.conn.execute(
+                f"SELECT exp_pk, {col} FROM metric_summaries WHERE metric = ? AND {col} IS NOT NULL ORDER BY exp_pk",
+                (field.name,)).fetchall()
+            return (np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                    np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows)))
+
+        found: tuple[np.ndarray, np.ndarray] = self._kept(("metric-values", field.name, col), "metric_summaries", build)
+        return found
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, pks: np.ndarray, missing: Any) -> np.ndarray:
+    """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent."""
+    if not keys.size:
+        return np.full(pks.size, missing, dtype=values.dtype)
+    at = np.minimum(np.searchsorted(keys, pks), keys.size - 1)
+    out: np.ndarray = np.where(keys[at] == pks, values[at], missing)
+    return out
 
 
 def matching_runs(
@@ -149,27 +177,35 @@ def groups(
     rows = matching_runs(conn, f, attributes)
     column_of = {name: 2 + i for i, name in enumerate(attributes)}
     source = Columns(conn, cache)
-    pks = [r[0] for r in rows]
-    key_columns = [
-        [r[column_of[g.name]] for r in rows] if g.kind == "attributes" else list(map(source.param(g.name).get, pks))
-        for g in group_by
-    ]
-    members: dict[tuple[Any, ...], list[int]] = {}
-    for i, key in enumerate(zip(*key_columns, strict=True)):
-        members.setdefault(key, []).append(i)
-    per_metric = []
-    for m in metrics:
-        known = source.metric(m)
-        # Each run's value (NaN where it lacks the metric), in the order of ``rows``.
-        per_metric.append(np.array([known.get(pk, math.nan) for pk in pks], dtype=np.float64))
+    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    # Each grouped field as an integer code per run (the last code: the run lacks it).
+    codes, values_of = [], []
+    for g in group_by:
+        if g.kind == "attributes":
+            seen: dict[Any, int] = {}
+            codes.append(np.asarray([seen.setdefault(r[column_of[g.name]], len(seen)) for r in rows], dtype=np.int64))
+            values_of.append(list(seen))
+        else:
+            keys, code, values = source.param(g.name)
+            codes.append(_lookup(keys, code, pks, len(values)))
+            values_of.append([*values, None])
     out = []
-    for key, idx in members.items():
-        picks = np.asarray(idx, dtype=np.int64)
-        stats = {}
-        for m, column in zip(metrics, per_metric, strict=True):
-            got = column[picks]
-            stats[metric_label(m)] = stats_of(got[~np.isnan(got)])
-        out.append((key, idx, stats))
+    if rows:
+        distinct, which = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        order = np.argsort(which, kind="stable")  # each group's runs together, in the list's order
+        bounds = np.cumsum(np.bincount(which, minlength=len(distinct)))
+        columns = [_lookup(*source.metric(m), pks, math.nan) for m in metrics]
+        start = 0
+        for gi, end in enumerate(bounds):
+            idx = order[start:end]
+            start = int(end)
+            key = tuple(values_of[j][int(c)] for j, c in enumerate(distinct[gi]))
+            stats = {}
+            for m, column in zip(metrics, columns, strict=True):
+                got = column[idx]
+                stats[metric_label(m)] = stats_of(got[~np.isnan(got)])
+            out.append((key, idx.tolist(), stats))
     out.sort(key=lambda g: tuple(_key_order(v) for v in g[0]))
     if order_by is not None:
         label = metric_label(order_by)
