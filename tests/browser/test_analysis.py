@@ -19,7 +19,7 @@ from support import ServerProcess
 
 from runicorn_lite import sdk
 
-from .helpers import Page, expect
+from .helpers import Page, expect, reachable_points
 
 LRS = [0.1, 0.03, 0.01, 0.001]
 OPTIMS = ["sgd", "adam", "adamw"]
@@ -70,31 +70,12 @@ def api(sweep: dict[str, Any], path: str, **params: Any) -> Any:
     return response.json()
 
 
-# Hover a grid over the scatter's plot area, in the page: which runs can be reached, and where
-# their ring is drawn (relative to the plot area).
-_SWEEP_HOVER = """(over) => {
-  const r = over.getBoundingClientRect();
-  const seen = {};
-  for (let y = 1; y < r.height; y += 3) {
-    for (let x = 1; x < r.width; x += 3) {
-      over.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + x, clientY: r.top + y, bubbles: true }));
-      const tip = over.closest(".scatter").querySelector(".tip");
-      if (tip.hidden) continue;
-      const label = tip.querySelector("strong").textContent;
-      const ring = over.querySelector(".pick-ring");
-      seen[label] = [parseFloat(ring.style.left), parseFloat(ring.style.top), r.width, r.height];
-    }
-  }
-  return seen;
-}"""
-
-
 def test_the_scatter_reaches_every_run_and_keeps_the_extremes_inside(page: Page, sweep: dict[str, Any]) -> None:
     page.goto("/?project=sweep&sx=lr&sy=accuracy.max")
     panel = page.get_by_role("region", name="Params versus metric")
     expect(panel).to_contain_text("48 runs with both values")
     over = panel.locator(".u-over")
-    seen = page.evaluate(_SWEEP_HOVER, over.element_handle())
+    seen = reachable_points(page, over)
     # every run of the sweep is reachable, though 12 runs share each lr
     assert {label.rsplit(" · ", 1)[1] for label in seen} == set(sweep["ids"])
     for x, y, width, height in seen.values():  # drawn whole: at least a point's radius from the edges

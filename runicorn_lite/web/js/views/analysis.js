@@ -5,8 +5,6 @@
 
 import { h, replace } from "../dom.js";
 import { fieldLabel, GROUP_ATTRIBUTES, GroupTable } from "./groups.js";
-import { importancePanel } from "./importance.js";
-import { parallelCoordinates } from "./parcoords.js";
 
 const AGGS = ["last", "min", "max", "first"];
 
@@ -91,8 +89,9 @@ export function analysisTools({ get, commit, filterParams, known, columns }) {
     replace(pcPanel, h("div.row.wrap", h("h2", "Parallel coordinates"), axes,
       h("label.inline", "colour ", metricSelect(get("pcm") || defaultMetric(), "Metric axis", (v) => { commit({ pcm: v }, { reload: false }); refresh(); })),
       h("span.grow"), h("button.link", { type: "button", onclick: togglePc }, "Close")), area);
-    parallelCoordinates(area, { params: filterParams(), keys, metric: get("pcm") || defaultMetric(),
-      onBrush: (filter) => commit({ filter, page: null }) });
+    // loaded when first opened: the list's first paint does not wait for it
+    import("./parcoords.js").then(({ parallelCoordinates }) => parallelCoordinates(area, {
+      params: filterParams(), keys, metric: get("pcm") || defaultMetric(), onBrush: (filter) => commit({ filter, page: null }) }));
   }
 
   function renderImp() {
@@ -106,7 +105,7 @@ export function analysisTools({ get, commit, filterParams, known, columns }) {
     replace(impPanel, h("div.row.wrap", h("h2", "Which params matter?"),
       h("label.inline", "for ", metricSelect(metric, "Importance metric", (v) => { commit({ imp: v }, { reload: false }); refresh(); })),
       h("span.grow"), h("button.link", { type: "button", onclick: toggleImp }, "Close")), area);
-    importancePanel(area, { params: filterParams(), metric });
+    import("./importance.js").then(({ importancePanel }) => importancePanel(area, { params: filterParams(), metric }));
   }
 
   /** Redraws every tool from the URL state (after the list loaded or a tool changed). */
