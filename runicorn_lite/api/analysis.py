@@ -121,7 +121,7 @@ async def importance_endpoint(request: Request) -> Response:
             return dict(kept)
         resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at")
         metric = _field(lambda t: parse_metric_aggregate(t, _is_metric(conn)), metric_text, "metric")
-        answer = importance_of.importance(conn, resolved, metric, keys)
+        answer = importance_of.importance(conn, resolved, metric, keys, ctx.counts)
         ctx.counts.put(key, generation, answer)
         return dict(answer)
 

@@ -128,6 +128,15 @@ class Columns:
         found: tuple[np.ndarray, np.ndarray, list[Any]] = self._kept(("param-values", key), "exp_params", build)
         return found
 
+    def key_counts(self) -> list[tuple[str, int]]:
+        """(key, how many runs have it) of every param key."""
+
+        def build() -> list[tuple[str, int]]:
+            return [(k, int(c)) for k, c in self.conn.execute("SELECT key, count(*) FROM exp_params GROUP BY key")]
+
+        found: list[tuple[str, int]] = self._kept(("param-keys",), "exp_params", build)
+        return found
+
     def metric(self, field: Field) -> tuple[np.ndarray, np.ndarray]:
         """(sorted pks, values) of the runs that have the metric aggregate."""
         col = aggregate_column(field)

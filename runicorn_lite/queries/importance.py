@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from runicorn_lite.queries.experiments import ExperimentFilter, where_clause
+from runicorn_lite.queries.experiments import ExperimentFilter, QueryCache, where_clause
 from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import Field
-from runicorn_lite.queries.groups import metric_label
+from runicorn_lite.queries.groups import Columns, _lookup, metric_label
 
 MIN_RUNS = 10
 MIN_PRESENCE = 0.10
@@ -52,25 +52,38 @@ class TooFewRuns(ValueError):
     """Fewer than MIN_RUNS matching runs have the metric."""
 
 
-def _codes(values: list[Any]) -> tuple[np.ndarray, bool]:
-    """One param's values as integer codes, 0 where a run lacks it, and whether they are
-    categories: numbers (booleans as 1 and 0) by quantile bins, in order; strings (or a mix) as
-    category ids, which each tree orders by its own sample (see :func:`_order_categories`)."""
-    n = len(values)
-    codes = np.zeros(n, dtype=np.int64)
-    present = [i for i, v in enumerate(values) if v is not None]
-    if not present:
+class Param:
+    """One param over the runs: each run's value code (-1: it lacks the param) into ``values``."""
+
+    def __init__(self, code: np.ndarray, values: list[Any]) -> None:
+        self.code = code
+        self.values = values
+        self.present = code >= 0
+        self.runs = int(self.present.sum())
+        # Over these runs' values only: a string elsewhere in the index changes nothing here.
+        self.numeric = not any(isinstance(values[int(c)], str) for c in np.unique(code[self.present]))
+
+    def number(self) -> np.ndarray:
+        """The present runs' values as numbers (only when ``numeric``)."""
+        table = np.asarray([np.nan if isinstance(v, str) else v for v in self.values], dtype=np.float64)
+        out: np.ndarray = table[self.code[self.present]]
+        return out
+
+
+def _codes(param: Param) -> tuple[np.ndarray, bool]:
+    """One param as integer codes, 0 where a run lacks it, and whether they are categories:
+    numbers (booleans as 1 and 0) by quantile bins, in order; strings (or a mix) as category
+    ids, which each tree orders by its own sample (see :func:`_order_categories`)."""
+    if not param.numeric:
+        return param.code + 1, True
+    codes = np.zeros(param.code.size, dtype=np.int64)
+    if not param.runs:
         return codes, False
-    if all(not isinstance(values[i], str) for i in present):
-        x = np.array([float(values[i]) for i in present])
-        distinct = np.unique(x)
-        edges = distinct[1:] if distinct.size < BINS else np.unique(np.quantile(x, np.linspace(0, 1, BINS)[1:-1]))
-        codes[present] = 1 + np.searchsorted(edges, x, side="right")
-        return codes, False
-    ids: dict[Any, int] = {}
-    for i in present:
-        codes[i] = ids.setdefault((isinstance(values[i], str), values[i]), len(ids) + 1)
-    return codes, True
+    x = param.number()
+    distinct = np.unique(x)
+    edges = distinct[1:] if distinct.size < BINS else np.unique(np.quantile(x, np.linspace(0, 1, BINS)[1:-1]))
+    codes[param.present] = 1 + np.searchsorted(edges, x, side="right")
+    return codes, False
 
 
 def _order_categories(ids: np.ndarray, sample: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -196,14 +209,13 @@ def _ranks(a: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def spearman(values: list[Any], y: np.ndarray) -> float | None:
-    """Spearman's rank correlation over the runs where the param is a number (booleans as 1
-    and 0); None when it never is one, or either side is constant there."""
-    picks = [i for i, v in enumerate(values) if v is not None and not isinstance(v, str)]
-    if len(picks) < 3 or any(isinstance(v, str) for v in values):
+def spearman(param: Param, y: np.ndarray) -> float | None:
+    """Spearman's rank correlation over the runs that have the param, a number (booleans as 1
+    and 0); None for strings, or when either side is constant there."""
+    if not param.numeric or param.runs < 3:
         return None
-    rx = _ranks(np.array([float(values[i]) for i in picks]))
-    ry = _ranks(y[picks])
+    rx = _ranks(param.number())
+    ry = _ranks(y[param.present])
     sx, sy = rx.std(), ry.std()
     if sx == 0 or sy == 0:
         return None
@@ -211,9 +223,12 @@ def spearman(values: list[Any], y: np.ndarray) -> float | None:
 
 
 def importance(
-    conn: sqlite3.Connection, f: ExperimentFilter, metric: Field, keys: Sequence[str] | None = None
+    conn: sqlite3.Connection, f: ExperimentFilter, metric: Field, keys: Sequence[str] | None = None,
+    cache: QueryCache | None = None,
 ) -> dict[str, Any]:
-    """The answer of ``GET /api/v2/importance`` (without its timing)."""
+    """The answer of ``GET /api/v2/importance`` (without its timing). Params come as arrays
+    kept by the version of their table (groups.Columns), so after a delete or a live run's
+    points only the forest is grown again."""
     col = aggregate_column(metric)
     where, params = where_clause(f)
     rows = conn.execute(
@@ -225,29 +240,25 @@ def importance(
     if len(rows) < MIN_RUNS:
         raise TooFewRuns(f"Importance needs at least {MIN_RUNS} runs with {label}; {len(rows)} of the matching"
                          f" runs have it")
-    position = {pk: i for i, (pk, _v) in enumerate(rows)}
-    y = np.array([v for _pk, v in rows], dtype=np.float64)
+    pks = np.fromiter((pk for pk, _v in rows), dtype=np.int64, count=len(rows))
+    y = np.fromiter((v for _pk, v in rows), dtype=np.float64, count=len(rows))
     n = len(rows)
+    source = Columns(conn, cache)
     if keys is None:
-        # Keys common enough over every run (one walk of the (key, value) index) are the
-        # candidates; their presence among these runs decides.
-        candidates = [k for k, c in conn.execute("SELECT key, count(*) FROM exp_params GROUP BY key")
-                      if c >= MIN_PRESENCE * n]
+        # Keys common enough over every run (one walk of the (key, value) index, kept by
+        # version) are the candidates; their presence among these runs decides.
+        counts = source.key_counts()
+        candidates = [k for k, c in counts if c >= MIN_PRESENCE * n]
     else:
         candidates = list(dict.fromkeys(keys))
-    columns: dict[str, list[Any]] = {}
+    columns: dict[str, Param] = {}
     for key in candidates:
-        values: list[Any] = [None] * n
-        present = 0
-        for pk, v in conn.execute("SELECT exp_pk, v FROM exp_params WHERE key = ?", (key,)):
-            i = position.get(pk)
-            if i is not None:
-                values[i] = v
-                present += 1
-        if keys is not None or present >= MIN_PRESENCE * n:
-            columns[key] = values
+        keys_of, code, values = source.param(key)
+        param = Param(_lookup(keys_of, code, pks, -1), values)
+        if keys is not None or param.runs >= MIN_PRESENCE * n:
+            columns[key] = param
     if keys is None and len(columns) > MAX_PARAMS:
-        kept = sorted(columns, key=lambda k: (-sum(v is not None for v in columns[k]), k))[:MAX_PARAMS]
+        kept = sorted(columns, key=lambda k: (-columns[k].runs, k))[:MAX_PARAMS]
         columns = {k: columns[k] for k in kept}
     names = list(columns)
     shares = np.zeros(len(names))
@@ -257,7 +268,7 @@ def importance(
     ranked = sorted(range(len(names)), key=lambda i: (-round(float(shares[i]), 6), names[i]))
     out = [
         {"key": names[i], "importance": round(float(shares[i]), 6), "correlation": spearman(columns[names[i]], y),
-         "runs": sum(v is not None for v in columns[names[i]])}
+         "runs": columns[names[i]].runs}
         for i in ranked
     ]
     return {"metric": label, "runs": n, "params": out,
