@@ -122,6 +122,11 @@ async def test_every_construct_matches_the_reference(client, corpus, text: str, 
     with_deleted = await _all(client, filter=text, include_deleted="true")
     assert sorted(ids(with_deleted), reverse=True) == _expected(runs, keep, include_deleted=True)
     assert (await _all(client, filter=text, order_by="created_at"))["total"] == len(expected)
+    # with another filter the expression goes to SQLite as one condition: the same runs
+    in_vision = await _all(client, filter=text, project="vision", order_by="name", order_desc="false")
+    assert sorted(ids(in_vision)) == sorted(i for i in expected if i in {r.id for r in runs
+                                                                         if r.attributes["project"] == "vision"})
+    assert in_vision["total"] == len(ids(in_vision))
 
 
 async def test_the_language_pages_sorts_and_combines_with_other_filters(client, corpus) -> None:
