@@ -161,6 +161,23 @@ def _lookup(keys: np.ndarray, values: np.ndarray, pks: np.ndarray, missing: Any)
     return out
 
 
+def _distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of the code columns (sorted) and each run's row among them: one 1-d
+    ``unique`` of the codes packed into one integer (numpy's row-wise unique sorts records,
+    several times slower), unless the packing would overflow."""
+    if math.prod(max(1, n) for n in sizes) < 1 << 62:
+        packed = np.zeros(codes[0].size, dtype=np.int64)
+        for column, n in zip(codes, sizes, strict=True):
+            packed = packed * max(1, n) + column
+        keys, which = np.unique(packed, return_inverse=True)
+        distinct = np.empty((keys.size, len(codes)), dtype=np.int64)
+        for j in range(len(codes) - 1, -1, -1):
+            keys, distinct[:, j] = np.divmod(keys, max(1, sizes[j]))
+        return distinct, which.reshape(-1)
+    distinct, which = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
+    return distinct, which.reshape(-1)
+
+
 def matching_runs(
     conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = ()
 ) -> list[tuple[Any, ...]]:
@@ -186,7 +203,7 @@ def groups(
     rows = matching_runs(conn, f, attributes)
     column_of = {name: 2 + i for i, name in enumerate(attributes)}
     source = Columns(conn, cache)
-    pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    pks = np.array([r[0] for r in rows], dtype=np.int64)
     # Each grouped field as an integer code per run (the last code: the run lacks it).
     codes, values_of = [], []
     for g in group_by:
@@ -200,8 +217,7 @@ def groups(
             values_of.append([*values, None])
     out = []
     if rows:
-        distinct, which = np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)
-        which = which.reshape(-1)
+        distinct, which = _distinct_rows(codes, [len(v) for v in values_of])
         order = np.argsort(which, kind="stable")  # each group's runs together, in the list's order
         bounds = np.cumsum(np.bincount(which, minlength=len(distinct)))
         columns = [_lookup(*source.metric(m), pks, math.nan) for m in metrics]
