@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> None:
 
     browser_bench.add_parser(sub, _corpus_arg)
 
+    from benchmarks import analysis
+
+    analysis.add_parser(sub, _corpus_arg)
+
     args = parser.parse_args(argv)
     machine_info()  # stamp date and commit now, before anything is measured
     # A SIGTERM (timeout, CI) unwinds normally, so the servers we started are stopped (atexit).
@@ -167,6 +171,8 @@ def main(argv: list[str] | None = None) -> None:
         team.main(args)
     elif args.command == "uploads":
         uploads.main(args)
+    elif args.command == "analysis":
+        analysis.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

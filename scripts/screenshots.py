@@ -196,6 +196,14 @@ def main() -> None:
             shot(f"/runs/{live.id}", "run-live", ".chart-grid[data-ready] canvas")
             shot(f"/runs/{best}?smooth=0.6", "run", ".chart-grid[data-ready] canvas", full=True)
             shot(f"/compare?ids={compare}", "compare", ".chart-grid[data-ready] canvas", full=True)
+            # which settings won, deeper: groups, parallel coordinates, importance, bands
+            shot("/?group=params.optim.name&cols=name,metrics.accuracy.max,metrics.loss.min", "runs-groups",
+                 "table.groups-table tbody tr")
+            shot("/?pc=lr,optim.name,batch_size,model.depth,scheduler&pcm=accuracy.max", "runs-parcoords",
+                 ".pc-panel polyline")
+            shot("/?imp=accuracy.max", "runs-importance", ".imp-row")
+            sweep = ",".join(e["id"] for e in runs[:16])
+            shot(f"/compare?ids={sweep}&group=params.optim.name", "compare-bands", ".chart-grid[data-ready] canvas")
             shot("/overview", "overview", ".kpis")
             page.goto(url + f"/runs/{system}")
             page.wait_for_selector("#system .chart-grid[data-ready] canvas")

@@ -79,6 +79,16 @@ def test_api(corpus: Path, work: Path) -> None:
         assert all(row[server]["peak_rss_mb"] > 0 and row[server]["bytes"] > 0 for server in ("after_scan", "fresh"))
 
 
+def test_analysis(corpus: Path, work: Path) -> None:
+    proc = bench(work, "analysis", "--quick", "--root", str(corpus))
+    assert "| 5-clause filter= (or, not, parentheses) |" in proc.stdout
+    res = json.loads((work / "results" / "analysis-quick.json").read_text())
+    measured = res["corpora"]["corpus"]
+    assert measured["importance_runs"] == 30 and measured["importance_params"] >= 15
+    for mode in ("repeated", "after a change"):
+        assert measured[mode]["groups by 2 params, 2 metrics"]["n"] == 2
+
+
 def test_ingest(corpus: Path, work: Path) -> None:
     proc = bench(work, "ingest", "--quick", "--root", str(corpus))
     assert "Cold index" in proc.stdout and "Live latency" in proc.stdout

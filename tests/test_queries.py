@@ -45,9 +45,12 @@ def test_walking_the_sort_index_returns_the_same_rows(root: Path) -> None:
             ExperimentFilter(tags=("a",), created_after=0.0),
             ExperimentFilter(name="n1", search="p1"),
             ExperimentFilter(statuses=("interrupted",), best_metric_max=0.8),
-            ExperimentFilter(clauses=parse_filter("params.lr < 0.05")),
-            ExperimentFilter(project="p3", clauses=parse_filter("params.opt = 'adam' and metrics.acc.max >= 0.4")),
-            ExperimentFilter(clauses=parse_filter("metrics.acc.count != 1 and params.lr != 0.01")),
+            ExperimentFilter(expression=parse_filter("params.lr < 0.05")),
+            ExperimentFilter(project="p3", expression=parse_filter("params.opt = 'adam' and metrics.acc.max >= 0.4")),
+            ExperimentFilter(expression=parse_filter("metrics.acc.count != 1 and params.lr != 0.01")),
+            ExperimentFilter(expression=parse_filter(
+                "(params.lr = 0.1 or not params.opt = 'adam') and not (tags = 'a' or attributes.name = 'n2')")),
+            ExperimentFilter(project="p0", expression=parse_filter("metrics.acc is null or params.lr in (0.1, 0.001)")),
         ]
         for f, order_by, desc in itertools.product(filters, SORT_COLUMNS, (True, False)):
             plain, params = where_clause(f)
@@ -133,13 +136,13 @@ def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
 
 
 def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(root: Path) -> None:
-    """clause_count keeps each clause's set of runs while its table's version stands: after a
+    """expression_count keeps each clause's set of runs while its table's version stands: after a
     new config, a soft delete and its restore, new points of a live run, a removed run and a
     rebuilt index, every total (kept sets or not) equals SQLite's own count of the rows."""
     import shutil
 
     from runicorn_lite import rundir
-    from runicorn_lite.queries.experiments import clause_count
+    from runicorn_lite.queries.experiments import expression_count
 
     runs = []
     for i in range(12):
@@ -152,21 +155,23 @@ def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(
     settings = Settings(root=root)
     caches = [QueryCache(), QueryCache(set_members=10)]  # the second drops sets and builds them again
     texts = ["params.lr < 0.05", "params.opt = 'adam' and metrics.acc.max >= 0.4",
-             "metrics.acc.last > 0.2 and params.lr != 0.01 and params.opt != 'x'", "params.missing = 1"]
+             "metrics.acc.last > 0.2 and params.lr != 0.01 and params.opt != 'x'", "params.missing = 1",
+             "not (params.lr = 0.1 or metrics.acc.max < 0.3) or params.opt not in ('adam')",
+             "not params.missing = 1 and attributes.status = 'finished'", "params.lr is null or tags is null"]
 
     def check(db: Database) -> list[int]:
         lists = QueryCache()  # totals and pages are kept per generation of one Database
         conn = db.reader()
         totals = []
         for text, include_deleted in itertools.product(texts, (False, True)):
-            f = ExperimentFilter(clauses=parse_filter(text), include_deleted=include_deleted)
+            f = ExperimentFilter(expression=parse_filter(text), include_deleted=include_deleted)
             where, params = where_clause(f)
             expected = conn.execute(f"SELECT count(*) FROM experiments WHERE {where}", params).fetchone()[0]
             conn.execute("BEGIN")
             try:
                 for cache in caches:
                     for _built_then_kept in range(2):
-                        assert clause_count(conn, f, cache) == expected, (text, include_deleted)
+                        assert expression_count(conn, f, cache, db.generation) == expected, (text, include_deleted)
                 _page, total = list_experiments(conn, root, f, "created_at", True, 1, 5, lists, db.generation)
                 assert total == expected
             finally:

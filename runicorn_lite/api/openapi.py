@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from runicorn_lite import rundir
-from runicorn_lite.api import events, export, openapi_ui, uploads, v1, v2, v2_runs
+from runicorn_lite.api import analysis, events, export, openapi_ui, uploads, v1, v2, v2_runs
 from runicorn_lite.api.v1_recycle import MAX_RUN_IDS
 from runicorn_lite.api.v2 import MAX_BATCH
 from runicorn_lite.api.web import APP_PATHS, ASSETS_PREFIX
@@ -82,6 +82,16 @@ OPERATIONS: Operations = {
         "responses": {"200": {"description": "The file"}, "206": {"description": "One byte range"},
                       "304": {"description": "Not modified (If-None-Match / If-Modified-Since)"},
                       **_errors(404), "416": json_content("Range outside the file", ERROR)},
+    },
+    ("/api/v2/groups", "get"): {
+        "summary": "Matching runs grouped by params or attributes: counts, ids, metric mean ± std, min, max",
+        "parameters": analysis.GROUPS_QUERY.openapi(),
+        "responses": {"200": json_content("groups"), **_errors(400, 429, 503)},
+    },
+    ("/api/v2/importance", "get"): {
+        "summary": "Parameter importance for a metric (random forest) and Spearman correlation",
+        "parameters": analysis.IMPORTANCE_QUERY.openapi(),
+        "responses": {"200": json_content("importance"), **_errors(400, 429, 503)},
     },
     ("/api/v2/analytics/summary", "get"): {
         "summary": "Aggregates over live experiments",

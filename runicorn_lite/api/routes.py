@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from runicorn_lite.api import (
+    analysis,
     events,
     export,
     favicon,
@@ -26,7 +27,7 @@ from runicorn_lite.api import (
 # The web app's catch-all view paths come last, after every API path. The fixed V1 paths
 # (/api/runs/export, /api/runs/permanent-delete) come before /api/runs/{run_id}.
 API_MODULES = (
-    health, session, uploads, v2_runs, v2, export, events, files, v1_recycle, v1_paths, v1_runs_files,
+    health, session, uploads, v2_runs, v2, analysis, export, events, files, v1_recycle, v1_paths, v1_runs_files,
     v1_ui_settings, v1_system, v1,
 )
 WEB_MODULES = (web, favicon)

@@ -30,7 +30,7 @@ from runicorn_lite.api.responses import (
 from runicorn_lite.api.v2_runs import patch_experiment
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
-from runicorn_lite.queries import analytics, filters
+from runicorn_lite.queries import analytics, bands, filters
 from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
@@ -39,6 +39,7 @@ from runicorn_lite.queries.experiments import (
 )
 from runicorn_lite.queries.experiments import experiment_detail as detail_of
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
+from runicorn_lite.queries.groups import MAX_GROUP_FIELDS, parse_group_field
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, downsampled_table, load_series
 from runicorn_lite.queries.steptable import StepTable, table_of
 
@@ -71,8 +72,9 @@ LIST_QUERY = FILTERS.with_(
     Param("best_metric_max", "number", "Maximum best metric value"),
     Param("include_deleted", "boolean", "Include soft-deleted experiments; 'only' lists the recycle bin alone",
           default=False, enum=("only",)),
-    Param("filter", "string", "Expression over params and metric summaries, e.g."
-          " params.lr < 0.01 and metrics.acc.max > 0.9", raw=True),
+    Param("filter", "string", "Expression over params, metric summaries, attributes and tags (and, or, not,"
+          " parentheses, in, like, is null), e.g. params.lr < 0.01 and (metrics.acc.max > 0.9 or tags = 'best')",
+          raw=True, max_length=filters.MAX_FILTER_LENGTH),
     Param("include", "list", "Add params and/or metrics to each row", enum=INCLUDES, max_items=len(INCLUDES)),
     Param("page", "integer", "1-based page", default=1, minimum=1, maximum=MAX_PAGE),
     Param("per_page", "integer", "Page size", default=50, minimum=1, maximum=MAX_PER_PAGE),
@@ -102,6 +104,9 @@ COMPARE_QUERY = Query.of(
     _STEP_RANGE_PARAM,
     Param("downsample", "integer", "At most N points per (metric, run) series", default=DEFAULT_COMPARE_POINTS,
           minimum=2, maximum=MAX_DOWNSAMPLE),
+    Param("group_by", "list", f"Also each group's mean ± std per step: 1 to {MAX_GROUP_FIELDS} fields,"
+          " params.<key> or attributes.status|project|name", max_items=MAX_GROUP_FIELDS,
+          expected=f"1 to {MAX_GROUP_FIELDS} comma-separated fields"),
 )
 NO_QUERY = Query.of()
 
@@ -149,7 +154,7 @@ def resolve_list_query(
         return conn.execute("SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
 
     if filter_text is not None:
-        f = dataclasses.replace(f, clauses=filters.parse_filter(filter_text, is_metric))
+        f = dataclasses.replace(f, expression=filters.parse_filter(filter_text, is_metric))
     if order_by in SORT_COLUMNS:
         return f, order_by
     try:
@@ -359,12 +364,23 @@ async def compare_endpoint(request: Request) -> Response:
     step_range = parse_step_range(q["step_range"])
     lo, hi = step_range or (None, None)
     budget: int = q["downsample"]
+    group_by = [_group_field(text) for text in q["group_by"] or ()]
     try:
         body = await ctx.store.read(lambda conn: compare(conn, ids, names, budget, lo, hi))
     except UnknownExperiment as exc:
         raise not_found(f"Experiment {exc.exp_id} not found") from None
+    if group_by:
+        body["groups"] = bands.group_runs(body["experiments"], group_by)
+        body["group_series"] = bands.group_series(body["groups"], body["series"], budget)
     body["query_time_ms"] = _ms(start)
     return JSONResponse(body)
+
+
+def _group_field(text: str) -> filters.Field:
+    try:
+        return parse_group_field(text)
+    except FilterError as exc:
+        raise bad_request(f"Invalid group_by field {text[:300]!r}: {exc}") from None
 
 
 async def _ids_body(request: Request, verb: str) -> tuple[list[str], dict[str, Any]]:

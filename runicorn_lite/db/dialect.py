@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
 
 _local = threading.local()
 
@@ -28,3 +30,11 @@ def postgres_statements() -> Iterator[None]:
         yield
     finally:
         _local.postgres = before
+
+
+def pg_number(value: Any) -> Any:
+    """A param's number as PostgreSQL's NUMERIC column keeps it: a float by its shortest decimal
+    form (exact, and read back as the same double), an int as it is; other values unchanged."""
+    if isinstance(value, float):
+        return Decimal(repr(value)) if value == value and abs(value) != float("inf") else Decimal(str(value))
+    return value

@@ -6,8 +6,10 @@ What differs, and why:
   names and ids alike whatever the database's locale;
 - every index column is ``NULLS FIRST``: SQLite's place for NULL (lowest); the SQL asks for it
   explicitly (``postgres.translate``) and an index must match to be walked;
-- a param's value has two typed columns, ``vn`` (numbers, booleans as 1 and 0) and ``vs``
-  (strings), where SQLite keeps one untyped ``v``; numbers sort before strings on both;
+- a param's value has two typed columns, ``vn`` (numbers, booleans as 1 and 0: NUMERIC written
+  from each number's shortest decimal form, so 32 stays an integer, 0.1 reads back as the same
+  double, and comparisons are exact) and ``vs`` (strings), where SQLite keeps one untyped ``v``;
+  numbers sort before strings on both;
 - substring search is a ``pg_trgm`` GIN index over each run's searchable text (lowercased),
   where SQLite has FTS5's trigram table;
 - the kept counts are maintained by a PL/pgSQL trigger.
@@ -135,7 +137,7 @@ def _index_v1(trgm: str) -> list[str]:
         f"""CREATE TABLE exp_params (
             exp_pk BIGINT NOT NULL REFERENCES experiments (pk) ON DELETE CASCADE,
             key {_TEXT} NOT NULL,
-            vn DOUBLE PRECISION,
+            vn NUMERIC,
             vs {_TEXT},
             exp_id {_TEXT} NOT NULL,
             PRIMARY KEY (exp_pk, key)
@@ -216,7 +218,21 @@ def _index_v1(trgm: str) -> list[str]:
     ]
 
 
-INDEX_MIGRATIONS = ("pg_0001_index",)
+def _all_runs_version() -> list[str]:
+    # As 0013_all_runs_version on SQLite: the version of the set of runs itself.
+    return [
+        "INSERT INTO table_versions (name, v) VALUES ('all_runs', 0)",
+        """CREATE FUNCTION all_runs_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs';
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER all_runs_change AFTER INSERT OR DELETE ON experiments"
+        " FOR EACH ROW EXECUTE FUNCTION all_runs_keep()",
+    ]
+
+
+INDEX_MIGRATIONS = ("pg_0001_index", "pg_0002_all_runs_version")
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
@@ -251,6 +267,10 @@ def migrate_index(conn: PgConn) -> list[str]:
         for statement in _index_v1(trigram_opclass(conn)):
             conn.execute(statement)
         applied.append("pg_0001_index")
+    if "pg_0002_all_runs_version" not in done:
+        for statement in _all_runs_version():
+            conn.execute(statement)
+        applied.append("pg_0002_all_runs_version")
     for name in applied:
         conn.execute("INSERT INTO _index_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
     return applied
@@ -262,3 +282,4 @@ def drop_index(conn: PgConn) -> None:
     for table in INDEX_TABLES:
         conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
     conn.execute("DROP FUNCTION IF EXISTS exp_counts_keep() CASCADE")
+    conn.execute("DROP FUNCTION IF EXISTS all_runs_keep() CASCADE")

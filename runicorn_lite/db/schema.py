@@ -343,6 +343,20 @@ INDEX_MIGRATIONS = [
         """,
     ),
     Migration(
+        "0013_all_runs_version",
+        """
+        -- The version of the set of runs itself (a row added or removed; an update leaves it),
+        -- kept by triggers: a filter's 'not' is the difference from this set, kept with it.
+        INSERT INTO table_versions (name, v) VALUES ('all_runs', 0);
+        CREATE TRIGGER all_runs_insert AFTER INSERT ON experiments BEGIN
+            UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs';
+        END;
+        CREATE TRIGGER all_runs_delete AFTER DELETE ON experiments BEGIN
+            UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs';
+        END;
+        """,
+    ),
+    Migration(
         "0014_change_log",
         """
         -- What each committed write changed, for the other processes that serve the store

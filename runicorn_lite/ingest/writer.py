@@ -22,7 +22,7 @@ import orjson
 
 from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
-from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.metric_cap import cap_metric_names
@@ -348,8 +348,8 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
         if on_postgres():  # typed columns there: numbers in vn, strings in vs
             conn.executemany(
                 "INSERT INTO exp_params (exp_pk, key, vn, vs, exp_id) VALUES (?, ?, ?, ?, ?)",
-                [(r[0], r[1], None if isinstance(r[2], str) else r[2], r[2] if isinstance(r[2], str) else None, r[3])
-                 for r in rows],
+                [(pk_, key, None, v, exp_id) if isinstance(v, str) else (pk_, key, pg_number(v), None, exp_id)
+                 for pk_, key, v, exp_id in rows],
             )
         else:
             conn.executemany("INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)", rows)

@@ -18,8 +18,9 @@ import orjson
 
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.rows import compose
-from runicorn_lite.db.schema import METRIC_AGGREGATES, NULLABLE_SORT_COLUMNS, SORT_COLUMNS
-from runicorn_lite.queries.filters import Clause, Field
+from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column, expression_where, set_page
+from runicorn_lite.queries.filters import Expr, Field
 
 # What an experiment object is built from (see db/rows.py).
 EXPERIMENT_COLUMNS = "run_dir, deleted_at, row_json"
@@ -52,8 +53,8 @@ class ExperimentFilter:
     best_metric_min: float | None = None
     best_metric_max: float | None = None
     include_deleted: bool | Literal["only"] = False  # "only": the recycle bin
-    # Clauses of a ``filter=`` expression (params and metric summaries), ANDed.
-    clauses: tuple[Clause, ...] = ()
+    # A ``filter=`` expression (params, metric summaries, attributes, tags).
+    expression: Expr | None = None
 
 
 # The condition of a live (not deleted) run.
@@ -69,7 +70,7 @@ def _row_filters(f: ExperimentFilter) -> bool:
 def _only_kept_filters(f: ExperimentFilter) -> bool:
     """Whether ``f`` filters by nothing but project, status and deletion: what exp_counts
     counts."""
-    return not f.clauses and not _row_filters(f)
+    return f.expression is None and not _row_filters(f)
 
 
 def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
@@ -133,89 +134,33 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         sql, search_params = search_clause(f.search)
         terms.append(sql if walk is None else f"+{sql}")
         params.extend(search_params)
-    for clause in f.clauses:
-        sql, clause_params = clause_sql(clause, correlated=walk is not None)
+    if f.expression is not None:
+        sql, expression_params = expression_where(f.expression)
         terms.append(sql)
-        params.extend(clause_params)
+        params.extend(expression_params)
     return (" AND ".join(terms) if terms else "TRUE"), params
 
 
-_SQL_OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-
-
-def clause_sql(clause: Clause, *, correlated: bool = False) -> tuple[str, list[Any]]:
-    """One ``filter=`` clause as SQL over the params or the metric summaries.
-
-    Plain, it is the set of matching runs (``pk IN (...)``): SQLite may drive the query from it.
-    ``correlated`` asks, for each row of a walk in another order, whether that run matches (one
-    primary-key lookup), so a walk that stops after a page never builds the whole set.
-
-    A param's ``v`` has no type affinity, and every number sorts below every string: ``v < ''``
-    keeps numbers, ``v >= ''`` keeps strings, so a number never matches a string (and the range
-    stays one walk of the (key, v) index). A run that lacks the field has no row: it never
-    matches, ``!=`` included.
-    """
-    table, test, params = clause_parts(clause)
-    if correlated:  # ``pk`` is the outer experiments row's: neither table has such a column
-        return f"EXISTS (SELECT 1 FROM {table} WHERE exp_pk = pk AND {test})", params
-    return f"pk IN (SELECT exp_pk FROM {table} WHERE {test})", params
-
-
-def clause_parts(clause: Clause) -> tuple[str, str, list[Any]]:
-    """(table, condition on its rows, parameters) of one ``filter=`` clause: the runs that
-    match are the ``exp_pk`` of the rows that meet the condition."""
-    op = _SQL_OPERATORS[clause.op]  # KeyError for anything the parser would not produce
-    field = clause.field
-    if field.kind == "params":
-        if on_postgres():  # typed columns: a number is in vn, a string in vs
-            column = "vs" if isinstance(clause.value, str) else "vn"
-            return "exp_params", f"key = ? AND {column} {op} ?", [field.name, clause.value]
-        kind_range = "v >= ''" if isinstance(clause.value, str) else "v < ''"
-        return "exp_params", f"key = ? AND v {op} ? AND {kind_range}", [field.name, clause.value]
-    return "metric_summaries", f"metric = ? AND {_aggregate_column(field)} {op} ?", [field.name, clause.value]
-
-
-def clause_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache) -> int:
-    """How many runs match a filter of ``filter=`` clauses alone (and deletion): the size of
-    the intersection of each clause's set of runs, those sets kept while their table's version
-    (db/schema.py, 0012_table_versions) stays the same.
+def expression_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache, generation: int) -> int:
+    """How many runs match a filter of a ``filter=`` expression alone (and deletion): the size
+    of its set of runs, combined from each clause's kept set (queries/filter_sets.py).
 
     SQLite's count of the same (``pk IN (...)`` per clause) builds every set again after any
     change of the index: 9 ms for three clauses at 10k runs, 112 ms at 100k, about once a
-    second while a run trains. A set is a clause's rows alone (one index walk), so a delete, a
-    live run's row or another table's change leaves it good.
+    second while a run trains.
     """
-    versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
-    sets = []
-    for clause in f.clauses:
-        table, test, params = clause_parts(clause)
-        key = ("clause-set", table, test, *params)
-        version = (versions["epoch"], versions[table])
-        runs = cache.get_set(key, version)
-        if runs is None:
-            runs = frozenset(r[0] for r in conn.execute(f"SELECT exp_pk FROM {table} WHERE {test}", params))
-            cache.put_set(key, version, runs)
-        sets.append(runs)
-    sets.sort(key=len)
-    matches = sets[0]
-    for other in sets[1:]:
-        matches = matches & other
-    if f.include_deleted is True or not matches:
-        return len(matches)
-    deleted_pks = conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")
-    deleted = sum(1 for (pk,) in deleted_pks if pk in matches)
-    return deleted if f.include_deleted == "only" else len(matches) - deleted
+    assert f.expression is not None
+    sets = SetEvaluator(conn, cache, generation)
+    runs = sets.evaluate(f.expression)
+    if f.include_deleted is True:
+        return len(runs)
+    live = sets.live_count(runs, sets.deleted())
+    return len(runs) - live if f.include_deleted == "only" else live
 
 
 def _only_clauses(f: ExperimentFilter) -> bool:
-    """Whether ``f`` filters by ``filter=`` clauses and deletion alone."""
-    return bool(f.clauses) and f.project is None and not f.statuses and not _row_filters(f)
-
-
-def _aggregate_column(field: Field) -> str:
-    if field.agg not in METRIC_AGGREGATES:
-        raise ValueError(f"unknown aggregate {field.agg!r}")
-    return field.agg
+    """Whether ``f`` filters by a ``filter=`` expression and deletion alone."""
+    return f.expression is not None and f.project is None and not f.statuses and not _row_filters(f)
 
 
 def search_clause(text: str) -> tuple[str, list[Any]]:
@@ -297,7 +242,7 @@ class QueryCache:
         self.size = size
         self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self._lock = threading.Lock()
-        # Sets of runs (clause_count) are kept apart, within a number of members in all
+        # Sets of runs (filter_sets) are kept apart, within a number of members in all
         # (about 50 bytes each: 400,000 are ~20 MB).
         self.set_members = set_members
         self._sets: dict[tuple[Any, ...], tuple[Any, frozenset[int]]] = {}
@@ -369,7 +314,7 @@ def list_experiments(
     elif counts is not None and _only_clauses(f):  # filter= alone: from the kept clause sets
         total = counts.get(("experiments", where, *params), generation)
         if total is None:
-            total = clause_count(conn, f, counts)
+            total = expression_count(conn, f, counts, generation)
             counts.put(("experiments", where, *params), generation, total)
     else:
         total = count(where, params)
@@ -379,6 +324,16 @@ def list_experiments(
     if known_page is not None:
         # The same page of an unchanged index: its rows by primary key, in the order found.
         rows = _rows_by_pk(conn, known_page)
+    elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
+        # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
+        # not from SQL that would build every clause's set again after any change.
+        assert f.expression is not None
+        sets = SetEvaluator(conn, counts, generation)
+        runs = sets.evaluate(f.expression)
+        deleted = frozenset() if f.include_deleted else frozenset(sets.deleted())
+        everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
+        rows = _rows_by_pk(conn, set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset,
+                                          per_page, everything, "1" if f.include_deleted else LIVE, total, deleted))
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:
@@ -431,7 +386,7 @@ def field_order(field: Field, direction: str) -> str:
     """ORDER BY terms of a field's value (``s.``: its params or summaries row) in ``direction``:
     numbers before strings for params on both backends."""
     if field.kind != "params":
-        return f"s.{_aggregate_column(field)} {direction}"
+        return f"s.{aggregate_column(field)} {direction}"
     if on_postgres():
         return f"(s.vn IS NULL) {direction}, s.vn {direction}, s.vs {direction}"
     return f"s.v {direction}"
@@ -442,7 +397,7 @@ def _field_source(field: Field) -> tuple[str, str, list[Any]]:
     is column ``s.v`` (params) or the aggregate's column (metrics)."""
     if field.kind == "params":
         return "exp_params", "s.key = ?", [field.name]
-    col = _aggregate_column(field)
+    col = aggregate_column(field)
     return "metric_summaries", f"s.metric = ? AND s.{col} IS NOT NULL", [field.name]
 
 

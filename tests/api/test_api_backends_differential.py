@@ -52,6 +52,12 @@ FILTERS = [
     "filter=" + urllib.parse.quote("metrics.accuracy.max > 0.5 and params.batch_size >= 32"),
     "filter=" + urllib.parse.quote("metrics.loss.count > 3"),
     "project=vision&status=running&best_metric_min=0.1",
+    "filter=" + urllib.parse.quote("(params.lr < 0.003 or params.optim.name = 'sgd') and not metrics.loss.min > 2"),
+    "filter=" + urllib.parse.quote("params.mixed in (1, 'a', 2.5) or params.mixed not in ('b')"),
+    "filter=" + urllib.parse.quote("params.optim.name like 'ad%' or params.optim.name ilike 'SG_'"),
+    "filter=" + urllib.parse.quote("params.mixed is null and tags != 'baseline'"),
+    "filter=" + urllib.parse.quote("attributes.status in ('finished', 'failed') and not tags like 'ba%'"),
+    "include_deleted=only",
 ]
 ORDERS = [*SORT_COLUMNS, "params.lr", "params.mixed", "params.optim.name", "metrics.accuracy.max",
           "metrics.loss.min", "metrics.loss.last", "metrics.loss.count"]

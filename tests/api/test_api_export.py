@@ -218,7 +218,7 @@ LIST_ERRORS = [
     {"created_before": "2024-01-01"}, {"best_metric_min": "nan"}, {"best_metric_max": "-Infinity"},
     {"status": "bogus"}, {"status": "finished,bogus"}, {"search": "a\x00b"}, {"project": "p" * 2001},
     {"tags": ",".join(f"t{i}" for i in range(101))}, {"search": " ".join(f"w{i}" for i in range(101))},
-    {"filter": "params.lr <"}, {"filter": "params.lr < 1 or params.lr > 2"}, {"filter": "metrics.acc.bogus > 1"},
+    {"filter": "params.lr <"}, {"filter": "params.lr < 1 or (params.lr > 2"}, {"filter": "metrics.acc.bogus > 1"},
     {"filter": "params.name < 'x'"}, {"filter": "params.lr = 'open"}, {"filter": ["params.a = 1", "params.b = 2"]},
     {"order_by": "metrics.acc.bogus"}, {"order_by": "params."}, {"include": "config"},
 ]

@@ -120,3 +120,30 @@ class Page:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.page, name)
+
+
+# Hover a grid over the scatter's plot area, in the page: which runs can be reached, and where
+# their ring is drawn (relative to the plot area).
+_HOVER_GRID = """(over) => {
+  const r = over.getBoundingClientRect();
+  const seen = {};
+  for (let y = 1; y < r.height; y += 3) {
+    for (let x = 1; x < r.width; x += 3) {
+      over.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + x, clientY: r.top + y, bubbles: true }));
+      const tip = over.closest(".scatter").querySelector(".tip");
+      if (tip.hidden) continue;
+      const label = tip.querySelector("strong").textContent;
+      const ring = over.querySelector(".pick-ring");
+      seen[label] = [parseFloat(ring.style.left), parseFloat(ring.style.top), r.width, r.height];
+    }
+  }
+  return seen;
+}"""
+
+
+def reachable_points(page: Any, over: Any) -> dict[str, list[float]]:
+    """Hover a grid over a scatter's plot area (``.u-over``), in the page: the label of every
+    point the tooltip can name, with where its ring is drawn (x, y, and the area's width and
+    height, relative to the area)."""
+    seen: dict[str, list[float]] = page.evaluate(_HOVER_GRID, over.element_handle())
+    return seen

@@ -8,7 +8,7 @@ import re
 
 import httpx
 
-from .helpers import expect
+from .helpers import expect, reachable_points
 
 
 def ids_in_order(site, **params) -> list[str]:
@@ -68,10 +68,10 @@ def test_params_vs_metric_scatter_opens_a_run(page, site) -> None:
     # hovering a point names its run; clicking opens it
     over = panel.locator(".u-over")
     box = over.bounding_box()
-    for fx in (0.02, 0.98):
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] / 2)
-        if panel.locator(".tip").is_visible():
-            break
+    points = reachable_points(page, over)
+    assert len(points) == 5
+    x, y, _w, _h = next(iter(points.values()))
+    page.mouse.move(box["x"] + x, box["y"] + y)
     expect(panel.locator(".tip")).to_contain_text("vision /")
     page.mouse.down()
     page.mouse.up()

@@ -115,6 +115,19 @@ export class LineChart {
         }
         tables.push([px, py]);
         meta.push({ s, raw: raw && !!smoothing });
+        if (!raw && s.lo && s.hi) {
+          // A band (mean ± std of a group): its upper and lower edges, filled between.
+          for (const edge of ["hi", "lo"]) {
+            const ey = [];
+            for (let i = 0; i < xs.length; i++) {
+              if (xs[i] == null) continue;
+              const y = s[edge][i];
+              ey.push(y != null && Number.isFinite(y) && !(logY && y <= 0) ? y : null);
+            }
+            tables.push([px, ey]);
+            meta.push({ s, edge });
+          }
+        }
       }
     }
     const empty = !tables.length || tables.every((t) => !t[0].length);
@@ -126,7 +139,7 @@ export class LineChart {
       return;
     }
     const data = tables.length === 1 ? [tables[0][0], tables[0][1]] : uPlot.join(tables);
-    const signature = JSON.stringify([logY, useTime, meta.map((m) => [m.s.key, m.raw, m.s.colour])]);
+    const signature = JSON.stringify([logY, useTime, meta.map((m) => [m.s.key, m.raw, m.edge, m.s.colour])]);
     this.meta = meta;
     if (signature !== this.signature || !this.u) {
       this.destroyPlot();
@@ -164,14 +177,15 @@ export class LineChart {
       },
       series: [
         { label: useTime ? "time" : "step" },
-        ...meta.map(({ s, raw }) => ({
-          label: raw ? `${s.label} (raw)` : s.label,
-          stroke: raw ? fade(s.colour, 0.28) : s.colour,
-          width: raw ? 1 : 1.6,
-          spanGaps: true,
+        ...meta.map(({ s, raw, edge }) => ({
+          label: edge ? `${s.label} (${edge === "hi" ? "+" : "−"}std)` : raw ? `${s.label} (raw)` : s.label,
+          stroke: edge ? fade(s.colour, 0.35) : raw ? fade(s.colour, 0.28) : s.colour,
+          width: edge ? 0.5 : raw ? 1 : 1.6,
+          spanGaps: !edge,
           points: { show: false },
         })),
       ],
+      bands: meta.flatMap((m, i) => (m.edge === "hi" ? [{ series: [i + 1, i + 2], fill: fade(m.s.colour, 0.16) }] : [])),
       hooks: {
         setSelect: [
           (u) => {
@@ -208,7 +222,7 @@ export class LineChart {
     const rows = [];
     const at = idx != null ? u.data[0][idx] : null;
     this.meta.forEach((m, i) => {
-      if (m.raw) return;
+      if (m.raw || m.edge) return;
       const ys = u.data[i + 1];
       const j = idx != null ? idx : lastIndexWithValue(ys);
       const v = j >= 0 ? ys[j] : null;
@@ -242,9 +256,21 @@ export class LineChart {
   }
 }
 
+/** [min, max] widened by ``frac`` of the span on each side (multiplicatively on a log scale). */
+function padded(min, max, frac, log) {
+  if (min == null || max == null) return [min, max];
+  if (log && min > 0) {
+    const f = Math.pow(max / min, frac) || 1.2;
+    return min === max ? [min / 1.2, max * 1.2] : [min / f, max * f];
+  }
+  const span = max - min || Math.abs(max) || 1;
+  return [min - span * frac, max + span * frac];
+}
+
 /**
  * A scatter of points [{x, y, label, colour, group}] (x numbers or category strings), with a
- * tooltip naming the point under the cursor and ``onPick(point)`` on click.
+ * tooltip naming the point nearest the cursor (in both axes: many runs of a sweep share an x)
+ * and ``onPick(point)`` on click. The scales leave room around the extreme points.
  */
 export function scatter(host, points, { xLabel, yLabel, groups, onPick, logX = false }) {
   const categorical = points.some((p) => typeof p.x !== "number");
@@ -255,40 +281,61 @@ export function scatter(host, points, { xLabel, yLabel, groups, onPick, logX = f
   const xs = sorted.map((p) => p.px);
   const data = [xs, ...groups.map((g) => sorted.map((p) => (p.group === g.key ? p.y : null)))];
   const tip = h("div.tip", { hidden: true });
+  const ring = h("div.pick-ring", { hidden: true });
   const plot = h("div.plot");
   const present = new Set(points.map((p) => p.group));
   const key = h("div.legend", groups.filter((g) => present.has(g.key)).map((g) => h("span.lg", h("i.sw.round", { style: { background: g.colour } }), g.label)),
     h("span.muted", "· click a point to open its run"));
   const wrap = h("div.scatter", plot, tip, key);
   host.append(wrap);
+  let picked = null;
+  // The point nearest the cursor in pixels (both axes), within a reach; null when none is.
+  const nearest = (u2) => {
+    const { left, top } = u2.cursor;
+    if (left == null || left < 0) return null;
+    let best = null, bestD = 24 * 24;
+    for (const p of sorted) {
+      const dx = u2.valToPos(p.px, "x") - left, dy = u2.valToPos(p.y, "y") - top;
+      const d = dx * dx + dy * dy;
+      if (d < bestD) { bestD = d; best = p; }
+    }
+    return best;
+  };
   const u = new uPlot({
     width: plot.clientWidth || host.clientWidth || 600,
     height: 260,
     padding: [10, 12, 0, 4],
     legend: { show: false },
-    scales: { x: { time: false, distr: logX ? 3 : 1, range: categorical ? [-0.5, Math.max(0.5, cats.length - 0.5)] : undefined }, y: { auto: true } },
+    scales: {
+      x: { time: false, distr: logX ? 3 : 1, range: categorical ? [-0.5, Math.max(0.5, cats.length - 0.5)] : (u2, min, max) => padded(min, max, 0.04, logX) },
+      y: { range: (u2, min, max) => padded(min, max, 0.06, false) },
+    },
     axes: [
       { ...AXIS, space: 70, label: xLabel, labelSize: 18, labelFont: "600 11px system-ui", splits: categorical ? () => cats.map((_, i) => i) : undefined,
         values: (u2, splits) => splits.map((v) => (v == null ? "" : categorical ? cats[v] ?? "" : fmt.num(v))) },
       { ...AXIS, label: yLabel, labelSize: 18, labelFont: "600 11px system-ui", size: 56, values: (u2, splits) => splits.map((v) => (v == null ? "" : fmt.num(v))) },
     ],
-    cursor: { drag: { x: false, y: false }, points: { size: 9 } },
+    cursor: { drag: { x: false, y: false }, points: { show: false } },
     series: [{}, ...groups.map((g) => ({ label: g.label, stroke: g.colour, fill: fade(g.colour, 0.75), paths: () => null, points: { show: true, size: 8, width: 1, fill: fade(g.colour, 0.75) } }))],
     hooks: {
       setCursor: [(u2) => {
-        const i = u2.cursor.idx;
-        const p = i != null ? sorted[i] : null;
+        const p = nearest(u2);
+        picked = p;
         tip.hidden = !p;
+        ring.hidden = !p;
         if (!p) return;
+        const x = u2.valToPos(p.px, "x"), y = u2.valToPos(p.y, "y");
+        ring.style.left = `${x}px`;
+        ring.style.top = `${y}px`;
         replace(tip, h("strong", p.label), h("br"), `${xLabel} = ${fmt.value(p.x)}`, h("br"), `${yLabel} = ${fmt.num(p.y)}`);
-        tip.style.left = `${Math.min(u2.cursor.left + 60, u2.over.clientWidth - 120)}px`;
-        tip.style.top = `${Math.max(0, u2.cursor.top - 10)}px`;
+        tip.style.left = `${Math.min(x + 60, u2.over.clientWidth - 120)}px`;
+        tip.style.top = `${Math.max(0, y - 10)}px`;
       }],
     },
   }, data, plot);
+  u.over.append(ring);
   u.over.addEventListener("click", () => {
-    const i = u.cursor.idx;
-    if (i != null && onPick) onPick(sorted[i]);
+    if (picked && onPick) onPick(picked);
   });
   const ro = new ResizeObserver(() => { const w = plot.clientWidth; if (w && Math.abs(w - u.width) > 2) u.setSize({ width: w, height: 260 }); });
   ro.observe(plot);

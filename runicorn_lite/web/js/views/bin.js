@@ -47,7 +47,7 @@ export function mount(host) {
       h("div.table-wrap", h("table.grid",
         h("thead", h("tr",
           h("th.cb", h("input", { type: "checkbox", "aria-label": "Select every run", checked: all, onchange: (ev) => { runs.forEach((r) => (ev.target.checked ? selected.add(r.id) : selected.delete(r.id))); render(); } })),
-          ["Run", "Status", "Deleted", "Reason", "Created"].map((t) => h("th", { scope: "col" }, t)))),
+          ["Run", "Status", "Deleted", "Reason", "Created"].map((t) => h("th", { scope: "col", class: ["Deleted", "Created"].includes(t) ? "num" : null }, t)))),
         h("tbody", runs.map((r) => h("tr", { class: selected.has(r.id) ? "sel" : null },
           h("td.cb", h("input", { type: "checkbox", "aria-label": `Select ${r.id}`, checked: selected.has(r.id), onchange: (ev) => { if (ev.target.checked) selected.add(r.id); else selected.delete(r.id); render(); } })),
           h("td.name", h("a", { href: `/runs/${encodeURIComponent(r.id)}` }, r.alias || r.path || `${r.project} / ${r.name}`), h("div.id", r.id)),

@@ -1,6 +1,6 @@
 // Compare 2–50 runs: overlaid curves per metric (legend with the values under the cursor, zoom by
 // drag), the params table with differing params highlighted and an "only differences" toggle, and
-// the metric summary table.
+// the metric summary table; grouped by a param, each group's mean with a ± std band.
 
 import { ApiError, v2 } from "../api.js";
 import { chartsReady, LineChart, pointsFor } from "../charts.js";
@@ -8,6 +8,7 @@ import { badge, colour, empty, h, replace, throttle } from "../dom.js";
 import * as fmt from "../format.js";
 import { on } from "../live.js";
 import { setQuery } from "../router.js";
+import { groupBands, groupSelect } from "./groups.js";
 
 const MAX_RUNS = 50;
 const LOWER_IS_BETTER = /loss|err|perplex|mse|mae|rmse|wer|cer|latency|time|regret/i;
@@ -73,6 +74,7 @@ export function mount(host, { query }) {
           ids: list.slice(0, MAX_RUNS).join(","),
           downsample: pointsFor(charts.size ? [...charts.values()][0].plotEl : grid),
           step_range: z && xMode() === "step" ? `${Math.floor(z[0])}:${Math.ceil(z[1])}` : null,
+          group_by: get("group") || null,
         },
         signal: controller.signal,
       }), chartsReady()]);
@@ -119,7 +121,8 @@ export function mount(host, { query }) {
     const logy = h("input", { type: "checkbox", checked: get("logy") === "1", onchange: (ev) => { set({ logy: ev.target.checked ? "1" : null }); renderCharts(); } });
     const xSel = h("select", { "aria-label": "x axis", onchange: (ev) => { set({ x: ev.target.value === "time" ? "time" : null, zoom: null }); load(); } },
       h("option", { value: "step", selected: xMode() === "step" }, "step"), h("option", { value: "time", selected: xMode() === "time" }, "time"));
-    replace(bar, h("label.inline", "Smoothing ", smooth, out), h("label.inline", logy, " log y"), h("label.inline", "x ", xSel),
+    replace(bar, groupSelect(data, get("group"), (v) => { set({ group: v || null }, { push: true }); load(); }),
+      h("label.inline", "Smoothing ", smooth, out), h("label.inline", logy, " log y"), h("label.inline", "x ", xSel),
       zoom() ? h("button", { type: "button", onclick: resetZoom }, "Reset zoom") : h("span.muted.hint", "Drag to zoom; double-click resets"));
   }
 
@@ -134,7 +137,7 @@ export function mount(host, { query }) {
         c = new LineChart(grid, { title: name, syncKey: "compare", onZoom: zoomTo, onReset: resetZoom, height: 240 });
         charts.set(name, c);
       }
-      const series = data.experiments.map((e, i) => {
+      const series = data.groups ? groupBands(data, name, runColour) : data.experiments.map((e, i) => {
         const s = data.series[name][e.id];
         return s ? { key: e.id, label: e.alias || `${e.name} · ${e.id.slice(-6)}`, colour: runColour(i), ...s } : null;
       }).filter(Boolean);
@@ -176,8 +179,8 @@ export function mount(host, { query }) {
         })))))));
   }
 
-  function runHeader(e, i) {
-    return h("th", { scope: "col" }, h("i.sw", { style: { background: runColour(i) } }), h("a", { href: `/runs/${encodeURIComponent(e.id)}` }, e.alias || e.name), h("div.id", e.id));
+  function runHeader(e, i, cls = null) {
+    return h("th", { scope: "col", class: cls }, h("i.sw", { style: { background: runColour(i) } }), h("a", { href: `/runs/${encodeURIComponent(e.id)}` }, e.alias || e.name), h("div.id", e.id));
   }
 
   function renderMetrics() {
@@ -185,14 +188,15 @@ export function mount(host, { query }) {
     const names = [...new Set(exps.flatMap((e) => Object.keys(e.metrics || {})))].sort();
     if (!names.length) { replace(metricsEl, h("p.muted", "No metric summaries.")); return; }
     replace(metricsEl, h("div.table-wrap", h("table.grid.compare-table",
-      h("thead", h("tr", h("th", "metric"), exps.map((e, i) => runHeader(e, i)))),
+      h("thead", h("tr", h("th", "metric"), exps.map((e, i) => runHeader(e, i, "num")))),
       h("tbody", names.flatMap((n) => ["last", "min", "max"].map((agg, j) => {
         const vals = exps.map((e) => (e.metrics || {})[n]?.[agg]);
         const finite = vals.filter((v) => typeof v === "number");
-        // The best of each row, for metrics whose direction the name tells (loss, error: lower).
+        // The best run, for metrics whose direction the name tells, on the one aggregate that
+        // direction names: the lowest min of a loss, the highest max of an accuracy.
         const lower = LOWER_IS_BETTER.test(n);
         const higher = HIGHER_IS_BETTER.test(n);
-        const best = lower ? Math.min(...finite) : higher ? Math.max(...finite) : null;
+        const best = lower && agg === "min" ? Math.min(...finite) : higher && agg === "max" ? Math.max(...finite) : null;
         return h("tr", { class: j === 0 ? "group-start" : null }, h("th.mono", { scope: "row" }, j === 0 ? n : "", h("span.col-kind", agg)),
           vals.map((v) => h("td.num.mono", { class: best != null && finite.length > 1 && v === best ? "best" : null, title: best != null && v === best ? "best of these runs" : null }, fmt.num(v))));
       }))))));
@@ -236,9 +240,9 @@ export function mount(host, { query }) {
   load();
   return {
     update(q) {
-      const before = get("ids");
+      const before = `${get("ids")}|${get("group")}`;
       state = new URLSearchParams(q);
-      if (get("ids") !== before || !data) load();
+      if (`${get("ids")}|${get("group")}` !== before || !data) load();
       else { renderBar(); renderCharts(); renderParams(); }
     },
     destroy() {

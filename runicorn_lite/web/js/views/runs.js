@@ -1,7 +1,8 @@
 // Runs: the V2 list with params and metric summaries, filters (status, project, tags, search,
 // dates, a filter= expression), sorting on any column, a column chooser, paging, selection →
-// compare / delete / restore, CSV export of the current filter, a params-vs-metric scatter, and
-// live updates from the event stream. Every bit of state lives in the URL.
+// compare / delete / restore, CSV export of the current filter, a params-vs-metric scatter, the
+// analysis tools (groups, parallel coordinates, importance: analysis.js), and live updates from
+// the event stream. Every bit of state lives in the URL.
 
 import { ApiError, qs, v2 } from "../api.js";
 import { chartsReady, scatter } from "../charts.js";
@@ -10,6 +11,7 @@ import * as fmt from "../format.js";
 import { onAny } from "../live.js";
 import { navigate, setQuery } from "../router.js";
 import { filterParams as paramsOf, pageParams, PER_PAGE } from "../query.js";
+import { analysisTools } from "./analysis.js";
 import { autoColumns } from "./runs_columns.js";
 
 const STATUSES = ["running", "finished", "failed", "interrupted"];
@@ -85,10 +87,19 @@ export function mount(host, { query }) {
   search.addEventListener("input", onSearch);
   for (const el of [projectSel, afterIn, beforeIn, deletedCb]) el.addEventListener("change", applyFilters);
 
+  const analysis = analysisTools({
+    get, commit: (changes, opts) => { commit(changes, opts); if ("filter" in changes) syncInputs(); }, filterParams: () => filterParams(),
+    known: () => ({ params: knownParams, metrics: knownMetrics }),
+    columns: () => {
+      const cols = columns();
+      return { params: cols.filter((c) => c.kind === "param").map((c) => c.label), metrics: cols.filter((c) => c.kind === "metric") };
+    },
+  });
+
   replace(host, h("div.page-head", h("h1", "Runs"), countEl),
     form, notice,
-    h("div.row.actions", selBar, h("span.grow"), colsMenu, plotBtn, exportA),
-    plotPanel, tableWrap, pager);
+    h("div.row.actions", selBar, h("span.grow"), ...analysis.controls, colsMenu, plotBtn, exportA),
+    plotPanel, ...analysis.panels, analysis.groupsEl, tableWrap, pager);
 
   // ---- state → URL ---------------------------------------------------------------------------
   function commit(changes, { push = true, reload = true } = {}) {
@@ -155,6 +166,7 @@ export function mount(host, { query }) {
       filterIn.removeAttribute("aria-invalid");
       render();
       if (plot || get("sx")) renderPlot();
+      analysis.refresh();
     } catch (err) {
       if (err.name === "AbortError") return;
       showError(err);
@@ -255,7 +267,8 @@ export function mount(host, { query }) {
       const rest = rows.slice(FIRST_ROWS);
       restFrame = requestAnimationFrame(() => { if (tbody.isConnected) append(tbody, rest.map((r) => rowEl(r, cols, sel))); });
     }
-    tableWrap.hidden = !rows.length;
+    tableWrap.hidden = !rows.length || analysis.grouped();
+    if (analysis.grouped()) { replace(pager); return; }
     if (!rows.length) {
       const stateEl = hasFilters() || page() > 1
         ? empty("No runs match these filters", "Change or clear the filters to see more runs.", h("button", { type: "button", onclick: clearFilters }, "Clear filters"))

@@ -1,0 +1,368 @@
+"""A ``filter=`` expression as sets of runs: each clause one indexed SQL statement, combined
+by union (``or``), intersection (``and``) and difference (``not``: all runs but these).
+
+A clause's set is kept (:class:`~runicorn_lite.queries.experiments.QueryCache`) while the table
+it reads keeps its version (db/schema.py, 0012_table_versions): a run's new points, an edit or a
+delete leave the params' and summaries' sets good, so an expression after a change of the index
+is a few set operations, not a read of every run's params. Sets over the experiments' own
+columns and tags are kept for one index generation.
+
+Every clause is false for a run that lacks its field (``!=``, ``not in``, ``not like`` too);
+a value of the other kind (a string against a number) is false as well.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from runicorn_lite.db.dialect import on_postgres, pg_number
+from runicorn_lite.db.schema import METRIC_AGGREGATES
+from runicorn_lite.queries.filters import (
+    ATTRIBUTES,
+    LIST_OPS,
+    OPERATORS,
+    And,
+    Clause,
+    Expr,
+    Field,
+    Not,
+    Or,
+    clauses_of,
+)
+
+if TYPE_CHECKING:
+    from runicorn_lite.queries.experiments import QueryCache
+
+# An attribute's SQL over an experiments row (``duration_s``: null while the run has no end).
+ATTRIBUTE_SQL = {name: name for name in ATTRIBUTES} | {"duration_s": "(ended_at - created_at)"}
+
+
+class ClauseSQL:
+    """The runs a clause is true for: ``select`` (one SQL statement of ``exp_pk``s or
+    ``pk``s), or every run but those when ``complement``; ``table`` keys the kept set."""
+
+    __slots__ = ("complement", "params", "select", "table")
+
+    def __init__(self, select: str, params: list[Any], table: str, complement: bool = False) -> None:
+        self.select = select
+        self.params = params
+        self.table = table
+        self.complement = complement
+
+
+def like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``, ``\\`` escaping the next character) as a case-sensitive
+    GLOB pattern."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            c = pattern[i + 1]
+            out.append(f"[{c}]" if c in "*?[" else c)
+            i += 2
+            continue
+        out.append("*" if c == "%" else "?" if c == "_" else f"[{c}]" if c in "*?[" else c)
+        i += 1
+    return "".join(out)
+
+
+def _pattern_test(column: str, op: str, pattern: str) -> tuple[str, list[Any]]:
+    negate = op.startswith("not ")
+    if on_postgres():  # its LIKE is case-sensitive and ILIKE folds case: the pattern as it is
+        verb = "ILIKE" if op.endswith("ilike") else "LIKE"
+        test, params = f"{column} {verb} ? ESCAPE '\\'", [pattern]
+    elif op.endswith("ilike"):  # SQLite's LIKE folds ASCII case
+        test, params = f"{column} LIKE ? ESCAPE '\\'", [pattern]
+    else:
+        test, params = f"{column} GLOB ?", [like_to_glob(pattern)]
+    return (f"NOT ({test})" if negate else test), params
+
+
+def _list_test(column: str, op: str, values: tuple[Any, ...]) -> tuple[str, list[Any]]:
+    marks = ",".join("?" * len(values))
+    return f"{column} {'NOT IN' if op == 'not in' else 'IN'} ({marks})", list(values)
+
+
+def _kind_range(value: Any) -> str:
+    """Numbers sort below every string in SQLite: ``v < ''`` keeps numbers, ``v >= ''``
+    strings, so a value never matches one of the other kind (and a range stays one walk of
+    the (key, v) index)."""
+    if isinstance(value, tuple):
+        kinds = {isinstance(v, str) for v in value}
+        if len(kinds) == 2:
+            return "TRUE"
+        value = value[0]
+    return "v >= ''" if isinstance(value, str) else "v < ''"
+
+
+def clause_sql(clause: Clause) -> ClauseSQL:
+    """The SQL of the runs one clause is true for."""
+    field, op, value = clause.field, clause.op, clause.value
+    if field.kind == "params":
+        return _param_sql(field, op, value)
+    if field.kind == "metrics":
+        col = aggregate_column(field)
+        head = f"SELECT exp_pk FROM metric_summaries WHERE metric = ? AND {col}"
+        if op == "is null":
+            return ClauseSQL(f"{head} IS NOT NULL", [field.name], "metric_summaries", True)
+        if op == "is not null":
+            return ClauseSQL(f"{head} IS NOT NULL", [field.name], "metric_summaries")
+        if op in LIST_OPS:
+            assert isinstance(value, tuple)
+            test, params = _list_test(col, op, value)
+            return ClauseSQL(f"{head} IS NOT NULL AND {test}", [field.name, *params], "metric_summaries")
+        return ClauseSQL(f"{head} {_op(op)} ?", [field.name, value], "metric_summaries")
+    if field.kind == "tags":
+        return _tags_sql(op, value)
+    column = ATTRIBUTE_SQL[field.name]
+    head = "SELECT pk FROM experiments WHERE"
+    if op in ("is null", "is not null"):
+        return ClauseSQL(f"{head} {column} {op.upper()}", [], "experiments")
+    if op in LIST_OPS:
+        assert isinstance(value, tuple)
+        test, params = _list_test(column, op, value)
+        return ClauseSQL(f"{head} {column} IS NOT NULL AND {test}", params, "experiments")
+    if op in OPERATORS:
+        return ClauseSQL(f"{head} {column} {_op(op)} ?", [value], "experiments")
+    assert isinstance(value, str)
+    test, params = _pattern_test(column, op, value)
+    return ClauseSQL(f"{head} {column} IS NOT NULL AND {test}", params, "experiments")
+
+
+def _param_sql(field: Field, op: str, value: Any) -> ClauseSQL:
+    head = "SELECT exp_pk FROM exp_params WHERE key = ?"
+    if op == "is null":  # a null param has no row (db/schema.py): lacking it is being null
+        return ClauseSQL(head, [field.name], "exp_params", True)
+    if op == "is not null":
+        return ClauseSQL(head, [field.name], "exp_params")
+    if on_postgres():
+        test, params = _pg_param_test(op, value)
+        return ClauseSQL(f"{head} AND {test}", [field.name, *params], "exp_params")
+    if op in LIST_OPS:
+        test, params = _list_test("v", op, value)
+        return ClauseSQL(f"{head} AND {test} AND {_kind_range(value)}", [field.name, *params], "exp_params")
+    if op in OPERATORS:
+        return ClauseSQL(f"{head} AND v {_op(op)} ? AND {_kind_range(value)}", [field.name, value], "exp_params")
+    test, params = _pattern_test("v", op, value)
+    return ClauseSQL(f"{head} AND v >= '' AND {test}", [field.name, *params], "exp_params")
+
+
+def _pg_param_test(op: str, value: Any) -> tuple[str, list[Any]]:
+    """PostgreSQL's typed param columns (db/pg_schema.py): a number is compared with ``vn``, a
+    string with ``vs``, so a value never matches one of the other kind, as on SQLite."""
+    if op in LIST_OPS:
+        numbers = [pg_number(v) for v in value if not isinstance(v, str)]
+        strings = [v for v in value if isinstance(v, str)]
+        parts = []
+        for column, values in (("vn", numbers), ("vs", strings)):
+            if values:
+                marks = ",".join("?" * len(values))
+                parts.append(f"{column} IN ({marks})" if op == "in"
+                             else f"({column} IS NOT NULL AND {column} NOT IN ({marks}))")
+        return "(" + " OR ".join(parts) + ")", [*numbers, *strings]
+    if op in OPERATORS:
+        if isinstance(value, str):
+            return f"vs {_op(op)} ?", [value]
+        return f"vn {_op(op)} ?", [pg_number(value)]
+    test, params = _pattern_test("vs", op, value)
+    return f"vs IS NOT NULL AND {test}", params
+
+
+def _tags_sql(op: str, value: Any) -> ClauseSQL:
+    tagged = "SELECT DISTINCT exp_pk FROM exp_tags"
+    if op == "is null":
+        return ClauseSQL(tagged, [], "exp_tags", True)
+    if op == "is not null":
+        return ClauseSQL(tagged, [], "exp_tags")
+    if op in ("=", "in"):
+        values = value if isinstance(value, tuple) else (value,)
+        return ClauseSQL(f"{tagged} WHERE tag IN ({','.join('?' * len(values))})", list(values), "exp_tags")
+    if op in ("!=", "not in"):  # has tags, none of them these
+        values = value if isinstance(value, tuple) else (value,)
+        return ClauseSQL(
+            f"{tagged} WHERE exp_pk NOT IN (SELECT exp_pk FROM exp_tags WHERE tag IN ({','.join('?' * len(values))}))",
+            list(values), "exp_tags",
+        )
+    if op in ("like", "ilike"):  # has a tag that matches
+        test, params = _pattern_test("tag", op, value)
+        return ClauseSQL(f"{tagged} WHERE {test}", params, "exp_tags")
+    if op in ("not like", "not ilike"):  # has tags, none that matches
+        test, params = _pattern_test("tag", op.removeprefix("not "), value)
+        return ClauseSQL(f"{tagged} WHERE exp_pk NOT IN (SELECT exp_pk FROM exp_tags WHERE {test})", params, "exp_tags")
+    raise ValueError(f"tags take =, !=, in, like and is null, not {op}")  # the parser refuses it first
+
+
+_SQL_OPERATORS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def _op(op: str) -> str:
+    return _SQL_OPERATORS[op]  # KeyError for anything the parser would not produce
+
+
+def aggregate_column(field: Field) -> str:
+    if field.agg not in METRIC_AGGREGATES:
+        raise ValueError(f"unknown aggregate {field.agg!r}")
+    return field.agg
+
+
+def expression_where(expr: Expr) -> tuple[str, list[Any]]:
+    """The expression as one SQL condition on experiments rows (``pk`` the row's): each clause
+    a ``pk IN (…)`` SQLite builds once per statement from its index."""
+    if isinstance(expr, Clause):
+        sql = clause_sql(expr)
+        return f"{'NOT ' if sql.complement else ''}pk IN ({sql.select})", list(sql.params)
+    if isinstance(expr, Not):
+        inner, params = expression_where(expr.item)
+        return f"NOT ({inner})", params
+    parts = [expression_where(item) for item in expr.items]
+    joiner = " AND " if isinstance(expr, And) else " OR "
+    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+
+
+class SetEvaluator:
+    """Evaluates expressions into frozensets of run pks (deleted runs included) on one read
+    snapshot, keeping each clause's set (and the set of all runs) in ``cache``."""
+
+    def __init__(self, conn: sqlite3.Connection, cache: QueryCache, generation: int) -> None:
+        self.conn = conn
+        self.cache = cache
+        self.generation = generation
+        self.versions: dict[str, Any] = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+
+    def _version(self, table: str) -> Any:
+        if table in self.versions:
+            return (self.versions["epoch"], self.versions[table])
+        return ("generation", self.generation)  # tags and the experiments' own columns
+
+    def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: list[Any]) -> frozenset[int]:
+        version = self._version(table)
+        runs = self.cache.get_set(key, version)
+        if runs is None:
+            runs = frozenset(r[0] for r in self.conn.execute(sql, params))
+            self.cache.put_set(key, version, runs)
+        return runs
+
+    def everything(self) -> frozenset[int]:
+        """Every run of the index, deleted ones included (the set ``not`` takes from)."""
+        return self._kept(("all-runs",), "all_runs", "SELECT pk FROM experiments", [])
+
+    def clause(self, clause: Clause) -> frozenset[int]:
+        sql = clause_sql(clause)
+        runs = self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params)
+        return self.everything() - runs if sql.complement else runs
+
+    def evaluate(self, expr: Expr) -> frozenset[int]:
+        """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
+        its version (a delete, a restore or a live run's points leave it good)."""
+        tables = {clause_sql(c).table for c in clauses_of(expr)}
+        if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
+            tables.add("all_runs")
+        version = tuple(self._version(t) for t in sorted(tables))
+        key = ("expression-set", repr(expr))
+        runs = self.cache.get_set(key, version)
+        if runs is None:
+            runs = self._evaluate(expr)
+            self.cache.put_set(key, version, runs)
+        return runs
+
+    def _evaluate(self, expr: Expr) -> frozenset[int]:
+        if isinstance(expr, Clause):
+            return self.clause(expr)
+        if isinstance(expr, Not):
+            return self.everything() - self._evaluate(expr.item)
+        if isinstance(expr, Or):
+            return frozenset().union(*(self._evaluate(item) for item in expr.items))
+        # and: the positive items intersected, the negated ones taken away (never a complement
+        # of all runs built only to be intersected)
+        positive: list[frozenset[int]] = []
+        negative: list[frozenset[int]] = []
+        for item in expr.items:
+            if isinstance(item, Not):
+                negative.append(self._evaluate(item.item))
+            elif isinstance(item, Clause) and clause_sql(item).complement:
+                sql = clause_sql(item)
+                negative.append(self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params))
+            else:
+                positive.append(self._evaluate(item))
+        if not positive:
+            positive.append(self.everything())
+        positive.sort(key=len)
+        out = positive[0]
+        for other in positive[1:]:
+            if not out:
+                return out
+            out = out & other
+        for other in negative:
+            if not out:
+                break
+            out = out - other
+        return out
+
+    def deleted(self) -> list[int]:
+        """The soft-deleted runs (a walk of the few deleted rows' index)."""
+        return [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
+
+    def live_count(self, runs: frozenset[int], deleted: list[int]) -> int:
+        """How many of ``runs`` are not soft-deleted (no copy of the set)."""
+        return len(runs) - sum(1 for pk in deleted if pk in runs)
+
+
+def _nodes(expr: Expr) -> Iterator[Expr]:
+    yield expr
+    if isinstance(expr, Not):
+        yield from _nodes(expr.item)
+    elif not isinstance(expr, Clause):
+        for item in expr.items:
+            yield from _nodes(item)
+
+
+def set_page(
+    conn: sqlite3.Connection,
+    runs: frozenset[int],
+    column: str,
+    order: str,
+    offset: int,
+    per_page: int,
+    everything: int,
+    where: str,
+    total: int,
+    deleted: frozenset[int] = frozenset(),
+) -> list[int]:
+    """The pks of one page of ``runs`` (a filter's set, deleted runs already left out when they
+    are not wanted) in the list's order of ``column`` (``order``: its ORDER BY text from
+    ``order_clause``, ``column`` whitelisted by the caller), without SQLite building the set
+    again: either a walk of the sort index keeping the members (about ``wanted × everything /
+    len(runs)`` rows read, cheap when the set is large), or the members' sort keys read by pk
+    and sorted here (``len(runs)`` rows, cheap when it is small). ``everything``: how many runs
+    the walk could meet; ``where``: the walk's condition (live runs: the sort index's own);
+    ``total``: how many members the walk can meet; ``deleted``: members the sort leaves out."""
+    wanted = offset + per_page
+    if not total or offset >= total:
+        return []
+    if wanted * everything <= total * total * 4:
+        picked: list[int] = []
+        cursor = conn.execute(f"SELECT pk FROM experiments WHERE {where} ORDER BY {order}")
+        contains = runs.__contains__
+        for (pk,) in cursor:
+            if contains(pk):
+                picked.append(pk)
+                if len(picked) >= wanted:
+                    break
+        cursor.close()
+        return picked[offset:]
+    keys: list[tuple[Any, str, int]] = []
+    members = [pk for pk in runs if pk not in deleted] if deleted else list(runs)
+    for start in range(0, len(members), 500):
+        part = members[start : start + 500]
+        keys.extend(conn.execute(
+            f"SELECT {column}, id, pk FROM experiments WHERE pk IN ({','.join('?' * len(part))})", part
+        ).fetchall())
+    descending = " DESC" in order
+    if descending:  # NULL lowest: last when descending; ties by id, descending too
+        keys.sort(key=lambda k: (k[0] is not None, k[0] if k[0] is not None else 0, k[1]), reverse=True)
+    else:  # NULLs last, ties by id
+        keys.sort(key=lambda k: (k[0] is None, k[0] if k[0] is not None else 0, k[1]))
+    return [k[2] for k in keys[offset:wanted]]
