@@ -330,10 +330,13 @@ def list_experiments(
         assert f.expression is not None
         sets = SetEvaluator(conn, counts, generation)
         runs = sets.evaluate(f.expression)
-        deleted = frozenset() if f.include_deleted else frozenset(sets.deleted())
+        deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
+        condition = "TRUE" if f.include_deleted is True else LIVE
+        if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
+            runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
         everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
         rows = _rows_by_pk(conn, set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset,
-                                          per_page, everything, "1" if f.include_deleted else LIVE, total, deleted))
+                                          per_page, everything, condition, total, deleted))
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:

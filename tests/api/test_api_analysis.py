@@ -46,7 +46,7 @@ def write_sweep(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def app(corpus: tuple[Path, list[Run]]) -> Iterator[Starlette]:
+def app(corpus: tuple[Path, list[Run]], backend: str) -> Iterator[Starlette]:
     built = open_app(corpus[0])
     yield built
     close_app(built)

@@ -161,7 +161,8 @@ def test_details_metrics_compare_analytics_and_csv_answer_alike(apps: dict[str, 
 
 def test_errors_answer_alike(apps: dict[str, Starlette]) -> None:
     paths = ["/api/v2/experiments?filter=" + urllib.parse.quote(x) for x in
-             ("params.lr <", "params.lr < 'x'", "metrics.loss.median > 1", "params.lr < 1 or params.lr > 2")]
+             ("params.lr <", "params.lr < 'x'", "metrics.loss.median > 1", "params.lr < 1 xor params.lr > 2",
+              "(params.lr < 1")]
     paths += ["/api/v2/experiments?per_page=100000", "/api/v2/experiments?order_by=params.",
               "/api/v2/experiments/not-a-run", "/api/v2/experiments/20250101_000000_abcdef"]
     _compare(apps, paths)

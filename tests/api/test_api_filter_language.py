@@ -23,7 +23,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Run]]:
 
 
 @pytest.fixture(scope="module")
-def app(corpus: tuple[Path, list[Run]]) -> Iterator[Starlette]:
+def app(corpus: tuple[Path, list[Run]], backend: str) -> Iterator[Starlette]:
     built = open_app(corpus[0])
     yield built
     close_app(built)
