@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from opt_helpers import new_database, release_database
 
-from runicorn_lite.db import Backend
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.optimization.keys import KeyChecker, hash_key, list_keys
 from runicorn_lite.optimization.store import open_primary

@@ -19,7 +19,7 @@ from opt_helpers import PREFIX, Api, Client, make_settings, release_database
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from runicorn_lite.db import Backend
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.optimization import create_app, queries
 from runicorn_lite.optimization.keys import KeyChecker, create_key
 from runicorn_lite.optimization.model import ListQuery

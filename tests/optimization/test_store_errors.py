@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from opt_helpers import make_settings, release_database
 
-from runicorn_lite.db import Backend
+from runicorn_lite.db.backend import Backend
 from runicorn_lite.optimization import queries
 from runicorn_lite.optimization.model import DuplicateIteration, InvalidTransition, RunFinished, RunNotFound
 from runicorn_lite.optimization.store import open_primary
