@@ -183,8 +183,11 @@ def test_keys_go_into_the_store_the_server_uses(tmp_path: Path, server_factory) 
         assert answer.status_code == 200 and answer.json()["total"] == 1
     listed = _keys("list", "--index-dir", str(store), "--root", str(root))
     assert "(all)" in listed.stdout and "read-only" not in listed.stdout and "read " in listed.stdout
-    wrong = _keys("create", "--root", str(root), "--database", "postgresql://x@db/runs", "--project", "p")
-    assert wrong.returncode == 2 and "sqlite:///DIR" in wrong.stderr
+    wrong = _keys("create", "--root", str(root), "--database", "mysql://x@db/runs", "--project", "p")
+    assert wrong.returncode == 2 and "sqlite:///" in wrong.stderr and "postgresql://" in wrong.stderr
+    unreachable = _keys("create", "--root", str(root), "--database", "postgresql://x@127.0.0.1:1/runs",
+                        "--project", "p")
+    assert unreachable.returncode == 1 and "127.0.0.1:1" in unreachable.stderr
     both = _keys("create", "--root", str(root), "--index-dir", str(tmp_path / "a"), "--database",
                  f"sqlite:///{tmp_path / 'b'}", "--project", "p")
     assert both.returncode == 2 and "give one" in both.stderr

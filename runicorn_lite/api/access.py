@@ -20,9 +20,9 @@ from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.auth import Principal, principal_of
 from runicorn_lite.queries.experiments import ExperimentFilter, RunRef
 
-# A project no run has (a directory name holds no NUL): the filter of a key that asked for
-# another project than its own.
-NO_PROJECT = "\x00"
+# A project no run has (a project is one directory name: it holds no "/"): the filter of a key
+# that asked for another project than its own. (Not a NUL: PostgreSQL's text cannot hold one.)
+NO_PROJECT = "/"
 
 
 def who(conn: HTTPConnection) -> Principal | None:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import bad_request
 from runicorn_lite.api.responses import JSONResponse
@@ -66,7 +67,7 @@ async def groups_endpoint(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     q: Values = GROUPS_QUERY.parse(request.query_params)
-    f = parse_filter(q)
+    f = access.scoped(request, parse_filter(q))
     group_by = [_field(parse_group_field, text, "group_by field") for text in q["group_by"]]
     if len(set(group_by)) != len(group_by):
         raise bad_request("Parameter 'group_by' names a field twice")
@@ -108,7 +109,7 @@ async def importance_endpoint(request: Request) -> Response:
     start = time.perf_counter()
     ctx = context(request)
     q: Values = IMPORTANCE_QUERY.parse(request.query_params)
-    f = parse_filter(q)
+    f = access.scoped(request, parse_filter(q))
     metric_text: str = q["metric"]
     keys: list[str] | None = q["params"]
 

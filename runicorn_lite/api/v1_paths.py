@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from runicorn_lite import rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import AppContext, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request
 from runicorn_lite.api.params import json_object
@@ -81,7 +82,7 @@ def existing_created_paths(ctx: AppContext) -> list[str]:
 async def list_paths(request: Request) -> Response:
     include_stats = PATHS_QUERY.parse(request.query_params)["include_stats"]
     ctx = context(request)
-    stats = await in_db_thread(path_stats, ctx)
+    stats = _visible(request, await in_db_thread(path_stats, ctx))
     paths = sorted(stats)
     body: dict[str, Any] = {"paths": paths, "tree": tree(paths)}
     if include_stats:
@@ -90,8 +91,15 @@ async def list_paths(request: Request) -> Response:
 
 
 async def path_tree(request: Request) -> Response:
-    stats = await in_db_thread(path_stats, context(request))
+    stats = _visible(request, await in_db_thread(path_stats, context(request)))
     return JSONResponse({"tree": tree(sorted(stats))})
+
+
+def _visible(request: Request, stats: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """The paths of the projects the request may see (a path's first segment is its project)."""
+    if access.who(request) is None:
+        return stats
+    return {p: s for p, s in stats.items() if access.sees(request, p.split("/", 1)[0])}
 
 
 def checked_new_path(raw: object) -> str:
@@ -120,6 +128,8 @@ async def create_path(request: Request) -> Response:
     ctx = context(request)
     body = await json_object(request)
     target = checked_new_path(body.get("path"))
+    if not access.sees(request, target.split("/", 1)[0]):  # a project's key: folders of its project
+        raise ApiError(403, "This key may create folders under its own project only")
     ctx.require_writable()
     runs = ctx.root / rundir.RUNS_DIRNAME
 

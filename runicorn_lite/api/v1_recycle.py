@@ -164,7 +164,7 @@ async def permanent_delete(request: Request) -> Response:
 
     # The index says where the runs are and which are in the bin; purge checks each directory
     # again on disk (still soft-deleted, inside the root) before it removes it.
-    refs = await ctx.store.call(ctx.locate_indexed, wanted)
+    refs = await ctx.store.call(access.visible_locator(request, ctx.locate_indexed), wanted)
     deleted = {i: purge.Candidate(i, ctx.root / r.rel_dir) for i, r in refs.items() if r.deleted_at is not None}
 
     def work() -> tuple[dict[str, dict[str, Any]], list[Path]]:
@@ -202,7 +202,7 @@ async def asset_refs(request: Request) -> Response:
         raise bad_request(f"Invalid run_id format: {run_id[:200]}")
     root = context(request).root
     info = await run_in_threadpool(find_run, root, run_id)
-    if info is None:
+    if info is None or not access.sees(request, info.project):
         raise not_found("Run not found")
     return JSONResponse(await run_in_threadpool(refs_of, root, info.run_dir, run_id))
 

@@ -27,11 +27,11 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from runicorn_lite import rundir
-from runicorn_lite.api.context import AppContext, context
+from runicorn_lite.api import access
+from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.files import send_file
 from runicorn_lite.api.params import check_text, json_object
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
 
@@ -88,10 +88,12 @@ def _download_name(raw: str | None, default: str) -> str:
     return name if name and "\x00" not in name else default
 
 
-async def located(ctx: AppContext, ids: list[str]) -> dict[str, RunRef]:
-    """Where the index says these runs are (ids that are not run ids are not looked up)."""
+async def located(request: Request, ids: list[str]) -> dict[str, RunRef]:
+    """Where the index says these runs are, of those the request may see (ids that are not run
+    ids are not looked up)."""
+    ctx = context(request)
     valid = [i for i in ids if rundir.is_valid_run_id(i)]
-    return await in_db_thread(ctx.locate_indexed, valid) if valid else {}
+    return await ctx.store.call(access.visible_locator(request, ctx.locate_indexed), valid) if valid else {}
 
 
 async def download(request: Request) -> Response:
@@ -100,7 +102,7 @@ async def download(request: Request) -> Response:
     ctx = context(request)
     root = ctx.root
     run_id = request.path_params["run_id"]
-    ref = (await located(ctx, [run_id])).get(run_id)
+    ref = (await located(request, [run_id])).get(run_id)
     if ref is None:
         raise not_found("Run not found")
     run_path = root / ref.rel_dir
@@ -153,7 +155,7 @@ async def export_runs(request: Request) -> Response:
         check_text(run_id, "run_ids")
     wanted = list(dict.fromkeys(ids))
     ctx = context(request)
-    refs = await located(ctx, wanted)
+    refs = await located(request, wanted)
     for run_id in wanted:
         ref = refs.get(run_id)
         if ref is None or ref.deleted_at is not None:  # as Runicorn: the bin's runs are not exported

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runicorn_lite import purge, rundir
+from runicorn_lite.api import access
 from runicorn_lite.api.context import AppContext, Outcome, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import PATCH_FIELDS, json_object, meta_changes
@@ -61,6 +62,7 @@ async def patch_experiment(request: Request) -> Response:
     alias or description clears it). Unknown fields are refused: a misspelt one would be lost."""
     ctx = context(request)
     exp_id = check_id(request.path_params["exp_id"])
+    await access.require_visible(request, exp_id)
     body = await json_object(request)
     unknown = [k for k in body if k not in PATCH_FIELDS]
     if unknown:
@@ -101,7 +103,7 @@ async def batch_purge(request: Request) -> Response:
     ctx.require_writable()
     ids = list(dict.fromkeys(ids))
 
-    found = await ctx.store.call(ctx.locate_indexed, ids)
+    found = await ctx.store.call(access.visible_locator(request, ctx.locate_indexed), ids)
 
     def work() -> tuple[dict[str, Outcome], list[Path]]:
         outcomes: dict[str, Outcome] = {}
@@ -132,6 +134,7 @@ async def run_logs(request: Request) -> Response:
     ctx = context(request)
     q = LOGS_QUERY.parse(request.query_params)
     exp_id = check_id(request.path_params["exp_id"])
+    await access.require_visible(request, exp_id)
     offset: int | None = q["offset"]
     tail: int = q["tail"]
 

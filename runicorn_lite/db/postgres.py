@@ -264,9 +264,12 @@ class PgDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, migrate: Callable[[PgConn], list[str]] | None = None, *, name: str = "index",
-                 readers: int = 6) -> None:
+                 readers: int = 6, pipeline: bool = False) -> None:
         self.url = url
         self.name = name
+        # Pipeline mode for write transactions: the index's ingest batches, whose statements
+        # raise nothing the caller catches one by one (an error surfaces at the next sync).
+        self.pipeline = pipeline
         self.where = describe_url(url)
         self.generation = 0
         self.damaged: str | None = None
@@ -324,7 +327,7 @@ class PgDatabase:
                 # Pipeline mode: statements whose results are not read go out without waiting
                 # for their answers (an ingest batch is many small statements: a round trip
                 # each cost most of a cold index's time, measured).
-                with _errors(), raw.pipeline(), postgres_statements():
+                with _errors(), raw.pipeline() if self.pipeline else contextlib.nullcontext(), postgres_statements():
                     yield PgConn(raw)  # type: ignore[misc]
             except BaseException:
                 with contextlib.suppress(psycopg.Error):

@@ -7,12 +7,13 @@ derived from the files, so deleting the index and scanning again reproduces it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -498,7 +499,10 @@ class Indexer:
             staged, notes = self._write_batch(batch, now, isolate=False)
         except _RUN_ERRORS:
             try:
-                staged, notes = self._write_batch(batch, now, isolate=True)
+                # One savepoint per run, each failure caught where it happens: no pipelining
+                # of statements on PostgreSQL here (its errors would surface later).
+                with _unpipelined(self.db):
+                    staged, notes = self._write_batch(batch, now, isolate=True)
             except (StoreError, sqlite3.Error) as exc:
                 return self._write_failed(exc, batch)
         except (StoreError, sqlite3.Error) as exc:
@@ -586,6 +590,18 @@ class Indexer:
     def _notify(self, changes: list[Change]) -> None:
         """Tell the listeners what a committed write changed (a listener never breaks ingest)."""
         self.store.publish(changes)
+
+
+@contextlib.contextmanager
+def _unpipelined(db: Backend) -> Iterator[None]:
+    pipelined = getattr(db, "pipeline", False)
+    if pipelined:
+        db.pipeline = False  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if pipelined:
+            db.pipeline = True  # type: ignore[union-attr]
 
 
 # What one run's data can raise on the way into SQLite (as opposed to the store failing).

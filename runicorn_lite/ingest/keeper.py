@@ -66,7 +66,7 @@ def open_store(settings: Settings) -> tuple[Backend, Indexer]:
     from runicorn_lite.db.pg_schema import migrate_index
     from runicorn_lite.db.postgres import PgDatabase
 
-    db = PgDatabase(url, migrate_index, name="index")
+    db = PgDatabase(url, migrate_index, name="index", pipeline=True)
     return db, Indexer(settings.root, db)
 
 
