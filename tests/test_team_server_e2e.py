@@ -152,8 +152,9 @@ def test_postgres_cut_while_serving_503_then_back_and_caught_up(tmp_path: Path, 
                           and r, timeout=20)
         assert isinstance(answer, httpx.Response)
         assert answer.json()["detail"].startswith("database unavailable: ") and answer.headers["Retry-After"]
-        health = httpx.get(server.url + "/api/health", timeout=20).json()
-        assert health["status"] == "degraded"
+        health = wait_for(lambda: (h := httpx.get(server.url + "/api/health", timeout=20).json())["status"]
+                          == "degraded" and h, timeout=20)
+        assert isinstance(health, dict)
         assert any("database unavailable" in p for p in health["problems"]), health["problems"]
         during = _write_run(root, "team", "during")  # written while the index cannot be reached
         assert (root / "runs" / "team" / "during" / during / "events.jsonl").exists()
@@ -251,9 +252,11 @@ def test_live_events_reach_streams_on_every_worker(tmp_path: Path) -> None:
     streams = []
     try:
         wait_for(lambda: _ingester(server.url), timeout=20)
+        port = int(server.url.rsplit(":", 1)[1])
         for _ in range(6):  # the kernel spreads them over both workers
-            sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])))
-            sock.sendall(b"GET /api/v2/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(f"GET /api/v2/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                         "Accept: text/event-stream\r\n\r\n".encode())
             sock.settimeout(15)
             streams.append(sock)
         time.sleep(1.0)

@@ -42,7 +42,7 @@ def test_sign_in_then_runs_live_events_and_logs(page, tmp_path: Path) -> None:
         box = page.get_by_label("API key")
         box.fill("sk_live_not_a_real_key")
         page.get_by_role("button", name="Sign in").click()
-        expect(page.get_by_role("alert")).to_contain_text("Invalid or inactive API key")
+        expect(page.get_by_role("alert")).to_contain_text("This key is not valid here")
         page.screenshot(path=str(tmp_path / "sign-in.png"))
         box.fill(key)
         page.get_by_role("button", name="Sign in").click()

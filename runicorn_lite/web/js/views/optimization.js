@@ -34,7 +34,7 @@ export function mount(host, { args, query }) {
       intro: ["The optimization API answers per project, to holders of that project's key. Create one with ",
         h("code", "runicorn-lite keys create --project NAME"), "; this browser keeps a session of it until you sign out."],
       message,
-      onDone: () => render(),
+      onDone: () => { signedIn = true; render(); },
     });
   }
 
@@ -53,9 +53,22 @@ export function mount(host, { args, query }) {
     }
   }
 
-  function render() {
+  // The optimization API answers holders of a key only: without a session the key form comes
+  // first, rather than requests that could only be refused.
+  let signedIn = null;
+
+  async function render() {
     clearTimeout(timer);
     if (chart) { chart.destroy(); chart = null; }
+    if (signedIn === null) {
+      try {
+        signedIn = Boolean((await api("/api/auth/session")).signed_in);
+      } catch {
+        signedIn = true; // unreachable: the requests below say so
+      }
+      if (destroyed) return;
+      if (!signedIn) { keyForm(); return; }
+    }
     if (args[0]) guarded(showRun); else guarded(showList);
   }
 
