@@ -16,7 +16,6 @@ from starlette.requests import HTTPConnection
 
 from runicorn_lite.api.context import AppContext, Locator, context
 from runicorn_lite.api.errors import not_found
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.auth import Principal, principal_of
 from runicorn_lite.queries.experiments import ExperimentFilter, RunRef
 
@@ -68,7 +67,7 @@ async def hidden(conn: HTTPConnection, ids: Iterable[str]) -> set[str]:
     wanted = list(dict.fromkeys(ids))
     if key is None or not wanted:
         return set()
-    projects = await in_db_thread(_projects, context(conn), wanted)
+    projects = await context(conn).store.call(_projects, context(conn), wanted)
     return {i for i in wanted if projects.get(i) != key.project_id}
 
 

@@ -45,7 +45,6 @@ from runicorn_lite import rundir
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.auth import principal_of
 from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.query import Param, Query
@@ -129,7 +128,7 @@ async def _located(request: Request, q: Any) -> tuple[Path, tuple[str, ...]]:
     _authorize(request, parts)
     run_id = parts[-1]
     rel = "/".join(parts)
-    found = await in_db_thread(ctx.index.read_one, "SELECT run_dir FROM experiments WHERE id = ?", (run_id,))
+    found = await ctx.store.call(ctx.index.read_one, "SELECT run_dir FROM experiments WHERE id = ?", (run_id,))
     if found is not None and found[0] != rel:
         raise ApiError(409, f"Run id {run_id} is taken by another run directory on this server")
     return ctx.root / rel, parts

@@ -26,7 +26,6 @@ from runicorn_lite.api.context import AppContext, context, os_reason
 from runicorn_lite.api.errors import ApiError, bad_request
 from runicorn_lite.api.params import json_object
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.query import Param, Query
 
 COUNTED = ("running", "finished", "failed")  # Runicorn's stats count these (and every run in total)
@@ -82,7 +81,7 @@ def existing_created_paths(ctx: AppContext) -> list[str]:
 async def list_paths(request: Request) -> Response:
     include_stats = PATHS_QUERY.parse(request.query_params)["include_stats"]
     ctx = context(request)
-    stats = _visible(request, await in_db_thread(path_stats, ctx))
+    stats = _visible(request, await ctx.store.call(path_stats, ctx))
     paths = sorted(stats)
     body: dict[str, Any] = {"paths": paths, "tree": tree(paths)}
     if include_stats:
@@ -91,7 +90,7 @@ async def list_paths(request: Request) -> Response:
 
 
 async def path_tree(request: Request) -> Response:
-    stats = _visible(request, await in_db_thread(path_stats, context(request)))
+    stats = _visible(request, await context(request).store.call(path_stats, context(request)))
     return JSONResponse({"tree": tree(sorted(stats))})
 
 
