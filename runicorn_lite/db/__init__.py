@@ -158,6 +158,11 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[s
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Another process (a second worker starting at the same moment) may have applied
+            # it between our read and our lock: the lock is the only place to decide.
+            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (migration.name,)).fetchone():
+                conn.execute("COMMIT")
+                continue
             for statement in _split_sql(migration.sql):
                 conn.execute(statement)
             conn.execute(

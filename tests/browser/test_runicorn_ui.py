@@ -110,6 +110,19 @@ def _select(ui: UIPage, *texts: str) -> None:
         _rows(ui).filter(has_text=text).locator(".ant-checkbox-input").check()
 
 
+def _check_in_bin(modal: Any, text: str) -> None:
+    """Tick a run in the recycle bin. The bin shows what it last loaded, then reloads: a tick
+    given before the reload is dropped with the old rows, so tick once it has settled."""
+    box = modal.locator(".ant-table-row").filter(has_text=text).locator(".ant-checkbox-input")
+    for _ in range(10):
+        expect(modal.locator(".ant-spin-spinning")).to_have_count(0, timeout=WAIT_MS)
+        box.click()
+        modal.page.wait_for_timeout(300)
+        if box.is_checked():
+            return
+    raise AssertionError(f"the bin's row {text} could not be ticked")
+
+
 def test_runs_list_and_path_tree(ui: UIPage, ui_site: dict[str, Any]) -> None:
     ui.goto("/")
     expect(_rows(ui).first).to_be_visible(timeout=WAIT_MS)
@@ -186,7 +199,7 @@ def test_recycle_bin_restore_then_delete_for_good(ui: UIPage, ui_site: dict[str,
     # restore it from the bin
     ui.get_by_role("button", name="Recycle Bin").click()
     modal = ui.locator(".ant-modal").filter(has_text="Restore Selected")
-    modal.locator(".ant-table-row").filter(has_text=short).locator(".ant-checkbox-input").check()
+    _check_in_bin(modal, short)
     modal.get_by_role("button", name="Restore Selected").click()
     expect(modal.locator(".ant-table-row").filter(has_text=short)).to_have_count(0, timeout=WAIT_MS)
     modal.get_by_role("button", name="Cancel").click()
@@ -198,7 +211,7 @@ def test_recycle_bin_restore_then_delete_for_good(ui: UIPage, ui_site: dict[str,
     ui.get_by_role("button", name="Move to Bin").click()
     expect(_rows(ui).filter(has_text=short)).to_have_count(0, timeout=WAIT_MS)
     ui.get_by_role("button", name="Recycle Bin").click()
-    modal.locator(".ant-table-row").filter(has_text=short).locator(".ant-checkbox-input").check()
+    _check_in_bin(modal, short)
     modal.get_by_role("button", name="Delete Permanently").click()
     ui.get_by_role("button", name="Yes, Delete Permanently").click()
     expect(modal.locator(".ant-table-row").filter(has_text=short)).to_have_count(0, timeout=WAIT_MS)
