@@ -121,8 +121,9 @@ def _option(name: str, **kwargs: Any) -> Callable[[F], F]:
          help="Follow file events after the start-up scan; with --no-watch only the periodic "
               "rescan keeps the index current.")
 @_option("rescan-interval", type=click.FloatRange(0, 86400),
-         help="Seconds between full rescans (a fallback for unreliable file events); 0 turns them "
-              "off, and with --no-watch freezes the index after start-up.")
+         help="Seconds between full rescans (a fallback for unreliable file events; longer when a "
+              "walk of the tree would cost more than 5% of a core); 0 turns them off, and with "
+              "--no-watch freezes the index after start-up.")
 @_option("rate-limit", decls=("--rate-limit/--no-rate-limit",),
          help="Enforce the V2 document's per-client rate limits.")
 @_option("read-limit", type=click.IntRange(1), help="Optimization API reads per project per 60 s.")

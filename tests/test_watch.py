@@ -154,3 +154,62 @@ def test_without_file_events_a_dead_process_is_still_noticed(root: Path, monkeyp
         if watcher is not None:
             watcher.stop()
         db.close()
+
+
+def test_periodic_walks_are_paced_by_their_cost_and_running_runs_still_show_live(root: Path) -> None:
+    """Without file events, a walk that costs more than the budget's share is deferred (at a
+    million runs a walk takes tens of seconds); the running runs are still read every interval,
+    so their points show live, while a run added meanwhile waits for the next walk."""
+    settings = Settings(root=root)
+    settings.ensure_dirs()
+    live = runicorn_lite.init(project="paced", name="live", root=root)
+    live.log({"loss": 1.0}, step=1)
+    live.flush()
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    indexer = Indexer(settings.root, db)
+    # A budget so small that any walk defers the next one for good.
+    watcher = Watcher(indexer, watch=False, rescan_interval=0.2, rescan_budget=1e-9)
+    watcher.start()
+
+    def row(run_id: str) -> tuple[int, str] | None:
+        sql = "SELECT n_points, status FROM experiments WHERE id = ?"
+        return db.read(lambda c: c.execute(sql, (run_id,)).fetchone())
+
+    try:
+        wait_for(lambda: row(live.id) == (1, "running"))
+        wait_for(lambda: (indexer.state.rescan_every_s or 0) > 3600)
+        walks = indexer.state.scans_completed
+        late = runicorn_lite.init(project="paced", name="late", root=root)
+        late.finish()
+        for step in (2, 3):
+            live.log({"loss": 1.0 / step}, step=step)
+            live.flush()
+            wait_for(lambda step=step: (row(live.id) or (0,))[0] == step, timeout=10)
+        live.finish()
+        wait_for(lambda: row(live.id) == (3, "finished"), timeout=10)
+        assert row(late.id) is None  # found by the next walk, which the budget defers
+        assert indexer.state.scans_completed == walks
+    finally:
+        watcher.stop()
+        db.close()
+
+
+def test_walk_pace_is_the_interval_or_the_walk_over_its_budget(root: Path) -> None:
+    settings = Settings(root=root)
+    settings.ensure_dirs()
+    for i in range(30):
+        runicorn_lite.init(project="p", name=f"r{i}", root=root).finish()
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    indexer = Indexer(settings.root, db)
+    watcher = Watcher(indexer, watch=False, rescan_interval=0.1)
+    watcher.start()
+    try:
+        wait_for(lambda: indexer.state.scans_completed >= 3 and indexer.state.rescan_every_s is not None)
+    finally:
+        watcher.stop()
+        db.close()
+    walk = indexer.state.last_walk_s
+    assert walk is not None and 0 < walk < 5
+    assert watcher._rescan_gap(0.1) == max(0.1, walk / 0.05)
+    assert watcher._rescan_gap(3600) == 3600
+    assert indexer.state.rescan_every_s == 3600  # what health reports as ``rescan_every_s``

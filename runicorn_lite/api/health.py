@@ -40,6 +40,8 @@ def index_report(state: IndexState) -> dict[str, object]:
         "last_scan_started_at": state.last_scan_started_at,
         "last_scan_finished_at": finished,
         "last_scan_duration_s": state.last_scan_duration_s,
+        "last_walk_s": state.last_walk_s,
+        "rescan_every_s": state.rescan_every_s,
         "seconds_since_last_scan": round(time.time() - finished, 3) if finished else None,
         "last_change_at": state.last_change_at,
         "last_ingest_lag_s": state.last_ingest_lag_s,

@@ -51,6 +51,11 @@ class IndexState:
     last_scan_started_at: float | None = None
     last_scan_finished_at: float | None = None
     last_scan_duration_s: float | None = None
+    # Seconds the last scan spent walking the tree and comparing signatures (not reading runs):
+    # what a periodic rescan of an unchanged tree costs; it paces those rescans (watcher.py).
+    last_walk_s: float | None = None
+    # Seconds between two periodic rescans as paced now (None: none are made).
+    rescan_every_s: float | None = None
     last_change_at: float | None = None
     last_ingest_lag_s: float | None = None
     errors: int = 0
@@ -140,6 +145,7 @@ class Indexer:
                     plan = self._plan(loc, rel)
                     if plan is not None:
                         plans.append(plan)
+                st.last_walk_s = round(time.time() - started, 4)
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
                 batch: list[Prepared] = []
@@ -322,6 +328,10 @@ class Indexer:
             if rel in self._known:
                 return self.root / rel
         return None
+
+    def live_run_dirs(self) -> list[Path]:
+        """Run directories of the runs marked running (few, whatever the size of the tree)."""
+        return [self.root / rel for rel, k in list(self._known.items()) if k.status == "running"]
 
     def check_live_runs(self) -> int:
         """Refresh runs marked running whose process is gone (reported failed from now on)."""

@@ -3,6 +3,15 @@
 One daemon thread runs it all, so the index has one writer. File events come from watchfiles;
 where they cannot be had (inotify watch limit, some network mounts) the periodic rescan keeps
 the index current, at a shorter interval.
+
+Periodic rescans are paced by what they cost: a full walk comes no sooner than
+``--rescan-interval`` and no sooner than its last walk's time divided by :data:`RESCAN_BUDGET`,
+so walks take at most about 5% of one core whatever the size of the tree (a walk of a million
+runs takes tens of seconds: then they come some minutes apart). A change is still found at
+once: file events bring it; without them, the runs marked running (the ones that change) are
+re-read every polling interval, a process that died is found by the pid check, and only what
+neither covers (a finished run edited by hand, a run moved in while events are off) waits for
+the next paced walk.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ log = logging.getLogger("runicorn_lite.ingest")
 
 # Rescan interval when file events are unavailable.
 POLL_FALLBACK_S = 2.0
+# At most this share of one core goes to periodic full walks of the tree.
+RESCAN_BUDGET = 0.05
 # How often the live-run pid check runs.
 PID_CHECK_S = 5.0
 # Longest wait between two looks at the index file (deleted, replaced, damaged) when polling.
@@ -83,12 +94,14 @@ class Watcher:
     """Runs the initial scan, then follows changes until :meth:`stop`."""
 
     def __init__(
-        self, indexer: Indexer, *, watch: bool = True, rescan_interval: float = 30.0, keeper: IndexKeeper | None = None
+        self, indexer: Indexer, *, watch: bool = True, rescan_interval: float = 30.0, keeper: IndexKeeper | None = None,
+        rescan_budget: float = RESCAN_BUDGET,
     ) -> None:
         self.indexer = indexer
         self.keeper = keeper or IndexKeeper(indexer)
         self.watch = watch
         self.rescan_interval = rescan_interval
+        self.rescan_budget = rescan_budget
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll_scan = time.monotonic()
@@ -159,7 +172,7 @@ class Watcher:
                 self._safe(self.indexer.scan)
                 caught_up = True
             now = time.monotonic()
-            if self.rescan_interval and now - last_rescan >= self.rescan_interval:
+            if self.rescan_interval and now - last_rescan >= self._rescan_gap(self.rescan_interval):
                 self._safe(self.indexer.scan)
                 last_rescan = now
             if now - last_pid_check >= PID_CHECK_S:
@@ -170,7 +183,7 @@ class Watcher:
         # A scan re-reads what changed; the pid check catches runs whose process died without
         # touching a file (they change nothing a scan could see).
         # ``interval`` 0: no scans, only the pid and index-file checks.
-        last_pid_check = time.monotonic()
+        last_pid_check = last_live = time.monotonic()
         while not self._stop.wait(min(interval or KEEPER_CHECK_S, PID_CHECK_S, KEEPER_CHECK_S)):
             self._safe(self.keeper.check)
             self._catch_up()
@@ -178,9 +191,25 @@ class Watcher:
             if now - last_pid_check >= PID_CHECK_S:
                 self._safe(self.indexer.check_live_runs)
                 last_pid_check = now
-            if interval and now - self._last_poll_scan >= interval:
+            if interval and now - self._last_poll_scan >= self._rescan_gap(interval):
                 self._safe(self.indexer.scan)
-                self._last_poll_scan = now
+                self._last_poll_scan = last_live = now
+            elif interval and now - last_live >= interval:
+                # Between paced walks, the runs that change (those running) are read at the
+                # polling interval: live metrics show as they would with file events, late by
+                # at most ``interval``.
+                live = self.indexer.live_run_dirs()
+                if live:
+                    self._safe(lambda live=live: self.indexer.refresh(live))
+                last_live = now
+
+    def _rescan_gap(self, interval: float) -> float:
+        """Seconds between two periodic walks: ``interval``, or longer when a walk costs more
+        than the budget's share of that (see the module's docstring)."""
+        walk = self.indexer.state.last_walk_s or 0.0
+        gap = max(interval, walk / self.rescan_budget) if self.rescan_budget > 0 else interval
+        self.indexer.state.rescan_every_s = round(gap, 3)
+        return gap
 
     def _catch_up(self) -> None:
         """The scan owed since the database came back (see :meth:`_safe`)."""
