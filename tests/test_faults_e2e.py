@@ -120,10 +120,10 @@ def test_index_deleted_while_serving_is_back_within_seconds(bulk_copy: Path, ser
                     degraded.append(health["problems"])
                 if all(s == 200 and b["total"] == CLONES for s, b in answers) and health["status"] == "ok":
                     break
-                assert time.monotonic() - deleted_at < 15, f"not back after 15 s: {seen}"
+                # Seconds on a quiet machine; the bound only tells "back by itself" from "never",
+                # with room for a loaded one (speed is the benchmarks' business).
+                assert time.monotonic() - deleted_at < 90, f"not back after 90 s: {seen}"
                 time.sleep(0.05)
-    back_after = time.monotonic() - deleted_at
-    assert back_after < 15
     assert index_path.exists() and _index_rows(index_path)[0] == CLONES
     output = "".join(server.output)
     assert "index.sqlite was deleted; it is being rebuilt" in output and "Traceback" not in output
