@@ -198,10 +198,13 @@ class Watcher:
                 # Between paced walks, the runs that change (those running) are read at the
                 # polling interval: live metrics show as they would with file events, late by
                 # at most ``interval``.
-                live = self.indexer.live_run_dirs()
-                if live:
-                    self._safe(lambda live=live: self.indexer.refresh(live))
+                self._safe(self._refresh_live_runs)
                 last_live = now
+
+    def _refresh_live_runs(self) -> None:
+        live = self.indexer.live_run_dirs()
+        if live:
+            self.indexer.refresh(live)
 
     def _rescan_gap(self, interval: float) -> float:
         """Seconds between two periodic walks: ``interval``, or longer when a walk costs more
