@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.where import Where
 from runicorn_lite.optimization.model import (
     STATUSES,
     TERMINAL_STATUSES,
@@ -176,15 +177,8 @@ def create_run(conn: sqlite3.Connection, project_id: str, fields: dict[str, Any]
 
 
 def list_runs(conn: sqlite3.Connection, project_id: str, query: ListQuery) -> dict[str, Any]:
-    where = ["project_id = ?"]
-    args: list[Any] = [project_id]
-    if query.status is not None:
-        where.append("status = ?")
-        args.append(query.status)
-    if query.optimizer_type is not None:
-        where.append("optimizer_type = ?")
-        args.append(query.optimizer_type)
-    where_sql = " AND ".join(where)
+    where = _filters(project_id, query)
+    where_sql, args = where.sql, where.args
     order_sql = _ORDER_SQL[(query.order_by, query.order)]
     rows = conn.execute(
         f"SELECT {_RUN_SELECT} FROM optimization_runs WHERE {where_sql}"
@@ -401,24 +395,9 @@ def _group_from_runs() -> str:
     return f"count(*), count(final_score), {_float_sum('final_score')}, count(duration_ms), total(duration_ms)"
 
 
-@dataclass(frozen=True)
-class _Where:
-    """A WHERE clause as bound terms: composed by adding terms, never by editing SQL text."""
-
-    terms: tuple[str, ...]
-    args: tuple[Any, ...]
-
-    def and_(self, term: str, *args: Any) -> _Where:
-        return _Where((*self.terms, term), (*self.args, *args))
-
-    @property
-    def sql(self) -> str:
-        return " AND ".join(self.terms)
-
-
-def _filters(project_id: str, query: StatsQuery) -> _Where:
+def _filters(project_id: str, query: ListQuery | StatsQuery) -> Where:
     """The filters the trigger-kept totals can answer too (project, status, optimizer)."""
-    where = _Where(("project_id = ?",), (project_id,))
+    where = Where().and_("project_id = ?", project_id)
     if query.status is not None:
         where = where.and_("status = ?", query.status)
     if query.optimizer_type is not None:
@@ -426,7 +405,7 @@ def _filters(project_id: str, query: StatsQuery) -> _Where:
     return where
 
 
-def _created_between(where: _Where, start: str | None, end: str | None, column: str = "created_at") -> _Where:
+def _created_between(where: Where, start: str | None, end: str | None, column: str = "created_at") -> Where:
     """``where`` and an inclusive range of creation times; ``column`` is ``created_at`` or an
     expression of it from this module (never from a request)."""
     if start is not None:
@@ -480,7 +459,7 @@ def _split_days(start: str | None, end: str | None) -> _Days:
     return _Days((first, last), tuple(edges))
 
 
-def _on_days(where: _Where, days: tuple[str | None, str | None]) -> _Where:
+def _on_days(where: Where, days: tuple[str | None, str | None]) -> Where:
     if days[0] is not None:
         where = where.and_("day >= ?", days[0])
     if days[1] is not None:
@@ -489,7 +468,7 @@ def _on_days(where: _Where, days: tuple[str | None, str | None]) -> _Where:
 
 
 def _over_days(
-    conn: sqlite3.Connection, filters: _Where, days: _Days, daily: tuple[str, str], runs: tuple[str, str]
+    conn: sqlite3.Connection, filters: Where, days: _Days, daily: tuple[str, str], runs: tuple[str, str]
 ) -> list[tuple[Any, ...]]:
     """One aggregate over a date range: whole days from the trigger-kept daily totals, the
     range's edge days run by run (through a covering index). ``daily`` and ``runs`` are the
@@ -508,7 +487,7 @@ def _over_days(
     return rows
 
 
-def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[tuple[Any, ...]]:
+def _groups(conn: sqlite3.Connection, filters: Where, query: StatsQuery) -> list[tuple[Any, ...]]:
     """(optimizer_type, status, runs, scored, score_sum, timed, duration_sum) of the matching runs."""
     if query.start_date is None and query.end_date is None:
         return conn.execute(
@@ -524,7 +503,7 @@ def _groups(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> lis
     )
 
 
-def _top_performers(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[dict[str, Any]]:
+def _top_performers(conn: sqlite3.Connection, filters: Where, query: StatsQuery) -> list[dict[str, Any]]:
     # The score index must lead (it needs no sort and stops after ten): a unary + on created_at
     # keeps the planner from walking the created_at index and sorting the range instead.
     where = _created_between(filters, query.start_date, query.end_date, column="+created_at")
@@ -538,7 +517,7 @@ def _top_performers(conn: sqlite3.Connection, filters: _Where, query: StatsQuery
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
-def _recent_trends(conn: sqlite3.Connection, filters: _Where, query: StatsQuery) -> list[dict[str, Any]]:
+def _recent_trends(conn: sqlite3.Connection, filters: Where, query: StatsQuery) -> list[dict[str, Any]]:
     """Runs per UTC day over the last TREND_DAYS days (within the date range, if any)."""
     today = now_utc()
     window_start = format_iso(today.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=TREND_DAYS - 1))
