@@ -25,9 +25,10 @@ import httpx
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the browser helper lives with the tests, not in the wheel
+
+from devbrowser import CHROMIUM_ARGS, find_chromium  # noqa: E402
 
 
 def serve(root: Path) -> tuple[subprocess.Popen[str], str]:
