@@ -290,7 +290,7 @@ class Indexer:
 
 
     def _indexed_count(self) -> int:
-        return sum(1 for known in self._known.values() if known.pk >= 0)
+        return sum(1 for known in self._known.values() if known.indexed)
 
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
@@ -399,7 +399,7 @@ class Indexer:
             known = found.get(rel)
             if known is not None:
                 self._known[rel] = known
-            elif rel in self._known and self._known[rel].pk >= 0:
+            elif rel in self._known and self._known[rel].indexed:
                 del self._known[rel]
 
     def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
@@ -417,7 +417,7 @@ class Indexer:
         ):
             return None
         full = (
-            known is None or known.pk < 0 or known.events_ino != events_ino or events_size < known.events_offset
+            known is None or not known.indexed or known.events_ino != events_ino or events_size < known.events_offset
         )
         return _Plan(loc, rel, known, files_sig, events_ino, events_size, full)
 
@@ -557,12 +557,12 @@ class Indexer:
             with self.db.write() as conn:
                 for rel in rels:
                     known = self._known.get(rel)
-                    if known is not None:
+                    if known is not None and known.pk is not None:  # a run only seen has no row
                         delete_row(conn, known.pk)
                 if self.shared:
                     gone = [self._known.get(rel) for rel in rels]
-                    log_changes(conn, [Change("removed", k.id, k.pk) for k in gone if k is not None and k.pk >= 0],
-                                time.time())
+                    removed = [Change("removed", k.id, k.pk) for k in gone if k is not None and k.pk is not None]
+                    log_changes(conn, removed, time.time())
         except (DamagedStore, DatabaseUnavailable):
             raise
         except (StoreError, sqlite3.Error) as exc:
@@ -576,13 +576,13 @@ class Indexer:
             known = self._known.pop(rel, None)
             if known is not None:
                 gone_ids.add(known.id)
-                if known.pk >= 0:
+                if known.pk is not None:
                     notes.append(Change("removed", known.id, known.pk))
         self._notify(notes)
         # Other copies of a removed run id were left alone while it was indexed: read them now.
-        others = [rel for rel, known in self._known.items() if known.pk < 0 and known.id in gone_ids]
+        others = [rel for rel, known in self._known.items() if not known.indexed and known.id in gone_ids]
         for rel in others:
-            self._known[rel] = Known(-1, self._known[rel].id, "", None, 0, None, "", None, None)
+            self._known[rel] = Known.seen(self._known[rel].id)
         self.state.last_change_at = time.time()
         if others:
             self._refresh([self.root / rel for rel in others], None)

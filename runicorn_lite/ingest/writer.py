@@ -34,9 +34,10 @@ log = logging.getLogger("runicorn_lite.ingest")
 
 @dataclass
 class Known:
-    """What the indexer remembers of a run directory between reads (pk -1: seen, not indexed)."""
+    """What the indexer remembers of a run directory between reads: its row, or (``pk`` None,
+    made by :meth:`seen`) a run seen but not in the index."""
 
-    pk: int
+    pk: int | None
     id: str
     files_sig: str
     events_ino: int | None
@@ -45,6 +46,15 @@ class Known:
     status: str
     pid: int | None
     hostname: str | None
+
+    @classmethod
+    def seen(cls, run_id: str, files_sig: str = "", events_ino: int | None = None, events_size: int = 0) -> Known:
+        """A run seen but not indexed; an empty signature has it read again at the next scan."""
+        return cls(None, run_id, files_sig, events_ino, events_size, None, "", None, None)
+
+    @property
+    def indexed(self) -> bool:
+        return self.pk is not None
 
 
 @dataclass
@@ -68,9 +78,9 @@ class Prepared:
 
 
 def marker(item: Prepared) -> Known:
-    """A run seen but not in the index (skipped, or another copy of an indexed id): pk -1 and
-    its file signature, so a rescan leaves it alone until its files change."""
-    return Known(-1, item.info.id, item.files_sig, item.events_ino, item.events_size, None, "", None, None)
+    """A run seen but not in the index (skipped, or another copy of an indexed id), with its
+    file signature, so a rescan leaves it alone until its files change."""
+    return Known.seen(item.info.id, item.files_sig, item.events_ino, item.events_size)
 
 
 def preference(rel: str) -> tuple[int, int, str]:
@@ -159,11 +169,11 @@ def _claim_row(
     """(what is indexed of this directory, pk of the run's row or None when new); None when the
     run is not to be written here (another copy of its id is indexed)."""
     info = item.info
-    known = item.known if item.known is not None and item.known.pk >= 0 else None
-    if known is not None and known.id == info.id:
-        return known, known.pk
-    if known is not None:  # the directory now holds another id
-        delete_row(conn, known.pk)
+    known = item.known if item.known is not None and item.known.indexed else None
+    if known is not None and known.pk is not None:
+        if known.id == info.id:
+            return known, known.pk
+        delete_row(conn, known.pk)  # the directory now holds another id
     row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
     if row is not None and row[1] != item.rel:
         # The same id in two directories: moved (to the recycle bin, say), or copied. One copy
@@ -172,7 +182,7 @@ def _claim_row(
             log.warning("run %s is also at %s; indexing that copy", info.id, row[1])
             known_out[item.rel] = marker(item)
             return None
-        known_out[row[1]] = Known(-1, info.id, "", None, 0, None, "", None, None)  # re-read once
+        known_out[row[1]] = Known.seen(info.id)  # re-read once
     return None, (row[0] if row else None)
 
 
