@@ -33,12 +33,12 @@ from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, bands, filters
 from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
+from runicorn_lite.queries.detail import experiment_detail as detail_of
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
     list_experiments,
 )
-from runicorn_lite.queries.experiments import experiment_detail as detail_of
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
 from runicorn_lite.queries.groups import MAX_GROUP_FIELDS, parse_group_field
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, downsampled_table, load_series

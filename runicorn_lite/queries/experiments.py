@@ -208,14 +208,8 @@ def list_experiments(
                 counts.put(key, generation, total)
         return int(total)
 
-    if _only_kept_filters(f):  # project, status, deletion: a sum of the counts the index keeps
-        total = kept_count(conn, f)
-    elif counts is not None and _only_clauses(f):  # filter= alone: from the kept clause sets
-        total = counts.get(("experiments", where, *params), generation)
-        if total is None:
-            total = expression_count(conn, f, counts, generation)
-            counts.put(("experiments", where, *params), generation, total)
-    else:
+    total = _total(conn, f, where, params, counts, generation)
+    if total is None:
         total = count(where, params)
     offset = (page - 1) * per_page
     page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
@@ -226,16 +220,7 @@ def list_experiments(
     elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
         # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
         # not from SQL that would build every clause's set again after any change.
-        assert f.expression is not None
-        sets = SetEvaluator(conn, counts, generation)
-        runs = sets.evaluate(f.expression)
-        deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
-        condition = "TRUE" if f.include_deleted is True else LIVE
-        if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
-            runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
-        everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
-        rows = _rows_by_pk(conn, set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset,
-                                          per_page, everything, condition, total, deleted))
+        rows = _rows_by_pk(conn, _kept_sets_page(conn, f, order_by, desc, offset, per_page, total, counts, generation))
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:
@@ -251,6 +236,49 @@ def list_experiments(
         counts.put(page_key, generation, tuple(r[0] for r in rows))
     extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
     return [experiment_json(r[1:], root, bool(f.include_deleted), extras.get(r[0], b"")) for r in rows], total
+
+
+
+def _total(
+    conn: sqlite3.Connection, f: ExperimentFilter, where: str, params: list[Any], counts: QueryCache | None,
+    generation: int,
+) -> int | None:
+    """The number of matches when what the index keeps answers it: a sum of the kept counts
+    (project, status, deletion), or the kept clause sets (``filter=`` alone); else None."""
+    if _only_kept_filters(f):
+        return kept_count(conn, f)
+    if counts is None or not _only_clauses(f):
+        return None
+    total: int | None = counts.get(("experiments", where, *params), generation)
+    if total is None:
+        total = expression_count(conn, f, counts, generation)
+        counts.put(("experiments", where, *params), generation, total)
+    return total
+
+
+def _kept_sets_page(
+    conn: sqlite3.Connection,
+    f: ExperimentFilter,
+    order_by: str,
+    desc: bool,
+    offset: int,
+    per_page: int,
+    total: int,
+    counts: QueryCache,
+    generation: int,
+) -> list[int]:
+    """The pks of a page of a ``filter=`` expression alone, ordered by a column, from the kept
+    sets of its clauses."""
+    assert f.expression is not None
+    sets = SetEvaluator(conn, counts, generation)
+    runs = sets.evaluate(f.expression)
+    deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
+    condition = "TRUE" if f.include_deleted is True else LIVE
+    if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
+        runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
+    everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
+    return set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset, per_page, everything,
+                    condition, total, deleted)
 
 
 def _column_page(
@@ -420,49 +448,6 @@ def _planner_sorts(
         if cache is not None:
             cache.put(key, generation, known)
     return bool(known)
-
-
-def experiment_detail(conn: sqlite3.Connection, root: Path, exp_id: str) -> dict[str, Any] | None:
-    """The detail of one experiment (deleted ones included), None if unknown: the experiment
-    object with its params and whole metric summaries, the V2 document's ``metrics_summary``,
-    and what the run recorded (config, environment, images). Four indexed statements."""
-    row = conn.execute(
-        f"SELECT pk, environment_available, params_json, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
-        (exp_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    pk, environment_available, params_json = row[:3]
-    experiment = experiment_row(row[3:], root, True)
-    summaries = conn.execute(
-        "SELECT metric, first, last, min, max, count, last_step, points, min_step, max_step FROM metric_summaries"
-        " WHERE exp_pk = ? ORDER BY metric",
-        (pk,),
-    ).fetchall()
-    experiment["params"] = orjson.loads(params_json) if params_json else {}
-    experiment["metrics"] = {
-        r[0]: {"first": r[1], "last": r[2], "min": r[3], "max": r[4], "count": r[5], "last_step": r[6]}
-        for r in summaries
-    }
-    config, environment = conn.execute(
-        "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
-    ).fetchone() or (None, None)
-    images = conn.execute("SELECT count(*) FROM exp_images WHERE exp_pk = ?", (pk,)).fetchone()[0]
-    return {
-        "experiment": experiment,
-        "metrics_summary": {
-            "total_data_points": sum(r[7] for r in summaries),
-            "available_metrics": [r[0] for r in summaries],
-            "step_range": {"min": min(r[8] for r in summaries), "max": max(r[9] for r in summaries)}
-            if summaries else None,
-        },
-        "environment_available": bool(environment_available),
-        "params": experiment["params"],
-        "metrics": experiment["metrics"],
-        "config": None if config is None else orjson.loads(config),
-        "environment": None if environment is None else orjson.loads(environment),
-        "images_count": images,
-    }
 
 
 def find_for_write(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RunRef]:
