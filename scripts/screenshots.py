@@ -130,7 +130,7 @@ def save(png: bytes, path: Path) -> None:
     print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}: {path.stat().st_size // 1024} KB")
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one photograph a view, in the order of the README
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     args = parser.parse_args()
