@@ -20,6 +20,7 @@ import orjson
 from runicorn_lite import rundir
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.rows import row_document
+from runicorn_lite.db.schema import LIST_AGGREGATES
 from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.known import Known
 from runicorn_lite.ingest.metric_cap import cap_metric_names
@@ -336,10 +337,11 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
 
 def _write_list_metrics(conn: sqlite3.Connection, pk: int) -> None:
     """The run's metrics in a list row's shape, kept as JSON in its row (see migration 0008)."""
+    columns = ", ".join(LIST_AGGREGATES)  # column names from the schema's whitelist
     metrics = {
-        metric: {"last": last, "min": lo, "max": hi}
-        for metric, last, lo, hi in conn.execute(
-            "SELECT metric, last, min, max FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+        row[0]: dict(zip(LIST_AGGREGATES, row[1:], strict=True))
+        for row in conn.execute(
+            f"SELECT metric, {columns} FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
         )
     }
     encoded = orjson.dumps(metrics) if metrics else None
