@@ -16,7 +16,7 @@ def _corpus_arg(p: argparse.ArgumentParser, default: str = "corpus-10k") -> None
                    help=f"corpus written by `generate` (default benchmarks/.work/{default})")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915 - one subcommand's options and call each, read as a table
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -42,7 +42,7 @@ from benchmarks.common import (
     percentile,
     save_result,
 )
-from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
+from tests.devbrowser import CHROMIUM_ARGS, find_chromium
 
 WEB = Path(__file__).resolve().parent.parent / "runicorn_lite" / "web"
 TARGETS_MS = {"runs": 300.0, "run": 500.0, "compare": 800.0, "live_p95": 1000.0}

@@ -23,7 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import orjson
 
-from runicorn_lite.devserver import LoggedProcess, ServerProcess
+from tests.devserver import LoggedProcess, ServerProcess
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

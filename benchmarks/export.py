@@ -106,7 +106,7 @@ def _long_run(root: Path, steps: int) -> str:
     return run.id
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
+def main(args: argparse.Namespace) -> dict[str, Any]:  # noqa: PLR0915 - one measured scenario, top to bottom
     reps = 1 if args.quick else args.reps
     steps = 2_000 if args.quick else args.steps
     payload: dict[str, Any] = {}

@@ -86,7 +86,7 @@ def startup_scan(src: Path, quick: bool) -> dict[str, Any]:
     return first
 
 
-def live_latency(src: Path, events: int, interval: float, readers: int) -> dict[str, Any]:
+def live_latency(src: Path, events: int, interval: float, readers: int) -> dict[str, Any]:  # noqa: C901, PLR0915 - one measured scenario
     root = src  # the server indexes the corpus; the trainer adds one run (removed afterwards)
     with OurServer(root) as server:  # watcher on (the default)
         server.wait_ready(timeout=900)

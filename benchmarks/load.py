@@ -117,7 +117,7 @@ def prefill(root: Path, runs: int, iterations: int, seed: int = 7) -> dict[str, 
     return info
 
 
-def _phase(url: str, key: str, op: str, clients: int, total: int, ids: dict[str, Any],
+def _phase(url: str, key: str, op: str, clients: int, total: int, ids: dict[str, Any],  # noqa: C901, PLR0915 - one load phase
            counter: list[int]) -> dict[str, Any]:
     """``total`` requests of one operation from ``clients`` threads, each on its own keep-alive
     connection (http.client: httpx.AsyncClient was itself the bottleneck here, falling to ~110

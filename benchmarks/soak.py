@@ -234,7 +234,7 @@ def _check_points(url: str, root: Path, logged: dict[str, int]) -> dict[str, Any
     }
 
 
-def main(args: argparse.Namespace) -> None:
+def main(args: argparse.Namespace) -> None:  # noqa: PLR0915 - one measured scenario, top to bottom
     if args.quick:
         args.minutes, args.writers, args.readers, args.sse, args.opt_writers = 0.2, 2, 1, 2, 1
     seconds = args.minutes * 60

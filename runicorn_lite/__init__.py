@@ -7,9 +7,8 @@ imports no machine-learning framework; the integrations live in ``runicorn_lite.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from runicorn_lite.sdk import Run, init
 from runicorn_lite.switch import enabled, get_active_run, is_enabled, reset_enabled, set_enabled
+from runicorn_lite.version import __version__
 
 __all__ = ["Run", "__version__", "enabled", "get_active_run", "init", "is_enabled", "reset_enabled", "set_enabled"]

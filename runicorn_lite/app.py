@@ -86,59 +86,7 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
         started_at=time.time(),
     )
 
-    def start_ingest() -> None:
-        indexer.resume()
-        ctx.watcher = Watcher(
-            indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
-        )
-        ctx.watcher.start()
-
-    async def keep_lease(lease: IngestLease) -> None:
-        """Ingest while this process holds the store's ingest lease; try for it every second
-        while another does."""
-        while True:
-            held = await run_in_threadpool(lease.try_acquire)
-            if held and ctx.watcher is None:
-                log.info("worker %d ingests from now on", os.getpid())
-                start_ingest()
-            elif not held and ctx.watcher is not None:
-                log.warning("worker %d lost the ingest lease; another worker takes over", os.getpid())
-                watcher, ctx.watcher = ctx.watcher, None
-                await run_in_threadpool(watcher.stop)
-            await asyncio.sleep(LEASE_RETRY_S)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        events.attach(loop)
-        log.info("serving %s%s", settings.root, " with Runicorn's web UI" if ui is not None else "")
-        follower = lease_task = None
-        lease = IngestLease(settings)
-        if shared:
-            follower = ChangeFollower(indexer.store, events.on_changes, bump=ctx.changed_elsewhere)
-            follower.start()
-            if ingest:
-                lease_task = loop.create_task(keep_lease(lease))
-        elif ingest:
-            start_ingest()
-        try:
-            yield
-        finally:
-            events.close()
-            if lease_task is not None:
-                lease_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await lease_task
-            if follower is not None:
-                await follower.stop()
-            if ctx.watcher is not None:
-                ctx.watcher.stop()
-            lease.release()
-            indexer.unsubscribe(events.on_changes)
-            optimization_app.state.api.close()
-            indexer.store.close()
-            ctx.preferences.close()
-            index.close()
+    lifespan = _Lifespan(ctx, optimization_app, ui, shared=shared, ingest=ingest)
 
     routes = [
         *api_routes(web_app=ui is None),
@@ -162,3 +110,69 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.add_middleware(HostOriginMiddleware, render=render, policy=policy)
     app.add_middleware(ResponseTimeMiddleware)
     return app
+
+
+class _Lifespan:
+    """What the server starts and stops around serving: ingest (at once, or while this worker
+    holds the store's ingest lease), the follower of other processes' changes, every store."""
+
+    def __init__(self, ctx: AppContext, optimization_app: Starlette, ui: object, *, shared: bool, ingest: bool) -> None:
+        self.ctx, self.optimization_app, self.ui = ctx, optimization_app, ui
+        self.shared, self.ingest = shared, ingest
+
+    def start_ingest(self) -> None:
+        ctx, settings = self.ctx, self.ctx.settings
+        ctx.indexer.resume()
+        ctx.watcher = Watcher(
+            ctx.indexer, watch=settings.watch, rescan_interval=settings.rescan_interval, keeper=ctx.keeper
+        )
+        ctx.watcher.start()
+
+    async def keep_lease(self, lease: IngestLease) -> None:
+        """Ingest while this process holds the store's ingest lease; try for it every second
+        while another does."""
+        ctx = self.ctx
+        while True:
+            held = await run_in_threadpool(lease.try_acquire)
+            if held and ctx.watcher is None:
+                log.info("worker %d ingests from now on", os.getpid())
+                self.start_ingest()
+            elif not held and ctx.watcher is not None:
+                log.warning("worker %d lost the ingest lease; another worker takes over", os.getpid())
+                watcher, ctx.watcher = ctx.watcher, None
+                await run_in_threadpool(watcher.stop)
+            await asyncio.sleep(LEASE_RETRY_S)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, app: Starlette) -> AsyncIterator[None]:
+        ctx, settings, events, indexer = self.ctx, self.ctx.settings, self.ctx.events, self.ctx.indexer
+        loop = asyncio.get_running_loop()
+        events.attach(loop)
+        log.info("serving %s%s", settings.root, " with Runicorn's web UI" if self.ui is not None else "")
+        follower = lease_task = None
+        lease = IngestLease(settings)
+        if self.shared:
+            follower = ChangeFollower(indexer.store, events.on_changes, bump=ctx.changed_elsewhere)
+            follower.start()
+            if self.ingest:
+                lease_task = loop.create_task(self.keep_lease(lease))
+        elif self.ingest:
+            self.start_ingest()
+        try:
+            yield
+        finally:
+            events.close()
+            if lease_task is not None:
+                lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease_task
+            if follower is not None:
+                await follower.stop()
+            if ctx.watcher is not None:
+                ctx.watcher.stop()
+            lease.release()
+            indexer.unsubscribe(events.on_changes)
+            self.optimization_app.state.api.close()
+            indexer.store.close()
+            ctx.preferences.close()
+            ctx.index.close()

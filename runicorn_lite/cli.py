@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runicorn_lite import __version__
 from runicorn_lite.cli_options import (
     check_database,
     checked_root,
@@ -32,6 +31,7 @@ from runicorn_lite.http.hosts import is_loopback, parse_allowed_hosts
 from runicorn_lite.optimization.cli import keys
 from runicorn_lite.settings import Settings
 from runicorn_lite.storelock import StoreLock, StoreLocked
+from runicorn_lite.version import __version__
 
 if TYPE_CHECKING:
     import uvicorn

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -48,12 +48,13 @@ def flatten_config(config: object) -> tuple[dict[str, ParamValue], list[str]]:
                     " or with control characters)"
                 )
                 continue
-            converted, problem = _value(leaf)
+            converted = _value(leaf)
+            if isinstance(converted, _Dropped):
+                problems.append(f"param {key[:80]}: {converted.why}")
+                continue
+            params[key], problem = converted
             if problem:
                 problems.append(f"param {key[:80]}: {problem}")
-                if converted is _DROP:
-                    continue
-            params[key] = converted  # type: ignore[assignment]
     if dropped:
         problems.append(f"{dropped} params over the limit of {MAX_PARAMS} dropped")
     return params, problems
@@ -77,10 +78,14 @@ def _walk(obj: dict[Any, Any], prefix: str) -> list[tuple[str, Any]]:
     return out
 
 
-_DROP = object()
+class _Dropped(NamedTuple):
+    """A value that is not kept as a param, and why."""
+
+    why: str
 
 
-def _value(value: object) -> tuple[object, str | None]:
+def _value(value: object) -> tuple[ParamValue, str | None] | _Dropped:
+    """(the param's value, what was changed to keep it) or why it was dropped."""
     if value is None or isinstance(value, bool):
         return value, None
     if isinstance(value, int):
@@ -95,9 +100,9 @@ def _value(value: object) -> tuple[object, str | None]:
         try:
             text = orjson.dumps(value).decode()
         except (TypeError, orjson.JSONEncodeError):
-            return _DROP, "not JSON"
+            return _Dropped("not JSON")
     if "\x00" in text:
-        return _DROP, "a NUL character in its value; dropped"
+        return _Dropped("a NUL character in its value; dropped")
     if len(text) > MAX_TEXT_LENGTH:
         return text[:MAX_TEXT_LENGTH], f"value cut to {MAX_TEXT_LENGTH} characters"
     return text, None

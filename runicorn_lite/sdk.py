@@ -8,12 +8,8 @@ database write.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import contextlib
-import dataclasses
-import datetime as _dt
-import enum
 import math
 import os
 import platform
@@ -28,21 +24,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, cast
 
-import orjson
-
 from runicorn_lite import console, environment, images, rundir, switch, uploader
 from runicorn_lite import resume as _resume
 from runicorn_lite import system_metrics as _system
 from runicorn_lite.run_extras import RunExtras, check_runicorn_options
+from runicorn_lite.rundir.encode import as_mapping, event_line, json_safe, new_run_id
 from runicorn_lite.settings import default_root
 
 FLUSH_INTERVAL_S = 0.2
-
-
-def new_run_id(now: float | None = None) -> str:
-    """``YYYYMMDD_HHMMSS_`` (local time) and six hex digits, as the real SDK names runs."""
-    stamp = _dt.datetime.fromtimestamp(now if now is not None else time.time())
-    return f"{stamp:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
 
 
 def _clean_segment(part: str) -> str:
@@ -53,63 +42,6 @@ def _clean_segment(part: str) -> str:
 
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def json_safe(obj: Any, depth: int = 0) -> Any:
-    """``obj`` as plain JSON values, as Runicorn's ``log_config`` stores them: paths, enums,
-    dates and sets become strings or lists, numpy values Python numbers, dict keys strings, and
-    anything else its ``str()``."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    if depth > 64:
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
-        return [json_safe(v, depth + 1) for v in items]
-    if isinstance(obj, argparse.Namespace):
-        return json_safe(vars(obj), depth + 1)
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return json_safe(dataclasses.asdict(obj), depth + 1)
-    if isinstance(obj, enum.Enum):
-        return json_safe(obj.value, depth + 1)
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", errors="replace")
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
-        return json_safe(obj.tolist(), depth + 1)
-    if hasattr(obj, "item"):
-        return json_safe(obj.item(), depth + 1)
-    return str(obj)
-
-
-def _as_mapping(value: Any, what: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, argparse.Namespace) or (hasattr(value, "__dict__") and not isinstance(value, type)):
-        return dict(vars(value))
-    raise TypeError(f"{what} must be a dict or an argparse.Namespace, got {type(value).__name__}")
-
-
-def _event_line(event: dict[str, Any]) -> bytes:
-    try:
-        # orjson would turn NaN/Infinity into null; the format keeps them (bare, as json does).
-        # x - x is 0.0 for every finite float and NaN for NaN and the infinities. Anything
-        # but plain floats, ints, strings and None (numpy scalars, say) takes the json path.
-        for v in event["data"].values():
-            kind = v.__class__
-            if kind is float:
-                if v - v != 0.0:
-                    break
-            elif kind is not int and kind is not str and kind is not bool and v is not None:
-                break
-        else:
-            return orjson.dumps(event, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-    except TypeError:
-        pass
-    return (rundir.dumps_json(event) + "\n").encode()
 
 
 class Run(RunExtras):
@@ -167,7 +99,7 @@ class Run(RunExtras):
             payload["time"] = now
             if stage is not None:
                 payload["stage"] = stage
-            self._events.write(_event_line({"ts": now, "type": "metrics", "data": payload}))
+            self._events.write(event_line({"ts": now, "type": "metrics", "data": payload}))
             self._dirty = True
             if self._primary is not None and self._primary[0] in data:
                 self._track_best(data[self._primary[0]], step)
@@ -189,7 +121,7 @@ class Run(RunExtras):
         """
         changes: dict[str, Any] = {}
         if args is not None:
-            changes["args"] = json_safe(_as_mapping(args, "args"))
+            changes["args"] = json_safe(as_mapping(args, "args"))
         if extra is not None:
             if not isinstance(extra, dict):
                 raise TypeError(f"extra must be a dict, got {type(extra).__name__}")
@@ -233,7 +165,7 @@ class Run(RunExtras):
             (self.run_dir / rundir.MEDIA).mkdir(exist_ok=True)
             rundir.write_new_file(self.run_dir / rel, data)
             event = {"ts": now, "type": "image", "data": {"key": key, "path": rel, "step": step, "caption": caption}}
-            self._events.write(_event_line(event))
+            self._events.write(event_line(event))
             self._dirty = True
             self._flush_locked()  # rare and refers to a file: let readers see it at once
         return rel
@@ -438,17 +370,8 @@ def init(
     check_runicorn_options(runicorn_options)
     if not switch.is_enabled():
         return cast(Run, switch.NoOpRun(path or "/".join(p for p in (project, name) if p), alias))
-    if config is not None:
-        _as_mapping(config, "config")  # refuse a bad config before any directory is made
-    if tqdm_mode not in console.TQDM_MODES:
-        raise ValueError(f"tqdm_mode must be one of {', '.join(console.TQDM_MODES)}, got {tqdm_mode!r}")
-    if not (isinstance(system_interval, (int, float)) and system_interval > 0):
-        raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
-    if path is None:
-        path = "/".join(p for p in (project or "default", name) if p)
-    segments = [_clean_segment(p) for p in path.replace("\\", "/").split("/") if p]
-    if not segments:
-        raise ValueError("a run needs a project or a path")
+    _check_arguments(config, tqdm_mode, system_interval)
+    segments = _segments(path if path is not None else "/".join(p for p in (project or "default", name) if p))
     path = "/".join(segments)
     base = Path(root or storage or default_root()).expanduser().resolve()
     want_system = _system.wanted(system_metrics)
@@ -466,20 +389,8 @@ def init(
     now = time.time()
     if run_id is not None and not rundir.is_valid_run_id(run_id):
         raise ValueError(f"invalid run id: {run_id!r}")
-    parent = base / rundir.RUNS_DIRNAME / Path(*segments)
-    parent.mkdir(parents=True, exist_ok=True)
-    for _attempt in range(100):
-        candidate = run_id or new_run_id(now)
-        run_dir = parent / candidate
-        try:
-            run_dir.mkdir()
-            break
-        except FileExistsError:
-            if run_id is not None:
-                raise
-    else:  # pragma: no cover - 100 collisions of 24 random bits in one second
-        raise RuntimeError("could not find a free run id")
-    run_id = candidate
+    run_dir = _new_run_dir(base / rundir.RUNS_DIRNAME / Path(*segments), run_id, now)
+    run_id = run_dir.name
     meta = {
         "id": run_id,
         "path": path,
@@ -497,7 +408,7 @@ def init(
     rundir.atomic_write_json(run_dir / rundir.STATUS, {"status": "running", "started_at": now}, durable=False)
     if config is not None:  # a new directory: no assets.json to merge into, no lock needed
         assets = rundir.empty_assets()
-        assets["config"] = {"args": json_safe(_as_mapping(config, "config"))}
+        assets["config"] = {"args": json_safe(as_mapping(config, "config"))}
         rundir.atomic_write_json(run_dir / rundir.ASSETS, assets, durable=False)
     run = Run(run_dir, run_id, path, now)
     if capture_env:
@@ -507,6 +418,39 @@ def init(
     run._attach(system=want_system, interval=system_interval, first_sample=1, console=capture_console,
                 tqdm_mode=tqdm_mode)
     return run
+
+
+
+def _check_arguments(config: Any, tqdm_mode: str, system_interval: object) -> None:
+    """Refuse bad arguments of ``init`` before any directory is made."""
+    if config is not None:
+        as_mapping(config, "config")
+    if tqdm_mode not in console.TQDM_MODES:
+        raise ValueError(f"tqdm_mode must be one of {', '.join(console.TQDM_MODES)}, got {tqdm_mode!r}")
+    if not (isinstance(system_interval, (int, float)) and system_interval > 0):
+        raise ValueError(f"system_interval must be a positive number of seconds, got {system_interval!r}")
+
+
+def _segments(path: str) -> list[str]:
+    segments = [_clean_segment(p) for p in path.replace("\\", "/").split("/") if p]
+    if not segments:
+        raise ValueError("a run needs a project or a path")
+    return segments
+
+
+def _new_run_dir(parent: Path, run_id: str | None, now: float) -> Path:
+    """A new, empty run directory under ``parent``: ``run_id``'s (FileExistsError when taken), or
+    one of a fresh id."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(100):
+        run_dir = parent / (run_id or new_run_id(now))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            if run_id is not None:
+                raise
+    raise RuntimeError("could not find a free run id")  # pragma: no cover - 100 collisions in one second
 
 
 __all__ = ["Run", "init", "new_run_id"]

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import NoReturn
 
 log = logging.getLogger("runicorn_lite")
 
@@ -33,19 +34,8 @@ def supervise(workers: int, run_worker: Callable[[int], None]) -> int:
 
     def spawn(index: int) -> None:
         pid = os.fork()
-        if pid == 0:  # the worker
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            status = 0
-            try:
-                run_worker(index)
-            except SystemExit as exc:
-                status = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:
-                log.exception("worker %d failed", os.getpid())
-                status = 1
-            finally:
-                os._exit(status)
+        if pid == 0:
+            _be_the_worker(run_worker, index)
         children[pid] = (index, time.monotonic())
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -81,3 +71,20 @@ def supervise(workers: int, run_worker: Callable[[int], None]) -> int:
         if not stopping:
             spawn(index)
     return 0
+
+
+def _be_the_worker(run_worker: Callable[[int], None], index: int) -> NoReturn:
+    """The forked child: run the worker with the default signal handlers, then exit with its
+    status (never return into the supervisor's loop)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    status = 0
+    try:
+        run_worker(index)
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("worker %d failed", os.getpid())
+        status = 1
+    finally:
+        os._exit(status)

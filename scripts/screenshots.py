@@ -25,9 +25,10 @@ import httpx
 from PIL import Image
 from playwright.sync_api import sync_playwright
 
-from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
-
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the browser helper lives with the tests, not in the wheel
+
+from devbrowser import CHROMIUM_ARGS, find_chromium  # noqa: E402
 
 
 def serve(root: Path) -> tuple[subprocess.Popen[str], str]:
@@ -129,7 +130,7 @@ def save(png: bytes, path: Path) -> None:
     print(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}: {path.stat().st_size // 1024} KB")
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - one photograph a view, in the order of the README
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     args = parser.parse_args()

@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devserver import ServerProcess
+
 from runicorn_lite.db import Database
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
-from runicorn_lite.devserver import ServerProcess
 from runicorn_lite.ingest import Indexer
 from runicorn_lite.settings import Settings
 

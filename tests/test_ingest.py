@@ -344,7 +344,7 @@ def test_values_sqlite_refuses_skip_one_run_not_the_batch(root: Path, index) -> 
     (bad_dir / "meta.json").write_text('{"alias": "\\ud800 lone surrogate", "path": "p/bad"}')
     huge_dir = root / "runs" / "p" / "huge" / "20250101_000000_a0a0a0"
     huge_dir.mkdir(parents=True)
-    (huge_dir / "meta.json").write_text(f'{{"pid": {2**70}, "hostname": "{rundir._HOSTNAME}", "path": "p/huge"}}')
+    (huge_dir / "meta.json").write_text(f'{{"pid": {2**70}, "hostname": "{rundir.HOSTNAME}", "path": "p/huge"}}')
     (huge_dir / "summary.json").write_text(f'{{"best_metric_step": {2**70}, "best_metric_value": 1.0}}')
     state = indexer.scan()
     ids = {r[0] for r in rows(db, "SELECT id FROM experiments")}

@@ -398,7 +398,7 @@ def test_a_line_longer_than_a_window_and_a_runaway_line(tmp_path: Path, monkeypa
     big = json.dumps({"type": "metrics", "data": {"x": 1.0, "global_step": 1, "pad": "p" * 5000}})
     runaway = "x" * 20_000
     path.write_text(big + "\n" + runaway + "\n" + '{"type": "metrics", "data": {"x": 2.0, "global_step": 2}}\n')
-    monkeypatch.setattr(rundir, "MAX_EVENT_LINE", 10_000)
+    monkeypatch.setattr(rundir.events, "MAX_EVENT_LINE", 10_000)
     first = rundir.read_events(path, max_bytes=1000)  # the first line is longer than the window
     assert first.points == {"x": {1: 1.0}} and first.more
     second = rundir.read_events(path, first.offset, first.last_step, max_bytes=1000)

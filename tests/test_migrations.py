@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runicorn_lite.db import _split_sql, connect, migrate
+from runicorn_lite.db import connect, migrate, split_sql
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
 
 
@@ -19,7 +19,7 @@ def test_a_migration_applied_by_another_connection_meanwhile_is_not_applied_twic
         if statement == "BEGIN IMMEDIATE" and not early.in_transaction:
             late.set_trace_callback(None)
             early.execute("BEGIN IMMEDIATE")
-            for sql in _split_sql(first.sql):
+            for sql in split_sql(first.sql):
                 early.execute(sql)
             early.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, 0)", (first.name,))
             early.execute("COMMIT")

@@ -135,7 +135,7 @@ def test_search_pages_come_from_one_ordered_match_list(root: Path) -> None:
         db.close()
 
 
-def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(root: Path) -> None:
+def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(root: Path) -> None:  # noqa: PLR0915 - one change after another
     """expression_count keeps each clause's set of runs while its table's version stands: after a
     new config, a soft delete and its restore, new points of a live run, a removed run and a
     rebuilt index, every total (kept sets or not) equals SQLite's own count of the rows."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from support import open_index
 
 import runicorn_lite
-from runicorn_lite.queries.experiments import experiment_detail
+from runicorn_lite.queries.detail import experiment_detail
 from runicorn_lite.queries.metrics import load_series
 
 

@@ -20,7 +20,8 @@ from runicorn_lite.db.store import IndexStore
 from runicorn_lite.http.auth import KeyStore
 from runicorn_lite.ingest import Indexer, IndexKeeper, Watcher
 from runicorn_lite.preferences import Preferences
-from runicorn_lite.queries.experiments import QueryCache, RunRef, find_for_write
+from runicorn_lite.queries.cache import QueryCache
+from runicorn_lite.queries.experiments import RunRef, find_for_write
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.api")

@@ -35,6 +35,7 @@ from runicorn_lite.api.v2 import (
     parse_step_range,
     resolve_list_query,
 )
+from runicorn_lite.db.schema import LIST_AGGREGATES
 from runicorn_lite.db.store import IndexStore, Readable
 from runicorn_lite.queries.export import (
     EXPORT_BATCH,
@@ -53,7 +54,6 @@ RUN_COLUMNS = (
     "id", "project", "name", "path", "alias", "status", "created_at", "ended_at", "duration_s",
     "best_metric_name", "best_metric_value", "tags",
 )
-METRIC_AGGREGATES = ("last", "min", "max")
 # Every parameter of the list but its paging (the export has every match); ``include`` is taken
 # and checked as the list takes it, and the export always has both params and metrics.
 EXPORT_QUERY = LIST_QUERY.without("page", "per_page")
@@ -109,9 +109,9 @@ def run_cells(row_json: bytes, params_json: bytes | None, metrics_json: bytes | 
     for name in names:
         summary = metrics.get(name)
         if summary:
-            cells += (summary.get("last"), summary.get("min"), summary.get("max"))
+            cells += map(summary.get, LIST_AGGREGATES)
         else:
-            cells += (None, None, None)
+            cells += (None,) * len(LIST_AGGREGATES)
     return cells
 
 
@@ -123,7 +123,7 @@ def _run_batch(index: Readable, pks: list[int], keys: list[str], names: list[str
 
 async def _run_lines(store: IndexStore, pks: array[int], keys: list[str], names: list[str]) -> AsyncIterator[bytes]:
     header = [*RUN_COLUMNS, *(f"params.{k}" for k in keys)]
-    header += [f"metrics.{name}.{agg}" for name in names for agg in METRIC_AGGREGATES]
+    header += [f"metrics.{name}.{agg}" for name in names for agg in LIST_AGGREGATES]
     yield _csv_lines([header])
     for start in range(0, len(pks), EXPORT_BATCH):
         yield await store.call(_run_batch, store.db, pks[start : start + EXPORT_BATCH].tolist(), keys, names)

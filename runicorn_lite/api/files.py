@@ -14,6 +14,7 @@ allows.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import mimetypes
 import os
@@ -22,7 +23,7 @@ import stat
 from collections.abc import AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 from starlette.requests import Request
@@ -63,34 +64,39 @@ def content_type(path: str) -> str:
     return guessed
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
-    """(start, end exclusive) of a single satisfiable byte range; None when the header is to be
-    ignored (malformed, another unit, several ranges); False when it cannot be satisfied."""
+class ByteRange(NamedTuple):
+    """A satisfiable byte range of a file (``end`` exclusive)."""
+
+    start: int
+    end: int
+
+
+class NoRange(enum.Enum):
+    """What a Range header that gives no ``ByteRange`` asks for."""
+
+    IGNORED = "ignored"  # malformed, another unit, several ranges: the whole file, 200
+    UNSATISFIABLE = "unsatisfiable"  # past the end, or an empty suffix: 416
+
+
+def parse_range(header: str, size: int) -> ByteRange | NoRange:
+    """The single byte range ``header`` asks for in a file of ``size`` bytes, or why there is none."""
     if len(header) > MAX_RANGE_HEADER:
-        return None
+        return NoRange.IGNORED
     unit, sep, spec = header.partition("=")
-    if not sep or unit.strip().lower() != "bytes":
-        return None
     parts = [p for p in spec.split(",") if p.strip()]
-    if len(parts) != 1:
-        return None
-    match = _RANGE_PART.match(parts[0])
+    match = _RANGE_PART.match(parts[0]) if sep and unit.strip().lower() == "bytes" and len(parts) == 1 else None
     if match is None or not (match.group(1) or match.group(2)):
-        return None
+        return NoRange.IGNORED
     first, last = match.group(1), match.group(2)
     if first:
         start = int(first)
         end = min(int(last) + 1, size) if last else size
         if last and int(last) < start:
-            return None
+            return NoRange.IGNORED
     else:
         suffix = int(last)
-        if suffix == 0:
-            return False
-        start, end = max(size - suffix, 0), size
-    if start >= size:
-        return False
-    return start, end
+        start, end = (max(size - suffix, 0), size) if suffix else (size, size)
+    return ByteRange(start, end) if start < size else NoRange.UNSATISFIABLE
 
 
 def _etag(st: os.stat_result) -> str:
@@ -199,11 +205,11 @@ async def send_file(request: Request, run_dir: Path, raw: str, missing: str,
     if_range = request.headers.get("if-range")
     if header is not None and (if_range is None or if_range in (etag, headers["last-modified"])):
         parsed = parse_range(header, st.st_size)
-        if parsed is False:
+        if parsed is NoRange.UNSATISFIABLE:
             chunks.close()
             raise ApiError(416, f"Range {header[:100]!r} is outside the file ({st.st_size} bytes)",
                            {"content-range": f"bytes */{st.st_size}", **SECURITY_HEADERS})
-        if isinstance(parsed, tuple):
+        if isinstance(parsed, ByteRange):
             chunks.start, chunks.end = parsed
             status = 206
             headers["content-range"] = f"bytes {chunks.start}-{chunks.end - 1}/{st.st_size}"

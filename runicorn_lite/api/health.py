@@ -10,13 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runicorn_lite import __version__
 from runicorn_lite.api.context import context
 from runicorn_lite.api.responses import JSONResponse
 from runicorn_lite.api.v1_ui_settings import storage_backend
 from runicorn_lite.db import StoreError
 from runicorn_lite.ingest import IndexState
 from runicorn_lite.ingest.changelog import read_state
+from runicorn_lite.version import __version__
 
 # Fields of the index report left out when the server wants keys (health stays open).
 PRIVATE_FIELDS = ("runs_in_index", "runs_found_last_scan", "runs_reindexed_last_scan", "scan_progress", "errors")

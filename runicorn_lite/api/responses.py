@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -52,12 +53,19 @@ STREAM_ROWS = 20_000
 
 
 class Ticket:
-    """A place in BigAnswers, given back once: by ``release()``, or when the last reference to
-    it goes (an answer dropped before it was sent, a client gone mid-stream)."""
+    """A place in BigAnswers, given back once: by ``release()``, when the ``BigAnswers.place()``
+    block that took it ends without handing it over, or when the last reference to it goes (an
+    answer dropped before it was sent, a client gone mid-stream). A ticket of no slots holds no
+    place (an answer small enough not to wait)."""
 
-    def __init__(self, slots: threading.BoundedSemaphore, owner: BigAnswers) -> None:
-        self._slots: threading.BoundedSemaphore | None = slots
+    def __init__(self, slots: threading.BoundedSemaphore | None, owner: BigAnswers) -> None:
+        self._slots = slots
         self._owner = owner
+        self.handed_over = False
+
+    def hand_over(self) -> None:
+        """The answer being sent owns the place from now on and gives it back after its last byte."""
+        self.handed_over = True
 
     def release(self) -> None:
         slots, self._slots = self._slots, None
@@ -101,6 +109,18 @@ class BigAnswers:
         with self._lock:
             self.in_use -= 1
 
+    @contextlib.asynccontextmanager
+    async def place(self, needed: bool = True) -> AsyncIterator[Ticket]:
+        """A place for the ``async with`` block (none when not ``needed``), given back when the
+        block ends, by an error or a return alike, unless it was handed over to the answer that
+        sends the points (``rows_response``), which gives it back after the last byte."""
+        ticket = await self.ticket() if needed else Ticket(None, self)
+        try:
+            yield ticket
+        finally:
+            if not ticket.handed_over:
+                ticket.release()
+
     async def ticket(self) -> Ticket:
         """A place, once one is free; 503 with ``Retry-After`` when none came within
         ``wait_s``. It polls (every 50 ms; such an answer takes seconds) rather than blocking a
@@ -125,7 +145,10 @@ def rows_response(head: bytes, table: StepTable, picks: list[int] | None, tail: 
                   headers: dict[str, str] | None = None, ticket: Ticket | None = None) -> Response:
     """``head`` + the table's rows (JSON objects, comma-separated) + ``tail``: the body of an
     answer with every point of a run, in bounded memory however many rows it has. ``ticket``
-    is given back once the last byte is out (or the answer is dropped)."""
+    is handed over to the answer and given back once the last byte is out (or the answer is
+    dropped)."""
+    if ticket is not None:
+        ticket.hand_over()
     rows = len(table) if picks is None else len(picks)
     if rows <= STREAM_ROWS:
         body = head + b"".join(table.json_rows(picks)) + tail

@@ -25,7 +25,7 @@ from runicorn_lite.api import access
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, not_found
 from runicorn_lite.api.params import json_object, meta_changes
-from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, Ticket, rows_response
+from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, rows_response
 from runicorn_lite.api.v1_scan import newest_first, run_entry, shared_scan
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
@@ -164,29 +164,23 @@ async def run_metrics(request: Request) -> Response:
     downsample: int | None = METRICS_QUERY.parse(request.query_params)["downsample"]
     info = await _found(request)
     events = info.run_dir / rundir.EVENTS
-    ticket: Ticket | None = None
-    if await run_in_threadpool(_file_size, events) > BIG_ANSWERS.event_bytes:
-        ticket = await BIG_ANSWERS.ticket()
+    huge = await run_in_threadpool(_file_size, events) > BIG_ANSWERS.event_bytes
 
     def build() -> tuple[StepTable, list[int] | None]:
         table = metrics_table(events)
         return table, table.pick(downsample)
 
-    try:
+    async with BIG_ANSWERS.place(needed=huge) as ticket:
         table, picks = await run_in_threadpool(build)
-    except BaseException:
-        if ticket is not None:
-            ticket.release()
-        raise
-    total = len(table)
-    sampled = total if picks is None else len(picks)
-    headers = {"x-row-count": str(sampled), "x-total-count": str(total)}
-    if sampled:
-        headers["x-last-step"] = str(table.steps[picks[-1] if picks else -1])
-    columns = ["global_step", *table.names()] if total else []
-    head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['
-    tail = b'],"total":' + str(total).encode() + b',"sampled":' + str(sampled).encode() + b"}"
-    return rows_response(head, table, picks, tail, headers, ticket)
+        total = len(table)
+        sampled = total if picks is None else len(picks)
+        headers = {"x-row-count": str(sampled), "x-total-count": str(total)}
+        if sampled:
+            headers["x-last-step"] = str(table.steps[picks[-1] if picks else -1])
+        columns = ["global_step", *table.names()] if total else []
+        head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['
+        tail = b'],"total":' + str(total).encode() + b',"sampled":' + str(sampled).encode() + b"}"
+        return rows_response(head, table, picks, tail, headers, ticket)
 
 
 def _file_size(path: Path) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import orjson
@@ -32,12 +33,12 @@ from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, bands, filters
 from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
+from runicorn_lite.queries.detail import experiment_detail as detail_of
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     Order,
     list_experiments,
 )
-from runicorn_lite.queries.experiments import experiment_detail as detail_of
 from runicorn_lite.queries.filters import AGGREGATES, FilterError
 from runicorn_lite.queries.groups import MAX_GROUP_FIELDS, parse_group_field
 from runicorn_lite.queries.metrics import MAX_DOWNSAMPLE, downsampled_table, load_series
@@ -273,36 +274,52 @@ async def metrics_fast(request: Request) -> Response:
     downsample: int | None = q["downsample"]
     lo, hi = step_range or (None, None)
 
-    ticket: Ticket | None = None
-
-    def query(conn: sqlite3.Connection) -> tuple[StepTable, list[int] | None, int] | Literal[False] | None:
+    def query(conn: sqlite3.Connection, huge_ok: bool) -> _Points | _NoPoints:
         found = conn.execute("SELECT pk, n_points FROM experiments WHERE id = ?", (exp_id,)).fetchone()
         if found is None:
-            return None
+            return _NoPoints.NOT_FOUND
         if downsample is None:
-            if ticket is None and found[1] > BIG_ANSWERS.points:
-                return False  # every point of a huge run: it waits for its turn (BigAnswers)
+            if not huge_ok and found[1] > BIG_ANSWERS.points:
+                return _NoPoints.HUGE
             table = table_of(load_series(conn, found[0], names, lo, hi))
-            return table, None, len(table)
+            return _Points(table, None, len(table))
         wanted = names
         if wanted is None:
             wanted = [r[0] for r in conn.execute(
                 "SELECT metric FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (found[0],)
             )]
-        return downsampled_table(conn, found[0], wanted, downsample, lo, hi)
+        return _Points(*downsampled_table(conn, found[0], wanted, downsample, lo, hi))
 
-    answer = await ctx.store.read(query)
-    if answer is False:
-        ticket = await BIG_ANSWERS.ticket()
-        try:
-            answer = await ctx.store.read(query)
-        except BaseException:
-            ticket.release()
-            raise
-    if answer is None or answer is False:  # (False: gone while it waited)
-        if ticket is not None:
-            ticket.release()
-        raise not_found(f"Experiment {exp_id} not found")
+    answer = await ctx.store.read(lambda conn: query(conn, huge_ok=False))
+    async with BIG_ANSWERS.place(needed=answer is _NoPoints.HUGE) as ticket:
+        if answer is _NoPoints.HUGE:
+            answer = await ctx.store.read(lambda conn: query(conn, huge_ok=True))
+        if not isinstance(answer, _Points):  # (gone while it waited, too)
+            raise not_found(f"Experiment {exp_id} not found")
+        return _points_answer(start, answer, names, step_range, downsample, ticket)
+
+
+class _Points(NamedTuple):
+    table: StepTable
+    picks: list[int] | None  # the rows to send (downsampled), or None: every row
+    total: int  # points in range, before downsampling
+
+
+class _NoPoints(enum.Enum):
+    NOT_FOUND = "not found"
+    HUGE = "huge"  # every point of a huge run: read again once it has its turn (BigAnswers)
+
+
+def _points_answer(
+    start: float,
+    answer: _Points,
+    names: list[str] | None,
+    step_range: tuple[int | None, int | None] | None,
+    downsample: int | None,
+    ticket: Ticket,
+) -> Response:
+    """The answer of ``metrics/fast``: its rows stream out with the ticket handed over."""
+    lo, hi = step_range or (None, None)
     table, picks, total = answer
     columns = ["global_step", *table.names()]
     head = b'{"columns":' + orjson.dumps(columns) + b',"rows":['

@@ -3,7 +3,8 @@
 One writer connection per database (serialised by a lock, each transaction ``BEGIN IMMEDIATE``),
 and reader connections of their own, one per thread, so that reads never wait for a write in WAL
 mode. Low-level ``sqlite3`` errors become :class:`StoreError` (and its precise kinds: damaged,
-being rebuilt, over its time budget) here, at one boundary.
+being rebuilt, over its time budget) at one boundary (``errors.py``); opening a file and applying
+migrations is ``sqlite.py``. The package's face re-exports both.
 """
 
 from __future__ import annotations
@@ -16,12 +17,43 @@ import os
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+from runicorn_lite.db.errors import (
+    SQLITE_MAGIC,
+    DamagedStore,
+    DatabaseUnavailable,
+    DiskFull,
+    QueryTimeout,
+    StoreError,
+    StoreRebuilding,
+    file_problem,
+    store_error,
+)
+from runicorn_lite.db.sqlite import Migration, connect, migrate, split_sql
+
+__all__ = [
+    "DB_THREADS",
+    "READ_BUDGET_S",
+    "SQLITE_MAGIC",
+    "DamagedStore",
+    "Database",
+    "DatabaseUnavailable",
+    "DiskFull",
+    "Migration",
+    "QueryTimeout",
+    "StoreError",
+    "StoreRebuilding",
+    "connect",
+    "file_problem",
+    "in_db_thread",
+    "migrate",
+    "split_sql",
+    "store_error",
+]
 
 T = TypeVar("T")
 
@@ -42,153 +74,8 @@ async def in_db_thread(fn: Callable[..., T], *args: object) -> T:
     return await loop.run_in_executor(_db_threads, functools.partial(fn, *args))
 
 
-class StoreError(Exception):
-    """The store could not answer (locked too long, disk full, corrupt file...)."""
-
-
-class QueryTimeout(StoreError):
-    """A read ran past its time budget and was interrupted."""
-
-
-class DamagedStore(StoreError):
-    """The file is not a usable SQLite database: corrupt pages, a truncated or foreign file, an
-    empty file where a database must be, a directory in its place. Retrying cannot help."""
-
-
-class DatabaseUnavailable(StoreError):
-    """The database server cannot be reached (PostgreSQL down, restarting, the network cut);
-    it answers again by itself once it is back."""
-
-
-class DiskFull(StoreError):
-    """The disk holding the file is full (SQLite's SQLITE_FULL): writes fail until it has room."""
-
-
-class StoreRebuilding(StoreError):
-    """The file is being reopened or rebuilt (it was deleted, replaced or damaged); it answers
-    again within seconds."""
-
-
-# The first 16 bytes of every SQLite database file.
-SQLITE_MAGIC = b"SQLite format 3\x00"
-_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
-
-
-def store_error(exc: sqlite3.Error, what: str = "") -> StoreError:
-    """The project's exception for a low-level sqlite3 error (``what`` prefixes the message)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    message = f"{what}{exc}"
-    if code is not None and code & 0xFF in _DAMAGE_CODES:
-        return DamagedStore(message)
-    if (code is not None and code & 0xFF == sqlite3.SQLITE_FULL) or "disk is full" in str(exc):
-        return DiskFull(message)
-    if "interrupted" in str(exc):
-        return QueryTimeout(message)
-    return StoreError(message)
-
-
-def file_problem(path: Path, *, must_be_database: bool = False) -> str | None:
-    """Why the file at ``path`` cannot be a database of ours, or None when it may be.
-
-    Only what is seen without opening it: a directory, or a file that does not start like a
-    SQLite database. An empty file is a new database to SQLite; with ``must_be_database`` (a
-    store that holds what exists nowhere else) it is damage, not a fresh start.
-    """
-    try:
-        if path.is_dir():
-            return "a directory is in its place"
-        with open(path, "rb") as fh:
-            head = fh.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror or exc})"
-    if not head:
-        return "it is empty (0 bytes)" if must_be_database else None
-    if head != SQLITE_MAGIC:
-        return "it is not a SQLite database"
-    return None
-
-
 # Time budget of one read (every query a request makes runs inside one read).
 READ_BUDGET_S = 10.0
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One named schema step, applied once, in its own transaction, and recorded."""
-
-    name: str
-    sql: str
-
-
-def connect(path: Path, *, readonly: bool = False, uri_mode: str | None = None) -> sqlite3.Connection:
-    """Open a connection with the pragmas every connection of ours wants (``uri_mode`` "rw":
-    never create the file)."""
-    mode = "ro" if readonly else uri_mode
-    if mode is not None:
-        conn = sqlite3.connect(
-            f"file:{urllib.parse.quote(str(path))}?mode={mode}", uri=True, check_same_thread=False,
-            isolation_level=None,
-        )
-    else:
-        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 10000")
-    conn.execute("PRAGMA foreign_keys = ON")
-    if not readonly:
-        # Takes effect only when the file is new. Larger pages suit the packed metric chunks
-        # (about 1.6 KB a row): half the write cost of the default 4 KB pages, measured.
-        conn.execute("PRAGMA page_size = 16384")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA cache_size = -16000")
-    return conn
-
-
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[str]:
-    """Apply the migrations not yet recorded in ``_migrations``; return the names applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-    )
-    done = {row[0] for row in conn.execute("SELECT name FROM _migrations")}
-    applied = []
-    for migration in migrations:
-        if migration.name in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process (a second worker starting at the same moment) may have applied
-            # it between our read and our lock: the lock is the only place to decide.
-            if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (migration.name,)).fetchone():
-                conn.execute("COMMIT")
-                continue
-            for statement in _split_sql(migration.sql):
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
-                (migration.name, time.time()),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        applied.append(migration.name)
-    return applied
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration script into statements (complete_statement knows about triggers)."""
-    statements, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                statements.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        statements.append(buf.strip())
-    return statements
 
 
 class Database:

@@ -24,7 +24,7 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+from runicorn_lite.db.schema import METRIC_AGGREGATES, NULLABLE_SORT_COLUMNS, SORT_COLUMNS
 
 if TYPE_CHECKING:
     from runicorn_lite.db.postgres import PgConn
@@ -165,7 +165,8 @@ def _index_v1(trgm: str) -> list[str]:
         *(
             f"CREATE INDEX idx_msum_{agg} ON metric_summaries (metric, {agg} NULLS FIRST, exp_id NULLS FIRST)"
             f" WHERE {agg} IS NOT NULL"
-            for agg in ("last", "min", "max", "first")
+            for agg in METRIC_AGGREGATES
+            if agg != "count"  # never null: its index below has no WHERE
         ),
         "CREATE INDEX idx_msum_count ON metric_summaries (metric, count NULLS FIRST, exp_id NULLS FIRST)",
         f"""CREATE TABLE exp_docs (

@@ -21,6 +21,8 @@ NULLABLE_SORT_COLUMNS = ("best_metric_value", "ended_at")
 # Aggregates of a metric summary (each is the name of its column in metric_summaries; only
 # these identifiers are ever formatted into SQL for metrics).
 METRIC_AGGREGATES = ("last", "min", "max", "first", "count")
+# The aggregates a list row, a CSV export and a run's metrics JSON show of each metric.
+LIST_AGGREGATES = METRIC_AGGREGATES[:3]
 
 
 def _sort_indexes() -> str:

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from runicorn_lite import __version__
 from runicorn_lite.http.auth import COOKIE_NAME
 from runicorn_lite.http.responses import JSONResponse
+from runicorn_lite.version import __version__
 
 Operations = dict[tuple[str, str], dict[str, Any]]
 

@@ -160,27 +160,12 @@ class Param:
     def schema(self) -> dict[str, Any]:
         """The JSON Schema of the value, as /openapi.json shows it."""
         if self.kind == "list":
-            items: dict[str, Any] = {"type": "string"}
-            if self.enum is not None:
-                items["enum"] = list(self.enum)
-            schema: dict[str, Any] = {"type": "array", "items": items}
-            if self.required:
-                schema["minItems"] = 1
-            if self.max_items is not None:
-                schema["maxItems"] = self.max_items
-            return schema
-        schema = {"type": self.kind}
+            return self._list_schema()
+        schema: dict[str, Any] = {"type": self.kind}
         if self.kind == "boolean" and self.enum is not None:
             schema = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": list(self.enum)}]}
         if self.kind == "string":
-            if self.enum is not None and self.pattern is not None:
-                schema["anyOf"] = [{"enum": list(self.enum)}, {"pattern": self.pattern}]
-            elif self.enum is not None:
-                schema["enum"] = list(self.enum)
-            elif self.pattern is not None:
-                schema["pattern"] = self.pattern
-            if self.max_length != MAX_PARAM_LEN or self.raw:
-                schema["maxLength"] = self.max_length
+            self._add_string_schema(schema)
         if self.minimum is not None:
             schema["minimum"] = int(self.minimum) if self.kind == "integer" else self.minimum
         if self.maximum is not None:
@@ -188,6 +173,27 @@ class Param:
         if self.default is not None:
             schema["default"] = self.default
         return schema
+
+    def _list_schema(self) -> dict[str, Any]:
+        items: dict[str, Any] = {"type": "string"}
+        if self.enum is not None:
+            items["enum"] = list(self.enum)
+        schema: dict[str, Any] = {"type": "array", "items": items}
+        if self.required:
+            schema["minItems"] = 1
+        if self.max_items is not None:
+            schema["maxItems"] = self.max_items
+        return schema
+
+    def _add_string_schema(self, schema: dict[str, Any]) -> None:
+        if self.enum is not None and self.pattern is not None:
+            schema["anyOf"] = [{"enum": list(self.enum)}, {"pattern": self.pattern}]
+        elif self.enum is not None:
+            schema["enum"] = list(self.enum)
+        elif self.pattern is not None:
+            schema["pattern"] = self.pattern
+        if self.max_length != MAX_PARAM_LEN or self.raw:
+            schema["maxLength"] = self.max_length
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI parameter object."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from runicorn_lite.ingest.indexer import Indexer, IndexState
+from runicorn_lite.ingest.indexer import Indexer
 from runicorn_lite.ingest.keeper import IndexKeeper, open_index, open_store
+from runicorn_lite.ingest.state import IndexState
 from runicorn_lite.ingest.watcher import Watcher
 
 __all__ = ["IndexKeeper", "IndexState", "Indexer", "Watcher", "open_index", "open_store"]

@@ -14,20 +14,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from runicorn_lite import leftovers, rundir
+from runicorn_lite import rundir
 from runicorn_lite.db import DamagedStore, DatabaseUnavailable, StoreError
 from runicorn_lite.db.backend import Backend
-from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.changelog import log_changes, publish_state
 from runicorn_lite.ingest.changes import Change
-from runicorn_lite.ingest.writer import Known, Prepared, delete_row, marker, write_run
-from runicorn_lite.params import flatten_config
+from runicorn_lite.ingest.known import Known, analyzed_rows, load_known
+from runicorn_lite.ingest.reading import Plan, plan_run, prepare_run
+from runicorn_lite.ingest.state import IndexState
+from runicorn_lite.ingest.writer import Prepared, delete_row, marker, write_run
 
 log = logging.getLogger("runicorn_lite.ingest")
 
@@ -35,48 +34,6 @@ log = logging.getLogger("runicorn_lite.ingest")
 BATCH_RUNS = 200
 # ... or this many seconds of reading, whichever comes first, so progress shows while scanning.
 BATCH_SECONDS = 0.5
-
-
-@dataclass
-class IndexState:
-    """What /api/health reports about indexing. Plain fields, written by the indexer thread."""
-
-    scanning: bool = False
-    scans_completed: int = 0
-    runs_seen: int = 0  # by the scan under way (or the last one)
-    runs_indexed: int = 0  # (re)read by the scan under way (or the last one)
-    runs_in_index: int = 0  # now: scans and refreshes keep it current
-    last_scan_runs_seen: int | None = None  # by the last completed scan
-    last_scan_runs_indexed: int | None = None
-    last_scan_started_at: float | None = None
-    last_scan_finished_at: float | None = None
-    last_scan_duration_s: float | None = None
-    # Seconds the last scan spent walking the tree and comparing signatures (not reading runs):
-    # what a periodic rescan of an unchanged tree costs; it paces those rescans (watcher.py).
-    last_walk_s: float | None = None
-    # Seconds between two periodic rescans as paced now (None: none are made).
-    rescan_every_s: float | None = None
-    last_change_at: float | None = None
-    last_ingest_lag_s: float | None = None
-    errors: int = 0
-    watcher: str = "off"
-
-    def as_dict(self) -> dict[str, object]:
-        """JSON-ready copy."""
-        return dict(self.__dict__)
-
-
-@dataclass
-class _Plan:
-    """A run that changed, and how its events must be read."""
-
-    loc: rundir.RunLocation
-    rel: str
-    known: Known | None
-    files_sig: str
-    events_ino: int | None
-    events_size: int
-    full: bool
 
 
 Listener = Callable[[list[Change]], None]
@@ -134,71 +91,85 @@ class Indexer:
             try:
                 with self._lock:
                     before = set(self._known)
-                seen: set[str] = set()
-                plans: list[_Plan] = []
-                for loc in rundir.iter_runs(self.root):
-                    rel = self._rel(loc.run_dir)
-                    if rel in seen:
-                        continue
-                    seen.add(rel)
-                    st.runs_seen += 1
-                    plan = self._plan(loc, rel)
-                    if plan is not None:
-                        plans.append(plan)
+                seen, plans = self._walk()
                 st.last_walk_s = round(time.time() - started, 4)
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
-                batch: list[Prepared] = []
-                batch_started = time.monotonic()
-                for plan in plans:
-                    if self._stopping.is_set():  # shutting down: the next start resumes
-                        break
-                    prepared = self._prepare(plan)
-                    if prepared is not None:
-                        batch.append(prepared)
-                    if prepared is not None and prepared.events is not None and prepared.events.more:
-                        with self._lock:
-                            self._write(batch)
-                        st.runs_indexed += len(batch)
-                        batch = []
-                        self._read_rest(plan.loc, plan.rel)
-                    if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
-                        with self._lock:
-                            self._write(batch)
-                        st.runs_indexed += len(batch)
-                        batch = []
-                        batch_started = time.monotonic()
-                        if progress:
-                            progress(st.runs_seen, st.runs_indexed)
-                        self.store.between_batches()
+                self._read_planned(plans, progress)
                 with self._lock:
-                    if batch:
-                        self._write(batch)
-                        st.runs_indexed += len(batch)
                     # Runs indexed before the walk and not found by it; runs a refresh added
                     # meanwhile were not in ``before``.
                     vanished = [rel for rel in before if rel not in seen and rel in self._known]
-                    if self._stopping.is_set():
-                        vanished = []
-                    if vanished:
+                    if vanished and not self._stopping.is_set():
                         self._remove(vanished)
                 self._analyze_if_grown()
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
             finally:
-                st.scanning = False
-                finished = time.time()
-                st.last_scan_finished_at = finished
-                st.last_scan_duration_s = round(finished - started, 4)
-                st.scans_completed += 1
-                st.runs_in_index = self._indexed_count()
-                st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
-                if self.shared:
-                    self._publish_state(finished)
-                # What this scan's windows of events took (and, at each periodic rescan, what the
-                # ingest of live runs and the requests since freed) goes back to the OS.
-                give_memory_back()
+                self._scan_finished(started)
             return st
+
+    def _walk(self) -> tuple[set[str], list[Plan]]:
+        """(every run directory found, the plans of those that changed)."""
+        seen: set[str] = set()
+        plans: list[Plan] = []
+        for loc in rundir.iter_runs(self.root):
+            rel = self._rel(loc.run_dir)
+            if rel in seen:
+                continue
+            seen.add(rel)
+            self.state.runs_seen += 1
+            plan = plan_run(loc, rel, self._known.get(rel))
+            if plan is not None:
+                plans.append(plan)
+        return seen, plans
+
+    def _read_planned(self, plans: list[Plan], progress: Callable[[int, int], None] | None) -> None:
+        """Read and write the planned runs in batches (of BATCH_RUNS, or BATCH_SECONDS of reading);
+        a run whose events are read only in part is written at once, then read to its end."""
+        st = self.state
+        batch: list[Prepared] = []
+        batch_started = time.monotonic()
+
+        def write() -> None:
+            nonlocal batch
+            with self._lock:
+                self._write(batch)
+            st.runs_indexed += len(batch)
+            batch = []
+
+        for plan in plans:
+            if self._stopping.is_set():  # shutting down: the next start resumes
+                break
+            prepared = self._prepare(plan)
+            if prepared is not None:
+                batch.append(prepared)
+            if prepared is not None and prepared.events is not None and prepared.events.more:
+                write()
+                self._read_rest(plan.loc, plan.rel)
+            if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
+                write()
+                batch_started = time.monotonic()
+                if progress:
+                    progress(st.runs_seen, st.runs_indexed)
+                self.store.between_batches()
+        if batch:
+            write()
+
+    def _scan_finished(self, started: float) -> None:
+        st = self.state
+        st.scanning = False
+        finished = time.time()
+        st.last_scan_finished_at = finished
+        st.last_scan_duration_s = round(finished - started, 4)
+        st.scans_completed += 1
+        st.runs_in_index = self._indexed_count()
+        st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
+        if self.shared:
+            self._publish_state(finished)
+        # What this scan's windows of events took (and, at each periodic rescan, what the
+        # ingest of live runs and the requests since freed) goes back to the OS.
+        give_memory_back()
 
     def _publish_state(self, now: float) -> None:
         """Where this scan left the index, for the workers that do not ingest (their health)."""
@@ -259,7 +230,7 @@ class Indexer:
                     if rel in self._known:
                         gone.append(rel)
                     continue
-                plan = self._plan(loc, rel)
+                plan = plan_run(loc, rel, self._known.get(rel))
                 prepared = self._prepare(plan) if plan is not None else None
                 if prepared is not None:
                     batch.append(prepared)
@@ -281,7 +252,7 @@ class Indexer:
     def _read_rest(self, loc: rundir.RunLocation, rel: str) -> None:
         """Go on reading a run whose events.jsonl was read only in part, a window at a time."""
         while not self._stopping.is_set():
-            plan = self._plan(loc, rel)
+            plan = plan_run(loc, rel, self._known.get(rel))
             prepared = self._prepare(plan) if plan is not None else None
             if prepared is None:
                 return
@@ -294,9 +265,8 @@ class Indexer:
             if written is None or written.events_offset != prepared.events.offset:
                 return  # the write failed (logged): the next scan or change retries
 
-
     def _indexed_count(self) -> int:
-        return sum(1 for known in self._known.values() if known.pk >= 0)
+        return sum(1 for known in self._known.values() if known.indexed)
 
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
@@ -365,134 +335,27 @@ class Indexer:
             return Path(run_dir).as_posix()
 
     def _load_known(self) -> None:
-        def load(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            return conn.execute(
-                "SELECT run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step,"
-                " status, pid, hostname FROM experiments"
-            ).fetchall()
-
-        def analyzed(conn: sqlite3.Connection) -> int | None:
-            if on_postgres():  # statistics of its own (autovacuum); one ANALYZE at the first scan
-                return None
-            try:
-                row = conn.execute("SELECT stat FROM sqlite_stat1 WHERE tbl = 'experiments' LIMIT 1").fetchone()
-                # An index a migration added since the last ANALYZE has no statistics yet.
-                unknown = conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'experiments'"
-                    " AND name NOT IN (SELECT idx FROM sqlite_stat1 WHERE tbl = 'experiments')"
-                ).fetchone()[0]
-            except sqlite3.OperationalError:  # never analyzed: no sqlite_stat1 table yet
-                return None
-            return int(row[0].split()[0]) if row and not unknown else None
-
-        rows = self.db.read(load)
-        self._known = {row[0]: Known(*row[1:]) for row in rows}
-        self._analyzed_rows = self.db.read(analyzed)
+        self._known = self.db.read(load_known)
+        self._analyzed_rows = self.db.read(analyzed_rows)
         self.state.runs_in_index = len(self._known)
 
     def _reload_known(self, rels: list[str]) -> None:
         """What the index holds now for these runs (another worker may have written them)."""
-        found: dict[str, Known] = {}
-
-        def load(conn: sqlite3.Connection) -> None:
-            for start in range(0, len(rels), 500):
-                part = rels[start : start + 500]
-                for row in conn.execute(
-                    "SELECT run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step,"
-                    f" status, pid, hostname FROM experiments WHERE run_dir IN ({','.join('?' * len(part))})",
-                    part,
-                ):
-                    found[row[0]] = Known(*row[1:])
-
-        self.db.read(load)
+        found = self.db.read(lambda conn: load_known(conn, rels))
         for rel in rels:
             known = found.get(rel)
             if known is not None:
                 self._known[rel] = known
-            elif rel in self._known and self._known[rel].pk >= 0:
+            elif rel in self._known and self._known[rel].indexed:
                 del self._known[rel]
 
-    def _plan(self, loc: rundir.RunLocation, rel: str) -> _Plan | None:
-        """What reading this run takes, or None when it is unchanged (two stats per file)."""
-        known = self._known.get(rel)
-        leftovers.sweep(loc.run_dir, loc.names or ())
-        files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
-        events_ino = events_stat[0] if events_stat else None
-        events_size = events_stat[1] if events_stat else 0
-        if (
-            known is not None
-            and known.files_sig == files_sig
-            and known.events_ino == events_ino
-            and events_size == known.events_offset
-        ):
-            return None
-        full = (
-            known is None or known.pk < 0 or known.events_ino != events_ino or events_size < known.events_offset
-        )
-        return _Plan(loc, rel, known, files_sig, events_ino, events_size, full)
-
-    def _prepare(self, plan: _Plan) -> Prepared | None:
-        """Read the run as planned."""
-        loc, rel, known = plan.loc, plan.rel, plan.known
+    def _prepare(self, plan: Plan) -> Prepared | None:
         try:
-            info = rundir.read_run(loc)
+            return prepare_run(plan)
         except OSError as exc:  # vanished or unreadable mid-read; picked up when it changes
-            log.warning("skipping run %s: %s", rel, exc)
+            log.warning("skipping run %s: %s", plan.rel, exc)
             self.state.errors += 1
             return None
-        if info is None:
-            return None
-        full = plan.full or known is None or known.id != info.id
-        events = None
-        if plan.events_ino is not None:
-            if full:
-                events = rundir.read_events(loc.run_dir / rundir.EVENTS, max_bytes=rundir.EVENTS_WINDOW)
-            elif known is not None and plan.events_size > known.events_offset:
-                events = rundir.read_events(
-                    loc.run_dir / rundir.EVENTS, known.events_offset, known.events_last_step,
-                    max_bytes=rundir.EVENTS_WINDOW,
-                )
-        if events is not None and events.bad_lines:
-            log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
-        files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id
-        texts = (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
-        body = "\n".join(x for x in texts if x)
-        prepared = Prepared(
-            rel=rel,
-            info=info,
-            files_sig=plan.files_sig,
-            files_changed=files_changed,
-            events_ino=plan.events_ino,
-            events=events,
-            full_events=full,
-            known=known,
-            body=body,
-            events_size=plan.events_size,
-        )
-        if files_changed or full:
-            self._read_documents(prepared)
-        return prepared
-
-    @staticmethod
-    def _read_documents(item: Prepared) -> None:
-        """Config (→ params) and environment; what is wrong with them is one warning per read,
-        and the rest of the run is indexed all the same."""
-        run_dir = item.info.run_dir
-        problems = []
-        assets, problem = rundir.read_doc(run_dir / rundir.ASSETS)
-        if problem:
-            problems.append(problem)
-        if assets is not None:
-            config = assets.get("config")
-            item.config = config if isinstance(config, dict) else None
-            item.params, param_problems = flatten_config(config)
-            problems.extend(param_problems)
-        item.environment, problem = rundir.read_doc(run_dir / rundir.ENVIRONMENT)
-        if problem:
-            problems.append(problem)
-        if problems:
-            more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
-            log.warning("%s: %s%s", item.rel, "; ".join(problems[:5]), more)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -567,12 +430,12 @@ class Indexer:
             with self.db.write() as conn:
                 for rel in rels:
                     known = self._known.get(rel)
-                    if known is not None:
+                    if known is not None and known.pk is not None:  # a run only seen has no row
                         delete_row(conn, known.pk)
                 if self.shared:
                     gone = [self._known.get(rel) for rel in rels]
-                    log_changes(conn, [Change("removed", k.id, k.pk) for k in gone if k is not None and k.pk >= 0],
-                                time.time())
+                    removed = [Change("removed", k.id, k.pk) for k in gone if k is not None and k.pk is not None]
+                    log_changes(conn, removed, time.time())
         except (DamagedStore, DatabaseUnavailable):
             raise
         except (StoreError, sqlite3.Error) as exc:
@@ -586,13 +449,13 @@ class Indexer:
             known = self._known.pop(rel, None)
             if known is not None:
                 gone_ids.add(known.id)
-                if known.pk >= 0:
+                if known.pk is not None:
                     notes.append(Change("removed", known.id, known.pk))
         self._notify(notes)
         # Other copies of a removed run id were left alone while it was indexed: read them now.
-        others = [rel for rel, known in self._known.items() if known.pk < 0 and known.id in gone_ids]
+        others = [rel for rel, known in self._known.items() if not known.indexed and known.id in gone_ids]
         for rel in others:
-            self._known[rel] = Known(-1, self._known[rel].id, "", None, 0, None, "", None, None)
+            self._known[rel] = Known.seen(self._known[rel].id)
         self.state.last_change_at = time.time()
         if others:
             self._refresh([self.root / rel for rel in others], None)

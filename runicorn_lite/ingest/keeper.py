@@ -13,7 +13,8 @@ from pathlib import Path
 from runicorn_lite.db import DamagedStore, Database, file_problem
 from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.schema import INDEX_MIGRATIONS
-from runicorn_lite.ingest.indexer import Indexer, IndexState
+from runicorn_lite.ingest.indexer import Indexer
+from runicorn_lite.ingest.state import IndexState
 from runicorn_lite.settings import Settings
 
 log = logging.getLogger("runicorn_lite.ingest")

@@ -9,11 +9,8 @@ indexer must remember of the run and what changed, for the live event stream.
 
 from __future__ import annotations
 
-import bisect
 import logging
-import math
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,30 +18,16 @@ from typing import Any
 import orjson
 
 from runicorn_lite import rundir
-from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.rows import row_document
+from runicorn_lite.db.schema import LIST_AGGREGATES
 from runicorn_lite.ingest.changes import Change, carried_points
+from runicorn_lite.ingest.known import Known
 from runicorn_lite.ingest.metric_cap import cap_metric_names
-from runicorn_lite.ingest.summaries import Summary, extend, summarize
+from runicorn_lite.ingest.points import append_points, best_of, changed, finite, point_count, replace_points
 from runicorn_lite.params import ParamValue, index_value
 
 log = logging.getLogger("runicorn_lite.ingest")
-
-
-@dataclass
-class Known:
-    """What the indexer remembers of a run directory between reads (pk -1: seen, not indexed)."""
-
-    pk: int
-    id: str
-    files_sig: str
-    events_ino: int | None
-    events_offset: int
-    events_last_step: int | None
-    status: str
-    pid: int | None
-    hostname: str | None
 
 
 @dataclass
@@ -68,9 +51,9 @@ class Prepared:
 
 
 def marker(item: Prepared) -> Known:
-    """A run seen but not in the index (skipped, or another copy of an indexed id): pk -1 and
-    its file signature, so a rescan leaves it alone until its files change."""
-    return Known(-1, item.info.id, item.files_sig, item.events_ino, item.events_size, None, "", None, None)
+    """A run seen but not in the index (skipped, or another copy of an indexed id), with its
+    file signature, so a rescan leaves it alone until its files change."""
+    return Known.seen(item.info.id, item.files_sig, item.events_ino, item.events_size)
 
 
 def preference(rel: str) -> tuple[int, int, str]:
@@ -107,7 +90,7 @@ def write_run(
         if events is not None:
             offset, last_step = events.offset, events.last_step
             appended = append_points(conn, existing_pk, info.id, events.points, events.times, events.system_times)
-        n_points = _point_count(conn, existing_pk)
+        n_points = point_count(conn, existing_pk)
         previous_best = conn.execute("SELECT best_metric_value, live_best_value, live_best_step FROM experiments"
                                      " WHERE pk = ?", (existing_pk,)).fetchone()
         live = _live_best_appended(conn, existing_pk, item, previous_best[1:])
@@ -144,12 +127,6 @@ def delete_row(conn: sqlite3.Connection, pk: int) -> None:
     changed(conn, "metric_summaries")
 
 
-def changed(conn: sqlite3.Connection, table: str) -> None:
-    """Move ``table``'s version on (db/schema.py, 0012_table_versions): its rows changed in
-    this transaction."""
-    conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
-
-
 # -- which row ----------------------------------------------------------------------------------
 
 
@@ -159,11 +136,11 @@ def _claim_row(
     """(what is indexed of this directory, pk of the run's row or None when new); None when the
     run is not to be written here (another copy of its id is indexed)."""
     info = item.info
-    known = item.known if item.known is not None and item.known.pk >= 0 else None
-    if known is not None and known.id == info.id:
-        return known, known.pk
-    if known is not None:  # the directory now holds another id
-        delete_row(conn, known.pk)
+    known = item.known if item.known is not None and item.known.indexed else None
+    if known is not None and known.pk is not None:
+        if known.id == info.id:
+            return known, known.pk
+        delete_row(conn, known.pk)  # the directory now holds another id
     row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
     if row is not None and row[1] != item.rel:
         # The same id in two directories: moved (to the recycle bin, say), or copied. One copy
@@ -172,7 +149,7 @@ def _claim_row(
             log.warning("run %s is also at %s; indexing that copy", info.id, row[1])
             known_out[item.rel] = marker(item)
             return None
-        known_out[row[1]] = Known(-1, info.id, "", None, 0, None, "", None, None)  # re-read once
+        known_out[row[1]] = Known.seen(info.id)  # re-read once
     return None, (row[0] if row else None)
 
 
@@ -196,7 +173,7 @@ def _live_best_appended(
     new_points = (item.events.points.get(info.primary_metric) or {}) if item.events else {}
     # A new primary metric, or the best's step logged again (its last write wins): the whole series.
     if item.files_changed or previous[1] in new_points:
-        return _best_of(conn, pk, info.primary_metric, mode)
+        return best_of(conn, pk, info.primary_metric, mode)
     return rundir.best_point(sorted(new_points.items()), mode, *previous)
 
 
@@ -204,7 +181,7 @@ def _best(info: rundir.RunInfo, live: tuple[float | None, int | None]) -> tuple[
     """(name, value, step, mode) of the run's best metric: summary.json's, else the live one."""
     if live[0] is not None:
         return (info.primary_metric, live[0], live[1], info.primary_mode or "max")
-    return (info.best_metric_name, _finite(info.best_metric_value), info.best_metric_step, info.best_metric_mode)
+    return (info.best_metric_name, finite(info.best_metric_value), info.best_metric_step, info.best_metric_mode)
 
 
 def _upsert_experiment(
@@ -360,10 +337,11 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
 
 def _write_list_metrics(conn: sqlite3.Connection, pk: int) -> None:
     """The run's metrics in a list row's shape, kept as JSON in its row (see migration 0008)."""
+    columns = ", ".join(LIST_AGGREGATES)  # column names from the schema's whitelist
     metrics = {
-        metric: {"last": last, "min": lo, "max": hi}
-        for metric, last, lo, hi in conn.execute(
-            "SELECT metric, last, min, max FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+        row[0]: dict(zip(LIST_AGGREGATES, row[1:], strict=True))
+        for row in conn.execute(
+            f"SELECT metric, {columns} FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
         )
     }
     encoded = orjson.dumps(metrics) if metrics else None
@@ -390,228 +368,3 @@ def _write_images(conn: sqlite3.Connection, pk: int, images: list[dict[str, Any]
         "INSERT INTO exp_images (exp_pk, seq, key, step, caption, path) VALUES (?, ?, ?, ?, ?, ?)",
         [(pk, start + i, im["key"], im["step"], im["caption"], im["path"]) for i, im in enumerate(images)],
     )
-
-
-# -- metric points and their summaries --------------------------------------------------------------
-
-
-def replace_points(
-    conn: sqlite3.Connection,
-    pk: int,
-    exp_id: str,
-    points: dict[str, dict[int, float]],
-    times: dict[int, float],
-    fresh: bool,
-    system_times: dict[int, float] | None = None,
-) -> None:
-    """All of a run's points, read whole: chunks and summaries written anew (``sys/…`` metrics
-    take their times from ``system_times``)."""
-    if not fresh:
-        conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
-        conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
-        conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
-    if not fresh or points:
-        changed(conn, "metric_summaries")
-    if not points:
-        return
-    chunk_rows = []
-    summary_rows = []
-    for metric, series in points.items():
-        if not series:
-            continue
-        parts = split_sorted(series)
-        at = _times_of(metric, times, system_times)
-        for chunk_no, (steps, vals) in enumerate(parts):
-            chunk_rows.append(_chunk_rows(pk, metric, chunk_no, steps, vals, [at.get(s, _NAN) for s in steps]))
-        summary_rows.append(_summary_row(pk, metric, exp_id, summarize_parts(parts)))
-    _insert_chunks(conn, chunk_rows)
-    conn.executemany(_INSERT_SUMMARY, summary_rows)
-
-
-def _times_of(metric: str, times: dict[int, float], system_times: dict[int, float] | None) -> dict[int, float]:
-    """The step → time map of ``metric``: system samples number their own steps."""
-    return system_times if system_times is not None and metric.startswith(rundir.SYSTEM_PREFIX) else times
-
-
-def append_points(
-    conn: sqlite3.Connection, pk: int, exp_id: str, points: dict[str, dict[int, float]], times: dict[int, float],
-    system_times: dict[int, float] | None = None,
-) -> list[str]:
-    """Merge points read from where the last read stopped; returns the metrics that got some.
-
-    New steps past a series' end extend its last chunk and fold into its summary; a step logged
-    again (or out of order) overwrites that point, and the summary is computed again from the
-    series, so it is always what a full read would give.
-    """
-    touched = []
-    for metric, series in points.items():
-        if not series:
-            continue
-        touched.append(metric)
-        row = conn.execute(_SELECT_SUMMARY, (pk, metric)).fetchone()
-        before = Summary(*row) if row is not None else None
-        _merge_series(conn, pk, metric, series, _times_of(metric, times, system_times))
-        steps = sorted(series)
-        if before is not None and steps[0] > before.max_step:
-            after = extend(before, steps, [series[s] for s in steps])
-        elif before is None:
-            after = summarize(steps, [series[s] for s in steps])
-        else:
-            after = _summary_from_chunks(conn, pk, metric)
-        conn.execute(_UPSERT_SUMMARY, _summary_row(pk, metric, exp_id, after))
-    if touched:
-        changed(conn, "metric_summaries")
-    return sorted(touched)
-
-
-_NAN = math.nan
-_INSERT_CHUNK = (
-    "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals, times)"
-    " VALUES (?,?,?,?,?,?,?,?,?)"
-)
-_INSERT_OUTLINE = "INSERT INTO chunk_outlines (exp_pk, metric, chunk, n, min_step, max_step, m4) VALUES (?,?,?,?,?,?,?)"
-
-
-def _chunk_rows(
-    pk: int, metric: str, chunk_no: int, steps: Sequence[int], vals: Sequence[float], times: Sequence[float]
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The chunk's row and its outline's row."""
-    head = (pk, metric, chunk_no, len(steps), steps[0], steps[-1])
-    return (*head, *pack(steps, vals), pack_times(times)), (*head, m4(steps, vals, times))
-
-
-def _insert_chunks(conn: sqlite3.Connection, pairs: list[tuple[tuple[Any, ...], tuple[Any, ...]]]) -> None:
-    conn.executemany(_INSERT_CHUNK, [p[0] for p in pairs])
-    conn.executemany(_INSERT_OUTLINE, [p[1] for p in pairs])
-
-
-_SUMMARY_COLUMNS = "first, first_step, last, last_step, min, max, count, points, min_step, max_step"
-_SELECT_SUMMARY = f"SELECT {_SUMMARY_COLUMNS} FROM metric_summaries WHERE exp_pk = ? AND metric = ?"
-_INSERT_SUMMARY = (
-    f"INSERT INTO metric_summaries (exp_pk, metric, exp_id, {_SUMMARY_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-_UPSERT_SUMMARY = _INSERT_SUMMARY.replace("INSERT INTO", "INSERT OR REPLACE INTO", 1)
-
-
-def _summary_row(pk: int, metric: str, exp_id: str, s: Summary) -> tuple[Any, ...]:
-    return (
-        pk,
-        metric,
-        exp_id,
-        s.first,
-        s.first_step,
-        s.last,
-        s.last_step,
-        s.min,
-        s.max,
-        s.count,
-        s.points,
-        s.min_step,
-        s.max_step,
-    )
-
-
-def summarize_parts(parts: list[tuple[list[int], list[float]]]) -> Summary:
-    """The summary of a series given as consecutive sorted parts."""
-    summary = summarize(*parts[0])
-    for steps, vals in parts[1:]:
-        summary = extend(summary, steps, vals)
-    return summary
-
-
-def _summary_from_chunks(conn: sqlite3.Connection, pk: int, metric: str) -> Summary:
-    parts = []
-    for steps_blob, vals_blob in conn.execute(
-        "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
-    ):
-        steps, vals = unpack(steps_blob, vals_blob)
-        parts.append((steps.tolist(), vals.tolist()))
-    return summarize_parts(parts)
-
-
-def _point_count(conn: sqlite3.Connection, pk: int) -> int:
-    return int(
-        conn.execute("SELECT coalesce(sum(points), 0) FROM metric_summaries WHERE exp_pk = ?", (pk,)).fetchone()[0]
-    )
-
-
-def _merge_series(
-    conn: sqlite3.Connection, pk: int, metric: str, series: dict[int, float], times: dict[int, float]
-) -> None:
-    """Merge appended points of one metric: new steps extend the last chunk; re-logged steps
-    overwrite (value and time)."""
-    # The usual append lies past the last chunk: read that chunk's row alone, not the ranges of
-    # every chunk (thousands for a long run).
-    chunks = conn.execute(
-        "SELECT chunk, n, min_step, max_step FROM chunk_outlines WHERE exp_pk = ? AND metric = ?"
-        " ORDER BY chunk DESC LIMIT 1",
-        (pk, metric),
-    ).fetchall()
-    if chunks and min(series) <= chunks[0][3]:
-        chunks = conn.execute(
-            "SELECT chunk, n, min_step, max_step FROM chunk_outlines WHERE exp_pk = ? AND metric = ? ORDER BY chunk",
-            (pk, metric),
-        ).fetchall()
-    if not chunks:
-        _insert_chunks(conn, [
-            _chunk_rows(pk, metric, chunk_no, steps, vals, [times.get(s, _NAN) for s in steps])
-            for chunk_no, (steps, vals) in enumerate(split_sorted(series))
-        ])
-        return
-    # A point goes to the first chunk whose range ends at or after it (a gap before a chunk joins
-    # that chunk), or to the last chunk when it lies past every range.
-    highs = [c[3] for c in chunks]
-    last_chunk = chunks[-1][0]
-    touched: dict[int, dict[int, float]] = {}
-    for step, value in series.items():
-        i = bisect.bisect_left(highs, step)
-        target = chunks[i][0] if i < len(chunks) else last_chunk
-        touched.setdefault(target, {})[step] = value
-    next_chunk = last_chunk + 1
-    for chunk_no, new_points in touched.items():
-        n, steps_blob, vals_blob, times_blob = conn.execute(
-            "SELECT n, steps, vals, times FROM metric_chunks WHERE exp_pk = ? AND metric = ? AND chunk = ?",
-            (pk, metric, chunk_no),
-        ).fetchone()
-        steps, vals = unpack(steps_blob, vals_blob)
-        merged = dict(zip(steps, vals, strict=True))
-        merged_times = dict(zip(steps, unpack_times(times_blob, n), strict=True))
-        merged.update(new_points)
-        merged_times.update((s, times.get(s, _NAN)) for s in new_points)
-        parts = (
-            split_sorted(merged, CHUNK_POINTS)
-            if chunk_no == last_chunk
-            else [(sorted(merged), [merged[s] for s in sorted(merged)])]
-        )
-        for i, (part_steps, part_vals) in enumerate(parts):
-            row, outline = _chunk_rows(pk, metric, chunk_no if i == 0 else next_chunk, part_steps, part_vals,
-                                       [merged_times[s] for s in part_steps])
-            if i == 0:
-                conn.execute(
-                    "UPDATE metric_chunks SET n = ?, min_step = ?, max_step = ?, steps = ?, vals = ?, times = ?"
-                    " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
-                    (*row[3:], pk, metric, chunk_no),
-                )
-                conn.execute(
-                    "UPDATE chunk_outlines SET n = ?, min_step = ?, max_step = ?, m4 = ?"
-                    " WHERE exp_pk = ? AND metric = ? AND chunk = ?",
-                    (*outline[3:], pk, metric, chunk_no),
-                )
-            else:
-                _insert_chunks(conn, [(row, outline)])
-                next_chunk += 1
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
-def _best_of(conn: sqlite3.Connection, pk: int, metric: str, mode: str) -> tuple[float | None, int | None]:
-    """Best finite value of one series (NaN and infinities never count as best)."""
-    best: tuple[float | None, int | None] = (None, None)
-    for steps_blob, vals_blob in conn.execute(
-        "SELECT steps, vals FROM metric_chunks WHERE exp_pk = ? AND metric = ? ORDER BY chunk", (pk, metric)
-    ):
-        steps, vals = unpack(steps_blob, vals_blob)
-        best = rundir.best_point(zip(steps, vals, strict=False), mode, *best)
-    return best

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from runicorn_lite.sdk import Run, init, json_safe
+from runicorn_lite.rundir.encode import json_safe
+from runicorn_lite.sdk import Run, init
 
 log = logging.getLogger("runicorn_lite")
 

@@ -28,7 +28,7 @@ from runicorn_lite.http.body import BodyTooLarge, read_body
 from runicorn_lite.http.caching import NO_STORE, if_none_match_hits, private_cache, strong_etag
 from runicorn_lite.http.errors import HTTPProblem, UnexpectedErrors, exception_handlers, store_problem
 from runicorn_lite.http.middleware import ResponseTimeMiddleware
-from runicorn_lite.optimization import queries
+from runicorn_lite.optimization import queries, stats
 from runicorn_lite.optimization import validation as v
 from runicorn_lite.optimization.errors import rate_limited, render, store_refusal, unauthorized
 from runicorn_lite.optimization.keys import KeyChecker
@@ -90,7 +90,7 @@ class OptimizationAPI:
         self.keys = KeyChecker(db)
         # In the store: every server over it shares the counters (team-server.md §2).
         self.limiter = StoreLimiter(db)
-        self.stats_cache = queries.StatsCache()
+        self.stats_cache = stats.StatsCache()
         self.limits = {
             READ: settings.read_limit,
             WRITE: settings.write_limit,
@@ -295,7 +295,7 @@ class OptimizationAPI:
             cached = self.stats_cache.get(key, revision)
             if cached is not None:
                 return cached
-            encoded = orjson.dumps(queries.stats(conn, principal.project_id, query))
+            encoded = orjson.dumps(stats.stats(conn, principal.project_id, query))
             self.stats_cache.put(key, revision, encoded)
             return encoded
 

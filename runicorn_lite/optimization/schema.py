@@ -85,7 +85,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
 
         -- Bumped in every transaction that changes a project's runs, so that stats answers can
-        -- be reused while nothing changed (see queries.StatsCache).
+        -- be reused while nothing changed (see stats.StatsCache).
         CREATE TABLE IF NOT EXISTS optimization_project_revisions (
             project_id TEXT PRIMARY KEY,
             revision INTEGER NOT NULL

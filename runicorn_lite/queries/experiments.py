@@ -6,9 +6,7 @@ Every value is a bound parameter; the only identifiers ever formatted into SQL c
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +17,15 @@ import orjson
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.rows import compose
 from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
+from runicorn_lite.db.where import Where, placeholders
+from runicorn_lite.queries.cache import QueryCache as QueryCache  # re-exported: its users import it from here
 from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column, expression_where, set_page
 from runicorn_lite.queries.filters import Expr, Field
+from runicorn_lite.queries.search import search_clause
 
 # What an experiment object is built from (see db/rows.py).
 EXPERIMENT_COLUMNS = "run_dir, deleted_at, row_json"
 _E_COLUMNS = "e.run_dir, e.deleted_at, e.row_json"
-MIN_TRIGRAM = 3
 # Searches with at most this many matches keep their ordered ids between pages (8 bytes each).
 SEARCH_ORDER_CACHE_MAX = 20_000
 
@@ -77,15 +77,12 @@ def kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
     """How many runs match a filter of project / statuses / deletion alone, from the counts
     the index keeps by trigger (db/schema.py, 0011_live_counts): a few rows, whatever the
     number of runs."""
-    terms, params = [] if f.include_deleted is True else [f"live = {int(not f.include_deleted)}"], []
+    where = Where() if f.include_deleted is True else Where().and_(f"live = {int(not f.include_deleted)}")
     if f.project is not None:
-        terms.append("project = ?")
-        params.append(f.project)
+        where = where.and_("project = ?", f.project)
     if f.statuses:
-        terms.append(f"status IN ({','.join('?' * len(f.statuses))})")
-        params.extend(f.statuses)
-    where = " AND ".join(terms) if terms else "TRUE"
-    return int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM exp_counts WHERE {where}", params).fetchone()[0])
+        where = where.and_in("status", f.statuses)
+    return int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM exp_counts WHERE {where.sql}", where.args).fetchone()[0])
 
 
 def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, list[Any]]:
@@ -95,8 +92,7 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
     other column then gets a unary ``+``, which keeps SQLite from driving the query from a
     filter index (and sorting all it finds). The rows are the same either way.
     """
-    terms: list[str] = []
-    params: list[Any] = []
+    where = Where()
 
     def col(name: str) -> str:
         return name if walk is None or walk == name else f"+{name}"
@@ -105,40 +101,30 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         # LIVE, likely(): almost every row is live. Without the hint the planner (no ANALYZE stats)
         # takes idx_experiments_deleted_at as selective and sorts every live row for each page,
         # instead of walking the partial idx_sort_live_* index in ORDER BY order.
-        terms.append("deleted_at IS NOT NULL" if f.include_deleted else LIVE)
-    if f.project is not None:
-        terms.append(f"{col('project')} = ?")
-        params.append(f.project)
-    if f.name is not None:
-        terms.append(f"{col('name')} = ?")
-        params.append(f.name)
+        where = where.and_("deleted_at IS NOT NULL" if f.include_deleted else LIVE)
+    for column, value in (("project", f.project), ("name", f.name)):
+        if value is not None:
+            where = where.and_(f"{col(column)} = ?", value)
     if f.statuses:
-        terms.append(f"{col('status')} IN ({','.join('?' * len(f.statuses))})")
-        params.extend(f.statuses)
+        where = where.and_in(col("status"), f.statuses)
     if f.tags:
-        terms.append(f"{col('pk')} IN (SELECT exp_pk FROM exp_tags WHERE tag IN ({','.join('?' * len(f.tags))}))")
-        params.extend(f.tags)
-    if f.created_after is not None:
-        terms.append(f"{col('created_at')} >= ?")
-        params.append(f.created_after)
-    if f.created_before is not None:
-        terms.append(f"{col('created_at')} <= ?")
-        params.append(f.created_before)
-    if f.best_metric_min is not None:
-        terms.append(f"{col('best_metric_value')} >= ?")
-        params.append(f.best_metric_min)
-    if f.best_metric_max is not None:
-        terms.append(f"{col('best_metric_value')} <= ?")
-        params.append(f.best_metric_max)
+        tagged = f"SELECT exp_pk FROM exp_tags WHERE tag IN ({placeholders(len(f.tags))})"
+        where = where.and_(f"{col('pk')} IN ({tagged})", *f.tags)
+    for column, op, bound in (
+        ("created_at", ">=", f.created_after),
+        ("created_at", "<=", f.created_before),
+        ("best_metric_value", ">=", f.best_metric_min),
+        ("best_metric_value", "<=", f.best_metric_max),
+    ):
+        if bound is not None:
+            where = where.and_(f"{col(column)} {op} ?", bound)
     if f.search:
         sql, search_params = search_clause(f.search)
-        terms.append(sql if walk is None else f"+{sql}")
-        params.extend(search_params)
+        where = where.and_(sql if walk is None else f"+{sql}", *search_params)
     if f.expression is not None:
         sql, expression_params = expression_where(f.expression)
-        terms.append(sql)
-        params.extend(expression_params)
-    return (" AND ".join(terms) if terms else "TRUE"), params
+        where = where.and_(sql, *expression_params)
+    return where.parts()
 
 
 def expression_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache, generation: int) -> int:
@@ -161,46 +147,6 @@ def expression_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: Query
 def _only_clauses(f: ExperimentFilter) -> bool:
     """Whether ``f`` filters by a ``filter=`` expression and deletion alone."""
     return f.expression is not None and f.project is None and not f.statuses and not _row_filters(f)
-
-
-def search_clause(text: str) -> tuple[str, list[Any]]:
-    """Every word must occur (case-insensitively) somewhere in the searchable text.
-
-    Words of three characters or more go through the FTS5 trigram index (which folds case,
-    Unicode included); shorter words cannot use trigrams and are checked on the rows the longer
-    words left (or on all rows when the query has only short words). SQLite's ``lower()`` folds
-    ASCII only, so a short word is matched as any of its case variants instead.
-    """
-    words = list(dict.fromkeys(w for w in text.split() if w))
-    if on_postgres():
-        return _pg_search_clause(words)
-    long_words = [w for w in words if len(w) >= MIN_TRIGRAM]
-    short_words = [w for w in words if len(w) < MIN_TRIGRAM]
-    inner: list[str] = []
-    params: list[Any] = []
-    if long_words:
-        inner.append("experiments_fts MATCH ?")
-        params.append(" AND ".join('"' + w.replace('"', '""') + '"' for w in long_words))
-    for word in short_words:
-        variants = case_variants(word)
-        inner.append("(" + " OR ".join(["instr(body, ?) > 0"] * len(variants)) + ")")
-        params.extend(variants)
-    return f"pk IN (SELECT rowid FROM experiments_fts WHERE {' AND '.join(inner)})", params
-
-
-def _pg_search_clause(words: list[str]) -> tuple[str, list[Any]]:
-    """PostgreSQL: the searchable text is kept lowercased (by Python, as FTS5 folds case) under a
-    pg_trgm index, and each word is a LIKE on it (words of three characters or more use the
-    index; shorter ones are checked on the rows the others left, as on SQLite)."""
-    inner = ["body LIKE ? ESCAPE '\\'"] * len(words)
-    params = ["%" + w.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" for w in words]
-    return f"pk IN (SELECT rowid FROM experiments_fts WHERE {' AND '.join(inner)})", params
-
-
-def case_variants(word: str) -> list[str]:
-    """Every spelling of a short ``word`` that differs only in letter case ("ü" → "ü", "Ü")."""
-    choices = [sorted({v for v in (c, c.lower(), c.upper()) if len(v) == 1}) for c in word]
-    return ["".join(p) for p in itertools.product(*choices)]
 
 
 def order_clause(order_by: str, desc: bool) -> str:
@@ -228,53 +174,6 @@ def experiment_row(row: tuple[Any, ...], root: Path, include_deleted: bool) -> d
     rel_dir, deleted_at, row_json = row
     obj: dict[str, Any] = orjson.loads(compose(root, rel_dir, deleted_at, row_json, include_deleted))
     return obj
-
-
-class QueryCache:
-    """Totals, plan facts and search orders of recent queries, valid while the index has not
-    changed (by its generation).
-
-    Paging through a result asks for the same total again and again; at 100k experiments a
-    count is several milliseconds, a page of rows a fraction of one.
-    """
-
-    def __init__(self, size: int = 256, set_members: int = 400_000) -> None:
-        self.size = size
-        self._entries: dict[tuple[Any, ...], tuple[Any, Any]] = {}
-        self._lock = threading.Lock()
-        # Sets of runs (filter_sets) are kept apart, within a number of members in all
-        # (about 50 bytes each: 400,000 are ~20 MB).
-        self.set_members = set_members
-        self._sets: dict[tuple[Any, ...], tuple[Any, frozenset[int]]] = {}
-        self._members = 0
-
-    def get(self, key: tuple[Any, ...], generation: Any) -> Any:
-        hit = self._entries.get(key)
-        return hit[1] if hit is not None and hit[0] == generation else None
-
-    def get_set(self, key: tuple[Any, ...], version: Any) -> frozenset[int] | None:
-        """A set of runs kept by :meth:`put_set` for this version of its table, else None."""
-        hit = self._sets.get(key)
-        return hit[1] if hit is not None and hit[0] == version else None
-
-    def put(self, key: tuple[Any, ...], generation: Any, total: Any) -> None:
-        with self._lock:
-            if len(self._entries) >= self.size:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = (generation, total)
-
-    def put_set(self, key: tuple[Any, ...], version: Any, runs: frozenset[int]) -> None:
-        """Keep a set of runs, dropping the oldest sets while the members would be too many."""
-        if len(runs) > self.set_members:
-            return
-        with self._lock:
-            old = self._sets.pop(key, None)
-            if old is not None:
-                self._members -= len(old[1])
-            while self._sets and self._members + len(runs) > self.set_members:
-                self._members -= len(self._sets.pop(next(iter(self._sets)))[1])
-            self._sets[key] = (version, runs)
-            self._members += len(runs)
 
 
 Order = str | Field  # a column of SORT_COLUMNS, or a param / a metric aggregate
@@ -309,14 +208,8 @@ def list_experiments(
                 counts.put(key, generation, total)
         return int(total)
 
-    if _only_kept_filters(f):  # project, status, deletion: a sum of the counts the index keeps
-        total = kept_count(conn, f)
-    elif counts is not None and _only_clauses(f):  # filter= alone: from the kept clause sets
-        total = counts.get(("experiments", where, *params), generation)
-        if total is None:
-            total = expression_count(conn, f, counts, generation)
-            counts.put(("experiments", where, *params), generation, total)
-    else:
+    total = _total(conn, f, where, params, counts, generation)
+    if total is None:
         total = count(where, params)
     offset = (page - 1) * per_page
     page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
@@ -327,16 +220,7 @@ def list_experiments(
     elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
         # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
         # not from SQL that would build every clause's set again after any change.
-        assert f.expression is not None
-        sets = SetEvaluator(conn, counts, generation)
-        runs = sets.evaluate(f.expression)
-        deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
-        condition = "TRUE" if f.include_deleted is True else LIVE
-        if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
-            runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
-        everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
-        rows = _rows_by_pk(conn, set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset,
-                                          per_page, everything, condition, total, deleted))
+        rows = _rows_by_pk(conn, _kept_sets_page(conn, f, order_by, desc, offset, per_page, total, counts, generation))
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:
@@ -352,6 +236,49 @@ def list_experiments(
         counts.put(page_key, generation, tuple(r[0] for r in rows))
     extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
     return [experiment_json(r[1:], root, bool(f.include_deleted), extras.get(r[0], b"")) for r in rows], total
+
+
+
+def _total(
+    conn: sqlite3.Connection, f: ExperimentFilter, where: str, params: list[Any], counts: QueryCache | None,
+    generation: int,
+) -> int | None:
+    """The number of matches when what the index keeps answers it: a sum of the kept counts
+    (project, status, deletion), or the kept clause sets (``filter=`` alone); else None."""
+    if _only_kept_filters(f):
+        return kept_count(conn, f)
+    if counts is None or not _only_clauses(f):
+        return None
+    total: int | None = counts.get(("experiments", where, *params), generation)
+    if total is None:
+        total = expression_count(conn, f, counts, generation)
+        counts.put(("experiments", where, *params), generation, total)
+    return total
+
+
+def _kept_sets_page(
+    conn: sqlite3.Connection,
+    f: ExperimentFilter,
+    order_by: str,
+    desc: bool,
+    offset: int,
+    per_page: int,
+    total: int,
+    counts: QueryCache,
+    generation: int,
+) -> list[int]:
+    """The pks of a page of a ``filter=`` expression alone, ordered by a column, from the kept
+    sets of its clauses."""
+    assert f.expression is not None
+    sets = SetEvaluator(conn, counts, generation)
+    runs = sets.evaluate(f.expression)
+    deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
+    condition = "TRUE" if f.include_deleted is True else LIVE
+    if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
+        runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
+    everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted))
+    return set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset, per_page, everything,
+                    condition, total, deleted)
 
 
 def _column_page(
@@ -521,49 +448,6 @@ def _planner_sorts(
         if cache is not None:
             cache.put(key, generation, known)
     return bool(known)
-
-
-def experiment_detail(conn: sqlite3.Connection, root: Path, exp_id: str) -> dict[str, Any] | None:
-    """The detail of one experiment (deleted ones included), None if unknown: the experiment
-    object with its params and whole metric summaries, the V2 document's ``metrics_summary``,
-    and what the run recorded (config, environment, images). Four indexed statements."""
-    row = conn.execute(
-        f"SELECT pk, environment_available, params_json, {EXPERIMENT_COLUMNS} FROM experiments WHERE id = ?",
-        (exp_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    pk, environment_available, params_json = row[:3]
-    experiment = experiment_row(row[3:], root, True)
-    summaries = conn.execute(
-        "SELECT metric, first, last, min, max, count, last_step, points, min_step, max_step FROM metric_summaries"
-        " WHERE exp_pk = ? ORDER BY metric",
-        (pk,),
-    ).fetchall()
-    experiment["params"] = orjson.loads(params_json) if params_json else {}
-    experiment["metrics"] = {
-        r[0]: {"first": r[1], "last": r[2], "min": r[3], "max": r[4], "count": r[5], "last_step": r[6]}
-        for r in summaries
-    }
-    config, environment = conn.execute(
-        "SELECT config, environment FROM exp_docs WHERE exp_pk = ?", (pk,)
-    ).fetchone() or (None, None)
-    images = conn.execute("SELECT count(*) FROM exp_images WHERE exp_pk = ?", (pk,)).fetchone()[0]
-    return {
-        "experiment": experiment,
-        "metrics_summary": {
-            "total_data_points": sum(r[7] for r in summaries),
-            "available_metrics": [r[0] for r in summaries],
-            "step_range": {"min": min(r[8] for r in summaries), "max": max(r[9] for r in summaries)}
-            if summaries else None,
-        },
-        "environment_available": bool(environment_available),
-        "params": experiment["params"],
-        "metrics": experiment["metrics"],
-        "config": None if config is None else orjson.loads(config),
-        "environment": None if environment is None else orjson.loads(environment),
-        "images_count": images,
-    }
 
 
 def find_for_write(conn: sqlite3.Connection, ids: list[str]) -> dict[str, RunRef]:

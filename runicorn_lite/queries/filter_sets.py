@@ -1,7 +1,7 @@
 """A ``filter=`` expression as sets of runs: each clause one indexed SQL statement, combined
 by union (``or``), intersection (``and``) and difference (``not``: all runs but these).
 
-A clause's set is kept (:class:`~runicorn_lite.queries.experiments.QueryCache`) while the table
+A clause's set is kept (:class:`~runicorn_lite.queries.cache.QueryCache`) while the table
 it reads keeps its version (db/schema.py, 0012_table_versions): a run's new points, an edit or a
 delete leave the params' and summaries' sets good, so an expression after a change of the index
 is a few set operations, not a read of every run's params. Sets over the experiments' own
@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.schema import METRIC_AGGREGATES
+from runicorn_lite.queries.cache import QueryCache
 from runicorn_lite.queries.filters import (
     ATTRIBUTES,
     LIST_OPS,
@@ -31,9 +32,6 @@ from runicorn_lite.queries.filters import (
     Or,
     clauses_of,
 )
-
-if TYPE_CHECKING:
-    from runicorn_lite.queries.experiments import QueryCache
 
 # An attribute's SQL over an experiments row (``duration_s``: null while the run has no end).
 ATTRIBUTE_SQL = {name: name for name in ATTRIBUTES} | {"duration_s": "(ended_at - created_at)"}

@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from runicorn_lite import rundir
+from runicorn_lite.db.schema import METRIC_AGGREGATES
 from runicorn_lite.timeutil import parse_iso
 
-AGGREGATES = ("last", "min", "max", "first", "count")
+AGGREGATES = METRIC_AGGREGATES  # a metric field names one of these: they are its columns
 DEFAULT_AGGREGATE = "last"
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 # attribute -> whether its values are strings (else numbers: times are Unix seconds).

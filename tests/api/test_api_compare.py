@@ -274,8 +274,7 @@ async def test_every_point_of_huge_runs_is_answered_one_at_a_time(client, corpus
     assert [r["global_step"] for r in answers[3].json()["rows"]] == list(range(1, LONG + 1))
     assert BIG_ANSWERS.peak == 1 and BIG_ANSWERS.in_use == 0
     # a small run, and a downsampled view of a huge one, never wait for a place
-    ticket = await BIG_ANSWERS.ticket()
-    try:
+    async with BIG_ANSWERS.place() as ticket:
         small = await client.get(f"/api/runs/{SDK_IDS[1]}/metrics")
         sampled = await client.get(f"/api/v2/experiments/{two}/metrics/fast", params={"downsample": 100})
         assert small.status_code == 200 and sampled.status_code == 200
@@ -286,8 +285,7 @@ async def test_every_point_of_huge_runs_is_answered_one_at_a_time(client, corpus
             assert_error(busy, 503, "retry in a few seconds")
             assert busy.headers["retry-after"] == "5"
         assert BIG_ANSWERS.in_use == 1
-    finally:
-        ticket.release()
+    assert BIG_ANSWERS.in_use == 0  # the block's end gave it back
     ticket.release()  # given back once, however often asked
     assert BIG_ANSWERS.in_use == 0
     # an unknown run that looked huge, and an answer dropped before it was sent, give theirs back

@@ -16,7 +16,7 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,51 +104,87 @@ def differences(compare: str, theirs: dict[str, Any], ours: dict[str, Any]) -> l
             theirs["content_disposition"] = re.sub(r"\d", "#", theirs["content_disposition"] or "")
             ours["content_disposition"] = re.sub(r"\d", "#", ours["content_disposition"] or "")
         return [] if theirs == ours else [f"{ours} != {theirs}"]
-    a, b = theirs["body"], ours["body"]
-    problems = []
-    if compare == "exact":
-        if a != b:
-            problems.append(f"{b} != {a}")
-    elif compare == "keys":
-        if shape(a) != shape(b):
-            problems.append(f"keys {shape(b)} != {shape(a)}")
-    elif compare == "asset refs":  # ids are random uuids in Runicorn's database
-        for body in (a, b):
-            for asset in body.get("orphaned_assets", []) + body.get("shared_assets", []):
-                asset.pop("asset_id")
-        if a != b:
-            problems.append(f"{b} != {a}")
-    elif compare == "health":  # every field of Runicorn's health is there (ours has more)
-        if not set(a) <= set(b) or b["storage"] != a["storage"] or shape(b["cache"]) != shape(a["cache"]):
-            problems.append(f"health {b} lacks what {a} has")
-        if {k: b["storage_backend"][k] for k in ("mode", "label", "available")} != {
-                k: a["storage_backend"][k] for k in ("mode", "label", "available")}:
-            problems.append(f"storage_backend {b['storage_backend']} != {a['storage_backend']}")
-    elif compare == "config":  # Runicorn names its config file and the recording HOME
-        if set(a) != set(b) or (a["storage"], a["user_root_dir"]) != (b["storage"], b["user_root_dir"]):
-            problems.append(f"{b} != {a}")
-    elif compare == "gpu history":  # no collector here: not enabled; otherwise the same
-        if (a["available"], a["samples"], set(a)) != (b["available"], b["samples"], set(b)):
-            problems.append(f"{b} != {a}")
-    elif compare == "recycle bin":  # Runicorn moves the run to runs/.recycle; we mark it in place
-        if [r["id"] for r in a["deleted_runs"]] != [r["id"] for r in b["deleted_runs"]]:
-            problems.append(f"{b} != {a}")
-    elif compare == "system monitor":  # readings of two moments: the same fields
-        if shape(a) != shape(b):
-            problems.append(f"keys {shape(b)} != {shape(a)}")
-    elif compare == "storage stats":  # sizes differ (runicorn.db, our index); counts agree
-        if shape(a) != shape(b) or (a["storage_root"], a["archive"]) != (b["storage_root"], b["archive"]):
-            problems.append(f"{b} != {a}")
-        if (a["runs"]["runs_count"], a["runs"]["paths_count"]) != (b["runs"]["runs_count"], b["runs"]["paths_count"]):
-            problems.append(f"runs {b['runs']} != {a['runs']}")
-    elif compare == "diagnostics sources":  # its log files vs our log in memory
-        ids = [s["id"] for s in b["sources"]]
-        if set(a) != set(b) or b["defaultSource"] not in ids or a["remoteMode"] != b["remoteMode"] or any(
-                set(s) != set(a["sources"][0]) for s in b["sources"]):
-            problems.append(f"{b} != {a}")
-    else:
+    if compare not in COMPARISONS:
         raise AssertionError(f"unknown comparison {compare!r}")
+    return COMPARISONS[compare](theirs["body"], ours["body"])
+
+
+def _equal(a: Any, b: Any) -> list[str]:
+    return [] if a == b else [f"{b} != {a}"]
+
+
+def _same_keys(a: Any, b: Any) -> list[str]:
+    return [] if shape(a) == shape(b) else [f"keys {shape(b)} != {shape(a)}"]
+
+
+def _asset_refs(a: Any, b: Any) -> list[str]:
+    """Ids are random uuids in Runicorn's database."""
+    for body in (a, b):
+        for asset in body.get("orphaned_assets", []) + body.get("shared_assets", []):
+            asset.pop("asset_id")
+    return _equal(a, b)
+
+
+def _health(a: Any, b: Any) -> list[str]:
+    """Every field of Runicorn's health is there (ours has more)."""
+    problems = []
+    if not set(a) <= set(b) or b["storage"] != a["storage"] or shape(b["cache"]) != shape(a["cache"]):
+        problems.append(f"health {b} lacks what {a} has")
+    fields = ("mode", "label", "available")
+    if {k: b["storage_backend"][k] for k in fields} != {k: a["storage_backend"][k] for k in fields}:
+        problems.append(f"storage_backend {b['storage_backend']} != {a['storage_backend']}")
     return problems
+
+
+def _config(a: Any, b: Any) -> list[str]:
+    """Runicorn names its config file and the recording HOME."""
+    same = set(a) == set(b) and (a["storage"], a["user_root_dir"]) == (b["storage"], b["user_root_dir"])
+    return [] if same else [f"{b} != {a}"]
+
+
+def _gpu_history(a: Any, b: Any) -> list[str]:
+    """No collector here: not enabled; otherwise the same."""
+    same = (a["available"], a["samples"], set(a)) == (b["available"], b["samples"], set(b))
+    return [] if same else [f"{b} != {a}"]
+
+
+def _recycle_bin(a: Any, b: Any) -> list[str]:
+    """Runicorn moves the run to runs/.recycle; we mark it in place: the same runs."""
+    same = [r["id"] for r in a["deleted_runs"]] == [r["id"] for r in b["deleted_runs"]]
+    return [] if same else [f"{b} != {a}"]
+
+
+def _storage_stats(a: Any, b: Any) -> list[str]:
+    """Sizes differ (runicorn.db, our index); counts agree."""
+    problems = []
+    if shape(a) != shape(b) or (a["storage_root"], a["archive"]) != (b["storage_root"], b["archive"]):
+        problems.append(f"{b} != {a}")
+    if (a["runs"]["runs_count"], a["runs"]["paths_count"]) != (b["runs"]["runs_count"], b["runs"]["paths_count"]):
+        problems.append(f"runs {b['runs']} != {a['runs']}")
+    return problems
+
+
+def _diagnostics_sources(a: Any, b: Any) -> list[str]:
+    """Its log files vs our log in memory."""
+    ids = [s["id"] for s in b["sources"]]
+    same = (set(a) == set(b) and b["defaultSource"] in ids and a["remoteMode"] == b["remoteMode"]
+            and all(set(s) == set(a["sources"][0]) for s in b["sources"]))
+    return [] if same else [f"{b} != {a}"]
+
+
+# How each call's JSON bodies are compared (the recording names one per call).
+COMPARISONS: dict[str, Callable[[Any, Any], list[str]]] = {
+    "exact": _equal,
+    "keys": _same_keys,
+    "asset refs": _asset_refs,
+    "health": _health,
+    "config": _config,
+    "gpu history": _gpu_history,
+    "recycle bin": _recycle_bin,
+    "system monitor": _same_keys,  # readings of two moments: the same fields
+    "storage stats": _storage_stats,
+    "diagnostics sources": _diagnostics_sources,
+}
 
 
 def test_recorded_from_the_real_viewer() -> None:

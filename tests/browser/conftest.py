@@ -15,9 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from devbrowser import CHROMIUM_ARGS, find_chromium
 from support import ServerProcess, copy_fixture
-
-from runicorn_lite.devbrowser import CHROMIUM_ARGS, find_chromium
 
 from .helpers import REQUIRED, Page, Site, write_sdk_runs
 

@@ -27,7 +27,7 @@ def test_runs_view_lists_sdk_and_real_runicorn_runs(page, site) -> None:
     assert page.title() == "Runs · runicorn lite"
 
 
-def test_filter_sort_open_zoom_back_reload(page, site) -> None:
+def test_filter_sort_open_zoom_back_reload(page, site) -> None:  # noqa: PLR0915 - one user's walk
     page.goto("/")
     # filter by status: the URL says so and every row is a failed run
     page.get_by_role("button", name="failed").click()

@@ -25,7 +25,7 @@ def _key(root: Path, store: Path, project: str) -> str:
     return out.stdout.strip()
 
 
-def test_sign_in_then_runs_live_events_and_logs(page, tmp_path: Path) -> None:
+def test_sign_in_then_runs_live_events_and_logs(page, tmp_path: Path) -> None:  # noqa: PLR0915 - one user's walk
     root, store = tmp_path / "data", tmp_path / "store"
     with sdk.init(project="vision", name="seen", root=root) as run:
         run.log({"loss": 1.0}, step=1)

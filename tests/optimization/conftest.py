@@ -107,9 +107,9 @@ def make_api(tmp_path: Path) -> Iterator[Callable[..., tuple[Api, Starlette]]]:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """Controls the timestamps the store writes (and its idea of today)."""
-    from runicorn_lite.optimization import queries
+    from runicorn_lite.optimization import queries, stats
 
     fake = Clock()
     monkeypatch.setattr(queries, "now_iso", fake.now_iso)
-    monkeypatch.setattr(queries, "now_utc", fake.now_utc)
+    monkeypatch.setattr(stats, "now_utc", fake.now_utc)
     return fake

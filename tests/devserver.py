@@ -3,8 +3,9 @@
 ``ServerProcess`` is ``runicorn-lite serve --port 0`` in a process of its own: its address is
 read from what it prints, its output is kept (and written to a log file when asked), its health
 is polled, and it is stopped gracefully. ``LoggedProcess`` is the part that fits any server (the
-benchmarks start the real Runicorn viewer and MLflow with it). One module, inside the package so
-that tests and benchmarks import it the same way, instead of two near-copies.
+benchmarks start the real Runicorn viewer and MLflow with it). One module for both, instead of
+two near-copies, and not in the wheel: tests import it as ``devserver`` (``tests/`` is on their
+path), the benchmarks, run from the repository's root, as ``tests.devserver``.
 """
 
 from __future__ import annotations
