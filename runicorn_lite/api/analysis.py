@@ -38,6 +38,7 @@ GROUPS_QUERY = LIST_FILTERS.with_(
     Param("order_by", "string", "One of the metrics: groups by its mean (groups without it last);"
           " default: by key, null first"),
     Param("order_desc", "boolean", "Descending (with order_by)", default=True),
+    Param("include", "list", "ids: each group's run ids, in the list's default order", enum=("ids",), max_items=1),
 )
 IMPORTANCE_QUERY = LIST_FILTERS.with_(
     Param("metric", "string", "The metric aggregate, name.aggregate (default last)", required=True),
@@ -62,8 +63,8 @@ def _field(parse: Any, text: str, what: str) -> Field:
 
 
 async def groups_endpoint(request: Request) -> Response:
-    """``GET /api/v2/groups``: the matching runs grouped, each group's count, ids and metric
-    statistics (mean ± sample std, min, max, count)."""
+    """``GET /api/v2/groups``: the matching runs grouped, each group's count, metric statistics
+    (mean ± sample std, min, max, count) and, with ``include=ids``, its run ids."""
     start = time.perf_counter()
     ctx = context(request)
     q: Values = GROUPS_QUERY.parse(request.query_params)
@@ -91,7 +92,8 @@ async def groups_endpoint(request: Request) -> Response:
         if len(set(labels)) != len(labels):
             raise bad_request("Parameter 'metrics' names an aggregate twice")
         order = metrics[metric_texts.index(order_text)] if order_text is not None else None
-        answer = groups(conn, resolved, group_by, metrics, order, q["order_desc"], ctx.counts)
+        answer = groups(conn, resolved, group_by, metrics, order, q["order_desc"], ctx.counts, generation,
+                        with_ids="ids" in (q["include"] or ()))
         ctx.counts.put(key, generation, answer)
         return dict(answer)
 

@@ -1,9 +1,11 @@
 """Runs grouped by params or attributes, with each group's metric statistics (analysis.md §2).
 
-The matching runs come from one walk of the list's default order (created_at, id, descending),
-each grouped field's values from one walk of its (key, value) index, each metric aggregate's
-from one walk of its summary index: a few indexed reads, whatever the number of params a run
-has. The statistics are numpy's, over the group's runs that have the metric.
+The matching runs are the sorted pks of the filter's kept set of runs (filter_sets.py) less the
+soft-deleted ones; each grouped param's values and each metric aggregate's are arrays kept by
+the version of their table (one walk of its index when they are built). After a change of the
+index (a delete, a restore, a live run's points) an answer is then a read of the few deleted
+runs and some numpy: no read of every matching run's row. Listing each group's run ids
+(``include=ids``) still reads the matching rows in the list's order.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from runicorn_lite.db.dialect import on_postgres
-from runicorn_lite.queries.experiments import ExperimentFilter, QueryCache, order_clause, where_clause
-from runicorn_lite.queries.filter_sets import aggregate_column
+from runicorn_lite.queries.experiments import (
+    ExperimentFilter,
+    QueryCache,
+    _row_filters,
+    order_clause,
+    where_clause,
+)
+from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column
 from runicorn_lite.queries.filters import DEFAULT_AGGREGATE, Field, FilterError, MetricNames, _Parser
 
 GROUP_ATTRIBUTES = ("status", "project", "name")
@@ -58,32 +65,6 @@ def parse_metric_aggregate(text: str, is_metric: MetricNames) -> Field:
 
 def metric_label(field: Field) -> str:
     return f"{field.name}.{field.agg or DEFAULT_AGGREGATE}"
-
-
-@dataclass
-class Stats:
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    count: int
-
-    def json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max, "count": self.count}
-
-
-def stats_of(values: np.ndarray) -> Stats:
-    """Mean, sample standard deviation (n - 1; None under 2 values), min, max and count."""
-    n = int(values.size)
-    if n == 0:
-        return Stats(None, None, None, None, 0)
-    return Stats(
-        float(values.mean()),
-        float(values.std(ddof=1)) if n > 1 else None,
-        float(values.min()),
-        float(values.max()),
-        n,
-    )
 
 
 def _key_order(value: Any) -> tuple[int, Any]:
@@ -161,6 +142,8 @@ def _lookup(keys: np.ndarray, values: np.ndarray, pks: np.ndarray, missing: Any)
     """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent."""
     if not keys.size:
         return np.full(pks.size, missing, dtype=values.dtype)
+    if keys.size == pks.size and np.array_equal(keys, pks):  # every run has it: no search
+        return values
     at = np.minimum(np.searchsorted(keys, pks), keys.size - 1)
     out: np.ndarray = np.where(keys[at] == pks, values[at], missing)
     return out
@@ -170,11 +153,18 @@ def _distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarra
     """The distinct rows of the code columns (sorted) and each run's row among them: one 1-d
     ``unique`` of the codes packed into one integer (numpy's row-wise unique sorts records,
     several times slower), unless the packing would overflow."""
-    if math.prod(max(1, n) for n in sizes) < 1 << 62:
+    combinations = math.prod(max(1, n) for n in sizes)
+    if combinations < 1 << 62:
         packed = np.zeros(codes[0].size, dtype=np.int64)
         for column, n in zip(codes, sizes, strict=True):
             packed = packed * max(1, n) + column
-        keys, which = np.unique(packed, return_inverse=True)
+        if combinations <= 4 * packed.size + 1024:  # few combinations: counted, not sorted
+            keys = np.flatnonzero(np.bincount(packed, minlength=combinations))
+            rank = np.zeros(combinations, dtype=np.int64)
+            rank[keys] = np.arange(keys.size)
+            which = rank[packed]
+        else:
+            keys, which = np.unique(packed, return_inverse=True)
         distinct = np.empty((keys.size, len(codes)), dtype=np.int64)
         for j in range(len(codes) - 1, -1, -1):
             keys, distinct[:, j] = np.divmod(keys, max(1, sizes[j]))
@@ -183,15 +173,78 @@ def _distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarra
     return distinct, which.reshape(-1)
 
 
+class GroupStats:
+    """One metric's statistics of every group at once (arrays indexed by group): a few
+    ``bincount``s over the runs that have the metric instead of numpy calls per group."""
+
+    def __init__(self, which: np.ndarray, n_groups: int, column: np.ndarray) -> None:
+        has = ~np.isnan(column)
+        group, values = (which, column) if has.all() else (which[has], column[has])
+        self.count = np.bincount(group, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(group, weights=values, minlength=n_groups) / self.count
+            # Two passes, as numpy's own mean and std are about as exact: the mean corrected
+            # by the mean of the residuals, the variance from the residuals themselves.
+            mean += np.bincount(group, weights=values - mean[group], minlength=n_groups) / self.count
+            residual = values - mean[group]
+            self.std = np.sqrt(np.bincount(group, weights=residual * residual, minlength=n_groups) / (self.count - 1))
+        self.mean = mean
+        self.min = np.full(n_groups, math.inf)
+        self.max = np.full(n_groups, -math.inf)
+        np.minimum.at(self.min, group, values)  # no sort of the runs by group (a stable one is slow)
+        np.maximum.at(self.max, group, values)
+
+    def json(self, group: int) -> dict[str, Any]:
+        """Mean, sample standard deviation (n - 1; None under 2 values), min, max and count."""
+        n = int(self.count[group])
+        if n == 0:
+            return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
+        return {"mean": float(self.mean[group]), "std": float(self.std[group]) if n > 1 else None,
+                "min": float(self.min[group]), "max": float(self.max[group]), "count": n}
+
+
+def matching_pks(
+    conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache | None = None, generation: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The runs the list filter matches: sorted pks, and which of them match (None: all).
+
+    A ``filter=`` expression (or none) with deletion is served from the set of runs kept by
+    table version (the mask leaves out, or keeps only, the few soft-deleted runs): after a
+    change of the index nothing but those is read, and a param's array looked up at the same
+    pks as it has itself needs no search. Other filters are one SQL statement."""
+    if cache is not None and f.project is None and not f.statuses and not _row_filters(f):
+        sets = SetEvaluator(conn, cache, generation)
+        runs = sets.sorted_runs(f.expression)
+        if f.include_deleted is True:
+            return runs, None
+        deleted = np.asarray(sets.deleted(), dtype=np.int64)
+        at = np.minimum(np.searchsorted(runs, deleted), max(0, runs.size - 1))
+        among = at[runs[at] == deleted] if runs.size else at[:0]
+        if f.include_deleted == "only":
+            mask = np.zeros(runs.size, dtype=bool)
+            mask[among] = True
+            return runs, mask
+        if not among.size:
+            return runs, None
+        mask = np.ones(runs.size, dtype=bool)
+        mask[among] = False
+        return runs, mask
+    where, params = where_clause(f)
+    found = np.fromiter((pk for (pk,) in conn.execute(f"SELECT pk FROM experiments WHERE {where}", params)),
+                        dtype=np.int64)
+    found.sort()
+    return found, None
+
+
 def matching_runs(
-    conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = ()
+    conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = (), ordered: bool = True
 ) -> list[tuple[Any, ...]]:
-    """(pk, id, *attributes) of every run the list filter matches, in the list's default order."""
+    """(pk, id, *attributes) of every run the list filter matches, in the list's default order
+    (in no particular order unless ``ordered``)."""
     where, params = where_clause(f)
     columns = "".join(f", {a}" for a in attributes if a in GROUP_ATTRIBUTES)
-    return conn.execute(
-        f"SELECT pk, id{columns} FROM experiments WHERE {where} ORDER BY {order_clause('created_at', True)}", params
-    ).fetchall()
+    order = f" ORDER BY {order_clause('created_at', True)}" if ordered else ""
+    return conn.execute(f"SELECT pk, id{columns} FROM experiments WHERE {where}{order}", params).fetchall()
 
 
 def groups(
@@ -202,13 +255,27 @@ def groups(
     order_by: Field | None = None,
     desc: bool = True,
     cache: QueryCache | None = None,
+    generation: int = 0,
+    with_ids: bool = False,
 ) -> dict[str, Any]:
-    """The answer of ``GET /api/v2/groups`` (without its timing)."""
+    """The answer of ``GET /api/v2/groups`` (without its timing); each group's run ids (in the
+    list's default order) only ``with_ids``: listing them reads every matching run's row in
+    that order, the rest is served from arrays kept by table version."""
     attributes = [g.name for g in group_by if g.kind == "attributes"]
-    rows = matching_runs(conn, f, attributes)
+    rows: list[tuple[Any, ...]] = []
+    mask: np.ndarray | None = None
+    if with_ids or attributes:
+        rows = matching_runs(conn, f, attributes, ordered=with_ids)
+        pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    else:
+        pks, mask = matching_pks(conn, f, cache, generation)
+
+    def at_runs(keys: np.ndarray, values: np.ndarray, missing: Any) -> np.ndarray:
+        found = _lookup(keys, values, pks, missing)
+        return found if mask is None else found[mask]
+
     column_of = {name: 2 + i for i, name in enumerate(attributes)}
     source = Columns(conn, cache)
-    pks = np.array([r[0] for r in rows], dtype=np.int64)
     # Each grouped field as an integer code per run (the last code: the run lacks it).
     codes, values_of = [], []
     for g in group_by:
@@ -218,44 +285,36 @@ def groups(
             values_of.append(list(seen))
         else:
             keys, code, values = source.param(g.name)
-            codes.append(_lookup(keys, code, pks, len(values)))
+            codes.append(at_runs(keys, code, len(values)))
             values_of.append([*values, None])
-    out = []
-    if rows:
-        distinct, which = _distinct_rows(codes, [len(v) for v in values_of])
-        order = np.argsort(which, kind="stable")  # each group's runs together, in the list's order
-        bounds = np.cumsum(np.bincount(which, minlength=len(distinct)))
-        columns = [_lookup(*source.metric(m), pks, math.nan) for m in metrics]
-        start = 0
-        for gi, end in enumerate(bounds):
-            idx = order[start:end]
-            start = int(end)
-            key = tuple(values_of[j][int(c)] for j, c in enumerate(distinct[gi]))
-            stats = {}
-            for m, column in zip(metrics, columns, strict=True):
-                got = column[idx]
-                stats[metric_label(m)] = stats_of(got[~np.isnan(got)])
-            out.append((key, idx.tolist(), stats))
-    out.sort(key=lambda g: tuple(_key_order(v) for v in g[0]))
-    if order_by is not None:
-        label = metric_label(order_by)
-        # Stable: groups with equal means (or none) keep their key order; no mean: last.
-        with_mean = [g for g in out if g[2][label].mean is not None]
-        without = [g for g in out if g[2][label].mean is None]
-        with_mean.sort(key=lambda g: g[2][label].mean, reverse=desc)  # type: ignore[arg-type, return-value]
-        out = with_mean + without
     labels = [g.label() for g in group_by]
-    return {
-        "groups": [
-            {
-                "key": dict(zip(labels, key, strict=True)),
-                "count": len(idx),
-                "ids": [rows[i][1] for i in idx],
-                "metrics": {label: s.json() for label, s in stats.items()},
-            }
-            for key, idx, stats in out[:MAX_GROUPS]
-        ],
-        "total_groups": len(out),
-        "total_runs": len(rows),
-    }
-
+    total = int(pks.size if mask is None else np.count_nonzero(mask))
+    if not total:
+        return {"groups": [], "total_groups": 0, "total_runs": 0}
+    distinct, which = _distinct_rows(codes, [len(v) for v in values_of])
+    n_groups = len(distinct)
+    count = np.bincount(which, minlength=n_groups)
+    stats = {metric_label(m): GroupStats(which, n_groups, at_runs(*source.metric(m), math.nan)) for m in metrics}
+    keys_of = [tuple(values_of[j][int(c)] for j, c in enumerate(row)) for row in distinct.tolist()]
+    order = sorted(range(n_groups), key=lambda gi: tuple(_key_order(v) for v in keys_of[gi]))
+    if order_by is not None:
+        by = stats[metric_label(order_by)]
+        # Stable: groups with equal means (or none) keep their key order; no mean: last.
+        with_mean = [gi for gi in order if by.count[gi]]
+        with_mean.sort(key=lambda gi: float(by.mean[gi]), reverse=desc)
+        order = with_mean + [gi for gi in order if not by.count[gi]]
+    shown = order[:MAX_GROUPS]
+    members: dict[int, list[int]] = {}
+    if with_ids:  # each group's runs together, in the list's order
+        runs_in_order = np.argsort(which, kind="stable")
+        ends = np.cumsum(count)
+        for gi in shown:
+            members[gi] = runs_in_order[ends[gi] - count[gi] : ends[gi]].tolist()
+    out = []
+    for gi in shown:
+        group: dict[str, Any] = {"key": dict(zip(labels, keys_of[gi], strict=True)), "count": int(count[gi])}
+        if with_ids:
+            group["ids"] = [rows[i][1] for i in members[gi]]
+        group["metrics"] = {label: s.json(gi) for label, s in stats.items()}
+        out.append(group)
+    return {"groups": out, "total_groups": n_groups, "total_runs": total}
