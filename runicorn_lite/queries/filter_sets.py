@@ -283,6 +283,7 @@ class SetEvaluator:
         if found is None:
             runs = self.everything() if expr is None else self.evaluate(expr)
             found = np.sort(np.fromiter(runs, dtype=np.int64, count=len(runs)))
+            found.flags.writeable = False  # shared by every request that reads it
             self.cache.put(key, version, found)
         return found
 

@@ -91,6 +91,9 @@ class Columns:
         found = self.cache.get(key, version) if self.cache is not None else None
         if found is None:
             found = build()
+            for item in found if isinstance(found, tuple) else ():
+                if isinstance(item, np.ndarray):  # shared by every request (and _lookup hands it out)
+                    item.flags.writeable = False
             if self.cache is not None:
                 self.cache.put(key, version, found)
         return found
@@ -139,7 +142,8 @@ class Columns:
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, pks: np.ndarray, missing: Any) -> np.ndarray:
-    """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent."""
+    """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent
+    (``values`` itself when ``pks`` are ``keys``: read it, never write it)."""
     if not keys.size:
         return np.full(pks.size, missing, dtype=values.dtype)
     if keys.size == pks.size and np.array_equal(keys, pks):  # every run has it: no search
