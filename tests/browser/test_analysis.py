@@ -130,7 +130,8 @@ def test_the_recycle_bin_aligns_its_time_columns(page: Page, sweep: dict[str, An
 
 def test_group_rows_show_counts_and_mean_std_and_expand_to_their_runs(page: Page, sweep: dict[str, Any]) -> None:
     page.goto("/?project=sweep&cols=name,metrics.accuracy.max&group=params.optim.name")
-    want = api(sweep, "/groups", project="sweep", group_by="params.optim.name", metrics="accuracy.max")
+    want = api(sweep, "/groups", project="sweep", group_by="params.optim.name", metrics="accuracy.max",
+               include="ids")
     rows = page.locator("table.groups-table tr.group-row")
     expect(rows).to_have_count(len(want["groups"]))
     expect(page.locator("table.runs-table")).to_be_hidden()
