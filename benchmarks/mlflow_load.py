@@ -1,14 +1,16 @@
 """Load a subset of a runicorn corpus into an MLflow SQLite store (run with the MLflow venv's python).
 
-    python benchmarks/mlflow_load.py CORPUS DB_URI ARTIFACT_DIR N_RUNS
+    python benchmarks/mlflow_load.py CORPUS DB_URI ARTIFACT_DIR N_RUNS [latest]
 
 Each project becomes an experiment; each run keeps its name (``run_name``), tags (``tag=1``),
 description (``mlflow.note.content``), status, start/end time, its params (the config of
 ``assets.json`` flattened as runicorn-lite flattens it: ``optim.name``, ``extra.…``; MLflow keeps
 params as strings, so each value is ``str()`` of it, a list its JSON text), every metric point
 (``log_batch``, 1000 values a call, the params with the first) and its best metric as the metric
-``best_metric_value``. Prints one JSON line: ``{"runs", "points", "params", "seconds",
-"experiments": {project: id}, "runs_map": {our id: mlflow id}, "param_values": {"lr": [...]}}``
+``best_metric_value``; with ``latest``, only each metric's last point (what ``runs/search``
+filters and answers with: its latest value). Prints one JSON line: ``{"runs", "points",
+"params", "seconds", "experiments": {project: id}, "runs_map": {our id: mlflow id},
+"param_values": {"lr": [...]}}``
 (the distinct values of a few params, from which the benchmark writes MLflow's equivalent of a
 numeric comparison).
 """
@@ -68,6 +70,7 @@ def flat_params(config: object) -> dict[str, str]:
 
 def main() -> None:  # noqa: C901, PLR0912, PLR0915 - a peer's loader, one scenario
     corpus, uri, artifacts, n = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    latest_only = sys.argv[5:6] == ["latest"]
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -111,6 +114,12 @@ def main() -> None:  # noqa: C901, PLR0912, PLR0915 - a peer's loader, one scena
                     if k in ("global_step", "step", "time", "stage", "epoch") or not isinstance(v, (int, float)):
                         continue
                     metrics.append(Metric(k, float(v), ts, s))
+        if latest_only:  # each key's point of the highest step (the last logged among equals)
+            last: dict[str, Metric] = {}
+            for m in metrics:
+                if m.key not in last or m.step >= last[m.key].step:
+                    last[m.key] = m
+            metrics = list(last.values())
         if summary.get("best_metric_value") is not None:
             metrics.append(Metric("best_metric_value", float(summary["best_metric_value"]), start_ms, 0))
         points += len(metrics)

@@ -159,12 +159,13 @@ def runicorn_queries(p: Params) -> dict[str, Callable[[Client], object]]:
 # ---- MLflow -------------------------------------------------------------------------------------------
 
 
-def load_mlflow(corpus: Path, n_runs: int, base: Path) -> dict[str, Any]:
-    """Load (once; reused while the corpus, N and the loader are the same) an MLflow store in ``base``."""
+def load_mlflow(corpus: Path, n_runs: int, base: Path, latest_only: bool = False) -> dict[str, Any]:
+    """Load (once; reused while the corpus, N and the loader are the same) an MLflow store in
+    ``base``; ``latest_only``: each metric's last point only (mlflow_load.py)."""
     marker = base / "loaded.json"
     loader = Path(__file__).parent / "mlflow_load.py"
     key = {"corpus": str(corpus.resolve()), "runs": n_runs,
-           "loader": hashlib.sha256(loader.read_bytes()).hexdigest()[:16]}
+           "loader": hashlib.sha256(loader.read_bytes()).hexdigest()[:16], **({"latest": True} if latest_only else {})}
     if marker.exists():
         info = json.loads(marker.read_text())
         if info.get("key") == key:
@@ -174,7 +175,7 @@ def load_mlflow(corpus: Path, n_runs: int, base: Path) -> dict[str, Any]:
     base.mkdir(parents=True)
     out = subprocess.run(
         [str(MLFLOW_VENV / "bin" / "python"), str(loader), str(corpus),
-         f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts"), str(n_runs)],
+         f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts"), str(n_runs), *(["latest"] if latest_only else [])],
         capture_output=True, text=True, check=True,
     )
     info = json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,4 +1,5 @@
-"""The list query's two shapes (planner's choice, or walking the sort index) give the same rows."""
+"""The list query's two shapes (planner's choice, or walking the sort index) give the same rows;
+the query cache keeps within its bounds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 import runicorn_lite
@@ -21,6 +23,7 @@ from runicorn_lite.queries.experiments import (
     where_clause,
 )
 from runicorn_lite.queries.filters import Field, parse_filter
+from runicorn_lite.queries.groups import groups, parse_group_field, parse_metric_aggregate
 from runicorn_lite.settings import Settings
 
 
@@ -206,5 +209,49 @@ def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(
     try:
         Indexer(settings.root, db).scan()
         check(db)
+    finally:
+        db.close()
+
+
+def test_the_query_cache_is_bounded_by_bytes_dropping_the_oldest_first() -> None:
+    cache = QueryCache(max_bytes=1 << 20)
+    arrays = [np.full(40_000, i, dtype=np.int64) for i in range(6)]  # 320 KB each
+    for i, array in enumerate(arrays):
+        cache.put(("array", i), 1, (array, array[:10]))
+        assert cache.nbytes <= 1 << 20
+    kept = [i for i in range(6) if cache.get(("array", i), 1) is not None]
+    assert kept == [3, 4, 5]  # the three newest fit, the oldest went first
+    # a value larger than the whole bound is not kept, and replaces what its key held
+    cache.put(("array", 5), 2, np.zeros(200_000))
+    assert cache.get(("array", 5), 2) is None and cache.get(("array", 5), 1) is None
+    assert cache.nbytes <= 2 * (320_000 + 1000)
+    # answers count by their text, long lists by a sample of their items
+    cache.put(("answer",), 1, {"ids": ["x" * 60] * 4_000})
+    cache.put(("page",), 1, tuple(range(50)))
+    assert cache.get(("answer",), 1) is not None and cache.get(("page",), 1) is not None
+    cache.put(("ids",), 1, ["y" * 60] * 20_000)  # ~2 MB of strings, not 160 KB of pointers
+    assert cache.get(("ids",), 1) is None
+    assert cache.nbytes <= 1 << 20
+
+
+def test_groups_are_the_same_whether_their_arrays_are_kept_or_do_not_fit(root: Path) -> None:
+    for i in range(60):
+        run = runicorn_lite.init(project="p", name="n", root=root)
+        run.log_config({"lr": [0.1, 0.01, 0.001][i % 3], "opt": ["sgd", "adam"][i % 2]})
+        run.log({"acc": (i * 7 % 11) / 10}, step=1)
+        run.finish()
+    settings = Settings(root=root)
+    db = Database(settings.index_path, INDEX_MIGRATIONS)
+    try:
+        Indexer(settings.root, db).scan()
+        conn = db.reader()
+        by = [parse_group_field("params.lr"), parse_group_field("params.opt")]
+        metrics = [parse_metric_aggregate("acc.max", lambda _name: True)]
+        kept, tiny = QueryCache(), QueryCache(max_bytes=256)
+        f = ExperimentFilter(expression=parse_filter("params.lr != 0.01 or params.opt = 'adam'"))
+        answers = [groups(conn, f, by, metrics, None, True, cache, db.generation)
+                   for cache in (kept, tiny, kept, tiny)]
+        assert all(a == answers[0] for a in answers) and answers[0]["total_runs"] == 50
+        assert kept.nbytes > 256 >= tiny.nbytes
     finally:
         db.close()

@@ -62,8 +62,8 @@ def _field(parse: Any, text: str, what: str) -> Field:
 
 
 async def groups_endpoint(request: Request) -> Response:
-    """``GET /api/v2/groups``: the matching runs grouped, each group's count, ids and metric
-    statistics (mean ± sample std, min, max, count)."""
+    """``GET /api/v2/groups``: the matching runs grouped, each group's count, metric statistics
+    (mean ± sample std, min, max, count) and its run ids."""
     start = time.perf_counter()
     ctx = context(request)
     q: Values = GROUPS_QUERY.parse(request.query_params)
@@ -91,7 +91,7 @@ async def groups_endpoint(request: Request) -> Response:
         if len(set(labels)) != len(labels):
             raise bad_request("Parameter 'metrics' names an aggregate twice")
         order = metrics[metric_texts.index(order_text)] if order_text is not None else None
-        answer = groups(conn, resolved, group_by, metrics, order, q["order_desc"], ctx.counts)
+        answer = groups(conn, resolved, group_by, metrics, order, q["order_desc"], ctx.counts, generation)
         ctx.counts.put(key, generation, answer)
         return dict(answer)
 

@@ -84,7 +84,7 @@ OPERATIONS: Operations = {
                       **_errors(404), "416": json_content("Range outside the file", ERROR)},
     },
     ("/api/v2/groups", "get"): {
-        "summary": "Matching runs grouped by params or attributes: counts, ids, metric mean ± std, min, max",
+        "summary": "Matching runs grouped by params or attributes: counts, metric mean ± std, min, max; ids if asked",
         "parameters": analysis.GROUPS_QUERY.openapi(),
         "responses": {"200": json_content("groups"), **_errors(400, 429, 503)},
     },

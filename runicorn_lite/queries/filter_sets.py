@@ -17,6 +17,8 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.schema import METRIC_AGGREGATES
 from runicorn_lite.queries.cache import QueryCache
@@ -230,6 +232,10 @@ class SetEvaluator:
         self.generation = generation
         self.versions: dict[str, Any] = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
 
+    def version(self, table: str) -> Any:
+        """What an answer read from ``table`` stays good for (``all_runs``: the set of runs)."""
+        return self._version(table)
+
     def _version(self, table: str) -> Any:
         if table in self.versions:
             return (self.versions["epoch"], self.versions[table])
@@ -255,16 +261,33 @@ class SetEvaluator:
     def evaluate(self, expr: Expr) -> frozenset[int]:
         """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
         its version (a delete, a restore or a live run's points leave it good)."""
-        tables = {clause_sql(c).table for c in clauses_of(expr)}
-        if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
-            tables.add("all_runs")
-        version = tuple(self._version(t) for t in sorted(tables))
+        version = self._expression_version(expr)
         key = ("expression-set", repr(expr))
         runs = self.cache.get_set(key, version)
         if runs is None:
             runs = self._evaluate(expr)
             self.cache.put_set(key, version, runs)
         return runs
+
+    def _expression_version(self, expr: Expr) -> tuple[Any, ...]:
+        tables = {clause_sql(c).table for c in clauses_of(expr)}
+        if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
+            tables.add("all_runs")
+        return tuple(self._version(t) for t in sorted(tables))
+
+    def sorted_runs(self, expr: Expr | None) -> np.ndarray:
+        """The runs ``expr`` is true for (every run when None, deleted ones included) as a
+        sorted array of pks, kept beside the set for as long as the set is good: what numpy
+        groups by without building the array from the set again after a change."""
+        key: tuple[Any, ...] = ("all-runs-array",) if expr is None else ("expression-array", repr(expr))
+        version = self._version("all_runs") if expr is None else self._expression_version(expr)
+        found: np.ndarray | None = self.cache.get(key, version)
+        if found is None:
+            runs = self.everything() if expr is None else self.evaluate(expr)
+            found = np.sort(np.fromiter(runs, dtype=np.int64, count=len(runs)))
+            found.flags.writeable = False  # shared by every request that reads it
+            self.cache.put(key, version, found)
+        return found
 
     def _evaluate(self, expr: Expr) -> frozenset[int]:
         if isinstance(expr, Clause):

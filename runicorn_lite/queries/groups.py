@@ -1,9 +1,11 @@
 """Runs grouped by params or attributes, with each group's metric statistics (analysis.md §2).
 
-The matching runs come from one walk of the list's default order (created_at, id, descending),
-each grouped field's values from one walk of its (key, value) index, each metric aggregate's
-from one walk of its summary index: a few indexed reads, whatever the number of params a run
-has. The statistics are numpy's, over the group's runs that have the metric.
+The matching runs are the sorted pks of the filter's kept set of runs (filter_sets.py) less the
+soft-deleted ones; each grouped param's values and each metric aggregate's are arrays kept by
+the version of their table (one walk of its index when they are built). After a change of the
+index (a delete, a restore, a live run's points) an answer is then a read of the few deleted
+runs and some numpy: no read of every matching run's row. Listing each group's run ids
+(``include=ids``) still reads the matching rows in the list's order.
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from runicorn_lite.db.dialect import on_postgres
-from runicorn_lite.queries.experiments import ExperimentFilter, QueryCache, order_clause, where_clause
-from runicorn_lite.queries.filter_sets import aggregate_column
+from runicorn_lite.queries.experiments import (
+    ExperimentFilter,
+    QueryCache,
+    _row_filters,
+    order_clause,
+    where_clause,
+)
+from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column
 from runicorn_lite.queries.filters import DEFAULT_AGGREGATE, Field, FilterError, MetricNames, _Parser
 
 GROUP_ATTRIBUTES = ("status", "project", "name")
@@ -60,32 +67,6 @@ def metric_label(field: Field) -> str:
     return f"{field.name}.{field.agg or DEFAULT_AGGREGATE}"
 
 
-@dataclass
-class Stats:
-    mean: float | None
-    std: float | None
-    min: float | None
-    max: float | None
-    count: int
-
-    def json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": self.std, "min": self.min, "max": self.max, "count": self.count}
-
-
-def stats_of(values: np.ndarray) -> Stats:
-    """Mean, sample standard deviation (n - 1; None under 2 values), min, max and count."""
-    n = int(values.size)
-    if n == 0:
-        return Stats(None, None, None, None, 0)
-    return Stats(
-        float(values.mean()),
-        float(values.std(ddof=1)) if n > 1 else None,
-        float(values.min()),
-        float(values.max()),
-        n,
-    )
-
-
 def _key_order(value: Any) -> tuple[int, Any]:
     """Null first, then numbers, then strings (as the index orders them)."""
     if value is None:
@@ -110,6 +91,9 @@ class Columns:
         found = self.cache.get(key, version) if self.cache is not None else None
         if found is None:
             found = build()
+            for item in found if isinstance(found, tuple) else ():
+                if isinstance(item, np.ndarray):  # shared by every request (and _lookup hands it out)
+                    item.flags.writeable = False
             if self.cache is not None:
                 self.cache.put(key, version, found)
         return found
@@ -158,9 +142,12 @@ class Columns:
 
 
 def _lookup(keys: np.ndarray, values: np.ndarray, pks: np.ndarray, missing: Any) -> np.ndarray:
-    """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent."""
+    """``values`` at each of ``pks`` in the sorted ``keys``; ``missing`` where a pk is absent
+    (``values`` itself when ``pks`` are ``keys``: read it, never write it)."""
     if not keys.size:
         return np.full(pks.size, missing, dtype=values.dtype)
+    if keys.size == pks.size and np.array_equal(keys, pks):  # every run has it: no search
+        return values
     at = np.minimum(np.searchsorted(keys, pks), keys.size - 1)
     out: np.ndarray = np.where(keys[at] == pks, values[at], missing)
     return out
@@ -170,11 +157,18 @@ def _distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarra
     """The distinct rows of the code columns (sorted) and each run's row among them: one 1-d
     ``unique`` of the codes packed into one integer (numpy's row-wise unique sorts records,
     several times slower), unless the packing would overflow."""
-    if math.prod(max(1, n) for n in sizes) < 1 << 62:
+    combinations = math.prod(max(1, n) for n in sizes)
+    if combinations < 1 << 62:
         packed = np.zeros(codes[0].size, dtype=np.int64)
         for column, n in zip(codes, sizes, strict=True):
             packed = packed * max(1, n) + column
-        keys, which = np.unique(packed, return_inverse=True)
+        if combinations <= 4 * packed.size + 1024:  # few combinations: counted, not sorted
+            keys = np.flatnonzero(np.bincount(packed, minlength=combinations))
+            rank = np.zeros(combinations, dtype=np.int64)
+            rank[keys] = np.arange(keys.size)
+            which = rank[packed]
+        else:
+            keys, which = np.unique(packed, return_inverse=True)
         distinct = np.empty((keys.size, len(codes)), dtype=np.int64)
         for j in range(len(codes) - 1, -1, -1):
             keys, distinct[:, j] = np.divmod(keys, max(1, sizes[j]))
@@ -183,15 +177,134 @@ def _distinct_rows(codes: list[np.ndarray], sizes: list[int]) -> tuple[np.ndarra
     return distinct, which.reshape(-1)
 
 
+class GroupStats:
+    """One metric's statistics of every group at once (arrays indexed by group): a few
+    ``bincount``s over the runs that have the metric instead of numpy calls per group."""
+
+    def __init__(self, which: np.ndarray, n_groups: int, column: np.ndarray) -> None:
+        has = ~np.isnan(column)
+        group, values = (which, column) if has.all() else (which[has], column[has])
+        self.count = np.bincount(group, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(group, weights=values, minlength=n_groups) / self.count
+            # Two passes, as numpy's own mean and std are about as exact: the mean corrected
+            # by the mean of the residuals, the variance from the residuals themselves.
+            mean += np.bincount(group, weights=values - mean[group], minlength=n_groups) / self.count
+            residual = values - mean[group]
+            self.std = np.sqrt(np.bincount(group, weights=residual * residual, minlength=n_groups) / (self.count - 1))
+        self.mean = mean
+        self.min = np.full(n_groups, math.inf)
+        self.max = np.full(n_groups, -math.inf)
+        np.minimum.at(self.min, group, values)  # no sort of the runs by group (a stable one is slow)
+        np.maximum.at(self.max, group, values)
+
+    def json(self, group: int) -> dict[str, Any]:
+        """Mean, sample standard deviation (n - 1; None under 2 values), min, max and count."""
+        n = int(self.count[group])
+        if n == 0:
+            return {"mean": None, "std": None, "min": None, "max": None, "count": 0}
+        return {"mean": float(self.mean[group]), "std": float(self.std[group]) if n > 1 else None,
+                "min": float(self.min[group]), "max": float(self.max[group]), "count": n}
+
+
+def matching_pks(
+    conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache | None = None, generation: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The runs the list filter matches: sorted pks, and which of them match (None: all).
+
+    A ``filter=`` expression (or none) with deletion is served from the set of runs kept by
+    table version (the mask leaves out, or keeps only, the few soft-deleted runs): after a
+    change of the index nothing but those is read, and a param's array looked up at the same
+    pks as it has itself needs no search. Other filters are one SQL statement."""
+    if cache is not None and f.project is None and not f.statuses and not _row_filters(f):
+        sets = SetEvaluator(conn, cache, generation)
+        runs = sets.sorted_runs(f.expression)
+        if f.include_deleted is True:
+            return runs, None
+        deleted = np.asarray(sets.deleted(), dtype=np.int64)
+        at = np.minimum(np.searchsorted(runs, deleted), max(0, runs.size - 1))
+        among = at[runs[at] == deleted] if runs.size else at[:0]
+        if f.include_deleted == "only":
+            mask = np.zeros(runs.size, dtype=bool)
+            mask[among] = True
+            return runs, mask
+        if not among.size:
+            return runs, None
+        mask = np.ones(runs.size, dtype=bool)
+        mask[among] = False
+        return runs, mask
+    where, params = where_clause(f)
+    found = np.fromiter((pk for (pk,) in conn.execute(f"SELECT pk FROM experiments WHERE {where}", params)),
+                        dtype=np.int64)
+    found.sort()
+    return found, None
+
+
 def matching_runs(
-    conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = ()
+    conn: sqlite3.Connection, f: ExperimentFilter, attributes: Sequence[str] = (), ordered: bool = True
 ) -> list[tuple[Any, ...]]:
-    """(pk, id, *attributes) of every run the list filter matches, in the list's default order."""
+    """(pk, id, *attributes) of every run the list filter matches, in the list's default order
+    (in no particular order unless ``ordered``)."""
     where, params = where_clause(f)
     columns = "".join(f", {a}" for a in attributes if a in GROUP_ATTRIBUTES)
-    return conn.execute(
-        f"SELECT pk, id{columns} FROM experiments WHERE {where} ORDER BY {order_clause('created_at', True)}", params
-    ).fetchall()
+    order = f" ORDER BY {order_clause('created_at', True)}" if ordered else ""
+    return conn.execute(f"SELECT pk, id{columns} FROM experiments WHERE {where}{order}", params).fetchall()
+
+
+def _group_ids(
+    conn: sqlite3.Connection, which: np.ndarray, count: np.ndarray, shown: list[int], matched: np.ndarray,
+    order_of: ListOrder | None, rows: list[tuple[Any, ...]],
+) -> dict[int, list[str]]:
+    """Each shown group's run ids, in the list's order: by each ``matched`` run's place in the
+    kept list order when there is one, else ``rows`` are in that order already."""
+    place = order_of.place_of(matched) if order_of is not None else None
+    if order_of is not None and place is None:  # the kept order is behind this read: read it anew
+        order_of = ListOrder(conn)
+        place = order_of.place_of(matched)
+    if place is not None and order_of is not None:
+        runs_in_order = np.lexsort((place, which))
+        id_at = [order_of.ids[i] for i in place[runs_in_order].tolist()]
+    else:
+        runs_in_order = np.argsort(which, kind="stable")
+        id_at = [rows[i][1] for i in runs_in_order.tolist()]
+    ends = np.cumsum(count)
+    return {gi: id_at[ends[gi] - count[gi] : ends[gi]] for gi in shown}
+
+
+class ListOrder:
+    """Every run of the index (deleted ones too) in the list's default order (created_at, id,
+    descending): its pks sorted, each one's place in that order, and the ids in that order.
+    Kept while the set of runs stands (a run's created_at and id never change once indexed),
+    so after a delete, a restore or new points the ids of many runs cost a lookup, not a read
+    of every matching row in order."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        rows = conn.execute(f"SELECT pk, id FROM experiments ORDER BY {order_clause('created_at', True)}").fetchall()
+        in_order = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        self.ids: list[str] = [r[1] for r in rows]
+        by_pk = np.argsort(in_order, kind="stable")
+        self.pks = in_order[by_pk]
+        self.places = by_pk
+        self.pks.flags.writeable = self.places.flags.writeable = False
+        # What the query cache counts it as: the arrays, and about 80 bytes an id string.
+        self.nbytes = self.pks.nbytes + self.places.nbytes + 80 * len(self.ids)
+
+    def place_of(self, pks: np.ndarray) -> np.ndarray | None:
+        """Each of ``pks``'s place in the list's order; None when one of them is not among the
+        runs kept (a run removed between two reads of one request)."""
+        if not self.pks.size:
+            return None if pks.size else pks
+        at = np.minimum(np.searchsorted(self.pks, pks), self.pks.size - 1)
+        return self.places[at] if np.array_equal(self.pks[at], pks) else None
+
+
+def list_order(conn: sqlite3.Connection, cache: QueryCache, generation: int) -> ListOrder:
+    version = SetEvaluator(conn, cache, generation).version("all_runs")
+    found: ListOrder | None = cache.get(("list-order",), version)
+    if found is None:
+        found = ListOrder(conn)
+        cache.put(("list-order",), version, found)
+    return found
 
 
 def groups(
@@ -202,13 +315,30 @@ def groups(
     order_by: Field | None = None,
     desc: bool = True,
     cache: QueryCache | None = None,
+    generation: int = 0,
+    with_ids: bool = True,
 ) -> dict[str, Any]:
-    """The answer of ``GET /api/v2/groups`` (without its timing)."""
+    """The answer of ``GET /api/v2/groups`` (without its timing); each group's run ids (in the
+    list's default order) only ``with_ids``: listing them reads every matching run's row in
+    that order, the rest is served from arrays kept by table version."""
     attributes = [g.name for g in group_by if g.kind == "attributes"]
-    rows = matching_runs(conn, f, attributes)
+    rows: list[tuple[Any, ...]] = []
+    mask: np.ndarray | None = None
+    order_of: ListOrder | None = None
+    if attributes or (with_ids and cache is None):
+        rows = matching_runs(conn, f, attributes, ordered=with_ids)
+        pks = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    else:
+        pks, mask = matching_pks(conn, f, cache, generation)
+        if with_ids and cache is not None:
+            order_of = list_order(conn, cache, generation)
+
+    def at_runs(keys: np.ndarray, values: np.ndarray, missing: Any) -> np.ndarray:
+        found = _lookup(keys, values, pks, missing)
+        return found if mask is None else found[mask]
+
     column_of = {name: 2 + i for i, name in enumerate(attributes)}
     source = Columns(conn, cache)
-    pks = np.array([r[0] for r in rows], dtype=np.int64)
     # Each grouped field as an integer code per run (the last code: the run lacks it).
     codes, values_of = [], []
     for g in group_by:
@@ -218,44 +348,34 @@ def groups(
             values_of.append(list(seen))
         else:
             keys, code, values = source.param(g.name)
-            codes.append(_lookup(keys, code, pks, len(values)))
+            codes.append(at_runs(keys, code, len(values)))
             values_of.append([*values, None])
-    out = []
-    if rows:
-        distinct, which = _distinct_rows(codes, [len(v) for v in values_of])
-        order = np.argsort(which, kind="stable")  # each group's runs together, in the list's order
-        bounds = np.cumsum(np.bincount(which, minlength=len(distinct)))
-        columns = [_lookup(*source.metric(m), pks, math.nan) for m in metrics]
-        start = 0
-        for gi, end in enumerate(bounds):
-            idx = order[start:end]
-            start = int(end)
-            key = tuple(values_of[j][int(c)] for j, c in enumerate(distinct[gi]))
-            stats = {}
-            for m, column in zip(metrics, columns, strict=True):
-                got = column[idx]
-                stats[metric_label(m)] = stats_of(got[~np.isnan(got)])
-            out.append((key, idx.tolist(), stats))
-    out.sort(key=lambda g: tuple(_key_order(v) for v in g[0]))
-    if order_by is not None:
-        label = metric_label(order_by)
-        # Stable: groups with equal means (or none) keep their key order; no mean: last.
-        with_mean = [g for g in out if g[2][label].mean is not None]
-        without = [g for g in out if g[2][label].mean is None]
-        with_mean.sort(key=lambda g: g[2][label].mean, reverse=desc)  # type: ignore[arg-type, return-value]
-        out = with_mean + without
     labels = [g.label() for g in group_by]
-    return {
-        "groups": [
-            {
-                "key": dict(zip(labels, key, strict=True)),
-                "count": len(idx),
-                "ids": [rows[i][1] for i in idx],
-                "metrics": {label: s.json() for label, s in stats.items()},
-            }
-            for key, idx, stats in out[:MAX_GROUPS]
-        ],
-        "total_groups": len(out),
-        "total_runs": len(rows),
-    }
-
+    total = int(pks.size if mask is None else np.count_nonzero(mask))
+    if not total:
+        return {"groups": [], "total_groups": 0, "total_runs": 0}
+    distinct, which = _distinct_rows(codes, [len(v) for v in values_of])
+    n_groups = len(distinct)
+    count = np.bincount(which, minlength=n_groups)
+    stats = {metric_label(m): GroupStats(which, n_groups, at_runs(*source.metric(m), math.nan)) for m in metrics}
+    keys_of = [tuple(values_of[j][int(c)] for j, c in enumerate(row)) for row in distinct.tolist()]
+    order = sorted(range(n_groups), key=lambda gi: tuple(_key_order(v) for v in keys_of[gi]))
+    if order_by is not None:
+        by = stats[metric_label(order_by)]
+        # Stable: groups with equal means (or none) keep their key order; no mean: last.
+        with_mean = [gi for gi in order if by.count[gi]]
+        with_mean.sort(key=lambda gi: float(by.mean[gi]), reverse=desc)
+        order = with_mean + [gi for gi in order if not by.count[gi]]
+    shown = order[:MAX_GROUPS]
+    ids_of: dict[int, list[str]] = {}
+    if with_ids:
+        matched = pks if mask is None else pks[mask]
+        ids_of = _group_ids(conn, which, count, shown, matched, order_of, rows)
+    out = []
+    for gi in shown:
+        group: dict[str, Any] = {"key": dict(zip(labels, keys_of[gi], strict=True)), "count": int(count[gi])}
+        if with_ids:
+            group["ids"] = ids_of[gi]
+        group["metrics"] = {label: s.json(gi) for label, s in stats.items()}
+        out.append(group)
+    return {"groups": out, "total_groups": n_groups, "total_runs": total}

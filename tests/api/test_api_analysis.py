@@ -87,9 +87,11 @@ def reference_groups(runs: list[Run], fields: list[str], metrics: list[str]) -> 
 
 
 def assert_groups(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
+    """``got`` as ``want``, each group's ids in the list's order included."""
     assert [g["key"] for g in got] == [g["key"] for g in want]
     for g, w in zip(got, want, strict=True):
-        assert (g["count"], g["ids"]) == (w["count"], w["ids"]), g["key"]
+        assert g["count"] == w["count"], g["key"]
+        assert g["ids"] == w["ids"], g["key"]
         for label, stats in w["metrics"].items():
             for k, v in stats.items():
                 assert g["metrics"][label][k] == (v if v is None else pytest.approx(v, rel=1e-9, abs=1e-12)), (
@@ -102,6 +104,10 @@ async def test_groups_by_two_params_match_the_reference(client, corpus) -> None:
                       metrics="acc.max,loss", filter="attributes.project != 'sweep'")
     want = reference_groups(runs, ["params.optim.name", "params.lr"], ["acc.max", "loss.last"])
     assert_groups(body["groups"], want)
+    # the same question with other words (not a kept answer): the same groups, ids in order
+    again = await _get(client, "/api/v2/groups", group_by="params.optim.name,params.lr",
+                       metrics="acc.max,loss", filter="not attributes.project = 'sweep'")
+    assert_groups(again["groups"], want)
     assert body["total_groups"] == len(want) and body["total_runs"] == len(runs)
     # a group where no run has the metric: count 0, the rest null; one run: no std
     assert any(s["count"] == 1 and s["std"] is None for g in body["groups"] for s in g["metrics"].values())
@@ -114,6 +120,28 @@ async def test_groups_by_attributes_and_booleans_with_every_list_filter(client, 
                       tags="best,prod-1", status="finished,interrupted,running", include_deleted="true",
                       filter="not attributes.project = 'sweep'")
     assert_groups(body["groups"], reference_groups(runs, ["attributes.status", "params.augment"], ["acc.min"]))
+
+
+@pytest.mark.parametrize("include_deleted", ["false", "true", "only"])
+async def test_groups_of_a_filter_alone_match_the_reference_with_deleted_runs_in_or_out(
+    client, corpus, include_deleted: str
+) -> None:
+    keep = {"false": lambda r: not r.deleted, "true": lambda r: True, "only": lambda r: r.deleted}[include_deleted]
+    runs = [r for r in corpus[1] if keep(r) and (r.attributes["project"] != "sweep" or r.value("params.lr") == 0.1)]
+    assert any(r.deleted for r in corpus[1])
+    fields, metrics = ["params.optim.name", "params.augment"], ["acc.max", "loss.min"]
+    want = reference_groups(runs, fields, metrics)
+    for expression in ("attributes.project != 'sweep' or params.lr = 0.1",
+                       "not (attributes.project = 'sweep' and params.lr != 0.1)"):
+        body = await _get(client, "/api/v2/groups", group_by=",".join(fields), metrics=",".join(metrics),
+                          filter=expression, include_deleted=include_deleted)
+        assert_groups(body["groups"], want)
+        assert body["total_runs"] == len(runs) and body["total_groups"] == len(want)
+    # no filter at all: every run (of the deletion asked)
+    every = [r for r in corpus[1] if keep(r)]
+    body = await _get(client, "/api/v2/groups", group_by=",".join(fields), metrics=",".join(metrics),
+                      include_deleted=include_deleted)
+    assert_groups(body["groups"], reference_groups(every, fields, metrics))
 
 
 async def test_groups_ordered_by_a_metric_mean_and_without_it_last(client, corpus) -> None:
@@ -148,6 +176,7 @@ async def test_groups_lacking_a_field_fall_in_null_and_a_metric_no_run_has_is_co
         ({"group_by": "params.a", "metrics": "acc", "order_by": "loss"}, "must be one of the metrics"),
         ({"group_by": "params.a", "filter": "params.a = 1 or"}, "Invalid filter"),
         ({"group_by": "params.a", "bogus": "1"}, "Unknown parameter 'bogus'"),
+        ({"group_by": "params.a", "include": "params"}, "include"),
     ],
 )
 async def test_groups_refuse_bad_input(client, params: dict[str, str], words: str) -> None:
