@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from runicorn_lite.api.context import Outcome
 
 __all__ = [
-    "BIG_ANSWERS", "BigAnswers", "JSONResponse", "Ticket", "batch_answer", "dumps", "orjson_loads", "rows_response",
+    "BigAnswers", "JSONResponse", "Ticket", "batch_answer", "dumps", "orjson_loads", "rows_response",
 ]
 
 
@@ -117,8 +117,6 @@ class BigAnswers:
             await anyio.sleep(0.05)
         return self._taken()
 
-
-BIG_ANSWERS = BigAnswers()
 
 
 def rows_response(head: bytes, table: StepTable, picks: list[int] | None, tail: bytes,

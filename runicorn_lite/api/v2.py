@@ -21,7 +21,6 @@ from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import (
-    BIG_ANSWERS,
     JSONResponse,
     Ticket,
     batch_answer,
@@ -280,7 +279,7 @@ async def metrics_fast(request: Request) -> Response:
         if found is None:
             return None
         if downsample is None:
-            if ticket is None and found[1] > BIG_ANSWERS.points:
+            if ticket is None and found[1] > ctx.store.big_answers.points:
                 return False  # every point of a huge run: it waits for its turn (BigAnswers)
             table = table_of(load_series(conn, found[0], names, lo, hi))
             return table, None, len(table)
@@ -293,7 +292,7 @@ async def metrics_fast(request: Request) -> Response:
 
     answer = await ctx.store.read(query)
     if answer is False:
-        ticket = await BIG_ANSWERS.ticket()
+        ticket = await ctx.store.big_answers.ticket()
         try:
             answer = await ctx.store.read(query)
         except BaseException:
