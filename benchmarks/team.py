@@ -7,12 +7,20 @@
   same request again) and right after a change of the index.
 - ``workers``: ``wrk`` (a separate, efficient client process) for 10 s against a list page and a
   param filter + metric sort, on 1 and on 2 workers, for each backend; requests per second.
+- ``growth`` (``--root-100k``): the same V2 reads on PostgreSQL over a corpus of 100k runs,
+  against the 10k figures (and its cold index).
+- ``mlflow`` (``--mlflow-runs N``, with the MLflow venv of ``peers``): MLflow's tracking server on
+  the **same** PostgreSQL server, in a database of its own made for it (``--keep-mlflow`` keeps it
+  for the next run, else it is dropped), loaded as ``peers`` loads it (``benchmarks/mlflow_load.py``);
+  the filter by a param + sort by a metric, the list, detail and history rows of the peers table,
+  against our server on PostgreSQL at 10k runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import re
 import secrets
 import shutil
@@ -36,7 +44,16 @@ from benchmarks.common import (
     save_result,
     summarize,
 )
-from benchmarks.queries import FILTER_LR, PER_PAGE, SORT_ACC_MAX, IndexChanger, pick_params, query_set, round_robin
+from benchmarks.queries import (
+    FILTER_LR,
+    PER_PAGE,
+    SORT_ACC_MAX,
+    IndexChanger,
+    Params,
+    pick_params,
+    query_set,
+    round_robin,
+)
 
 BASE = "postgresql://root@127.0.0.1:5432/root"
 HEALTH = ("/api/health", {})
@@ -74,7 +91,7 @@ def run_reads(root: Path, args: tuple[str, ...], reps: int, change_reps: int) ->
         runs = server.wait_ready()["index"]["runs_in_index"]
         with RawClient(server.url) as raw:
             params = pick_params(raw)
-            queries = [q for q in query_set(params) if q.name != "Metrics (all points)"]
+            queries = query_set(params)
             targets = [HEALTH] + [(q.v2_path, q.v2_params) for q in queries]
             warm = round_robin(raw, targets, reps, 20)
             changer = IndexChanger(raw, params.bystander)
@@ -82,7 +99,8 @@ def run_reads(root: Path, args: tuple[str, ...], reps: int, change_reps: int) ->
                 changed = round_robin(raw, targets, change_reps, 0, before=changer)
             finally:
                 changer.restore()
-    return {"runs": runs, "health": summarize(warm[0]), "health_changed": summarize(changed[0]),
+    return {"runs": runs, "params": params.__dict__, "health": summarize(warm[0]),
+            "health_changed": summarize(changed[0]),
             "rows": [{"query": q.name, "warm": summarize(warm[i + 1]), "changed": summarize(changed[i + 1])}
                      for i, q in enumerate(queries)]}
 
@@ -115,6 +133,100 @@ def run_workers(root: Path, args: tuple[str, ...], seconds: int, connections: in
     return out
 
 
+def run_growth(root: Path, base: str, reps: int, change_reps: int) -> dict[str, Any]:
+    """Cold index and the V2 reads on PostgreSQL over the 100k-run corpus."""
+    with schema(base) as url:
+        cold = _index(root, "--database", url)
+        return {"cold": cold, "reads": run_reads(root, ("--database", url), reps, change_reps)}
+
+
+# ---- MLflow's tracking server on the same PostgreSQL ---------------------------------------------
+
+# The rows of the peers table asked here, by their names in benchmarks/queries.py.
+MLFLOW_ROWS = (f"`filter={FILTER_LR}` + sort by `{SORT_ACC_MAX}`", "List all (page 1 of 50)", "Detail",
+               "Metrics (all points)")
+
+
+def _database_url(base: str, name: str, driver: str = "postgresql") -> str:
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((driver, parts.netloc, f"/{name}", "", ""))
+
+
+def _admin(base: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def _database_exists(base: str, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+@contextlib.contextmanager
+def mlflow_database(root: Path, base: str, n_runs: int, work: Path, keep: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A database of MLflow's own on the PostgreSQL server of ``base``, loaded with ``n_runs`` of
+    the corpus (reused from an earlier ``--keep-mlflow`` run when the same); its SQLAlchemy URL.
+
+    SQLAlchemy 2.1 takes a plain ``postgresql://`` for psycopg 3, which MLflow's venv does not
+    have: the URL names psycopg2 (``postgresql+psycopg2://``), the driver MLflow documents."""
+    from benchmarks import peers
+
+    base_dir = work / "mlflow-pg"
+    marker = base_dir / "loaded.json"
+    name = json.loads(marker.read_text()).get("database") if marker.exists() else None
+    if not (isinstance(name, str) and _database_exists(base, name)):
+        name = f"bench_mlflow_{secrets.token_hex(4)}"
+    uri = _database_url(base, name, "postgresql+psycopg2")
+
+    def fresh() -> None:
+        _admin(base, f"DROP DATABASE IF EXISTS {name}")
+        _admin(base, f"CREATE DATABASE {name}")
+
+    try:
+        t0 = time.perf_counter()
+        info = peers.load_mlflow(root, n_runs, base_dir, uri=uri, fresh=fresh)
+        if info.get("database") != name:
+            info["database"] = name
+            marker.write_text(json.dumps(info))
+        info["wall_s"] = time.perf_counter() - t0
+        yield uri, info
+    finally:
+        if not keep:
+            shutil.rmtree(base_dir, ignore_errors=True)
+            _admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_mlflow(root: Path, base: str, params: Params, n_runs: int, reps: int, work: Path,
+               keep: bool) -> dict[str, Any]:
+    from benchmarks import peers
+
+    with mlflow_database(root, base, n_runs, work, keep) as (uri, info):
+        # uvicorn kills a worker that misses a 5 s health ping; on a loaded 2-core machine MLflow's
+        # workers miss it while importing, and were killed and restarted in a loop.
+        server, facts = peers.start_mlflow(work / "mlflow-pg", uri,
+                                           ("--uvicorn-opts", "--timeout-worker-healthcheck 60"))
+        try:
+            with RawClient(server.url) as c:
+                queries, _ = peers.mlflow_queries(params, info, c)
+                rows = {name: peers.timed(lambda f=queries[name]: f(c), reps, max(3, reps // 4))
+                        for name in (*MLFLOW_ROWS, "Health")}
+            facts["peak_rss_mb"] = server.peak_rss_mb()
+        finally:
+            server.stop()
+    lr_filter = peers.mlflow_lr_filter(info.get("param_values", {}).get("lr", []), 0.01)
+    return {"rows": rows, "server": facts, "lr_filter": lr_filter,
+            "load": {k: info.get(k) for k in ("runs", "points", "params", "seconds")}}
+
+
+def _slower(row: dict[str, Any]) -> float:
+    """Our figure for a row: the slower of warm and right after a change (as peers judges)."""
+    return float(max(row["warm"]["median_ms"], row["changed"]["median_ms"]))
+
+
 def render(res: dict[str, Any]) -> str:
     lines = [f"Corpus: {res['runs']} runs. {res['machine']}", ""]
     cold = res["cold"]
@@ -122,6 +234,12 @@ def render(res: dict[str, Any]) -> str:
         ["wall clock", f"{cold['postgresql']['wall_s']} s", f"{cold['sqlite']['wall_s']} s"],
         ["peak RSS of the indexer", f"{cold['postgresql']['peak_rss_mb']} MB", f"{cold['sqlite']['peak_rss_mb']} MB"],
     ]))
+    lines.append("")
+    growth = res.get("growth")
+    if growth is not None:
+        g = growth["cold"]
+        lines.append(f"Cold index of the {growth['reads']['runs']:,}-run corpus into PostgreSQL: {g['wall_s']} s, "
+                     f"peak RSS of the indexer {g['peak_rss_mb']} MB.")
     lines.append("")
     header = ["V2 read (raw client, p50)", "PostgreSQL", "x health", "after a change", "x health",
               "SQLite", "x health"]
@@ -136,6 +254,50 @@ def render(res: dict[str, Any]) -> str:
                      fmt_ms(b["warm"]["median_ms"]), fmt_ratio(b["warm"]["median_ms"] / sq["health"]["median_ms"])])
     lines.append(markdown_table(header, rows))
     lines.append("")
+    if growth is not None:
+        big = growth["reads"]
+        def grown(a: dict[str, Any], b: dict[str, Any], state: str) -> float:
+            return float(b[state]["median_ms"] / a[state]["median_ms"])
+
+        grows = [["`/api/health`", fmt_ms(pg["health"]["median_ms"]), fmt_ms(big["health"]["median_ms"]),
+                  fmt_ratio(big["health"]["median_ms"] / pg["health"]["median_ms"]),
+                  fmt_ms(pg["health_changed"]["median_ms"]), fmt_ms(big["health_changed"]["median_ms"]),
+                  fmt_ratio(big["health_changed"]["median_ms"] / pg["health_changed"]["median_ms"]), "", ""]]
+        for a, b in zip(pg["rows"], big["rows"], strict=True):
+            warm, changed = grown(a, b, "warm"), grown(a, b, "changed")
+            grows.append([a["query"], fmt_ms(a["warm"]["median_ms"]), fmt_ms(b["warm"]["median_ms"]), fmt_ratio(warm),
+                          fmt_ms(a["changed"]["median_ms"]), fmt_ms(b["changed"]["median_ms"]), fmt_ratio(changed),
+                          fmt_ratio(b["warm"]["median_ms"] / big["health"]["median_ms"]),
+                          "yes" if max(warm, changed) <= 2 else "**no**"])
+        lines.append(markdown_table(["PostgreSQL, p50", f"{pg['runs']:,} runs", f"{big['runs']:,} runs", "growth",
+                                     "after a change, 10k", "100k", "growth", "100k x health", "≤ 2x"], grows))
+        lines.append("")
+    ml = res.get("mlflow")
+    if ml is not None:
+        by_name = {r["query"]: r for r in pg["rows"]}
+        mrows = []
+        for name in MLFLOW_ROWS:
+            ours = _slower(by_name[name])
+            theirs = ml["rows"][name]["median_ms"]
+            target = "≥ 100x" if name == MLFLOW_ROWS[0] else "faster"
+            met = theirs / ours >= 100 if name == MLFLOW_ROWS[0] else theirs > ours
+            row = by_name[name]
+            mrows.append([name, fmt_ms(row["warm"]["median_ms"]), fmt_ms(row["changed"]["median_ms"]), fmt_ms(theirs),
+                          fmt_ratio(theirs / ours), target, "yes" if met else "**no**"])
+        mrows.append(["Health", fmt_ms(pg["health"]["median_ms"]), fmt_ms(pg["health_changed"]["median_ms"]),
+                      fmt_ms(ml["rows"]["Health"]["median_ms"]), "", "", ""])
+        load = ml["load"]
+        lines.append(f"MLflow's tracking server (`mlflow server --backend-store-uri "
+                     f"postgresql+psycopg2://…`, its default workers) on the same PostgreSQL server, in a database of"
+                     f" its own: {load['runs']:,} runs of the corpus ({load['points']:,} metric points, "
+                     f"{load['params']:,} params, loaded with `MlflowClient.log_batch` in {load['seconds']:.0f} s);"
+                     f" ours holds all {pg['runs']:,}. MLflow's form of `{FILTER_LR}` is `{ml['lr_filter']}` and of"
+                     f" `{SORT_ACC_MAX}` is `metrics.accuracy` (see peers). Ours is the slower of warm and after a"
+                     " change; MLflow's history row is 3 `get-history` calls (one per metric).")
+        lines.append("")
+        lines.append(markdown_table(["Query", "ours (PostgreSQL), warm", "after a change", "MLflow (PostgreSQL)",
+                                     "ours faster by", "target", "met"], mrows))
+        lines.append("")
     w = res["workers"]
     wrows = []
     for backend, table in w.items():
@@ -146,6 +308,9 @@ def render(res: dict[str, Any]) -> str:
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.quick:  # a smoke run (tests): few rounds, short wrk, a handful of MLflow runs
+        args.reps, args.change_reps, args.seconds, args.mlflow_reps = 5, 3, 1, 3
+        args.mlflow_runs = min(args.mlflow_runs, 10)
     root: Path = args.root
     base: str = args.database
     res: dict[str, Any] = {"machine": machine_info(), "command": command_line()}
@@ -162,6 +327,18 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         res["workers"]["postgresql"] = run_workers(root, ("--database", url), args.seconds, args.connections)
     res["workers"]["sqlite"] = run_workers(root, ("--index-dir", str(args.work / "cold-sqlite")), args.seconds,
                                            args.connections)
+    if args.root_100k is not None:
+        print("growth (100k) ...", flush=True)
+        res["growth"] = run_growth(args.root_100k, base, args.reps, args.change_reps)
+    if args.mlflow_runs:
+        from benchmarks import peers
+
+        if not peers.mlflow_available():
+            raise SystemExit(f"--mlflow-runs needs MLflow in {peers.MLFLOW_VENV} (see benchmarks/README.md)")
+        print("mlflow ...", flush=True)
+        params = Params(**res["reads"]["postgresql"]["params"])
+        res["mlflow"] = run_mlflow(root, base, params, args.mlflow_runs, args.mlflow_reps, args.work,
+                                   args.keep_mlflow)
     res["runs"] = res["reads"]["sqlite"]["runs"]
     text = render(res)
     save_result("team-quick" if args.quick else "team", res, text)
