@@ -74,6 +74,22 @@ def schema(base: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
 
 
+def mirror(corpus: Path, work: Path) -> Path:
+    """A copy of ``corpus`` under ``work`` made of hard links (seconds, no space): the servers
+    write there (the store's folder, a bystander's ``.deleted`` marker), never into a corpus
+    others read. Our writes into a run directory make new files or rename over old ones, so a
+    linked original is never changed. Reused while the corpus is the same."""
+    dest = work / f"mirror-{corpus.name}"
+    stamp = (corpus / "corpus.json").read_bytes() if (corpus / "corpus.json").exists() else b""
+    if (dest / "corpus.json").exists() and (dest / "corpus.json").read_bytes() == stamp and (dest / "runs").is_dir():
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(corpus / "runs"), str(dest / "runs")], check=True)
+    (dest / "corpus.json").write_bytes(stamp)
+    return dest
+
+
 def _index(root: Path, *args: str) -> dict[str, float]:
     wall, peak_mb, _out = run_measured([sys.executable, "-m", "runicorn_lite", "index", "--root", str(root),
                                         "--silent", *args])
@@ -311,7 +327,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:  # a smoke run (tests): few rounds, short wrk, a handful of MLflow runs
         args.reps, args.change_reps, args.seconds, args.mlflow_reps = 5, 3, 1, 3
         args.mlflow_runs = min(args.mlflow_runs, 10)
-    root: Path = args.root
+    root = mirror(args.root.resolve(), args.work)
     base: str = args.database
     res: dict[str, Any] = {"machine": machine_info(), "command": command_line()}
     with schema(base) as url:
@@ -329,7 +345,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                                            args.connections)
     if args.root_100k is not None:
         print("growth (100k) ...", flush=True)
-        res["growth"] = run_growth(args.root_100k, base, args.reps, args.change_reps)
+        res["growth"] = run_growth(mirror(args.root_100k.resolve(), args.work), base, args.reps, args.change_reps)
     if args.mlflow_runs:
         from benchmarks import peers
 
@@ -337,7 +353,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"--mlflow-runs needs MLflow in {peers.MLFLOW_VENV} (see benchmarks/README.md)")
         print("mlflow ...", flush=True)
         params = Params(**res["reads"]["postgresql"]["params"])
-        res["mlflow"] = run_mlflow(root, base, params, args.mlflow_runs, args.mlflow_reps, args.work,
+        res["mlflow"] = run_mlflow(args.root.resolve(), base, params, args.mlflow_runs, args.mlflow_reps, args.work,
                                    args.keep_mlflow)
     res["runs"] = res["reads"]["sqlite"]["runs"]
     text = render(res)
