@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--mlflow-reps", type=int, default=20, help="repetitions of each MLflow request")
     t.add_argument("--keep-mlflow", action="store_true",
                    help="keep MLflow's loaded database for the next run (else it is dropped)")
+    t.add_argument("--postgresql-only", action="store_true", help="leave out the SQLite columns")
+    t.add_argument("--no-workers", action="store_true", help="leave out the wrk part (1 vs 2 workers)")
     t.add_argument("--quick", action="store_true")
 
     from benchmarks import dbthreads, events, export, files, ratelimit, soak, uploads

@@ -56,6 +56,7 @@ from benchmarks.queries import (
 )
 
 BASE = "postgresql://root@127.0.0.1:5432/root"
+NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 HEALTH = ("/api/health", {})
 
 
@@ -94,12 +95,6 @@ def _index(root: Path, *args: str) -> dict[str, float]:
     wall, peak_mb, _out = run_measured([sys.executable, "-m", "runicorn_lite", "index", "--root", str(root),
                                         "--silent", *args])
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak_mb, 1)}
-
-
-def run_cold(root: Path, url: str, work: Path) -> dict[str, Any]:
-    index_dir = work / "cold-sqlite"
-    shutil.rmtree(index_dir, ignore_errors=True)
-    return {"postgresql": _index(root, "--database", url), "sqlite": _index(root, "--index-dir", str(index_dir))}
 
 
 def run_reads(root: Path, args: tuple[str, ...], reps: int, change_reps: int) -> dict[str, Any]:
@@ -246,9 +241,10 @@ def _slower(row: dict[str, Any]) -> float:
 def render(res: dict[str, Any]) -> str:
     lines = [f"Corpus: {res['runs']} runs. {res['machine']}", ""]
     cold = res["cold"]
-    lines.append(markdown_table(["cold index", "PostgreSQL", "SQLite"], [
-        ["wall clock", f"{cold['postgresql']['wall_s']} s", f"{cold['sqlite']['wall_s']} s"],
-        ["peak RSS of the indexer", f"{cold['postgresql']['peak_rss_mb']} MB", f"{cold['sqlite']['peak_rss_mb']} MB"],
+    backends = [b for b in ("postgresql", "sqlite") if b in cold]
+    lines.append(markdown_table(["cold index", *(NAMES[b] for b in backends)], [
+        ["wall clock", *(f"{cold[b]['wall_s']} s" for b in backends)],
+        ["peak RSS of the indexer", *(f"{cold[b]['peak_rss_mb']} MB" for b in backends)],
     ]))
     lines.append("")
     growth = res.get("growth")
@@ -259,15 +255,20 @@ def render(res: dict[str, Any]) -> str:
     lines.append("")
     header = ["V2 read (raw client, p50)", "PostgreSQL", "x health", "after a change", "x health",
               "SQLite", "x health"]
-    pg, sq = res["reads"]["postgresql"], res["reads"]["sqlite"]
+    pg = res["reads"]["postgresql"]
+    sq = res["reads"].get("sqlite")
+    if sq is None:
+        header = header[:5]
     rows = [["`/api/health`", fmt_ms(pg["health"]["median_ms"]), "1.0x", fmt_ms(pg["health_changed"]["median_ms"]),
-             "1.0x", fmt_ms(sq["health"]["median_ms"]), "1.0x"]]
-    for a, b in zip(pg["rows"], sq["rows"], strict=True):
+             "1.0x", *([fmt_ms(sq["health"]["median_ms"]), "1.0x"] if sq else [])]]
+    for i, a in enumerate(pg["rows"]):
+        b = sq["rows"][i] if sq else None
         rows.append([a["query"], fmt_ms(a["warm"]["median_ms"]),
                      fmt_ratio(a["warm"]["median_ms"] / pg["health"]["median_ms"]),
                      fmt_ms(a["changed"]["median_ms"]),
                      fmt_ratio(a["changed"]["median_ms"] / pg["health_changed"]["median_ms"]),
-                     fmt_ms(b["warm"]["median_ms"]), fmt_ratio(b["warm"]["median_ms"] / sq["health"]["median_ms"])])
+                     *([fmt_ms(b["warm"]["median_ms"]), fmt_ratio(b["warm"]["median_ms"] / sq["health"]["median_ms"])]
+                       if b and sq else [])])
     lines.append(markdown_table(header, rows))
     lines.append("")
     if growth is not None:
@@ -314,11 +315,14 @@ def render(res: dict[str, Any]) -> str:
         lines.append(markdown_table(["Query", "ours (PostgreSQL), warm", "after a change", "MLflow (PostgreSQL)",
                                      "ours faster by", "target", "met"], mrows))
         lines.append("")
-    w = res["workers"]
+    w = res.get("workers") or {}
+    if not w:
+        return "\n".join(lines)
     wrows = []
     for backend, table in w.items():
         for name, by in table.items():
-            wrows.append([backend, name, f"{by[1]:.0f}", f"{by[2]:.0f}", fmt_ratio(by[2] / by[1])])
+            one, two = (float(by.get(n, by.get(str(n), 0))) for n in (1, 2))  # (str: read back from JSON)
+            wrows.append([backend, name, f"{one:.0f}", f"{two:.0f}", fmt_ratio(two / one)])
     lines.append(markdown_table(["backend", "request (wrk)", "1 worker req/s", "2 workers req/s", "2 / 1"], wrows))
     return "\n".join(lines)
 
@@ -327,36 +331,51 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:  # a smoke run (tests): few rounds, short wrk, a handful of MLflow runs
         args.reps, args.change_reps, args.seconds, args.mlflow_reps = 5, 3, 1, 3
         args.mlflow_runs = min(args.mlflow_runs, 10)
-    root = mirror(args.root.resolve(), args.work)
-    base: str = args.database
-    res: dict[str, Any] = {"machine": machine_info(), "command": command_line()}
-    with schema(base) as url:
-        print("cold index ...", flush=True)
-        res["cold"] = run_cold(root, url, args.work)
-        print("reads ...", flush=True)
-        res["reads"] = {"postgresql": run_reads(root, ("--database", url), args.reps, args.change_reps)}
-    res["reads"]["sqlite"] = run_reads(root, ("--index-dir", str(args.work / "cold-sqlite")), args.reps,
-                                       args.change_reps)
-    print("workers ...", flush=True)
-    res["workers"] = {}
-    with schema(base) as url:
-        res["workers"]["postgresql"] = run_workers(root, ("--database", url), args.seconds, args.connections)
-    res["workers"]["sqlite"] = run_workers(root, ("--index-dir", str(args.work / "cold-sqlite")), args.seconds,
-                                           args.connections)
-    if args.root_100k is not None:
-        print("growth (100k) ...", flush=True)
-        res["growth"] = run_growth(mirror(args.root_100k.resolve(), args.work), base, args.reps, args.change_reps)
     if args.mlflow_runs:
         from benchmarks import peers
 
         if not peers.mlflow_available():
             raise SystemExit(f"--mlflow-runs needs MLflow in {peers.MLFLOW_VENV} (see benchmarks/README.md)")
-        print("mlflow ...", flush=True)
-        params = Params(**res["reads"]["postgresql"]["params"])
-        res["mlflow"] = run_mlflow(args.root.resolve(), base, params, args.mlflow_runs, args.mlflow_reps, args.work,
-                                   args.keep_mlflow)
-    res["runs"] = res["reads"]["sqlite"]["runs"]
+    root = mirror(args.root.resolve(), args.work)
+    base: str = args.database
+    sqlite = not args.postgresql_only
+    sqlite_args = ("--index-dir", str(args.work / "cold-sqlite"))
+    name = "team-quick" if args.quick else "team"
+    res: dict[str, Any] = {"machine": machine_info(), "command": command_line(), "cold": {}, "reads": {},
+                           "workers": {}}
+
+    def save() -> None:  # after each part: a run stopped early keeps what it measured
+        save_result(name, res, render(res))
+
+    with schema(base) as url:
+        print("cold index ...", flush=True)
+        res["cold"]["postgresql"] = _index(root, "--database", url)
+        if sqlite:
+            shutil.rmtree(args.work / "cold-sqlite", ignore_errors=True)
+            res["cold"]["sqlite"] = _index(root, *sqlite_args)
+        print("reads ...", flush=True)
+        res["reads"]["postgresql"] = run_reads(root, ("--database", url), args.reps, args.change_reps)
+        res["runs"] = res["reads"]["postgresql"]["runs"]
+        save()
+        if args.mlflow_runs:
+            print("mlflow ...", flush=True)
+            params = Params(**res["reads"]["postgresql"]["params"])
+            res["mlflow"] = run_mlflow(args.root.resolve(), base, params, args.mlflow_runs, args.mlflow_reps,
+                                       args.work, args.keep_mlflow)
+            save()
+        if not args.no_workers:
+            print("workers ...", flush=True)
+            res["workers"]["postgresql"] = run_workers(root, ("--database", url), args.seconds, args.connections)
+            save()
+    if sqlite:
+        res["reads"]["sqlite"] = run_reads(root, sqlite_args, args.reps, args.change_reps)
+        if not args.no_workers:
+            res["workers"]["sqlite"] = run_workers(root, sqlite_args, args.seconds, args.connections)
+        save()
+    if args.root_100k is not None:
+        print("growth (100k) ...", flush=True)
+        res["growth"] = run_growth(mirror(args.root_100k.resolve(), args.work), base, args.reps, args.change_reps)
     text = render(res)
-    save_result("team-quick" if args.quick else "team", res, text)
+    save_result(name, res, text)
     print(text)
     return res
