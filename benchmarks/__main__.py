@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
     lo.add_argument("--quick", action="store_true")
     lo.add_argument("--reuse", action="store_true", help="keep an existing pre-filled database")
     lo.add_argument("--workers", type=int, default=1, help="server worker processes (serve --workers)")
+    lo.add_argument("--database", default=None,
+                    help="a PostgreSQL server (libpq URL): the primary store there, in databases of the"
+                         " benchmark's own (bench_load_pristine, and a copy per run that is dropped after)")
 
     s = sub.add_parser("scale", help="V2 queries at 1k / 10k / 100k experiments, with a log-log plot")
     s.add_argument("--sizes", default="1000,10000,100000")
@@ -102,6 +105,15 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
     t.add_argument("--seconds", type=int, default=10, help="seconds of each wrk measurement")
     t.add_argument("--connections", type=int, default=16, help="wrk connections")
     t.add_argument("--work", type=Path, default=WORK / "team")
+    t.add_argument("--root-100k", type=Path, default=None,
+                   help="a corpus of 100k runs: the V2 reads on PostgreSQL there too (growth 10k → 100k)")
+    t.add_argument("--mlflow-runs", type=int, default=0,
+                   help="load N runs into MLflow's tracking server on the same PostgreSQL and compare (0: skip)")
+    t.add_argument("--mlflow-reps", type=int, default=20, help="repetitions of each MLflow request")
+    t.add_argument("--keep-mlflow", action="store_true",
+                   help="keep MLflow's loaded database for the next run (else it is dropped)")
+    t.add_argument("--postgresql-only", action="store_true", help="leave out the SQLite columns")
+    t.add_argument("--no-workers", action="store_true", help="leave out the wrk part (1 vs 2 workers)")
     t.add_argument("--quick", action="store_true")
 
     from benchmarks import dbthreads, events, export, files, ratelimit, soak, uploads

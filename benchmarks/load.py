@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -46,17 +46,17 @@ def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
 
-def prefill(root: Path, runs: int, iterations: int, seed: int = 7) -> dict[str, Any]:
-    """Write the runs and iterations straight into the primary database; returns the key and ids."""
-    from runicorn_lite.db import Database
+def prefill(root: Path, runs: int, iterations: int, seed: int = 7, database: str | None = None) -> dict[str, Any]:
+    """Write the runs and iterations straight into the primary database (SQLite under ``root``,
+    or the PostgreSQL ``database``); returns the key and ids."""
     from runicorn_lite.optimization.keys import create_key
-    from runicorn_lite.optimization.schema import MIGRATIONS
+    from runicorn_lite.optimization.store import open_primary
     from runicorn_lite.settings import Settings
 
-    settings = Settings(root=root)
+    settings = Settings(root=root, database=database)
     settings.ensure_dirs()
     t0 = time.perf_counter()
-    db = Database(settings.primary_path, MIGRATIONS)
+    db = open_primary(settings)
     key, _info = create_key(db, PROJECT, "benchmark")
     rng = random.Random(seed)
     now = datetime.now(UTC)
@@ -104,7 +104,8 @@ def prefill(root: Path, runs: int, iterations: int, seed: int = 7) -> dict[str, 
         )
         conn.execute(
             "INSERT INTO optimization_project_revisions (project_id, revision) VALUES (?, 1)"
-            " ON CONFLICT (project_id) DO UPDATE SET revision = revision + 1", (PROJECT,))
+            " ON CONFLICT (project_id) DO UPDATE SET revision = optimization_project_revisions.revision + 1",
+            (PROJECT,))
     db.close()
     info = {
         "key": key,
@@ -239,7 +240,8 @@ def render(res: dict[str, Any]) -> str:
                      f"< {target:.0f} ms", "yes" if r["p99_ms"] < target else "**no**",
                      "yes" if r["p99_ms"] < target / 10 else "**no**",
                      ", ".join(f"{k}×{v}" for k, v in r["errors"].items()) or "0"])
-    md = (f"Primary DB pre-filled with {res['prefill']['runs']:,} runs and {res['prefill']['iterations']:,} iterations "
+    md = (f"Primary DB ({res.get('backend', 'SQLite')}, {res.get('workers', 1)} worker(s)) pre-filled with "
+          f"{res['prefill']['runs']:,} runs and {res['prefill']['iterations']:,} iterations "
           f"(one project, the key's) in {res['prefill']['seconds']:.0f} s; {res['requests']} requests per row; "
           f"closed loop (each client is a thread with its own keep-alive connection and sends its next request"
           f" when the previous answer arrives); client and server "
@@ -254,30 +256,57 @@ def render(res: dict[str, Any]) -> str:
     return md
 
 
+PRISTINE, LIVE = "bench_load_pristine", "bench_load_live"
+
+
+def _database_url(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def _admin(base: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
+
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         args.runs, args.iterations, args.clients, args.requests = 200, 2000, "4", 40
     root = Path(args.root).resolve()
+    base: str | None = getattr(args, "database", None)
+    if base is not None:  # a root of its own, so that a SQLite pre-fill is never taken for this one
+        root = root.parent / (root.name + "-postgresql")
     meta = root / "prefill.json"
     if args.reuse and meta.exists():
         info = json.loads(meta.read_text())
     else:
         if root.exists():
             shutil.rmtree(root)
-        info = prefill(root, args.runs, args.iterations)
+        if base is not None:
+            _admin(base, f"DROP DATABASE IF EXISTS {PRISTINE} WITH (FORCE)", f"CREATE DATABASE {PRISTINE}")
+        info = prefill(root, args.runs, args.iterations,
+                       database=None if base is None else _database_url(base, PRISTINE))
         meta.write_text(json.dumps(info))
     print(f"  pre-filled {info['runs']:,} runs / {info['iterations']:,} iterations in {info['seconds']:.1f} s",
           flush=True)
     huge = "1000000000"
     res: dict[str, Any] = {"prefill": {k: info[k] for k in ("runs", "iterations", "seconds")},
-                           "requests": args.requests, "workers": args.workers, "phases": []}
+                           "requests": args.requests, "workers": args.workers, "phases": [],
+                           "backend": "SQLite" if base is None else "PostgreSQL"}
     # Keep the pre-filled DB pristine for --reuse: the server works on a copy.
     work = root.parent / (root.name + "-live")
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(root, work)
+    store: tuple[str, ...] = ()
+    if base is not None:
+        _admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)", f"CREATE DATABASE {LIVE} TEMPLATE {PRISTINE}")
+        store = ("--database", _database_url(base, LIVE))
     limits = ("--read-limit", huge, "--write-limit", huge, "--iterations-limit", huge)
-    with OurServer(work, "--no-watch", "--workers", str(args.workers), *limits) as server:
+    with OurServer(work, "--no-watch", "--workers", str(args.workers), *limits, *store) as server:
         server.wait_ready()
         counter = [0]
         for clients in [int(c) for c in str(args.clients).split(",")]:
@@ -289,8 +318,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         res["stats_uncached"] = stats_after_write(server.url, info["key"], info, 5 if args.quick else 30)
         res["server_peak_rss_mb"] = server.peak_rss_mb()
     shutil.rmtree(work, ignore_errors=True)
+    if base is not None:
+        _admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)")
     md = f"Machine: {machine_info()}\n\nCommand: `{command_line()}`\n\n" + render(res)
-    name = "load-quick" if args.quick else "load"
+    name = ("load-quick" if args.quick else "load") + ("-postgresql" if base is not None else "")
     path = save_result(name, res, md)
     print(md)
     print(f"\n(saved to {path})")

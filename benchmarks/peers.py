@@ -159,13 +159,18 @@ def runicorn_queries(p: Params) -> dict[str, Callable[[Client], object]]:
 # ---- MLflow -------------------------------------------------------------------------------------------
 
 
-def load_mlflow(corpus: Path, n_runs: int, base: Path, latest_only: bool = False) -> dict[str, Any]:
-    """Load (once; reused while the corpus, N and the loader are the same) an MLflow store in
-    ``base``; ``latest_only``: each metric's last point only (mlflow_load.py)."""
+def load_mlflow(corpus: Path, n_runs: int, base: Path, latest_only: bool = False, uri: str | None = None,
+                fresh: Callable[[], object] | None = None) -> dict[str, Any]:
+    """Load (once; reused while the corpus, N, the store and the loader are the same) an MLflow
+    store: ``uri`` (SQLAlchemy's form; default a SQLite file in ``base``), artifacts in ``base``;
+    ``latest_only``: each metric's last point only (mlflow_load.py). ``fresh`` empties the store
+    before a load (a PostgreSQL database made anew)."""
     marker = base / "loaded.json"
     loader = Path(__file__).parent / "mlflow_load.py"
     key = {"corpus": str(corpus.resolve()), "runs": n_runs,
            "loader": hashlib.sha256(loader.read_bytes()).hexdigest()[:16], **({"latest": True} if latest_only else {})}
+    if uri is not None:
+        key["uri"] = uri
     if marker.exists():
         info = json.loads(marker.read_text())
         if info.get("key") == key:
@@ -173,9 +178,12 @@ def load_mlflow(corpus: Path, n_runs: int, base: Path, latest_only: bool = False
     if base.exists():
         shutil.rmtree(base)
     base.mkdir(parents=True)
+    if fresh is not None:
+        fresh()
     out = subprocess.run(
         [str(MLFLOW_VENV / "bin" / "python"), str(loader), str(corpus),
-         f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts"), str(n_runs), *(["latest"] if latest_only else [])],
+         uri or f"sqlite:///{base / 'mlflow.db'}", str(base / "artifacts"), str(n_runs),
+         *(["latest"] if latest_only else [])],
         capture_output=True, text=True, check=True,
     )
     info = json.loads(out.stdout.strip().splitlines()[-1])
@@ -184,11 +192,12 @@ def load_mlflow(corpus: Path, n_runs: int, base: Path, latest_only: bool = False
     return info
 
 
-def start_mlflow(base: Path) -> tuple[Server, dict[str, float]]:
+def start_mlflow(base: Path, uri: str | None = None, extra: tuple[str, ...] = ()) -> tuple[Server, dict[str, float]]:
+    """MLflow's tracking server over ``uri`` (default the SQLite file of ``load_mlflow``)."""
     port = free_port()
     server = Server(
-        [str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}",
-         "--default-artifact-root", str(base / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
+        [str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--backend-store-uri", uri or f"sqlite:///{base / 'mlflow.db'}",
+         "--default-artifact-root", str(base / "artifacts"), "--host", "127.0.0.1", "--port", str(port), *extra],
         WORK / "logs" / f"mlflow-server-{base.name}.log",
     )
     url = f"http://127.0.0.1:{port}"

@@ -103,9 +103,10 @@ def create_app(settings: Settings, *, ingest: bool = True) -> Starlette:
     app.state.runicorn_ui = ui
     app.add_middleware(UnexpectedErrors, render=render, log=log)
     if settings.rate_limit:  # off by default: then it costs nothing per request
-        app.add_middleware(RateLimitMiddleware)
+        app.add_middleware(RateLimitMiddleware, limiter=primary.limiter)
     app.add_middleware(AuthMiddleware, render=render, keys=ctx.auth, required=settings.auth == "keys",
-                       skip_prefix=optimization.PREFIX, failure_limit=settings.auth_failure_limit)
+                       skip_prefix=optimization.PREFIX, failure_limit=settings.auth_failure_limit,
+                       failures=primary.limiter)
     policy = None if settings.allowed_hosts is None else HostPolicy.of(settings.port, settings.allowed_hosts)
     app.add_middleware(HostOriginMiddleware, render=render, policy=policy)
     app.add_middleware(ResponseTimeMiddleware)

@@ -289,3 +289,32 @@ def test_live_events_reach_streams_on_every_worker(tmp_path: Path) -> None:
         for sock in streams:
             sock.close()
         server.stop()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_rate_limits_are_shared_between_workers(tmp_path: Path, database: str,
+                                                request: pytest.FixtureRequest) -> None:
+    """A limit of 10 a minute is 10 in total over both workers, not 10 each (team-server.md §2):
+    V2's ``--rate-limit`` and the wrong-key limit of V1/V2 count in the primary store."""
+    root = tmp_path / "data"
+    root.mkdir()
+    extra = ["--database", request.getfixturevalue("pg_url")] if database == "postgresql" else []
+    server = ServerProcess(root, "--workers", "2", "--rate-limit", *extra)
+    try:
+        wait_for(lambda: len(_pids(server.url)) == 2, timeout=30)
+        if 60.0 - time.time() % 60.0 < 15:  # all of it inside one window of the limits
+            time.sleep(60.0 - time.time() % 60.0 + 0.1)
+        unknown = {"exp_ids": ["20991231_000000_000000"]}
+        close = {"Connection": "close"}  # a new connection each: the kernel spreads them over both workers
+        statuses, pids = [], set()
+        with httpx.Client(base_url=server.url, timeout=10, headers=close) as http:
+            for _ in range(30):
+                statuses.append(http.post("/api/v2/experiments/batch-delete", json=unknown).status_code)
+                pids.add(http.get("/api/health").json()["worker"]["pid"])
+            assert len(pids) == 2
+            assert statuses == [200] * 10 + [429] * 20
+            wrong = {"Authorization": "Bearer sk_live_" + "0" * 40}
+            refused = [http.get("/api/uploads/runs", headers=wrong).status_code for _ in range(70)]
+        assert refused == [401] * 60 + [429] * 10  # settings.auth_failure_limit, in total
+    finally:
+        server.stop()

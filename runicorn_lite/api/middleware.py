@@ -6,8 +6,10 @@ import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.api.errors import error_response
-from runicorn_lite.http.ratelimit import FixedWindowLimiter
+from runicorn_lite.api.errors import error_response, render
+from runicorn_lite.db import StoreError, in_db_thread
+from runicorn_lite.http.errors import store_problem
+from runicorn_lite.http.ratelimit import Limiter
 
 WINDOW_S = 60.0
 # The V2 document's limits, per client address and endpoint, per 60 s.
@@ -22,12 +24,15 @@ V2_LIMITS: tuple[tuple[str, re.Pattern[str], int], ...] = (
 class RateLimitMiddleware:
     """The V2 document's limits per client address (installed only with ``serve --rate-limit``).
 
-    Counting is the optimization API's fixed-window limiter: one mechanism, one header format.
+    Counting is the optimization API's fixed-window limiter over the primary store
+    (``StoreLimiter``): one mechanism, one header format, and counters that every worker and
+    every server over that store share (team-server.md §2: a limit of 100 a minute is 100 in
+    total, not 100 per worker). A hit is a short write, so it runs on a database thread.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limiter: Limiter) -> None:
         self.app = app
-        self.limiter = FixedWindowLimiter(int(WINDOW_S))
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +46,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("unknown", 0))[0]
-        decision = self.limiter.hit(f"{method} {rule[0].pattern}", client, rule[1])
+        try:
+            decision = await in_db_thread(self.limiter.hit, f"{method} {rule[0].pattern}", client, rule[1])
+        except StoreError as exc:  # the counters are unreachable: the answer says so, never a 500
+            await render(scope, store_problem(exc))(scope, receive, send)
+            return
         headers = decision.headers()
         if not decision.allowed:
             retry = decision.retry_after

@@ -25,7 +25,7 @@ from runicorn_lite.api import access
 from runicorn_lite.api.context import Locator, context, os_reason
 from runicorn_lite.api.errors import ApiError, not_found
 from runicorn_lite.api.params import json_object, meta_changes
-from runicorn_lite.api.responses import BIG_ANSWERS, JSONResponse, rows_response
+from runicorn_lite.api.responses import JSONResponse, rows_response
 from runicorn_lite.api.v1_scan import newest_first, run_entry, shared_scan
 from runicorn_lite.http.query import Param, Query
 from runicorn_lite.queries.experiments import RunRef
@@ -164,13 +164,14 @@ async def run_metrics(request: Request) -> Response:
     downsample: int | None = METRICS_QUERY.parse(request.query_params)["downsample"]
     info = await _found(request)
     events = info.run_dir / rundir.EVENTS
-    huge = await run_in_threadpool(_file_size, events) > BIG_ANSWERS.event_bytes
+    big_answers = context(request).store.big_answers
+    huge = await run_in_threadpool(_file_size, events) > big_answers.event_bytes
 
     def build() -> tuple[StepTable, list[int] | None]:
         table = metrics_table(events)
         return table, table.pick(downsample)
 
-    async with BIG_ANSWERS.place(needed=huge) as ticket:
+    async with big_answers.place(needed=huge) as ticket:
         table, picks = await run_in_threadpool(build)
         total = len(table)
         sampled = total if picks is None else len(picks)

@@ -22,7 +22,6 @@ from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import ApiError, bad_request, not_found
 from runicorn_lite.api.params import check_text, json_object
 from runicorn_lite.api.responses import (
-    BIG_ANSWERS,
     JSONResponse,
     Ticket,
     batch_answer,
@@ -279,7 +278,7 @@ async def metrics_fast(request: Request) -> Response:
         if found is None:
             return _NoPoints.NOT_FOUND
         if downsample is None:
-            if not huge_ok and found[1] > BIG_ANSWERS.points:
+            if not huge_ok and found[1] > ctx.store.big_answers.points:
                 return _NoPoints.HUGE
             table = table_of(load_series(conn, found[0], names, lo, hi))
             return _Points(table, None, len(table))
@@ -291,7 +290,7 @@ async def metrics_fast(request: Request) -> Response:
         return _Points(*downsampled_table(conn, found[0], wanted, downsample, lo, hi))
 
     answer = await ctx.store.read(lambda conn: query(conn, huge_ok=False))
-    async with BIG_ANSWERS.place(needed=answer is _NoPoints.HUGE) as ticket:
+    async with ctx.store.big_answers.place(needed=answer is _NoPoints.HUGE) as ticket:
         if answer is _NoPoints.HUGE:
             answer = await ctx.store.read(lambda conn: query(conn, huge_ok=True))
         if not isinstance(answer, _Points):  # (gone while it waited, too)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from runicorn_lite.db.errors import (
     SQLITE_MAGIC,
+    BigAnswersBusy,
     DamagedStore,
     DatabaseUnavailable,
     DiskFull,
@@ -39,6 +40,7 @@ __all__ = [
     "DB_THREADS",
     "READ_BUDGET_S",
     "SQLITE_MAGIC",
+    "BigAnswersBusy",
     "DamagedStore",
     "Database",
     "DatabaseUnavailable",

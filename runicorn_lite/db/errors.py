@@ -14,6 +14,10 @@ class QueryTimeout(StoreError):
     """A read ran past its time budget and was interrupted."""
 
 
+class BigAnswersBusy(StoreError):
+    """No place came free for an answer with every point of a huge run within its wait."""
+
+
 class DamagedStore(StoreError):
     """The file is not a usable SQLite database: corrupt pages, a truncated or foreign file, an
     empty file where a database must be, a directory in its place. Retrying cannot help."""

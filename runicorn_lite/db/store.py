@@ -2,7 +2,8 @@
 
 Every write to the index is a job run by the store's one writer thread; every read of a request
 runs on the store's reader threads, each with a connection of its own; the change feed (what a
-committed write changed) goes from the writer to whoever subscribed. Request handlers await
+committed write changed) goes from the writer to whoever subscribed; the big-answer tickets
+(``big_answers``: answers with every point of a huge run take turns) are handed out by it. Request handlers await
 reads and writes and never wait on an ingest batch or an fsync themselves.
 
 The threads of a server, what each owns, and the lock order
@@ -44,6 +45,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
+# The tickets' class lives with the answers that hold them; the store owns the one lane of them.
+from runicorn_lite.db.big_answers import BigAnswers
+
 log = logging.getLogger("runicorn_lite.db")
 
 T = TypeVar("T")
@@ -70,7 +74,8 @@ class IndexStore:
 
     ``run(fn)`` runs ``fn`` on the writer (inline when called there) and returns its result;
     ``await write(fn)`` does the same for a request without holding a thread; ``await read(fn)``
-    runs ``db.read(fn)`` on a reader thread.
+    runs ``db.read(fn)`` on a reader thread. ``big_answers`` hands out the places of answers with
+    every point of a huge run (one lane per store, so two servers in one process never share it).
     """
 
     def __init__(self, db: Readable, *, readers: int = READERS, name: str = "runicorn-lite") -> None:
@@ -80,6 +85,7 @@ class IndexStore:
         self._closed = False
         self._readers = ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"{name}-read")
         self._listeners: list[Callable[[list[Any]], None]] = []
+        self.big_answers = BigAnswers()
         self._name = f"{name}-writer"
         # The writer thread starts with the first job and ends after IDLE_S without one (a store
         # of a short command or a test leaves no thread behind); there is never more than one.

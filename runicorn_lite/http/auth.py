@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runicorn_lite.db import StoreError, in_db_thread
 from runicorn_lite.http.errors import HTTPProblem, Renderer, store_problem
-from runicorn_lite.http.ratelimit import FixedWindowLimiter
+from runicorn_lite.http.ratelimit import FixedWindowLimiter, Limiter
 
 KEY_PREFIX = "sk_live_"
 # Generated keys match this; anything else that starts with sk_live_ cannot be one of ours,
@@ -109,16 +109,17 @@ class AuthMiddleware:
     """The checks of the module docstring. ``required`` is ``--auth keys``."""
 
     def __init__(self, app: ASGIApp, render: Renderer, keys: KeyStore, required: bool, skip_prefix: str,
-                 failure_limit: int = 60) -> None:
+                 failure_limit: int = 60, failures: Limiter | None = None) -> None:
         self.app = app
         self.render = render
         self.keys = keys
         self.required = required
         self.skip_prefix = skip_prefix
         # Wrong keys per client address per minute, as the optimization API limits them: past
-        # the limit a wrong key gets 429 (a valid key always gets through).
+        # the limit a wrong key gets 429 (a valid key always gets through). The server counts
+        # them in the primary store, so every worker shares the count (team-server.md §2).
         self.failure_limit = failure_limit
-        self.failures = FixedWindowLimiter()
+        self.failures: Limiter = failures if failures is not None else FixedWindowLimiter()
 
     def _needs_key(self, path: str) -> bool:
         if not path.startswith("/api/") or path in OPEN_PATHS:
@@ -153,16 +154,23 @@ class AuthMiddleware:
         if problem is not None:
             if problem.status == 401 and (token is not None or session is not None):
                 client = (scope.get("client") or ("unknown", 0))[0]
-                if not self.failures.peek("auth", client, self.failure_limit).allowed:
-                    retry = self.failures.peek("auth", client, self.failure_limit).retry_after
-                    problem = HTTPProblem(429, f"Too many wrong keys from this address; retry in {retry} s",
-                                          headers={"Retry-After": str(retry)})
-                else:
-                    self.failures.hit("auth", client, self.failure_limit)
+                try:
+                    problem = await in_db_thread(self._count_failure, client) or problem
+                except StoreError as exc:
+                    problem = store_problem(exc)
             await self._refuse(scope, receive, send, problem)
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    def _count_failure(self, client: str) -> HTTPProblem | None:
+        """Count a wrong key from ``client``; the 429 once it is past the limit (then it is not counted)."""
+        blocked = self.failures.peek("auth", client, self.failure_limit)
+        if not blocked.allowed:
+            return HTTPProblem(429, f"Too many wrong keys from this address; retry in {blocked.retry_after} s",
+                               headers={"Retry-After": str(blocked.retry_after)})
+        self.failures.hit("auth", client, self.failure_limit)
+        return None
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, problem: HTTPProblem) -> None:
         if scope["type"] == "websocket":

@@ -17,7 +17,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runicorn_lite.db import DamagedStore, DatabaseUnavailable, DiskFull, QueryTimeout, StoreError, StoreRebuilding
+from runicorn_lite.db import (
+    BigAnswersBusy,
+    DamagedStore,
+    DatabaseUnavailable,
+    DiskFull,
+    QueryTimeout,
+    StoreError,
+    StoreRebuilding,
+)
 from runicorn_lite.http.body import BodyTooLarge
 
 
@@ -65,6 +73,8 @@ def store_problem(exc: StoreError, *, derived: bool = False) -> HTTPProblem:
         return HTTPProblem(503, "The database is damaged", hint=str(exc))
     if isinstance(exc, DiskFull):  # a retry helps only once someone frees space: no Retry-After
         return HTTPProblem(507, "The disk is full", hint=f"{exc}; free some space on it")
+    if isinstance(exc, BigAnswersBusy):
+        return HTTPProblem(503, f"Busy: {exc}", headers={"Retry-After": "5"})
     if isinstance(exc, QueryTimeout):
         return HTTPProblem(503, "The query took too long and was stopped", hint=f"{exc}; narrow it down")
     return HTTPProblem(

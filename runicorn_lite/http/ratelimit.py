@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from runicorn_lite.timeutil import format_iso
 
@@ -33,6 +34,16 @@ class Decision:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": format_iso(datetime.fromtimestamp(self.reset_at, UTC)),
         }
+
+
+class Limiter(Protocol):
+    """What counts hits: this module's limiter (one process's memory), or the primary store's
+    counters (``optimization.limits.StoreLimiter``), which every worker and every server over
+    that store share."""
+
+    def hit(self, bucket: str, subject: str, limit: int) -> Decision: ...
+
+    def peek(self, bucket: str, subject: str, limit: int) -> Decision: ...
 
 
 class FixedWindowLimiter:

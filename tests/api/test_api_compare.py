@@ -250,13 +250,14 @@ async def test_every_point_of_a_long_run_streams_out_in_batches(client, corpus, 
     assert "content-length" in small.headers and small.json()["sampled"] <= 50
 
 
-async def test_every_point_of_huge_runs_is_answered_one_at_a_time(client, corpus, monkeypatch) -> None:
+async def test_every_point_of_huge_runs_is_answered_one_at_a_time(app, client, corpus, monkeypatch) -> None:
     """Answers with every point of a huge run take turns (BigAnswers): three asked at once all
     come back whole, never two were built at once, and no place is left taken."""
     import asyncio
 
     from runicorn_lite.api import responses
-    from runicorn_lite.api.responses import BIG_ANSWERS
+
+    BIG_ANSWERS = app.state.ctx.store.big_answers  # the store's lane, not a module's
 
     monkeypatch.setattr(responses, "STREAM_ROWS", 100)  # the answers stream, as a huge one does
     monkeypatch.setattr(BIG_ANSWERS, "points", 1_000)  # the long runs count as huge
