@@ -261,14 +261,15 @@ def _group_ids(
     if order_of is not None and place is None:  # the kept order is behind this read: read it anew
         order_of = ListOrder(conn)
         place = order_of.place_of(matched)
-    if place is not None and order_of is not None:
-        runs_in_order = np.lexsort((place, which))
-        id_at = [order_of.ids[i] for i in place[runs_in_order].tolist()]
-    else:
-        runs_in_order = np.argsort(which, kind="stable")
-        id_at = [rows[i][1] for i in runs_in_order.tolist()]
     ends = np.cumsum(count)
-    return {gi: id_at[ends[gi] - count[gi] : ends[gi]] for gi in shown}
+    if place is not None and order_of is not None:
+        # One sort by (group, place): places are distinct, so one integer key orders both.
+        key = which.astype(np.int64) * max(1, len(order_of.ids)) + place
+        id_at = order_of.ids[place[np.argsort(key)]]
+        return {gi: id_at[ends[gi] - count[gi] : ends[gi]].tolist() for gi in shown}
+    runs_in_order = np.argsort(which, kind="stable")
+    ids = [rows[i][1] for i in runs_in_order.tolist()]
+    return {gi: ids[ends[gi] - count[gi] : ends[gi]] for gi in shown}
 
 
 class ListOrder:
@@ -281,7 +282,7 @@ class ListOrder:
     def __init__(self, conn: sqlite3.Connection) -> None:
         rows = conn.execute(f"SELECT pk, id FROM experiments ORDER BY {order_clause('created_at', True)}").fetchall()
         in_order = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self.ids: list[str] = [r[1] for r in rows]
+        self.ids: np.ndarray = np.array([r[1] for r in rows], dtype=object)
         by_pk = np.argsort(in_order, kind="stable")
         self.pks = in_order[by_pk]
         self.places = by_pk
