@@ -171,3 +171,50 @@ def test_imports_go_down_the_layers_only() -> None:
         if part_of(other) != part_of(module) and layer.get(part_of(other), 0) >= layer.get(part_of(module), 0)
     )
     assert upward == []
+
+
+# Import names of the distributions the package declares (pyproject's dependencies).
+_DISTRIBUTION_OF = {"psycopg_pool": "psycopg-pool", "yaml": "pyyaml", "PIL": "pillow"}
+
+
+def _declared_dependencies(*extras: str) -> set[str]:
+    """The distributions pyproject declares: the dependencies, and those of ``extras``."""
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = set()
+    specs = list(project["dependencies"])
+    for extra in extras:
+        specs += project["optional-dependencies"][extra]
+    for spec in specs:
+        name = spec.split(";")[0].split("[")[0]
+        for stop in "<>=!~ ":
+            name = name.split(stop)[0]
+        names.add(name.strip().lower())
+    return names
+
+
+def test_every_module_level_third_party_import_is_a_declared_dependency() -> None:
+    """What a module imports when it is imported must install with the package: a plain
+    ``pip install`` (no test extra) then serves. Imports inside functions (the integrations'
+    frameworks, optional extras) are deferred on purpose and not counted; a framework's
+    integration module (imported only by who trains with it) may import what its extra installs."""
+    plain = _declared_dependencies()
+    with_extras = _declared_dependencies("lightning", "transformers", "keras", "xgboost", "lightgbm", "system")
+    missing = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        declared = with_extras if path.parent.name == "integrations" else plain
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in tree.body:  # module level only; a try: import ... except ImportError is optional
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top in ("runicorn_lite", "__future__"):
+                    continue
+                if _DISTRIBUTION_OF.get(top, top).lower().replace("_", "-") not in declared:
+                    missing.add(f"{path.relative_to(PACKAGE.parent)} imports {top}")
+    assert sorted(missing) == []
