@@ -4,8 +4,9 @@ The matching runs are the sorted pks of the filter's kept set of runs (filter_se
 soft-deleted ones; each grouped param's values and each metric aggregate's are arrays kept by
 the version of their table (one walk of its index when they are built). After a change of the
 index (a delete, a restore, a live run's points) an answer is then a read of the few deleted
-runs and some numpy: no read of every matching run's row. Listing each group's run ids
-(``include=ids``) still reads the matching rows in the list's order.
+runs and some numpy: no read of every matching run's row. Each group's run ids come in the
+list's order from the list order of every run (:class:`ListOrder`), kept while the set of runs
+stands; grouping by an attribute reads the matching rows.
 """
 
 from __future__ import annotations
