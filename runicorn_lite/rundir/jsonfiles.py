@@ -29,12 +29,16 @@ def read_json_bytes(data: bytes) -> object:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "depth limit" in str(exc):
+            # Too deep for orjson is too deep for us, whatever Python's recursion limit is in
+            # this process (something may have raised it; a document that deep is refused alike).
+            return Unparsed.TOO_DEEP
         try:  # Python's json writes bare NaN/Infinity, which orjson refuses.
             return json.loads(data)
         except RecursionError:
             return Unparsed.TOO_DEEP
         except (ValueError, UnicodeDecodeError):
-            return Unparsed.TOO_DEEP if "depth limit" in str(exc) else Unparsed.NOT_JSON
+            return Unparsed.NOT_JSON
 
 
 def read_json_object(path: Path) -> dict[str, Any] | None:

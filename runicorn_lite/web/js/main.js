@@ -45,9 +45,11 @@ async function render() {
     current.view.update(query);
     return;
   }
+  // The view being left stops first (its timers, its writes to the URL): while the next view's
+  // module loads, the URL is already the next view's, and a late write would land on it.
+  destroy();
   const module = await loader();
   if (seq !== renderSeq) return;
-  destroy();
   const host = h("div.view");
   replace(main, host);
   current = { key, view: module.mount(host, { args, query }) || {} };
