@@ -234,15 +234,12 @@ class SetEvaluator:
 
     def version(self, table: str) -> Any:
         """What an answer read from ``table`` stays good for (``all_runs``: the set of runs)."""
-        return self._version(table)
-
-    def _version(self, table: str) -> Any:
         if table in self.versions:
             return (self.versions["epoch"], self.versions[table])
         return ("generation", self.generation)  # tags and the experiments' own columns
 
     def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: list[Any]) -> frozenset[int]:
-        version = self._version(table)
+        version = self.version(table)
         runs = self.cache.get_set(key, version)
         if runs is None:
             runs = frozenset(r[0] for r in self.conn.execute(sql, params))
@@ -273,14 +270,14 @@ class SetEvaluator:
         tables = {clause_sql(c).table for c in clauses_of(expr)}
         if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
             tables.add("all_runs")
-        return tuple(self._version(t) for t in sorted(tables))
+        return tuple(self.version(t) for t in sorted(tables))
 
     def sorted_runs(self, expr: Expr | None) -> np.ndarray:
         """The runs ``expr`` is true for (every run when None, deleted ones included) as a
         sorted array of pks, kept beside the set for as long as the set is good: what numpy
         groups by without building the array from the set again after a change."""
         key: tuple[Any, ...] = ("all-runs-array",) if expr is None else ("expression-array", repr(expr))
-        version = self._version("all_runs") if expr is None else self._expression_version(expr)
+        version = self.version("all_runs") if expr is None else self._expression_version(expr)
         found: np.ndarray | None = self.cache.get(key, version)
         if found is None:
             runs = self.everything() if expr is None else self.evaluate(expr)
