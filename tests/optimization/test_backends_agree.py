@@ -24,6 +24,7 @@ from starlette.routing import Mount
 
 from runicorn_lite.optimization import create_app, queries
 from runicorn_lite.optimization.keys import create_key
+from runicorn_lite.optimization.limits import StoreLimiter
 from runicorn_lite.optimization.model import OPTIMIZER_TYPES, STATUSES
 
 COMPARED_HEADERS = ("etag", "cache-control", "content-type", "x-ratelimit-limit", "x-ratelimit-remaining")
@@ -53,6 +54,9 @@ def apis(tmp_path: Path, backend: str) -> Iterator[dict[str, Api]]:
             stack.callback(release_database, settings.database)
             sub = create_app(settings)
             stack.callback(sub.state.api.close)
+            # The rate-limit windows are aligned on the wall clock: one backend's script may
+            # cross a window's end and the other's not. One moment for both, mid-window.
+            sub.state.api.limiter = StoreLimiter(sub.state.db, clock=lambda: 1_764_000_030.0)
             client = Client(portal, Starlette(routes=[Mount(PREFIX, app=sub)]))
             stack.callback(client.close)
             apis[name] = Api(client, create_key(sub.state.db, "proj")[0])
