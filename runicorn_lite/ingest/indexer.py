@@ -26,7 +26,7 @@ from runicorn_lite.ingest.changes import Change
 from runicorn_lite.ingest.known import Known, analyzed_rows, load_known
 from runicorn_lite.ingest.reading import Plan, plan_run, prepare_run
 from runicorn_lite.ingest.state import IndexState
-from runicorn_lite.ingest.writer import Prepared, delete_row, marker, write_run
+from runicorn_lite.ingest.writer import Prepared, Rows, delete_row, marker, write_run
 
 log = logging.getLogger("runicorn_lite.ingest")
 
@@ -394,18 +394,21 @@ class Indexer:
         staged: dict[str, Known | None] = {}
         notes: list[Change] = []
         with self.db.write() as conn:
+            rows = Rows(conn, [item.info.id for item in batch])
             for item in batch:
                 if self._known.get(item.rel) is not item.known:
                     continue  # refreshed since it was read (an API write): that read is newer
                 known_out: dict[str, Known | None] = {}
                 if not isolate:
-                    notes.extend(write_run(conn, self.root, item, now, known_out))
+                    notes.extend(write_run(conn, self.root, item, now, known_out, rows))
                 else:
                     conn.execute("SAVEPOINT run")
+                    before = dict(rows.by_id)
                     try:
-                        notes.extend(write_run(conn, self.root, item, now, known_out))
+                        notes.extend(write_run(conn, self.root, item, now, known_out, rows))
                     except _RUN_ERRORS as exc:
                         conn.execute("ROLLBACK TO run")
+                        rows.by_id = before
                         log.warning("skipping run %s: %s (retried when it changes)", item.rel, exc)
                         self.state.errors += 1
                         known_out = {item.rel: marker(item)}

@@ -20,37 +20,48 @@ def changed(conn: sqlite3.Connection, table: str) -> None:
     conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
 
 
+Parts = list[tuple[list[int], list[float]]]
+
+
+def split_series(points: dict[str, dict[int, float]]) -> tuple[dict[str, Parts], dict[str, Summary]]:
+    """A run's points read whole, cut into chunks and summarised, before its row is written
+    (the row holds its metrics' list JSON: see the writer)."""
+    parts: dict[str, Parts] = {}
+    summaries: dict[str, Summary] = {}
+    for metric, series in points.items():
+        if series:
+            parts[metric] = split_sorted(series)
+            summaries[metric] = summarize_parts(parts[metric])
+    return parts, summaries
+
+
 def replace_points(
     conn: sqlite3.Connection,
     pk: int,
     exp_id: str,
-    points: dict[str, dict[int, float]],
+    split: tuple[dict[str, Parts], dict[str, Summary]],
     times: dict[int, float],
     fresh: bool,
     system_times: dict[int, float] | None = None,
 ) -> None:
-    """All of a run's points, read whole: chunks and summaries written anew (``sys/…`` metrics
-    take their times from ``system_times``)."""
+    """All of a run's points, read whole (``split`` by :func:`split_series`): chunks and
+    summaries written anew (``sys/…`` metrics take their times from ``system_times``)."""
+    parts_of, summaries = split
     if not fresh:
         conn.execute("DELETE FROM metric_chunks WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
-    if not fresh or points:
+    if not fresh or parts_of:
         changed(conn, "metric_summaries")
-    if not points:
+    if not parts_of:
         return
     chunk_rows = []
-    summary_rows = []
-    for metric, series in points.items():
-        if not series:
-            continue
-        parts = split_sorted(series)
+    for metric, parts in parts_of.items():
         at = _times_of(metric, times, system_times)
         for chunk_no, (steps, vals) in enumerate(parts):
             chunk_rows.append(_chunk_rows(pk, metric, chunk_no, steps, vals, [at.get(s, _NAN) for s in steps]))
-        summary_rows.append(_summary_row(pk, metric, exp_id, summarize_parts(parts)))
     _insert_chunks(conn, chunk_rows)
-    conn.executemany(_INSERT_SUMMARY, summary_rows)
+    conn.executemany(_INSERT_SUMMARY, [_summary_row(pk, metric, exp_id, summaries[metric]) for metric in parts_of])
 
 
 def _times_of(metric: str, times: dict[int, float], system_times: dict[int, float] | None) -> dict[int, float]:

@@ -9,6 +9,7 @@ indexer must remember of the run and what changed, for the live event stream.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 from dataclasses import dataclass, field
@@ -24,7 +25,16 @@ from runicorn_lite.db.schema import LIST_AGGREGATES
 from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.known import Known
 from runicorn_lite.ingest.metric_cap import cap_metric_names
-from runicorn_lite.ingest.points import append_points, best_of, changed, finite, point_count, replace_points
+from runicorn_lite.ingest.points import (
+    append_points,
+    best_of,
+    changed,
+    finite,
+    point_count,
+    replace_points,
+    split_series,
+)
+from runicorn_lite.ingest.summaries import Summary
 from runicorn_lite.params import ParamValue, index_value
 
 log = logging.getLogger("runicorn_lite.ingest")
@@ -62,12 +72,46 @@ def preference(rel: str) -> tuple[int, int, str]:
     return (int(rundir.RECYCLE_DIRNAME in parts), int(parts[0] != rundir.RUNS_DIRNAME), rel)
 
 
+class Rows:
+    """The index rows of a batch's run ids, read in one statement before the batch is written
+    and kept up to date as it writes, and on PostgreSQL the primary keys of its new rows drawn
+    at once: a lookup per run and a ``RETURNING pk`` per new row were a round trip each, which
+    stopped the pipelined batch (most of a cold index's time, measured). On SQLite a new row's
+    pk is its rowid, known without a round trip."""
+
+    def __init__(self, conn: sqlite3.Connection, ids: list[str]) -> None:
+        unique = list(dict.fromkeys(ids))
+        self.by_id: dict[str, tuple[int, str]] = {}
+        for start in range(0, len(unique), 500):
+            part = unique[start:start + 500]
+            for exp_id, pk, run_dir in conn.execute(
+                f"SELECT id, pk, run_dir FROM experiments WHERE id IN ({','.join('?' * len(part))})", part
+            ):
+                self.by_id[exp_id] = (pk, run_dir)
+        self._pks: list[int] = []
+        self._draw(conn, len(unique) - len(self.by_id))
+
+    def _draw(self, conn: sqlite3.Connection, n: int) -> None:
+        if n > 0 and on_postgres():
+            self._pks.extend(row[0] for row in conn.execute(
+                "SELECT nextval(pg_get_serial_sequence('experiments', 'pk')) FROM generate_series(1, ?)", (n,)
+            ))
+
+    def new_pk(self, conn: sqlite3.Connection) -> int | None:
+        """A pk for a new row (PostgreSQL: drawn beforehand), or None (SQLite: the row's rowid)."""
+        if not self._pks:
+            self._draw(conn, 1)  # a run id not foreseen (its row was deleted in this batch)
+        return self._pks.pop() if self._pks else None
+
+
 def write_run(
-    conn: sqlite3.Connection, root: Path, item: Prepared, now: float, known_out: dict[str, Known | None]
+    conn: sqlite3.Connection, root: Path, item: Prepared, now: float, known_out: dict[str, Known | None],
+    rows: Rows,
 ) -> list[Change]:
     """Write one run (see the module docstring). ``known_out`` receives what the indexer must
-    remember, by run directory; the return value lists what changed."""
-    claimed = _claim_row(conn, root, item, known_out)
+    remember, by run directory; the return value lists what changed; ``rows`` knows the batch's
+    rows (and learns this run's)."""
+    claimed = _claim_row(conn, root, item, known_out, rows)
     if claimed is None:
         return []
     known, existing_pk = claimed
@@ -83,9 +127,11 @@ def write_run(
         offset = events.offset if events else 0
         last_step = events.last_step if events else None
         live = _live_best_of_points(info, points)
+        split = split_series(points)
         previous_best = None
     else:
         assert known is not None and existing_pk is not None
+        split = ({}, {})  # appended points are merged into what the index holds
         offset, last_step = known.events_offset, known.events_last_step
         if events is not None:
             offset, last_step = events.offset, events.last_step
@@ -96,15 +142,21 @@ def write_run(
         live = _live_best_appended(conn, existing_pk, item, previous_best[1:])
 
     best = _best(info, live)
-    pk = _upsert_experiment(conn, item, existing_pk, best, live, n_points, offset, last_step, now)
+    # A new row is written whole in one statement, its params' and metrics' JSON included: an
+    # UPDATE of the row just inserted cost as much again (on PostgreSQL, an entry in each of
+    # its indexes).
+    documents = (_params_json(item), _list_metrics_json(split[1])) if fresh else None
+    pk = _upsert_experiment(conn, item, existing_pk, rows.new_pk(conn) if fresh else None, documents, best, live,
+                            n_points, offset, last_step, now)
+    rows.by_id[info.id] = (pk, item.rel)
     if full:
-        replace_points(conn, pk, info.id, events.points if events else {}, events.times if events else {}, fresh,
+        replace_points(conn, pk, info.id, split, events.times if events else {}, fresh,
                        events.system_times if events else None)
         appended = sorted(events.points) if events and events.points else []
     if full or item.files_changed:
         _write_described(conn, pk, item, fresh)
-    if full or appended:
-        _write_list_metrics(conn, pk)
+    if (full or appended) and not fresh:
+        _write_list_metrics(conn, pk, split[1] if full else None)
     if full:
         _write_images(conn, pk, events.images if events else [], replace=not fresh)
     elif events is not None and events.images:
@@ -119,8 +171,11 @@ def write_run(
     return changes + ([Change("metrics", info.id, pk, appended, last_step, n_points, carried)] if appended else [])
 
 
-def delete_row(conn: sqlite3.Connection, pk: int) -> None:
-    """Remove a run from the index (its dependent rows go by ON DELETE CASCADE)."""
+def delete_row(conn: sqlite3.Connection, pk: int, rows: Rows | None = None, exp_id: str = "") -> None:
+    """Remove a run from the index (its dependent rows go by ON DELETE CASCADE); ``rows``, when
+    a batch writes, forgets run ``exp_id``."""
+    if rows is not None:
+        rows.by_id.pop(exp_id, None)
     conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
     conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
     changed(conn, "exp_params")
@@ -131,7 +186,7 @@ def delete_row(conn: sqlite3.Connection, pk: int) -> None:
 
 
 def _claim_row(
-    conn: sqlite3.Connection, root: Path, item: Prepared, known_out: dict[str, Known | None]
+    conn: sqlite3.Connection, root: Path, item: Prepared, known_out: dict[str, Known | None], rows: Rows
 ) -> tuple[Known | None, int | None] | None:
     """(what is indexed of this directory, pk of the run's row or None when new); None when the
     run is not to be written here (another copy of its id is indexed)."""
@@ -140,8 +195,8 @@ def _claim_row(
     if known is not None and known.pk is not None:
         if known.id == info.id:
             return known, known.pk
-        delete_row(conn, known.pk)  # the directory now holds another id
-    row = conn.execute("SELECT pk, run_dir FROM experiments WHERE id = ?", (info.id,)).fetchone()
+        delete_row(conn, known.pk, rows, known.id)  # the directory now holds another id
+    row = rows.by_id.get(info.id)
     if row is not None and row[1] != item.rel:
         # The same id in two directories: moved (to the recycle bin, say), or copied. One copy
         # is indexed, by a fixed preference, so scans never flip between them.
@@ -188,6 +243,8 @@ def _upsert_experiment(
     conn: sqlite3.Connection,
     item: Prepared,
     existing_pk: int | None,
+    new_pk: int | None,
+    documents: tuple[bytes | None, bytes | None] | None,
     best: tuple[Any, ...],
     live: tuple[float | None, int | None],
     n_points: int,
@@ -197,38 +254,10 @@ def _upsert_experiment(
 ) -> int:
     info = item.info
     cursor = conn.execute(
-        """
-        INSERT INTO experiments (
-            id, run_dir, generation, project, name, path, alias, description, tags, status,
-            exit_reason, created_at, updated_at, ended_at, pid, hostname, best_metric_name,
-            best_metric_value, best_metric_step, best_metric_mode, primary_metric,
-            primary_mode, deleted_at, delete_reason, environment_available, n_points,
-            files_sig, events_ino, events_offset, events_last_step, live_best_value,
-            live_best_step, indexed_at, row_json)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-        ON CONFLICT(id) DO UPDATE SET
-            run_dir = excluded.run_dir, generation = excluded.generation,
-            project = excluded.project, name = excluded.name, path = excluded.path,
-            alias = excluded.alias, description = excluded.description,
-            tags = excluded.tags, status = excluded.status,
-            exit_reason = excluded.exit_reason, created_at = excluded.created_at,
-            updated_at = excluded.updated_at, ended_at = excluded.ended_at,
-            pid = excluded.pid, hostname = excluded.hostname,
-            best_metric_name = excluded.best_metric_name,
-            best_metric_value = excluded.best_metric_value,
-            best_metric_step = excluded.best_metric_step,
-            best_metric_mode = excluded.best_metric_mode,
-            primary_metric = excluded.primary_metric, primary_mode = excluded.primary_mode,
-            deleted_at = excluded.deleted_at, delete_reason = excluded.delete_reason,
-            environment_available = excluded.environment_available,
-            n_points = excluded.n_points, files_sig = excluded.files_sig,
-            events_ino = excluded.events_ino, events_offset = excluded.events_offset,
-            events_last_step = excluded.events_last_step,
-            live_best_value = excluded.live_best_value,
-            live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at,
-            row_json = excluded.row_json
-        """ + (" RETURNING pk" if existing_pk is None and on_postgres() else ""),
+        _upsert_sql(new_pk is not None, documents is not None),
         (
+            *((new_pk,) if new_pk is not None else ()),
+            *(documents or ()),
             info.id,
             item.rel,
             info.generation,
@@ -281,11 +310,51 @@ def _upsert_experiment(
     )
     if existing_pk is not None:
         return existing_pk
-    if on_postgres():  # no rowid there: the upsert's own RETURNING pk (see _UPSERT_SQL)
-        return int(cursor.fetchone()[0])
+    if new_pk is not None:
+        return new_pk
     # RETURNING would double the cost of this statement on SQLite (measured); a new row's pk
     # is the last inserted rowid.
     return cursor.lastrowid  # type: ignore[return-value]
+
+
+_COLUMNS = """id, run_dir, generation, project, name, path, alias, description, tags, status,
+            exit_reason, created_at, updated_at, ended_at, pid, hostname, best_metric_name,
+            best_metric_value, best_metric_step, best_metric_mode, primary_metric,
+            primary_mode, deleted_at, delete_reason, environment_available, n_points,
+            files_sig, events_ino, events_offset, events_last_step, live_best_value,
+            live_best_step, indexed_at, row_json"""
+_ON_CONFLICT = """ON CONFLICT(id) DO UPDATE SET
+            run_dir = excluded.run_dir, generation = excluded.generation,
+            project = excluded.project, name = excluded.name, path = excluded.path,
+            alias = excluded.alias, description = excluded.description,
+            tags = excluded.tags, status = excluded.status,
+            exit_reason = excluded.exit_reason, created_at = excluded.created_at,
+            updated_at = excluded.updated_at, ended_at = excluded.ended_at,
+            pid = excluded.pid, hostname = excluded.hostname,
+            best_metric_name = excluded.best_metric_name,
+            best_metric_value = excluded.best_metric_value,
+            best_metric_step = excluded.best_metric_step,
+            best_metric_mode = excluded.best_metric_mode,
+            primary_metric = excluded.primary_metric, primary_mode = excluded.primary_mode,
+            deleted_at = excluded.deleted_at, delete_reason = excluded.delete_reason,
+            environment_available = excluded.environment_available,
+            n_points = excluded.n_points, files_sig = excluded.files_sig,
+            events_ino = excluded.events_ino, events_offset = excluded.events_offset,
+            events_last_step = excluded.events_last_step,
+            live_best_value = excluded.live_best_value,
+            live_best_step = excluded.live_best_step, indexed_at = excluded.indexed_at,
+            row_json = excluded.row_json"""
+
+
+@functools.cache
+def _upsert_sql(with_pk: bool, with_documents: bool) -> str:
+    """The upsert of a run's row; ``with_pk``: a new row's pk drawn beforehand (PostgreSQL: see
+    :class:`Rows`); ``with_documents``: a new row's params and metrics JSON with it."""
+    columns = ("pk, " if with_pk else "") + ("params_json, metrics_json, " if with_documents else "") + _COLUMNS
+    on_conflict = _ON_CONFLICT + (
+        ", params_json = excluded.params_json, metrics_json = excluded.metrics_json" if with_documents else "")
+    marks = ",".join("?" * (columns.count(",") + 1))
+    return f"INSERT INTO experiments ({columns}) VALUES ({marks}) {on_conflict}"
 
 
 # -- what the small files say --------------------------------------------------------------------
@@ -315,7 +384,7 @@ def _write_described(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: b
 def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool) -> None:
     """The run's flat params, rewritten only when they differ from the ones indexed (a soft
     delete, an edit of the alias re-read the small files, not a new config)."""
-    encoded = orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None
+    encoded = _params_json(item)
     if not fresh:
         if conn.execute("SELECT params_json FROM experiments WHERE pk = ?", (pk,)).fetchone()[0] == encoded:
             return
@@ -330,22 +399,48 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
             )
         else:
             conn.executemany("INSERT INTO exp_params (exp_pk, key, v, exp_id) VALUES (?, ?, ?, ?)", rows)
-    conn.execute("UPDATE experiments SET params_json = ? WHERE pk = ?", (encoded, pk))
+    if not fresh:  # a new row was written with them
+        conn.execute("UPDATE experiments SET params_json = ? WHERE pk = ?", (encoded, pk))
     if item.params or not fresh:
         changed(conn, "exp_params")
 
 
-def _write_list_metrics(conn: sqlite3.Connection, pk: int) -> None:
-    """The run's metrics in a list row's shape, kept as JSON in its row (see migration 0008)."""
-    columns = ", ".join(LIST_AGGREGATES)  # column names from the schema's whitelist
-    metrics = {
-        row[0]: dict(zip(LIST_AGGREGATES, row[1:], strict=True))
-        for row in conn.execute(
-            f"SELECT metric, {columns} FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
-        )
-    }
-    encoded = orjson.dumps(metrics) if metrics else None
+def _write_list_metrics(conn: sqlite3.Connection, pk: int, summaries: dict[str, Summary] | None) -> None:
+    """The run's metrics in a list row's shape, kept as JSON in its row (see migration 0008):
+    from ``summaries`` when they are every summary the run has (a whole read), else as the
+    index holds them."""
+    if summaries is not None:
+        encoded = _list_metrics_json(summaries)
+    else:
+        columns = ", ".join(LIST_AGGREGATES)  # column names from the schema's whitelist
+        metrics = {
+            row[0]: dict(zip(LIST_AGGREGATES, row[1:], strict=True))
+            for row in conn.execute(
+                f"SELECT metric, {columns} FROM metric_summaries WHERE exp_pk = ? ORDER BY metric", (pk,)
+            )
+        }
+        encoded = orjson.dumps(metrics) if metrics else None
     conn.execute("UPDATE experiments SET metrics_json = ? WHERE pk = ?", (encoded, pk))
+
+
+def _list_metrics_json(summaries: dict[str, Summary]) -> bytes | None:
+    """What :func:`_write_list_metrics` reads back from the index, made from the summaries: by
+    metric name, each value as its REAL column gives it back (a float; NaN none)."""
+    if not summaries:
+        return None
+    return orjson.dumps({
+        metric: {agg: _real(getattr(summaries[metric], agg)) for agg in LIST_AGGREGATES}
+        for metric in sorted(summaries)
+    })
+
+
+def _params_json(item: Prepared) -> bytes | None:
+    return orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None
+
+
+def _real(value: float | None) -> float | None:
+    """A value as a REAL column gives it back (-0.0 comes back from SQLite as 0.0)."""
+    return None if value is None or value != value else float(value) + 0.0
 
 
 def _json(obj: object) -> str | None:
