@@ -208,7 +208,11 @@ def list_experiments(
                 counts.put(key, generation, total)
         return int(total)
 
-    total = _total(conn, f, where, params, counts, generation)
+    # A search's matches in their order, kept per index generation (None when more than
+    # SEARCH_ORDER_CACHE_MAX): its total is their number, so the match runs once, not twice.
+    searched = (_search_order(conn, where, params, order_by, desc, counts, generation)
+                if f.search and counts is not None and isinstance(order_by, str) else None)
+    total = len(searched) if searched is not None else _total(conn, f, where, params, counts, generation)
     if total is None:
         total = count(where, params)
     offset = (page - 1) * per_page
@@ -228,8 +232,8 @@ def list_experiments(
             if (offset + per_page) * everything < total * total:
                 walk_where = where_clause(f, walk="field")
         rows = _field_page(conn, where, params, order_by, desc, offset, per_page, total, count, walk_where)
-    elif f.search and counts is not None and total <= SEARCH_ORDER_CACHE_MAX:
-        rows, total = _search_page(conn, where, params, order_by, desc, offset, per_page, counts, generation)
+    elif searched is not None:
+        rows = _rows_by_pk(conn, searched[offset : offset + per_page])
     else:
         rows = _column_page(conn, f, where, params, order_by, desc, offset, per_page, total, counts, generation)
     if counts is not None and known_page is None:
@@ -378,33 +382,39 @@ def _field_page(
     return rows + lacking
 
 
-def _search_page(
+class _TooManyToKeep:
+    """What the cache keeps for a search with more matches than SEARCH_ORDER_CACHE_MAX."""
+
+
+_TOO_MANY = _TooManyToKeep()
+
+
+def _search_order(
     conn: sqlite3.Connection,
     where: str,
     params: list[Any],
     order_by: str,
     desc: bool,
-    offset: int,
-    per_page: int,
     cache: QueryCache,
     generation: int,
-) -> tuple[list[tuple[Any, ...]], int]:
-    """A search page (and the number of matches) from the ordered ids of every match, kept per index generation.
+) -> tuple[int, ...] | None:
+    """The ordered pks of every match of a search, kept per index generation; None when there
+    are more than SEARCH_ORDER_CACHE_MAX (their pages then come from SQL, page by page).
 
-    The trigram MATCH and the sort of its matches are most of a search's cost and the same for
+    The trigram match and the sort of its matches are most of a search's cost and the same for
     every page (and every repeat); pages are then slices, and the total is the list's length.
     """
     key = ("search-order", where, *params, order_by, desc)
     pks = cache.get(key, generation)
     if pks is None:
         pks = tuple(r[0] for r in conn.execute(
-            f"SELECT pk FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)}", params
+            f"SELECT pk FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)} LIMIT ?",
+            [*params, SEARCH_ORDER_CACHE_MAX + 1],
         ))
+        if len(pks) > SEARCH_ORDER_CACHE_MAX:
+            pks = _TOO_MANY
         cache.put(key, generation, pks)
-    wanted = pks[offset : offset + per_page]
-    if not wanted:
-        return [], len(pks)
-    return _rows_by_pk(conn, wanted), len(pks)
+    return None if pks is _TOO_MANY else pks
 
 
 def _rows_by_pk(conn: sqlite3.Connection, pks: Sequence[int]) -> list[tuple[Any, ...]]:
