@@ -317,6 +317,11 @@ class Database:
 
     # -- the file under us ----------------------------------------------------------------
 
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (the store's writer, after the index grew)."""
+        with self.write() as conn:
+            conn.execute("ANALYZE")
+
     def ping(self) -> str | None:
         """Why the store cannot be read now, or None (a file: nothing to reach)."""
         return self.damaged

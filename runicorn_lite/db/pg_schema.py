@@ -233,7 +233,18 @@ def _all_runs_version() -> list[str]:
     ]
 
 
-INDEX_MIGRATIONS = ("pg_0001_index", "pg_0002_all_runs_version")
+def _covering_sort_indexes() -> list[str]:
+    """The sort indexes with the pk in their leaves: the live runs in any sort order are then
+    an index-only scan (SQLite's indexes hold the rowid, which is the pk)."""
+    out = []
+    for statement in _sort_indexes():
+        name = statement.split()[2]
+        out.append(f"DROP INDEX {name}")
+        out.append(statement.replace(" WHERE deleted_at IS NULL", " INCLUDE (pk) WHERE deleted_at IS NULL"))
+    return out
+
+
+INDEX_MIGRATIONS = ("pg_0001_index", "pg_0002_all_runs_version", "pg_0003_covering_sort_indexes")
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
@@ -272,6 +283,10 @@ def migrate_index(conn: PgConn) -> list[str]:
         for statement in _all_runs_version():
             conn.execute(statement)
         applied.append("pg_0002_all_runs_version")
+    if "pg_0003_covering_sort_indexes" not in done:
+        for statement in _covering_sort_indexes():
+            conn.execute(statement)
+        applied.append("pg_0003_covering_sort_indexes")
     for name in applied:
         conn.execute("INSERT INTO _index_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
     return applied

@@ -264,9 +264,11 @@ class PgDatabase:
     dialect = "postgresql"
 
     def __init__(self, url: str, migrate: Callable[[PgConn], list[str]] | None = None, *, name: str = "index",
-                 readers: int = 6, pipeline: bool = False) -> None:
+                 readers: int = 6, pipeline: bool = False, tables: Sequence[str] = ()) -> None:
         self.url = url
         self.name = name
+        # The tables of this store (what analyze() vacuums: the database may hold others').
+        self.tables = tuple(tables)
         # Pipeline mode for write transactions: the index's ingest batches, whose statements
         # raise nothing the caller catches one by one (an error surfaces at the next sync).
         self.pipeline = pipeline
@@ -337,6 +339,22 @@ class PgDatabase:
                 with _errors("cannot commit: "):
                     raw.commit()
                 self.generation += 1
+
+    def analyze(self) -> None:
+        """``VACUUM (ANALYZE)`` of the store's tables: the planner's statistics, and the
+        visibility map that lets a sort index answer from itself (an index-only scan of the
+        live runs in order: 1.4 ms against 21 ms of seq scan and sort at 10k runs, measured).
+        VACUUM cannot run in a transaction: its own autocommit connection, under the write
+        lock (what calls it is the store's writer). Table names come from the schema's own
+        list, never from input."""
+        if not self.tables:
+            return
+        with (
+            self._write_lock,
+            _errors("cannot vacuum: "),
+            psycopg.connect(self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)) as conn,
+        ):
+            conn.execute(f"VACUUM (ANALYZE) {', '.join(self.tables)}".encode())
 
     # -- reading --------------------------------------------------------------------------
 

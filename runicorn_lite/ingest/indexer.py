@@ -280,8 +280,7 @@ class Indexer:
         if last is not None and abs(rows - last) <= max(100, last // 4):
             return
         try:
-            with self.db.write() as conn:
-                conn.execute("ANALYZE")
+            self.db.analyze()
         except (StoreError, sqlite3.Error) as exc:
             log.warning("ANALYZE failed: %s", exc)
             return

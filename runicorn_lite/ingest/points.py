@@ -101,6 +101,12 @@ def append_points(
 
 
 _NAN = math.nan
+
+
+def real(value: float | None) -> float | None:
+    """A value as SQLite's REAL column gives it back (a float; -0.0 as 0.0, which SQLite keeps as
+    the integer 0), so PostgreSQL keeps the same."""
+    return None if value is None or value != value else float(value) + 0.0
 _INSERT_CHUNK = (
     "INSERT INTO metric_chunks (exp_pk, metric, chunk, n, min_step, max_step, steps, vals, times)"
     " VALUES (?,?,?,?,?,?,?,?,?)"
@@ -134,12 +140,12 @@ def _summary_row(pk: int, metric: str, exp_id: str, s: Summary) -> tuple[Any, ..
         pk,
         metric,
         exp_id,
-        s.first,
+        real(s.first),
         s.first_step,
-        s.last,
+        real(s.last),
         s.last_step,
-        s.min,
-        s.max,
+        real(s.min),
+        real(s.max),
         s.count,
         s.points,
         s.min_step,

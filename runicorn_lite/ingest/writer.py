@@ -31,6 +31,7 @@ from runicorn_lite.ingest.points import (
     changed,
     finite,
     point_count,
+    real,
     replace_points,
     split_series,
 )
@@ -429,18 +430,13 @@ def _list_metrics_json(summaries: dict[str, Summary]) -> bytes | None:
     if not summaries:
         return None
     return orjson.dumps({
-        metric: {agg: _real(getattr(summaries[metric], agg)) for agg in LIST_AGGREGATES}
+        metric: {agg: real(getattr(summaries[metric], agg)) for agg in LIST_AGGREGATES}
         for metric in sorted(summaries)
     })
 
 
 def _params_json(item: Prepared) -> bytes | None:
     return orjson.dumps(item.params, option=orjson.OPT_NON_STR_KEYS) if item.params else None
-
-
-def _real(value: float | None) -> float | None:
-    """A value as a REAL column gives it back (-0.0 comes back from SQLite as 0.0)."""
-    return None if value is None or value != value else float(value) + 0.0
 
 
 def _json(obj: object) -> str | None:
