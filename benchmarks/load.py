@@ -42,6 +42,12 @@ OPTIMIZERS = ("bayesian", "grid_search", "random_search", "genetic", "gradient_d
 TARGETS_MS = {"GET": 100.0, "POST": 150.0, "PATCH": 150.0, "STATS": 200.0}
 
 
+_RUN_COLUMNS = ("id, project_id, run_name, optimizer_type, status, direction, config, search_space, final_score,"
+                " best_params, metadata, iterations_count, duration_ms, error_message, created_at, updated_at,"
+                " started_at, completed_at")
+_ITERATION_COLUMNS = "run_id, iteration_number, id, params, score, metrics, metadata, duration_ms, created_at"
+
+
 def _iso(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -91,17 +97,17 @@ def prefill(root: Path, runs: int, iterations: int, seed: int = 7, database: str
             "diverged" if status == "failed" else None, c_iso, _iso(t), c_iso, _iso(t) if terminal else None,
         ))
     with db.write() as conn:
-        conn.executemany(
-            "INSERT INTO optimization_runs (id, project_id, run_name, optimizer_type, status, direction, config,"
-            " search_space, final_score, best_params, metadata, iterations_count, duration_ms, error_message,"
-            " created_at, updated_at, started_at, completed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            run_rows,
-        )
-        conn.executemany(
-            "INSERT INTO optimization_iterations (run_id, iteration_number, id, params, score, metrics, metadata,"
-            " duration_ms, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            it_rows,
-        )
+        raw = getattr(conn, "raw", None)  # PostgreSQL's psycopg connection
+        for table, columns, rows in (("optimization_runs", _RUN_COLUMNS, run_rows),
+                                     ("optimization_iterations", _ITERATION_COLUMNS, it_rows)):
+            if raw is not None:
+                # COPY: a minute where inserts row by row had not finished 100,000 runs in 7.
+                with raw.cursor().copy(f"COPY {table} ({columns}) FROM STDIN".encode()) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                marks = ",".join("?" * (columns.count(",") + 1))
+                conn.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
         conn.execute(
             "INSERT INTO optimization_project_revisions (project_id, revision) VALUES (?, 1)"
             " ON CONFLICT (project_id) DO UPDATE SET revision = optimization_project_revisions.revision + 1",

@@ -359,3 +359,38 @@ def test_offsets_replays_gaps_and_the_size_cap(upload_app: Any) -> None:
     assert not (root / RUN / "logs.txt").exists()
     state = client.get("/api/uploads/state", params={"run": RUN}, headers={"Authorization": f"Bearer {key}"})
     assert state.json()["files"] == {"events.jsonl": {"size": 18}}
+
+
+def test_the_meta_merge_waits_for_another_process_editing_meta(upload_app: Any) -> None:
+    """Another worker's edit of meta.json holds the run directory's lock (rundir.update_meta):
+    an upload of meta.json waits for it, then keeps the edit, instead of writing over it."""
+    client, keys, root = upload_app
+    key = keys["vision"]
+    first = {"project": "vision", "name": "resnet", "alias": None, "tags": []}
+    assert put(client, key, "meta.json", json.dumps(first).encode(), offset=None).status_code == 200
+    holder = subprocess.Popen(  # another process: edits meta.json under the lock, slowly
+        [sys.executable, "-c", (
+            "import sys, time, json, pathlib\n"
+            "from runicorn_lite import rundir\n"
+            "d = pathlib.Path(sys.argv[1])\n"
+            "with rundir.dir_lock(d):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(1.0)\n"
+            "    meta = json.loads((d / 'meta.json').read_text())\n"
+            "    meta['alias'] = 'edited elsewhere'\n"
+            "    rundir.atomic_write_json(d / 'meta.json', meta)\n"
+        ), str(root / RUN)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        second = {**first, "tags": ["from the sdk"]}
+        assert put(client, key, "meta.json", json.dumps(second).encode(), offset=None).status_code == 200
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+        holder.stdout.close()  # type: ignore[union-attr]
+    meta = json.loads((root / RUN / "meta.json").read_text())
+    assert waited > 0.5  # it waited for the other process's lock ...
+    assert meta["alias"] == "edited elsewhere" and meta["tags"] == ["from the sdk"]  # ... and kept its edit

@@ -228,7 +228,12 @@ def _append(target: Path, offset: int, body: bytes) -> tuple[int, int | None]:
 def _replace(run_dir: Path, name: str, body: bytes, project: str) -> None:
     target = run_dir / name
     if name == rundir.META:
-        body = _merged_meta(run_dir, body, project)
+        # The merge reads what the server edited and writes it back: under the run directory's
+        # lock, which the server's own edits of meta.json take too (rundir.update_meta), in
+        # this process and in every other worker.
+        with rundir.dir_lock(run_dir):
+            _write_atomically(target, _merged_meta(run_dir, body, project))
+        return
     _write_atomically(target, body)
 
 

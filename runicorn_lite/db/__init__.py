@@ -187,11 +187,12 @@ class Database:
     # -- writing --------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self, *, pipelined: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction on the one writer connection (``BEGIN IMMEDIATE`` .. ``COMMIT``).
 
         A damaged file found by a statement of the body raises :class:`DamagedStore`; other
         errors of the body propagate as they are (the caller knows what its data can raise).
+        ``pipelined`` means something on PostgreSQL only (every statement here answers at once).
         """
         if self.writer_check is not None and not self.writer_check():
             raise RuntimeError(f"{self.path.name} is written only by its store's writer thread")

@@ -317,8 +317,11 @@ class PgDatabase:
         return self._writer
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction on the one writer connection."""
+    def write(self, *, pipelined: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the one writer connection; in pipeline mode when this store
+        pipelines its writes and ``pipelined`` (a body that catches a statement's error where it
+        happens, as a savepoint per run does, asks for no pipeline: there an error surfaces at
+        the next sync)."""
         if self.writer_check is not None and not self.writer_check():
             raise RuntimeError(f"{self.name} is written only by its store's writer thread")
         with self._write_lock:
@@ -329,7 +332,8 @@ class PgDatabase:
                 # Pipeline mode: statements whose results are not read go out without waiting
                 # for their answers (an ingest batch is many small statements: a round trip
                 # each cost most of a cold index's time, measured).
-                with _errors(), raw.pipeline() if self.pipeline else contextlib.nullcontext(), postgres_statements():
+                pipeline = raw.pipeline() if self.pipeline and pipelined else contextlib.nullcontext()
+                with _errors(), pipeline, postgres_statements():
                     yield PgConn(raw)  # type: ignore[misc]
             except BaseException:
                 with contextlib.suppress(psycopg.Error):

@@ -28,12 +28,29 @@ class Decision:
     reset_at: float  # unix seconds, end of the current window
     retry_after: int  # whole seconds until the window resets (>= 1)
 
+    @classmethod
+    def of(cls, allowed: bool, limit: int, used: int, start: float, window_s: int, now: float) -> Decision:
+        """The answer for a counter at ``used`` in the window that began at ``start``."""
+        reset_at = start + window_s
+        return cls(
+            allowed=allowed,
+            limit=limit,
+            remaining=max(0, limit - used),
+            reset_at=reset_at,
+            retry_after=max(1, math.ceil(reset_at - now)),
+        )
+
     def headers(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(self.limit),
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": format_iso(datetime.fromtimestamp(self.reset_at, UTC)),
         }
+
+
+def window_start(now: float, window_s: int) -> int:
+    """The start of the fixed window that holds ``now`` (aligned on the wall clock)."""
+    return math.floor(now / window_s) * window_s
 
 
 class Limiter(Protocol):
@@ -57,7 +74,7 @@ class FixedWindowLimiter:
         self._counts: dict[tuple[str, str], int] = {}
 
     def _roll(self, now: float) -> float:
-        start = math.floor(now / self.window_s) * self.window_s
+        start = window_start(now, self.window_s)
         if start != self._window_start:
             # A new window: every counter starts over, so old subjects cost no memory.
             self._window_start = start
@@ -75,14 +92,7 @@ class FixedWindowLimiter:
             if allowed:
                 used += 1
                 self._counts[key] = used
-        reset_at = start + self.window_s
-        return Decision(
-            allowed=allowed,
-            limit=limit,
-            remaining=max(0, limit - used),
-            reset_at=reset_at,
-            retry_after=max(1, math.ceil(reset_at - now)),
-        )
+        return Decision.of(allowed, limit, used, start, self.window_s, now)
 
     def peek(self, bucket: str, subject: str, limit: int) -> Decision:
         """The state of a counter without counting (is this subject already over its limit?)."""
@@ -90,11 +100,4 @@ class FixedWindowLimiter:
         with self._lock:
             start = self._roll(now)
             used = self._counts.get((bucket, subject), 0)
-        reset_at = start + self.window_s
-        return Decision(
-            allowed=used < limit,
-            limit=limit,
-            remaining=max(0, limit - used),
-            reset_at=reset_at,
-            retry_after=max(1, math.ceil(reset_at - now)),
-        )
+        return Decision.of(used < limit, limit, used, start, self.window_s, now)

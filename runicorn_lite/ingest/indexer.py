@@ -7,13 +7,12 @@ derived from the files, so deleting the index and scanning again reproduces it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from runicorn_lite import rundir
@@ -371,10 +370,7 @@ class Indexer:
             staged, notes = self._write_batch(batch, now, isolate=False)
         except _RUN_ERRORS:
             try:
-                # One savepoint per run, each failure caught where it happens: no pipelining
-                # of statements on PostgreSQL here (its errors would surface later).
-                with _unpipelined(self.db):
-                    staged, notes = self._write_batch(batch, now, isolate=True)
+                staged, notes = self._write_batch(batch, now, isolate=True)
             except (StoreError, sqlite3.Error) as exc:
                 return self._write_failed(exc, batch)
         except (StoreError, sqlite3.Error) as exc:
@@ -392,7 +388,9 @@ class Indexer:
     ) -> tuple[dict[str, Known | None], list[Change]]:
         staged: dict[str, Known | None] = {}
         notes: list[Change] = []
-        with self.db.write() as conn:
+        # Isolated: one savepoint per run, each failure caught where it happens, so no pipeline
+        # of statements on PostgreSQL (its errors would surface later).
+        with self.db.write(pipelined=not isolate) as conn:
             rows = Rows(conn, [item.info.id for item in batch])
             for item in batch:
                 if self._known.get(item.rel) is not item.known:
@@ -465,18 +463,6 @@ class Indexer:
     def _notify(self, changes: list[Change]) -> None:
         """Tell the listeners what a committed write changed (a listener never breaks ingest)."""
         self.store.publish(changes)
-
-
-@contextlib.contextmanager
-def _unpipelined(db: Backend) -> Iterator[None]:
-    pipelined = getattr(db, "pipeline", False)
-    if pipelined:
-        db.pipeline = False  # type: ignore[union-attr]
-    try:
-        yield
-    finally:
-        if pipelined:
-            db.pipeline = True  # type: ignore[union-attr]
 
 
 # What one run's data can raise on the way into SQLite (as opposed to the store failing).

@@ -11,12 +11,11 @@ need no crash safety, and a hit then writes no WAL.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 
 from runicorn_lite.db.backend import Backend
-from runicorn_lite.http.ratelimit import WINDOW_S, Decision
+from runicorn_lite.http.ratelimit import WINDOW_S, Decision, window_start
 
 # Counts one hit while the window has room: a new (bucket, subject) or a new window starts at
 # 1; in the same window ``used`` grows only below the limit. No row comes back when it is full.
@@ -43,17 +42,10 @@ class StoreLimiter:
         self._swept = -1
 
     def _window(self, now: float) -> int:
-        return math.floor(now / self.window_s) * self.window_s
+        return window_start(now, self.window_s)
 
     def _decision(self, allowed: bool, limit: int, used: int, start: int, now: float) -> Decision:
-        reset_at = start + self.window_s
-        return Decision(
-            allowed=allowed,
-            limit=limit,
-            remaining=max(0, limit - used),
-            reset_at=reset_at,
-            retry_after=max(1, math.ceil(reset_at - now)),
-        )
+        return Decision.of(allowed, limit, used, start, self.window_s, now)
 
     def hit(self, bucket: str, subject: str, limit: int) -> Decision:
         """Count one request if it fits in the window, and say whether it did."""

@@ -66,7 +66,7 @@ from runicorn_lite.rundir.liveness import HOSTNAME, pid_is_gone
 from runicorn_lite.rundir.recycle import mark_deleted, unmark_deleted
 from runicorn_lite.rundir.runinfo import RunInfo, fill_live_best, read_run
 from runicorn_lite.rundir.walk import RunLocation, count_files, file_signature, iter_runs, location_of
-from runicorn_lite.rundir.writers import atomic_write_json, dumps_json, update_meta, write_new_file
+from runicorn_lite.rundir.writers import atomic_write_json, dir_lock, dumps_json, update_meta, write_new_file
 
 __all__ = [
     "ASSETS",
@@ -100,6 +100,7 @@ __all__ = [
     "atomic_write_json",
     "best_point",
     "count_files",
+    "dir_lock",
     "dumps_json",
     "empty_assets",
     "file_inside",

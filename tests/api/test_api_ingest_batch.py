@@ -110,6 +110,31 @@ def test_a_run_moved_in_the_same_batch_as_new_runs_keeps_its_row(make_app: Any, 
     assert _rows(app, "SELECT count(*) FROM metric_summaries") == [(6,)]
 
 
+def test_a_run_the_database_refuses_is_skipped_alone_and_written_once_fixed(make_app: Any, root: Path) -> None:
+    """A value the store refuses (a lone surrogate) fails the batch, which is written again run
+    by run in savepoints (PostgreSQL: not pipelined): the others keep their new rows and pks."""
+    good = []
+    for n in range(3):
+        run = runicorn_lite.init(project="p", name=f"g{n}", root=root)
+        run.log({"x": n}, step=1)
+        run.finish()
+        good.append(run.id)
+    bad_dir = root / "runs" / "p" / "bad" / "20250101_000000_badbad"
+    bad_dir.mkdir(parents=True)
+    (bad_dir / "meta.json").write_text('{"alias": "\\ud800 lone surrogate", "path": "p/bad"}')
+    app = make_app()
+    app.state.ctx.indexer.scan()
+    found = {r[0]: r[1] for r in _rows(app, "SELECT id, pk FROM experiments")}
+    assert set(found) == set(good)
+    assert _rows(app, "SELECT count(*) FROM metric_summaries") == [(3,)]
+    (bad_dir / "meta.json").write_text('{"alias": "fixed", "path": "p/bad"}')
+    app.state.ctx.indexer.scan()
+    after = {r[0]: r[1] for r in _rows(app, "SELECT id, pk FROM experiments")}
+    assert set(after) == {*good, "20250101_000000_badbad"}
+    assert {k: after[k] for k in good} == found
+    assert len(set(after.values())) == 4
+
+
 @pytest.mark.parametrize("column", sorted(SORT_COLUMNS))
 def test_live_runs_in_order_come_from_the_sort_index_alone(make_app: Any, root: Path, column: str) -> None:
     if backends.current() != "postgresql":
