@@ -230,7 +230,13 @@ class SetEvaluator:
         self.conn = conn
         self.cache = cache
         self.generation = generation
-        self.versions: dict[str, Any] = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+        # Read once per index generation (every write moves it on), not per request: a page of
+        # a filter asks for them twice, and on PostgreSQL each is a round trip.
+        versions: dict[str, Any] | None = cache.get(("table-versions",), generation)
+        if versions is None:
+            versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+            cache.put(("table-versions",), generation, versions)
+        self.versions = versions
 
     def version(self, table: str) -> Any:
         """What an answer read from ``table`` stays good for (``all_runs``: the set of runs)."""
@@ -320,8 +326,12 @@ class SetEvaluator:
         return out
 
     def deleted(self) -> list[int]:
-        """The soft-deleted runs (a walk of the few deleted rows' index)."""
-        return [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
+        """The soft-deleted runs (a walk of the few deleted rows' index, once per generation)."""
+        found: list[int] | None = self.cache.get(("deleted-runs",), self.generation)
+        if found is None:
+            found = [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
+            self.cache.put(("deleted-runs",), self.generation, found)
+        return found
 
     def live_count(self, runs: frozenset[int], deleted: list[int]) -> int:
         """How many of ``runs`` are not soft-deleted (no copy of the set)."""
