@@ -219,8 +219,9 @@ def list_experiments(
     page_key = ("page", where, *params, repr(order_by), desc, offset, per_page)
     known_page = counts.get(page_key, generation) if counts is not None else None
     if known_page is not None:
-        # The same page of an unchanged index: its rows by primary key, in the order found.
-        rows = _rows_by_pk(conn, known_page)
+        # The same page of an unchanged index: its rows as read then (no statement at all, so
+        # no round trip to PostgreSQL; a few KB a page in the bounded cache).
+        rows = list(known_page)
     elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
         # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
         # not from SQL that would build every clause's set again after any change.
@@ -237,7 +238,7 @@ def list_experiments(
     else:
         rows = _column_page(conn, f, where, params, order_by, desc, offset, per_page, total, counts, generation)
     if counts is not None and known_page is None:
-        counts.put(page_key, generation, tuple(r[0] for r in rows))
+        counts.put(page_key, generation, tuple(rows))
     extras = list_extras(conn, [r[0] for r in rows], include) if include and rows else {}
     return [experiment_json(r[1:], root, bool(f.include_deleted), extras.get(r[0], b"")) for r in rows], total
 
@@ -250,7 +251,14 @@ def _total(
     """The number of matches when what the index keeps answers it: a sum of the kept counts
     (project, status, deletion), or the kept clause sets (``filter=`` alone); else None."""
     if _only_kept_filters(f):
-        return kept_count(conn, f)
+        if counts is None:
+            return kept_count(conn, f)
+        key = ("kept-count", f.project, f.statuses, f.include_deleted)
+        kept: int | None = counts.get(key, generation)
+        if kept is None:
+            kept = kept_count(conn, f)
+            counts.put(key, generation, kept)
+        return kept
     if counts is None or not _only_clauses(f):
         return None
     total: int | None = counts.get(("experiments", where, *params), generation)
