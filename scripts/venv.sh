@@ -15,6 +15,11 @@ ensure_venv() {
         fi
         [ -n "$extra" ] && break  # only the test install also holds what the plain one needs
     done
+    if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+        # A first run stopped while it made .venv leaves one without pip: make it again.
+        echo "runicorn-lite: .venv is incomplete (no pip); making it again ..." >&2
+        rm -rf .venv
+    fi
     if [ ! -x .venv/bin/python ]; then
         echo "runicorn-lite: creating a virtual environment in .venv (first run) ..." >&2
         python3 -m venv .venv
