@@ -308,11 +308,13 @@ def test_rate_limits_are_shared_between_workers(tmp_path: Path, database: str,
         close = {"Connection": "close"}  # a new connection each: the kernel spreads them over both workers
         statuses, pids = [], set()
         with httpx.Client(base_url=server.url, timeout=10, headers=close) as http:
-            for _ in range(30):
+            # Whichever worker accepts first gets a connection: go on until both have answered
+            # while the limited requests were being made (a busy machine can favour one).
+            while len(statuses) < 30 or (len(pids) < 2 and len(statuses) < 300):
                 statuses.append(http.post("/api/v2/experiments/batch-delete", json=unknown).status_code)
                 pids.add(http.get("/api/health").json()["worker"]["pid"])
             assert len(pids) == 2
-            assert statuses == [200] * 10 + [429] * 20
+            assert statuses == [200] * 10 + [429] * (len(statuses) - 10)
             wrong = {"Authorization": "Bearer sk_live_" + "0" * 40}
             refused = [http.get("/api/uploads/runs", headers=wrong).status_code for _ in range(70)]
         assert refused == [401] * 60 + [429] * 10  # settings.auth_failure_limit, in total
