@@ -37,6 +37,17 @@ def _metrics_from_summaries(app: Any, exp_id: str) -> bytes | None:
     return orjson.dumps({r[0]: dict(zip(LIST_AGGREGATES, r[1:], strict=True)) for r in found})
 
 
+def _finished_runs(root: Path, names: list[str]) -> list[str]:
+    """Runs of project p, one point each, finished: their ids."""
+    ids = []
+    for n, name in enumerate(names):
+        run = runicorn_lite.init(project="p", name=name, root=root)
+        run.log({"x": n}, step=1)
+        run.finish()
+        ids.append(run.id)
+    return ids
+
+
 def _odd_runs(root: Path) -> tuple[list[str], Any]:
     """Runs whose values a JSON round trip could change: ints, -0.0, NaN and infinities, a
     series with no finite value, names that sort differently by bytes and by letters; the
@@ -94,12 +105,7 @@ def test_a_run_moved_in_the_same_batch_as_new_runs_keeps_its_row(make_app: Any, 
     recycled = root / "runs" / ".recycle" / moved.id
     recycled.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(moved.run_dir), recycled)
-    new = []
-    for n in range(5):
-        run = runicorn_lite.init(project="p", name=f"new{n}", root=root)
-        run.log({"x": n}, step=1)
-        run.finish()
-        new.append(run.id)
+    new = _finished_runs(root, [f"new{n}" for n in range(5)])
     app.state.ctx.indexer.scan()
     found = {r[0]: r[1:] for r in _rows(app, "SELECT id, pk, run_dir FROM experiments")}
     assert set(found) == {moved.id, *new}
@@ -113,12 +119,7 @@ def test_a_run_moved_in_the_same_batch_as_new_runs_keeps_its_row(make_app: Any, 
 def test_a_run_the_database_refuses_is_skipped_alone_and_written_once_fixed(make_app: Any, root: Path) -> None:
     """A value the store refuses (a lone surrogate) fails the batch, which is written again run
     by run in savepoints (PostgreSQL: not pipelined): the others keep their new rows and pks."""
-    good = []
-    for n in range(3):
-        run = runicorn_lite.init(project="p", name=f"g{n}", root=root)
-        run.log({"x": n}, step=1)
-        run.finish()
-        good.append(run.id)
+    good = _finished_runs(root, [f"g{n}" for n in range(3)])
     bad_dir = root / "runs" / "p" / "bad" / "20250101_000000_badbad"
     bad_dir.mkdir(parents=True)
     (bad_dir / "meta.json").write_text('{"alias": "\\ud800 lone surrogate", "path": "p/bad"}')
