@@ -31,6 +31,7 @@ from runicorn_lite.api.v2_runs import patch_experiment
 from runicorn_lite.db.schema import SORT_COLUMNS
 from runicorn_lite.http.query import Param, Query, Values
 from runicorn_lite.queries import analytics, bands, filters
+from runicorn_lite.queries.cache import QueryCache
 from runicorn_lite.queries.compare import MAX_COMPARE, UnknownExperiment, compare
 from runicorn_lite.queries.detail import experiment_detail as detail_of
 from runicorn_lite.queries.experiments import (
@@ -145,13 +146,21 @@ def parse_filter(q: Values, *, with_list_only: bool = True) -> ExperimentFilter:
 
 
 def resolve_list_query(
-    conn: sqlite3.Connection, f: ExperimentFilter, filter_text: str | None, order_by: str
+    conn: sqlite3.Connection, f: ExperimentFilter, filter_text: str | None, order_by: str,
+    cache: QueryCache | None = None, generation: int = 0,
 ) -> tuple[ExperimentFilter, Order]:
     """Parse ``filter=`` and a params/metrics ``order_by`` (a dotted bare metric name is read
-    against the metric names the index holds). FilterError → 400 at the HTTP boundary."""
+    against the metric names the index holds; with ``cache``, once per index generation).
+    FilterError → 400 at the HTTP boundary."""
 
     def is_metric(name: str) -> bool:
-        return conn.execute("SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
+        known: bool | None = cache.get(("is-metric", name), generation) if cache is not None else None
+        if known is None:
+            known = conn.execute(
+                "SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
+            if cache is not None:
+                cache.put(("is-metric", name), generation, known)
+        return known
 
     if filter_text is not None:
         f = dataclasses.replace(f, expression=filters.parse_filter(filter_text, is_metric))
@@ -190,7 +199,7 @@ async def list_experiments_endpoint(request: Request) -> Response:
     generation = ctx.index.generation  # read before the snapshot: a cached total is never newer
 
     def query(conn: sqlite3.Connection) -> tuple[list[orjson.Fragment], int]:
-        resolved, order = resolve_list_query(conn, f, filter_text, order_by)
+        resolved, order = resolve_list_query(conn, f, filter_text, order_by, ctx.counts, generation)
         return list_experiments(conn, ctx.root, resolved, order, desc, page, per_page, ctx.counts, generation, include)
 
     try:
