@@ -14,7 +14,7 @@ from runicorn_lite.api import access
 from runicorn_lite.api.context import context
 from runicorn_lite.api.errors import bad_request
 from runicorn_lite.api.responses import JSONResponse
-from runicorn_lite.api.v2 import LIST_QUERY, filter_error, parse_filter, resolve_list_query
+from runicorn_lite.api.v2 import LIST_QUERY, filter_error, metric_names, parse_filter, resolve_list_query
 from runicorn_lite.db import in_db_thread
 from runicorn_lite.http.query import Param, Values
 from runicorn_lite.queries import importance as importance_of
@@ -44,13 +44,6 @@ IMPORTANCE_QUERY = LIST_FILTERS.with_(
     Param("params", "list", f"Only these param keys (default: every param present in at least 10% of the runs,"
           f" at most {importance_of.MAX_PARAMS})", max_items=importance_of.MAX_PARAMS),
 )
-
-
-def _is_metric(conn: sqlite3.Connection) -> Any:
-    def is_metric(name: str) -> bool:
-        return conn.execute("SELECT 1 FROM metric_summaries WHERE metric = ? LIMIT 1", (name,)).fetchone() is not None
-
-    return is_metric
 
 
 def _field(parse: Any, text: str, what: str) -> Field:
@@ -84,8 +77,8 @@ async def groups_endpoint(request: Request) -> Response:
         kept: dict[str, Any] | None = ctx.counts.get(key, generation)
         if kept is not None:
             return dict(kept)
-        resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at")
-        is_metric = _is_metric(conn)
+        resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at", ctx.counts, generation)
+        is_metric = metric_names(conn, ctx.counts, generation)
         metrics = [_field(lambda t: parse_metric_aggregate(t, is_metric), t, "metric") for t in metric_texts]
         labels = [metric_label(m) for m in metrics]
         if len(set(labels)) != len(labels):
@@ -120,8 +113,9 @@ async def importance_endpoint(request: Request) -> Response:
         kept: dict[str, Any] | None = ctx.counts.get(key, generation)
         if kept is not None:  # the same question of an unchanged index: the same answer (seeded)
             return dict(kept)
-        resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at")
-        metric = _field(lambda t: parse_metric_aggregate(t, _is_metric(conn)), metric_text, "metric")
+        resolved, _order = resolve_list_query(conn, f, q["filter"], "created_at", ctx.counts, generation)
+        metric = _field(lambda t: parse_metric_aggregate(t, metric_names(conn, ctx.counts, generation)), metric_text,
+                        "metric")
         answer = importance_of.importance(conn, resolved, metric, keys, ctx.counts)
         ctx.counts.put(key, generation, answer)
         return dict(answer)

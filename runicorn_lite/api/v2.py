@@ -145,13 +145,10 @@ def parse_filter(q: Values, *, with_list_only: bool = True) -> ExperimentFilter:
     )
 
 
-def resolve_list_query(
-    conn: sqlite3.Connection, f: ExperimentFilter, filter_text: str | None, order_by: str,
-    cache: QueryCache | None = None, generation: int = 0,
-) -> tuple[ExperimentFilter, Order]:
-    """Parse ``filter=`` and a params/metrics ``order_by`` (a dotted bare metric name is read
-    against the metric names the index holds; with ``cache``, once per index generation).
-    FilterError → 400 at the HTTP boundary."""
+def metric_names(conn: sqlite3.Connection, cache: QueryCache | None = None, generation: int = 0) -> filters.MetricNames:
+    """Whether a name is a metric the index holds (what a dotted bare name in a filter or sort
+    is read against); with ``cache``, each name is looked up once per index generation (a round
+    trip on PostgreSQL)."""
 
     def is_metric(name: str) -> bool:
         known: bool | None = cache.get(("is-metric", name), generation) if cache is not None else None
@@ -161,6 +158,18 @@ def resolve_list_query(
             if cache is not None:
                 cache.put(("is-metric", name), generation, known)
         return known
+
+    return is_metric
+
+
+def resolve_list_query(
+    conn: sqlite3.Connection, f: ExperimentFilter, filter_text: str | None, order_by: str,
+    cache: QueryCache | None = None, generation: int = 0,
+) -> tuple[ExperimentFilter, Order]:
+    """Parse ``filter=`` and a params/metrics ``order_by`` (a dotted bare metric name is read
+    against the metric names the index holds; with ``cache``, once per index generation).
+    FilterError → 400 at the HTTP boundary."""
+    is_metric = metric_names(conn, cache, generation)
 
     if filter_text is not None:
         f = dataclasses.replace(f, expression=filters.parse_filter(filter_text, is_metric))

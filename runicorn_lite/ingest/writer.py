@@ -22,6 +22,7 @@ from runicorn_lite import rundir
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.db.schema import LIST_AGGREGATES
+from runicorn_lite.db.where import placeholders
 from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.known import Known
 from runicorn_lite.ingest.metric_cap import cap_metric_names
@@ -86,7 +87,7 @@ class Rows:
         for start in range(0, len(unique), 500):
             part = unique[start:start + 500]
             for exp_id, pk, run_dir in conn.execute(
-                f"SELECT id, pk, run_dir FROM experiments WHERE id IN ({','.join('?' * len(part))})", part
+                f"SELECT id, pk, run_dir FROM experiments WHERE id IN ({placeholders(len(part))})", part
             ):
                 self.by_id[exp_id] = (pk, run_dir)
         self._pks: list[int] = []

@@ -325,15 +325,16 @@ class SetEvaluator:
             out = out - other
         return out
 
-    def deleted(self) -> list[int]:
-        """The soft-deleted runs (a walk of the few deleted rows' index, once per generation)."""
-        found: list[int] | None = self.cache.get(("deleted-runs",), self.generation)
+    def deleted(self) -> tuple[int, ...]:
+        """The soft-deleted runs (a walk of the few deleted rows' index, once per generation;
+        a tuple: every request of the generation shares it)."""
+        found: tuple[int, ...] | None = self.cache.get(("deleted-runs",), self.generation)
         if found is None:
-            found = [pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL")]
+            found = tuple(pk for (pk,) in self.conn.execute("SELECT pk FROM experiments WHERE deleted_at IS NOT NULL"))
             self.cache.put(("deleted-runs",), self.generation, found)
         return found
 
-    def live_count(self, runs: frozenset[int], deleted: list[int]) -> int:
+    def live_count(self, runs: frozenset[int], deleted: tuple[int, ...]) -> int:
         """How many of ``runs`` are not soft-deleted (no copy of the set)."""
         return len(runs) - sum(1 for pk in deleted if pk in runs)
 
