@@ -297,17 +297,17 @@ class Indexer:
                 return self.root / rel
         return None
 
+    def _running(self) -> list[tuple[str, Known]]:
+        """The run directories marked running, with what is known of them."""
+        return [(rel, k) for rel, k in list(self._known.items()) if k.status == "running"]
+
     def live_run_dirs(self) -> list[Path]:
         """Run directories of the runs marked running (few, whatever the size of the tree)."""
-        return [self.root / rel for rel, k in list(self._known.items()) if k.status == "running"]
+        return [self.root / rel for rel, _k in self._running()]
 
     def check_live_runs(self) -> int:
         """Refresh runs marked running whose process is gone (reported failed from now on)."""
-        dead = [
-            self.root / rel
-            for rel, k in list(self._known.items())
-            if k.status == "running" and rundir.pid_is_gone(k.pid, k.hostname)
-        ]
+        dead = [self.root / rel for rel, k in self._running() if rundir.pid_is_gone(k.pid, k.hostname)]
         if not dead:
             return 0
 
