@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
     s.add_argument("--reps", type=int, default=100, help="rounds repeating each request on an unchanged index")
     s.add_argument("--change-reps", type=int, default=50, help="rounds right after a change of the index")
     s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--seeds", default=None, help="a seed for each size (comma-separated), instead of --seed")
+    s.add_argument("--database", default=None,
+                   help="serve from this PostgreSQL server (libpq URL): a database bench_scale_<size> per size,"
+                        " made when missing and kept")
     s.add_argument("--plot", type=Path, default=Path(__file__).parent / "scale.png")
     s.add_argument("--quick", action="store_true")
 

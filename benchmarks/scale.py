@@ -14,6 +14,7 @@ one whose growth says how the queries scale.
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,22 @@ def corpus_for(size: int, steps: int, seed: int, quick: bool) -> Path:
     return generate.ensure(WORK / name, size, steps, seed)
 
 
-def measure(path: Path, reps: int, change_reps: int) -> dict[str, Any]:
-    with OurServer(path, "--no-watch") as server:
+def scale_database(base: str, size: int) -> str:
+    """The PostgreSQL database of one size (``bench_scale_<size>``), made when missing and kept,
+    so a later run serves what an earlier one indexed (a million runs take a long cold index)."""
+    import psycopg
+
+    name = f"bench_scale_{int(size)}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {name}")
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
+def measure(path: Path, reps: int, change_reps: int, database: str | None = None) -> dict[str, Any]:
+    extra = ("--database", database) if database else ()
+    with OurServer(path, "--no-watch", *extra) as server:
         health = server.wait_ready(timeout=3600)
         out: dict[str, Any] = {"runs": health["index"]["runs_in_index"], "ready_s": server.ready_s,
                                "scan_s": health["index"]["last_scan_duration_s"]}
@@ -96,7 +111,8 @@ def render(res: dict[str, Any]) -> str:
         f"{s:,} runs × {res['steps'][i]} steps: index ready {by[str(s)]['ready_s']:.1f} s after start "
         f"(scan {by[str(s)]['scan_s']:.1f} s), peak RSS {by[str(s)]['peak_rss_mb']:.0f} MB"
         for i, s in enumerate(sizes))
-    return (f"Medians, raw keep-alive `http.client` connection, round-robin over the queries and health: "
+    return (f"Backend: {res.get('backend', 'sqlite')}. Medians, raw keep-alive `http.client` connection, "
+            f"round-robin over the queries and health: "
             f"{res['reps']} rounds repeating each request on an unchanged index, then {res['change_reps']} rounds "
             f"each right after a change of the index (an untimed soft-delete or restore of one bystander run "
             f"before every timed request). {facts}.\n\n" + markdown_table(header, rows))
@@ -125,7 +141,7 @@ def plot(res: dict[str, Any], out: Path) -> str:
     ax.set_yscale("log")
     ax.set_xlabel("experiments in the index")
     ax.set_ylabel("median round trip right after an index change (ms)")
-    ax.set_title("runicorn-lite V2: latency vs corpus size (log-log, raw client)")
+    ax.set_title(f"runicorn-lite V2 ({res.get('backend', 'sqlite')}): latency vs corpus size (log-log, raw client)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", ncol=2)
     fig.tight_layout()
@@ -138,20 +154,25 @@ def plot(res: dict[str, Any], out: Path) -> str:
 def main(args: argparse.Namespace) -> dict[str, Any]:
     sizes = [int(s) for s in str(args.sizes).split(",")]
     steps = [int(s) for s in str(args.steps).split(",")]
+    seeds = [int(s) for s in str(args.seeds or args.seed).split(",")]
     if args.quick:
         sizes, steps, args.reps, args.change_reps = [20, 60], [5, 5], 2, 2
         args.plot = WORK / "scale-quick.png"
     if len(steps) == 1:
         steps = steps * len(sizes)
+    if len(seeds) == 1:
+        seeds = seeds * len(sizes)
     res: dict[str, Any] = {"sizes": sizes, "steps": steps, "reps": args.reps, "change_reps": args.change_reps,
-                           "by_size": {}}
-    for size, st in zip(sizes, steps, strict=True):
-        path = corpus_for(size, st, args.seed, args.quick)
-        res["by_size"][str(size)] = measure(path, args.reps, args.change_reps)
+                           "by_size": {}, "backend": "postgresql" if args.database else "sqlite"}
+    for size, st, seed in zip(sizes, steps, seeds, strict=True):
+        path = corpus_for(size, st, seed, args.quick)
+        database = scale_database(args.database, size) if args.database else None
+        res["by_size"][str(size)] = measure(path, args.reps, args.change_reps, database)
         print(f"  {size:,} runs measured", flush=True)
     note = plot(res, Path(args.plot))
     md = f"Machine: {machine_info()}\n\nCommand: `{command_line()}`\n\n" + render(res)
-    path = save_result("scale-quick" if args.quick else "scale", res, md)
+    name = "scale-quick" if args.quick else "scale" if not args.database else "scale-postgresql"
+    path = save_result(name, res, md)
     print(md)
     print(f"\n{note}\n(saved to {path})")
     return res

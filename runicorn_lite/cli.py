@@ -280,8 +280,8 @@ def index(root: Path | None, index_dir: Path | None, database: str | None, rebui
         if silent:
             state = keeper.scan()
         else:
-            # The bar's length is the number of runs found, known once the walk has counted
-            # them; it advances with the runs (re)indexed and is full when the scan is done.
+            # The bar's length is the number of runs found so far (runs are read as the walk
+            # finds them); it advances with the runs (re)indexed and is full when the scan is done.
             with click.progressbar(length=0, label="indexing", show_pos=True, file=sys.stderr) as bar:
 
                 def progress(seen: int, indexed: int) -> None:

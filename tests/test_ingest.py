@@ -433,3 +433,46 @@ def test_kept_counts_follow_every_change_of_the_rows(root: Path, index) -> None:
         check()
     finally:
         db.close()
+
+
+def test_the_indexer_knows_a_run_id_by_its_directory(root: Path, index) -> None:
+    """The indexer keeps a run's id only when it is not its directory's name (memory at a million
+    runs; the walk names runs by their directories, rundir/walk.py): ids are right after a
+    restart too, and runs leave the index under them."""
+    from runicorn_lite.ingest.known import Known
+
+    db, indexer = index
+    runs = [runicorn_lite.init(project="p", name="n", root=root) for _ in range(2)]
+    for run in runs:
+        run.finish()
+    indexer.scan()
+    known = indexer._known[f"runs/p/n/{runs[0].id}"]
+    assert known.own_id is None and known.run_id(f"runs/p/n/{runs[0].id}") == runs[0].id
+    other = Known.of("runs/p/n/somewhere", 1, runs[0].id, "sig", None, 0, None, "finished", None, None)
+    assert other.run_id("runs/p/n/somewhere") == runs[0].id  # kept when the name differs
+    second_db, restarted = open_index(root)  # what it knows, read back from the index
+    assert restarted.scan().runs_indexed == 0
+    removed: list = []
+    restarted.subscribe(removed.extend)
+    for run in runs:
+        shutil.rmtree(run.run_dir)
+    restarted.scan()
+    assert sorted((c.kind, c.id) for c in removed) == sorted(("removed", run.id) for run in runs)
+    assert all(one(db, run.id) is None for run in runs)
+    restarted.store.close()
+    second_db.close()
+
+
+def test_a_scan_writes_runs_as_its_walk_finds_them(root: Path, index, monkeypatch) -> None:
+    """A cold scan holds one batch of read runs, not a plan for every run of the tree first."""
+    from runicorn_lite.ingest import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 4)
+    _db, indexer = index
+    for i in range(10):
+        runicorn_lite.init(project="p", name=f"n{i}", root=root).finish()
+    calls: list[tuple[int, int]] = []
+    state = indexer.scan(progress=lambda seen, indexed: calls.append((seen, indexed)))
+    assert calls[0] == (4, 4)  # four found, four written, six not yet found
+    assert calls[-1] == (10, 10) and state.runs_in_index == 10
+    assert state.last_walk_s is not None and state.last_walk_s < state.last_scan_duration_s

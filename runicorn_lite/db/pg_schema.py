@@ -295,7 +295,7 @@ def migrate_index(conn: PgConn) -> list[str]:
 def drop_index(conn: PgConn) -> None:
     """Drop every table of the index (``index --rebuild``); the primary store's stay."""
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/runicorn-lite/index'))")
-    for table in INDEX_TABLES:
+    for table in (*INDEX_TABLES, "deferred_indexes"):  # the latter made by a cold scan (db/bulk.py)
         conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
     conn.execute("DROP FUNCTION IF EXISTS exp_counts_keep() CASCADE")
     conn.execute("DROP FUNCTION IF EXISTS all_runs_keep() CASCADE")

@@ -74,6 +74,7 @@ def describe_url(url: str) -> str:
 UPSERT_KEYS: dict[str, tuple[str, ...]] = {
     "metric_summaries": ("exp_pk", "metric"),
     "exp_docs": ("exp_pk",),
+    "deferred_indexes": ("name",),
 }
 
 _STRING = re.compile(r"('(?:[^']|'')*')")

@@ -35,7 +35,7 @@ def plan_run(loc: rundir.RunLocation, rel: str, known: Known | None) -> Plan | N
     events_size = events_stat[1] if events_stat else 0
     if (
         known is not None
-        and known.files_sig == files_sig
+        and known.same_files(files_sig)
         and known.events_ino == events_ino
         and events_size == known.events_offset
     ):
@@ -53,7 +53,7 @@ def prepare_run(plan: Plan) -> Prepared | None:
     info = rundir.read_run(loc)
     if info is None:
         return None
-    full = plan.full or known is None or known.id != info.id
+    full = plan.full or known is None or known.run_id(rel) != info.id
     events = None
     if plan.events_ino is not None:
         if full:
@@ -65,7 +65,7 @@ def prepare_run(plan: Plan) -> Prepared | None:
             )
     if events is not None and events.bad_lines:
         log.warning("%s: %d unreadable line(s) in events.jsonl skipped", rel, events.bad_lines)
-    files_changed = known is None or known.files_sig != plan.files_sig or known.id != info.id
+    files_changed = known is None or not known.same_files(plan.files_sig) or known.run_id(rel) != info.id
     texts = (info.project, info.name, info.path, info.alias, info.description, " ".join(info.tags), info.id)
     body = "\n".join(x for x in texts if x)
     prepared = Prepared(

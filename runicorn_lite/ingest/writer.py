@@ -65,7 +65,7 @@ class Prepared:
 def marker(item: Prepared) -> Known:
     """A run seen but not in the index (skipped, or another copy of an indexed id), with its
     file signature, so a rescan leaves it alone until its files change."""
-    return Known.seen(item.info.id, item.files_sig, item.events_ino, item.events_size)
+    return Known.seen(item.rel, item.info.id, item.files_sig, item.events_ino, item.events_size)
 
 
 def preference(rel: str) -> tuple[int, int, str]:
@@ -164,8 +164,8 @@ def write_run(
     elif events is not None and events.images:
         _write_images(conn, pk, events.images, replace=False)
 
-    known_out[item.rel] = Known(
-        pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
+    known_out[item.rel] = Known.of(
+        item.rel, pk, info.id, item.files_sig, item.events_ino, offset, last_step, info.status, info.pid, info.hostname
     )
     row_changed = fresh or full or item.files_changed or previous_best is None or previous_best[0] != best[1]
     changes = [Change("experiment", info.id, pk)] if row_changed else []
@@ -195,9 +195,9 @@ def _claim_row(
     info = item.info
     known = item.known if item.known is not None and item.known.indexed else None
     if known is not None and known.pk is not None:
-        if known.id == info.id:
+        if known.run_id(item.rel) == info.id:
             return known, known.pk
-        delete_row(conn, known.pk, rows, known.id)  # the directory now holds another id
+        delete_row(conn, known.pk, rows, known.run_id(item.rel))  # the directory now holds another id
     row = rows.by_id.get(info.id)
     if row is not None and row[1] != item.rel:
         # The same id in two directories: moved (to the recycle bin, say), or copied. One copy
@@ -206,7 +206,7 @@ def _claim_row(
             log.warning("run %s is also at %s; indexing that copy", info.id, row[1])
             known_out[item.rel] = marker(item)
             return None
-        known_out[row[1]] = Known.seen(info.id)  # re-read once
+        known_out[row[1]] = Known.seen(row[1], info.id)  # re-read once
     return None, (row[0] if row else None)
 
 

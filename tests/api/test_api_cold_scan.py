@@ -1,0 +1,111 @@
+"""A cold scan of a big tree sets the big tables' secondary indexes aside and makes them once at
+its end (db/bulk.py), on both backends: the same indexes after it, the same answers during and
+after it, and indexes set aside by a process that died mid-scan made by the next scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+import runicorn_lite
+from runicorn_lite.db import bulk
+from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.ingest import indexer as indexer_module
+
+QUERIES = (
+    {"order_by": "best_metric_value", "order_desc": "true", "per_page": 5},
+    {"order_by": "params.lr", "order_desc": "false", "per_page": 5},
+    {"filter": "params.lr > 0.3 and metrics.acc.max > 0.2", "order_by": "created_at"},
+    {"search": "n1"},
+    {"status": "finished", "project": "p1"},
+)
+
+
+def _indexes(app: Any) -> set[str]:
+    def names(conn: Any) -> set[str]:
+        if on_postgres():
+            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+        # (the table that keeps what is set aside has a key index of its own)
+        return {r[0] for r in conn.execute(sql).fetchall() if "deferred_indexes" not in r[0]}
+
+    return app.state.ctx.index.read(names)  # type: ignore[no-any-return]
+
+
+def _answers(client: TestClient) -> list[Any]:
+    out = []
+    for params in QUERIES:
+        res = client.get("/api/v2/experiments", params=params)
+        assert res.status_code == 200, res.text
+        body = res.json()
+        out.append((body["total"], [e["id"] for e in body["experiments"]]))
+    return out
+
+
+def _runs(root: Path, n: int) -> None:
+    for i in range(n):
+        run = runicorn_lite.init(project=f"p{i % 2}", name=f"n{i}", root=root, config={"lr": round(0.1 * (i % 7), 2)})
+        run.log({"acc": (i * 37 % 11) / 10}, step=1)
+        run.finish()
+
+
+def test_a_cold_scan_makes_the_same_indexes_and_answers(make_app: Any, root: Path, monkeypatch: Any) -> None:
+    _runs(root, 14)
+    plain = make_app()
+    plain.state.ctx.indexer.scan()  # 14 runs: far under BULK_AFTER_RUNS, nothing set aside
+    with TestClient(plain) as client:
+        expected = _answers(client)
+        expected_indexes = _indexes(plain)
+    assert expected_indexes >= {"idx_sort_live_created_at", "idx_msum_max", "idx_experiments_project"}
+
+    monkeypatch.setattr(bulk, "BULK_AFTER_RUNS", 4)
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 3)
+    elsewhere = root.parent / "cold-index"
+    elsewhere.mkdir()
+    cold = make_app(index_dir=elsewhere)  # an empty index of the same tree
+    dropped: list[set[str]] = []
+    real_set_aside = bulk.set_aside
+
+    def watched(db: Any) -> int:
+        count = real_set_aside(db)
+        dropped.append(_indexes(cold))
+        return count
+
+    monkeypatch.setattr(bulk, "set_aside", watched)
+    with TestClient(cold) as client:
+        cold.state.ctx.indexer.scan()
+        assert dropped and "idx_sort_live_created_at" not in dropped[0] and "idx_msum_max" not in dropped[0]
+        assert _indexes(cold) == expected_indexes
+        pending = cold.state.ctx.index.read(lambda c: c.execute("SELECT count(*) FROM deferred_indexes").fetchone())
+        assert pending[0] == 0
+        assert _answers(client) == expected
+
+
+def test_indexes_left_aside_by_a_dead_scan_are_made_by_the_next(make_app: Any, root: Path) -> None:
+    _runs(root, 6)
+    app = make_app()
+    app.state.ctx.indexer.scan()
+    with TestClient(app) as client:
+        expected = _answers(client)
+        all_indexes = _indexes(app)
+        # as a scan killed mid-way leaves them (written on the store's writer thread, as all writes)
+        assert app.state.ctx.store.run(lambda: bulk.set_aside(app.state.ctx.index)) >= 20
+        assert "idx_sort_live_created_at" not in _indexes(app)
+        assert _answers(client) == expected  # slower without them, the same answers
+        app.state.ctx.indexer.scan()  # the next scan (the index is not empty: not a cold one)
+        assert _indexes(app) == all_indexes
+        assert _answers(client) == expected
+
+
+@pytest.mark.parametrize("runs", [3])
+def test_a_small_cold_scan_keeps_its_indexes(make_app: Any, root: Path, runs: int, monkeypatch: Any) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(bulk, "set_aside", lambda db: calls.append(1) or 0)
+    _runs(root, runs)
+    app = make_app()
+    app.state.ctx.indexer.scan()
+    assert calls == []
