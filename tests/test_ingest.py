@@ -476,3 +476,55 @@ def test_a_scan_writes_runs_as_its_walk_finds_them(root: Path, index, monkeypatc
     assert calls[0] == (4, 4)  # four found, four written, six not yet found
     assert calls[-1] == (10, 10) and state.runs_in_index == 10
     assert state.last_walk_s is not None and state.last_walk_s < state.last_scan_duration_s
+
+
+def test_a_scan_removes_only_runs_its_walk_did_not_find(root: Path, index, monkeypatch) -> None:
+    """What a scan removes: the known runs its walk did not find. A run refreshed or created
+    while the scan runs (an API write, a file event) stays, whether the walk had passed it or
+    not; a run deleted from disk goes. What is known read back from the index mid-scan (after a
+    failed write) counts as found: nothing is lost, and the next scan removes what went."""
+    from runicorn_lite.ingest import indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 2)
+    db, indexer = index
+    runs = []
+    for i in range(6):
+        run = runicorn_lite.init(project="p", name=f"n{i}", root=root)
+        run.finish()
+        runs.append(run)
+    indexer.scan()
+    real_write = indexer._write
+
+    def scan_with(gone, meanwhile) -> set[str]:
+        shutil.rmtree(gone.run_dir)
+        for run in runs:  # every run read again by the scan, in batches of 2
+            if run.run_dir.exists():
+                (run.run_dir / "meta.json").touch()
+        done: list[bool] = []
+
+        def write(batch):
+            if not done:
+                done.append(True)
+                meanwhile()
+            return real_write(batch)
+
+        monkeypatch.setattr(indexer, "_write", write)
+        indexer.scan()
+        monkeypatch.setattr(indexer, "_write", real_write)
+        assert done
+        return {r[0] for r in rows(db, "SELECT id FROM experiments")}
+
+    late = []
+
+    def refreshes() -> None:
+        new = runicorn_lite.init(project="q", name="late", root=root)
+        new.finish()
+        late.append(new)
+        indexer.refresh([new.run_dir, runs[0].run_dir])  # a new run, and one the walk found
+
+    ids = scan_with(runs[1], refreshes)
+    assert ids == {run.id for run in runs if run is not runs[1]} | {late[0].id}
+    ids = scan_with(runs[2], indexer._load_known)
+    assert ids == {run.id for run in runs if run is not runs[1]} | {late[0].id}  # nothing lost
+    indexer.scan()
+    assert {r[0] for r in rows(db, "SELECT id FROM experiments")} == ids - {runs[2].id}

@@ -62,6 +62,7 @@ class Indexer:
         self._scan_lock = threading.Lock()
         self._stopping = threading.Event()
         self._known: dict[str, Known] = {}
+        self._walk_no = 0  # the number of the last walk (Known.walk)
         self._analyzed_rows: int | None = None
         self._load_known()
 
@@ -90,16 +91,15 @@ class Indexer:
             st.runs_indexed = 0
             cold = ColdScan(self.db, cold=not self._known)
             try:
+                # Runs found are marked with the walk's number (sets of the runs found and known
+                # took ~150 MB at a million runs), and read as found, a batch at a time (every
+                # plan held first took 1.85 KB a run).
+                self._walk_no += 1
+                st.last_walk_s = round(self._read_planned(self._walk(self._walk_no), progress, cold), 4)
                 with self._lock:
-                    before = set(self._known)
-                seen: set[str] = set()
-                # The walk's plans are read as they come, a batch at a time: holding every plan
-                # of a cold scan first took 1.85 KB a run (1.8 GB at a million runs).
-                st.last_walk_s = round(self._read_planned(self._walk(seen), progress, cold), 4)
-                with self._lock:
-                    # Runs indexed before the walk and not found by it; runs a refresh added
-                    # meanwhile were not in ``before``.
-                    vanished = [rel for rel in before if rel not in seen and rel in self._known]
+                    # Runs known and not found by the walk; what is written or read from the
+                    # index meanwhile is marked with this walk's number (_keep).
+                    vanished = [rel for rel, known in self._known.items() if known.walk != self._walk_no]
                     if vanished and not self._stopping.is_set():
                         self._remove(vanished)
                 cold.finish()
@@ -111,16 +111,23 @@ class Indexer:
                 self._scan_finished(started)
             return st
 
-    def _walk(self, seen: set[str]) -> Iterator[Plan]:
-        """The plans of the run directories that changed, as the walk finds them; every run
-        directory found goes into ``seen``."""
+    def _walk(self, walk_no: int) -> Iterator[Plan]:
+        """The plans of the run directories that changed, as the walk finds them; what is
+        known of every run directory found is marked with ``walk_no``."""
+        new: set[str] = set()  # found and not known yet (a directory may be found twice)
         for loc in rundir.iter_runs(self.root):
             rel = self._rel(loc.run_dir)
-            if rel in seen:
+            known = self._known.get(rel)
+            if (known.walk == walk_no) if known is not None else (rel in new):
                 continue
-            seen.add(rel)
+            if known is not None:
+                known.walk = walk_no
+            else:
+                new.add(rel)
+                if len(new) > 2 * BATCH_RUNS:  # those written since are known (and marked)
+                    new = {r for r in new if r not in self._known}
             self.state.runs_seen += 1
-            plan = plan_run(loc, rel, self._known.get(rel))
+            plan = plan_run(loc, rel, known)
             if plan is not None:
                 yield plan
 
@@ -347,8 +354,15 @@ class Indexer:
         except ValueError:
             return Path(run_dir).as_posix()
 
+    def _keep(self, rel: str, known: Known) -> None:
+        """Remember ``known`` of ``rel``, as found by the current (or last) walk: it exists."""
+        known.walk = self._walk_no
+        self._known[rel] = known
+
     def _load_known(self) -> None:
         self._known = self.db.read(load_known)
+        for known in self._known.values():
+            known.walk = self._walk_no
         self._analyzed_rows = self.db.read(analyzed_rows)
         self.state.runs_in_index = len(self._known)
 
@@ -358,7 +372,7 @@ class Indexer:
         for rel in rels:
             known = found.get(rel)
             if known is not None:
-                self._known[rel] = known
+                self._keep(rel, known)
             elif rel in self._known and self._known[rel].indexed:
                 del self._known[rel]
 
@@ -394,7 +408,7 @@ class Indexer:
             if value is None:
                 self._known.pop(rel, None)
             else:
-                self._known[rel] = value
+                self._keep(rel, value)
         self.state.last_change_at = now
         self._notify(notes)
 
@@ -471,7 +485,7 @@ class Indexer:
         # Other copies of a removed run id were left alone while it was indexed: read them now.
         others = [rel for rel, known in self._known.items() if not known.indexed and known.run_id(rel) in gone_ids]
         for rel in others:
-            self._known[rel] = Known.seen(rel, self._known[rel].run_id(rel))
+            self._keep(rel, Known.seen(rel, self._known[rel].run_id(rel)))
         self.state.last_change_at = time.time()
         if others:
             self._refresh([self.root / rel for rel in others], None)

@@ -41,6 +41,7 @@ class Known:
     status: str
     pid: int | None  # the run's process and its host, kept while it runs
     hostname: str | None
+    walk: int = 0  # the number of the last walk that found it (Indexer._walk)
 
     @classmethod
     def of(cls, rel: str, pk: int | None, run_id: str, files_sig: str, events_ino: int | None, events_offset: int,
