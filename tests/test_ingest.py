@@ -528,38 +528,3 @@ def test_a_scan_removes_only_runs_its_walk_did_not_find(root: Path, index, monke
     assert ids == {run.id for run in runs if run is not runs[1]} | {late[0].id}  # nothing lost
     indexer.scan()
     assert {r[0] for r in rows(db, "SELECT id FROM experiments")} == ids - {runs[2].id}
-
-
-def test_a_small_finished_run_keeps_its_events_place_in_its_signature(root: Path, index) -> None:
-    """A finished run with a small events file is remembered by one signature of its files and
-    its events' inode and size (memory at a million runs): unchanged, it is not read again; its
-    events grown or replaced, or its meta edited, it is read again whole, with nothing lost; a
-    big one keeps its offset and is read from there."""
-    db, indexer = index
-    small = runicorn_lite.init(project="p", name="small", root=root)
-    for step in range(1, 11):
-        small.log({"x": float(step)}, step=step)
-    small.finish()
-    big = runicorn_lite.init(project="p", name="big", root=root)
-    for step in range(1, 3001):
-        big.log({"x": float(step), "y": -float(step)}, step=step)
-    big.finish()
-    indexer.scan()
-    known = {one(db, r.id)["run_dir"]: r for r in (small, big)}
-    assert indexer._known[f"runs/p/small/{small.id}"].folded
-    assert not indexer._known[f"runs/p/big/{big.id}"].folded
-    assert indexer.scan().runs_indexed == 0 and len(known) == 2
-    with (small.run_dir / "events.jsonl").open("a") as f:  # resumed: points appended by hand
-        f.write(json.dumps({"type": "metrics", "step": 11, "data": {"x": 11.0, "new": 1.0}}) + "\n")
-    meta = small.run_dir / "meta.json"
-    meta.write_text(json.dumps({**json.loads(meta.read_text()), "description": "edited"}))
-    assert indexer.scan().runs_indexed == 1
-    assert series(db, small.id)["x"] == (list(range(1, 12)), [float(s) for s in range(1, 12)])
-    assert series(db, small.id)["new"] == ([11], [1.0])
-    assert one(db, small.id)["n_points"] == 12
-    assert indexer.scan().runs_indexed == 0
-    offset = one(db, big.id)["events_offset"]
-    with (big.run_dir / "events.jsonl").open("a") as f:
-        f.write(json.dumps({"type": "metrics", "step": 3001, "data": {"x": 3001.0}}) + "\n")
-    assert indexer.scan().runs_indexed == 1
-    assert one(db, big.id)["events_offset"] > offset and one(db, big.id)["n_points"] == 6001

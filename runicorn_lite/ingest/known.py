@@ -24,31 +24,19 @@ def signature_key(files_sig: str) -> int | None:
     return int.from_bytes(hashlib.blake2b(files_sig.encode(), digest_size=8).digest(), "little", signed=True)
 
 
-# A finished run whose events were read to an offset at most this far keeps its events file's
-# inode and size inside its signature (two ints fewer: 56 bytes a run); any change of them has
-# the run read again whole, which at this size costs little.
-FOLD_MAX_BYTES = 64 * 1024
-FOLDED = -1  # Known.events_offset of such a run
-
-
-def _folded_key(files_sig: str, events_ino: int | None, events_size: int) -> int | None:
-    return signature_key(f"{files_sig}\x00{events_ino}\x00{events_size}") if files_sig else None
-
-
 @dataclass(slots=True)
 class Known:
     """What the indexer remembers of a run directory between reads: its row, or (``pk`` None,
     made by :meth:`seen`) a run seen but not in the index. One per run directory, all in
     memory, so kept small: slots, shared strings, the signature as a number, the id not kept
     when it is the directory's name (as runs' directories are named), the process only of a
-    running run, the events' place inside the signature for a small finished run: 680 -> 310
-    bytes a run, its key included (tracemalloc)."""
+    running run: 680 -> 358 bytes a run, its key included (tracemalloc)."""
 
     pk: int | None
     own_id: str | None  # the run's id; None when it is the directory's name (see run_id)
-    sig: int | None  # signature_key of the files' signature (with the events' place when folded)
+    sig: int | None  # signature_key of the files' signature
     events_ino: int | None
-    events_offset: int  # FOLDED: the events file's inode and size are in ``sig``
+    events_offset: int
     events_last_step: int | None
     status: str
     pid: int | None  # the run's process and its host, kept while it runs
@@ -62,11 +50,7 @@ class Known:
         named = bool(run_id) and (rel == run_id or rel.endswith(f"/{run_id}"))
         own_id = None if named else run_id
         running = status == "running"
-        if not running and files_sig and 0 <= events_offset <= FOLD_MAX_BYTES:
-            sig, events_ino, events_offset = _folded_key(files_sig, events_ino, events_offset), None, FOLDED
-        else:
-            sig = signature_key(files_sig)
-        return cls(pk, own_id, sig, events_ino, events_offset, events_last_step,
+        return cls(pk, own_id, signature_key(files_sig), events_ino, events_offset, events_last_step,
                    sys.intern(status), pid if running else None,
                    sys.intern(hostname) if running and hostname is not None else None)
 
@@ -85,23 +69,9 @@ class Known:
     def indexed(self) -> bool:
         return self.pk is not None
 
-    @property
-    def folded(self) -> bool:
-        """Whether the events' place is known only inside the signature (read again whole)."""
-        return self.events_offset == FOLDED
-
-    def unchanged(self, files_sig: str, events_ino: int | None, events_size: int) -> bool:
-        """Whether the run's files are as they were read."""
-        if self.sig is None:
-            return False
-        if self.folded:
-            return self.sig == _folded_key(files_sig, events_ino, events_size)
-        return self.sig == signature_key(files_sig) and self.events_ino == events_ino and (
-            self.events_offset == events_size)
-
     def same_files(self, files_sig: str) -> bool:
-        """Whether the run's small files have this signature still (not known when folded)."""
-        return self.sig is not None and not self.folded and self.sig == signature_key(files_sig)
+        """Whether the run's small files have this signature still."""
+        return self.sig is not None and self.sig == signature_key(files_sig)
 
     def forget_files(self) -> None:
         """Have the run's small files read again at its next refresh."""

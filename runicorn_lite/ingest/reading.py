@@ -33,11 +33,15 @@ def plan_run(loc: rundir.RunLocation, rel: str, known: Known | None) -> Plan | N
     files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
     events_ino = events_stat[0] if events_stat else None
     events_size = events_stat[1] if events_stat else 0
-    if known is not None and known.unchanged(files_sig, events_ino, events_size):
+    if (
+        known is not None
+        and known.same_files(files_sig)
+        and known.events_ino == events_ino
+        and events_size == known.events_offset
+    ):
         return None
     full = (
-        known is None or not known.indexed or known.folded or known.events_ino != events_ino
-        or events_size < known.events_offset
+        known is None or not known.indexed or known.events_ino != events_ino or events_size < known.events_offset
     )
     return Plan(loc, rel, known, files_sig, events_ino, events_size, full)
 
