@@ -528,3 +528,25 @@ def test_a_scan_removes_only_runs_its_walk_did_not_find(root: Path, index, monke
     assert ids == {run.id for run in runs if run is not runs[1]} | {late[0].id}  # nothing lost
     indexer.scan()
     assert {r[0] for r in rows(db, "SELECT id FROM experiments")} == ids - {runs[2].id}
+
+
+def test_a_meta_edit_of_a_finished_run_leaves_its_points_and_summaries(root: Path, index) -> None:
+    """An edit of a finished run's meta.json (a soft delete, tags, a description) re-reads its
+    small files only: its events are not read again and its summaries not rewritten, so the
+    summaries' version stands and every kept filter set stays good (queries/filter_sets.py)."""
+    db, indexer = index
+    run = runicorn_lite.init(project="p", name="n", root=root, config={"lr": 0.1})
+    for step in range(1, 11):
+        run.log({"x": float(step)}, step=step)
+    run.finish()
+    indexer.scan()
+
+    def versions() -> dict:
+        return dict(rows(db, "SELECT name, v FROM table_versions WHERE name IN ('exp_params', 'metric_summaries')"))
+
+    before = versions()
+    meta = run.run_dir / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "description": "edited"}))
+    assert indexer.scan().runs_indexed == 1
+    assert versions() == before
+    assert one(db, run.id)["description"] == "edited"
