@@ -159,7 +159,9 @@ def test_without_file_events_a_dead_process_is_still_noticed(root: Path, monkeyp
 def test_periodic_walks_are_paced_by_their_cost_and_running_runs_still_show_live(root: Path) -> None:
     """Without file events, a walk that costs more than the budget's share is deferred (at a
     million runs a walk takes tens of seconds); the running runs are still read every interval,
-    so their points show live, while a run added meanwhile waits for the next walk."""
+    so their points show live, and a run started meanwhile is found in the directories that
+    hold runs (a new name, a new project, an empty run folder filled later), without a walk; a
+    run removed by hand waits for the next walk."""
     settings = Settings(root=root)
     settings.ensure_dirs()
     live = runicorn_lite.init(project="paced", name="live", root=root)
@@ -187,8 +189,20 @@ def test_periodic_walks_are_paced_by_their_cost_and_running_runs_still_show_live
             wait_for(lambda step=step: (row(live.id) or (0,))[0] == step, timeout=10)
         live.finish()
         wait_for(lambda: row(live.id) == (3, "finished"), timeout=10)
-        assert row(late.id) is None  # found by the next walk, which the budget defers
-        assert indexer.state.scans_completed == walks
+        wait_for(lambda: row(late.id) == (0, "finished"), timeout=10)
+        elsewhere = runicorn_lite.init(project="new-project", name="first", root=root)
+        elsewhere.log({"loss": 2.0}, step=1)
+        elsewhere.flush()
+        wait_for(lambda: row(elsewhere.id) == (1, "running"), timeout=10)
+        beside = runicorn_lite.init(project="paced", name="live", root=root)  # beside a known run
+        beside.finish()
+        wait_for(lambda: row(beside.id) == (0, "finished"), timeout=10)
+        import shutil
+
+        shutil.rmtree(beside.run_dir)
+        time.sleep(1.0)
+        assert row(beside.id) == (0, "finished")  # removed by hand: found by the next walk
+        assert indexer.state.scans_completed == walks  # all without a walk
     finally:
         watcher.stop()
         db.close()
@@ -213,3 +227,25 @@ def test_walk_pace_is_the_interval_or_the_walk_over_its_budget(root: Path) -> No
     assert watcher._rescan_gap(0.1) == max(0.1, walk / 0.05)
     assert watcher._rescan_gap(3600) == 3600
     assert indexer.state.rescan_every_s == 3600  # what health reports as ``rescan_every_s``
+
+
+def test_parent_dirs_find_a_run_whose_folder_came_before_its_files(root: Path) -> None:
+    """The SDK makes a run's folder, then writes its files: a look in between sees an empty
+    folder, and the next look (the parent's mtime unchanged since) still finds the run."""
+    from runicorn_lite.ingest.dirwatch import ParentDirs
+
+    first = runicorn_lite.init(project="p", name="n", root=root)
+    first.finish()
+    parents = ParentDirs(root)
+    rel = first.run_dir.relative_to(root).as_posix()
+    parents.rebuild([rel])
+    known = {rel}
+    assert parents.new_runs(known.__contains__) == []
+    folder = first.run_dir.parent / "20990101_000000_abcdef"
+    time.sleep(0.01)
+    folder.mkdir()
+    assert parents.new_runs(known.__contains__) == []  # empty: not a run yet
+    (folder / "meta.json").write_text('{"id": "20990101_000000_abcdef", "project": "p", "name": "n"}')
+    assert parents.new_runs(known.__contains__) == [folder]
+    known.add(folder.relative_to(root).as_posix())
+    assert parents.new_runs(known.__contains__) == []

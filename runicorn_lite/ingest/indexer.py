@@ -288,7 +288,6 @@ class Indexer:
 
     def _indexed_count(self) -> int:
         return sum(1 for known in self._known.values() if known.indexed)
-
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
 
@@ -306,6 +305,9 @@ class Indexer:
             log.warning("ANALYZE failed: %s", exc)
             return
         self._analyzed_rows = rows
+
+    def known_rels(self) -> list[str]:  # every run directory known, relative to the root
+        return list(self._known)
 
     def known_run_dir(self, path: Path) -> Path | None:
         """The indexed run directory that ``path`` is, or lies in; None if there is none."""
@@ -370,8 +372,7 @@ class Indexer:
         """What the index holds now for these runs (another worker may have written them)."""
         found = self.db.read(lambda conn: load_known(conn, rels))
         for rel in rels:
-            known = found.get(rel)
-            if known is not None:
+            if (known := found.get(rel)) is not None:
                 self._keep(rel, known)
             elif rel in self._known and self._known[rel].indexed:
                 del self._known[rel]

@@ -9,9 +9,9 @@ Periodic rescans are paced by what they cost: a full walk comes no sooner than
 so walks take at most about 5% of one core whatever the size of the tree (a walk of a million
 runs takes tens of seconds: then they come some minutes apart). A change is still found at
 once: file events bring it; without them, the runs marked running (the ones that change) are
-re-read every polling interval, a process that died is found by the pid check, and only what
-neither covers (a finished run edited by hand, a run moved in while events are off) waits for
-the next paced walk.
+re-read every polling interval, new runs are found in the directories that hold runs, whose
+mtimes are polled too (``dirwatch.py``), a process that died is found by the pid check, and only
+what none covers (a finished run edited or removed by hand) waits for the next paced walk.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from runicorn_lite import rundir
 from runicorn_lite.db import DamagedStore, DatabaseUnavailable
+from runicorn_lite.ingest.dirwatch import ParentDirs
 from runicorn_lite.ingest.indexer import Indexer
 from runicorn_lite.ingest.keeper import IndexKeeper
 from runicorn_lite.settings import STORE_DIRNAME
@@ -105,6 +106,8 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll_scan = time.monotonic()
+        # Without file events: the directories that hold runs, for new runs between walks.
+        self._parents = ParentDirs(indexer.root)
         self.summary = IngestSummary()
         # A write failed because the database could not be reached: scan once it answers.
         self._rescan_due = False
@@ -184,6 +187,7 @@ class Watcher:
         # touching a file (they change nothing a scan could see).
         # ``interval`` 0: no scans, only the pid and index-file checks.
         last_pid_check = last_live = time.monotonic()
+        self._parents.rebuild(self.indexer.known_rels())
         while not self._stop.wait(min(interval or KEEPER_CHECK_S, PID_CHECK_S, KEEPER_CHECK_S)):
             self._safe(self.keeper.check)
             self._catch_up()
@@ -193,6 +197,7 @@ class Watcher:
                 last_pid_check = now
             if interval and now - self._last_poll_scan >= self._rescan_gap(interval):
                 self._safe(self.indexer.scan)
+                self._parents.rebuild(self.indexer.known_rels())
                 self._last_poll_scan = last_live = now
             elif interval and now - last_live >= interval:
                 # Between paced walks, the runs that change (those running) are read at the
@@ -202,9 +207,12 @@ class Watcher:
                 last_live = now
 
     def _refresh_live_runs(self) -> None:
-        live = self.indexer.live_run_dirs()
-        if live:
-            self.indexer.refresh(live)
+        # The runs that change (running), and new runs in the directories that hold runs.
+        root = self.indexer.root
+        new = self._parents.new_runs(lambda rel: self.indexer.known_run_dir(root / rel) is not None)
+        dirs = self.indexer.live_run_dirs() + new
+        if dirs:
+            self.indexer.refresh(dirs)
 
     def _rescan_gap(self, interval: float) -> float:
         """Seconds between two periodic walks: ``interval``, or longer when a walk costs more
