@@ -31,14 +31,16 @@ class ParentDirs:
         self._mtimes: dict[str, int | None] = {}  # relative directory ("" the root) → st_mtime_ns
 
     def rebuild(self, run_rels: Iterable[str]) -> None:
-        """Watch the parents of these run directories (relative to the root) and theirs."""
+        """Watch the parents of these run directories (relative to the root) and theirs. A
+        directory watched before keeps the mtime it was last seen with; a new one is listed at
+        the next look (a run may have started since the walk that found the others)."""
         dirs = {""}
         for rel in run_rels:
             parent = rel.rpartition("/")[0]
             while parent not in dirs:
                 dirs.add(parent)
                 parent = parent.rpartition("/")[0]
-        self._mtimes = {d: self._mtime(d) for d in dirs}
+        self._mtimes = {d: self._mtimes.get(d) for d in dirs}
 
     def __len__(self) -> int:
         return len(self._mtimes)
@@ -50,7 +52,7 @@ class ParentDirs:
         for rel, before in list(self._mtimes.items()):
             now = self._mtime(rel)
             self._mtimes[rel] = now
-            if now == before or now is None:
+            if now is None or now == before:
                 continue
             if rel and not is_known(rel) and rundir.location_of(self.root, self.root / rel) is not None:
                 found.append(self.root / rel)  # a folder watched here became a run

@@ -53,9 +53,8 @@ class Indexer:
         self.db = db
         self.store = store if store is not None else IndexStore(db)
         db.writer_check = self.store.on_writer
-        # Several worker processes write this store (serve --workers N): what is indexed is
-        # read again from the index before each write, and every write is logged for the
-        # other workers (ingest/changelog.py).
+        # Several workers write this store (serve --workers N): what is indexed is read again
+        # before each write, and every write is logged for the others (ingest/changelog.py).
         self.shared = False
         self.state = IndexState()
         self._lock = threading.RLock()  # guards _known and the index writes
@@ -97,8 +96,7 @@ class Indexer:
                 self._walk_no += 1
                 st.last_walk_s = round(self._read_planned(self._walk(self._walk_no), progress, cold), 4)
                 with self._lock:
-                    # Runs known and not found by the walk; what is written or read from the
-                    # index meanwhile is marked with this walk's number (_keep).
+                    # Runs known and not found by the walk (what is written meanwhile is marked: _keep)
                     vanished = [rel for rel, known in self._known.items() if known.walk != self._walk_no]
                     if vanished and not self._stopping.is_set():
                         self._remove(vanished)
@@ -309,6 +307,9 @@ class Indexer:
     def known_rels(self) -> list[str]:  # every run directory known, relative to the root
         return list(self._known)
 
+    def knows(self, rel: str) -> bool:  # whether the run directory ``rel`` is known
+        return rel in self._known
+
     def known_run_dir(self, path: Path) -> Path | None:
         """The indexed run directory that ``path`` is, or lies in; None if there is none."""
         try:
@@ -321,8 +322,7 @@ class Indexer:
                 return self.root / rel
         return None
 
-    def _running(self) -> list[tuple[str, Known]]:
-        """The run directories marked running, with what is known of them."""
+    def _running(self) -> list[tuple[str, Known]]:  # the runs marked running, with what is known
         return [(rel, k) for rel, k in list(self._known.items()) if k.status == "running"]
 
     def live_run_dirs(self) -> list[Path]:

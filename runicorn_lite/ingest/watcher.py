@@ -208,8 +208,7 @@ class Watcher:
 
     def _refresh_live_runs(self) -> None:
         # The runs that change (running), and new runs in the directories that hold runs.
-        root = self.indexer.root
-        new = self._parents.new_runs(lambda rel: self.indexer.known_run_dir(root / rel) is not None)
+        new = self._parents.new_runs(self.indexer.knows)
         dirs = self.indexer.live_run_dirs() + new
         if dirs:
             self.indexer.refresh(dirs)

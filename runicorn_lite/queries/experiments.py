@@ -134,7 +134,7 @@ def where_clause(f: ExperimentFilter, walk: str | None = None) -> tuple[str, lis
         sql, search_params = search_clause(f.search)
         where = where.and_(sql if walk is None else f"+{sql}", *search_params)
     if f.expression is not None:
-        sql, expression_params = expression_where(f.expression)
+        sql, expression_params = expression_where(f.expression, pk="pk" if walk is None else "+pk")
         where = where.and_(sql, *expression_params)
     return where.parts()
 

@@ -208,16 +208,20 @@ def aggregate_column(field: Field) -> str:
     return field.agg
 
 
-def expression_where(expr: Expr) -> tuple[str, list[Any]]:
+def expression_where(expr: Expr, pk: str = "pk") -> tuple[str, list[Any]]:
     """The expression as one SQL condition on experiments rows (``pk`` the row's): each clause
-    a ``pk IN (…)`` SQLite builds once per statement from its index."""
+    a ``pk IN (…)`` SQLite builds once per statement from its index. ``pk="+pk"`` keeps SQLite
+    from driving the statement from those sets (and sorting all they hold) where it should walk
+    a sort index and test each row (see queries/experiments.py, ``where_clause``)."""
+    if pk not in ("pk", "+pk"):
+        raise ValueError(f"not a pk column: {pk!r}")
     if isinstance(expr, Clause):
         sql = clause_sql(expr)
-        return f"{'NOT ' if sql.complement else ''}pk IN ({sql.select})", list(sql.params)
+        return f"{'NOT ' if sql.complement else ''}{pk} IN ({sql.select})", list(sql.params)
     if isinstance(expr, Not):
-        inner, params = expression_where(expr.item)
+        inner, params = expression_where(expr.item, pk)
         return f"NOT ({inner})", params
-    parts = [expression_where(item) for item in expr.items]
+    parts = [expression_where(item, pk) for item in expr.items]
     joiner = " AND " if isinstance(expr, And) else " OR "
     return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
 
