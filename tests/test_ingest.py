@@ -35,6 +35,16 @@ def one(db: Database, exp_id: str) -> dict:
     return db.read(q)  # type: ignore[return-value]
 
 
+def _finished_runs(root: Path, n: int) -> list:
+    """``n`` finished runs of project p, names n0, n1, ..."""
+    runs = []
+    for i in range(n):
+        run = runicorn_lite.init(project="p", name=f"n{i}", root=root)
+        run.finish()
+        runs.append(run)
+    return runs
+
+
 def series(db: Database, exp_id: str) -> dict:
     pk = one(db, exp_id)["pk"]
     loaded = db.read(lambda c: load_series(c, pk))
@@ -300,11 +310,7 @@ def test_ingest_rate_is_reported(root: Path, index) -> None:
 def test_an_api_write_during_a_scan_is_not_overwritten_by_the_scan(root: Path, index, monkeypatch) -> None:
     """A run refreshed (by an API write) after the scan read it keeps its newer state."""
     db, indexer = index
-    runs = []
-    for i in range(4):
-        run = runicorn_lite.init(project="p", name=f"n{i}", root=root)
-        run.finish()
-        runs.append(run)
+    runs = _finished_runs(root, 4)
     target = runs[2]
     real_write = indexer._write
     done = []
@@ -487,11 +493,7 @@ def test_a_scan_removes_only_runs_its_walk_did_not_find(root: Path, index, monke
 
     monkeypatch.setattr(indexer_module, "BATCH_RUNS", 2)
     db, indexer = index
-    runs = []
-    for i in range(6):
-        run = runicorn_lite.init(project="p", name=f"n{i}", root=root)
-        run.finish()
-        runs.append(run)
+    runs = _finished_runs(root, 6)
     indexer.scan()
     real_write = indexer._write
 
