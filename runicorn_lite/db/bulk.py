@@ -19,6 +19,7 @@ import logging
 import re
 import sqlite3
 import time
+from typing import Self
 
 from runicorn_lite.db.backend import Backend
 from runicorn_lite.db.dialect import on_postgres
@@ -98,24 +99,28 @@ def make_again(db: Backend) -> int:
 
 
 class ColdScan:
-    """One scan's part in this: ``written`` after each batch, ``finish`` when the scan ends
-    (whatever way it ends). ``cold``: the index was empty when the scan began."""
+    """One scan's part in this, as a context manager: ``written`` after each batch; at the end
+    of the ``with`` (whatever way it ends) what was set aside is made again. ``cold``: the index
+    was empty when the scan began; a scan that is not cold first makes what a scan that died
+    left set aside."""
 
-    def __init__(self, db: Backend, cold: bool, after_runs: int | None = None) -> None:
+    def __init__(self, db: Backend, cold: bool) -> None:
         self.db = db
         self.cold = cold
-        self.after_runs = BULK_AFTER_RUNS if after_runs is None else after_runs
         self.aside = False
         if not cold:
-            self._make_again()  # set aside by a scan that died
+            self._make_again()
 
     def written(self, runs: int) -> None:
         """``runs`` runs written so far by this scan."""
-        if self.cold and not self.aside and runs >= self.after_runs:
-            self.aside = True  # whatever happens next, finish() makes what is in the table
+        if self.cold and not self.aside and runs >= BULK_AFTER_RUNS:
+            self.aside = True  # whatever happens next, the exit makes what is in the table
             set_aside(self.db)
 
-    def finish(self) -> None:
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         if self.aside:
             self.aside = False
             self._make_again()

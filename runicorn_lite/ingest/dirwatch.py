@@ -42,9 +42,6 @@ class ParentDirs:
                 parent = parent.rpartition("/")[0]
         self._mtimes = {d: self._mtimes.get(d) for d in dirs}
 
-    def __len__(self) -> int:
-        return len(self._mtimes)
-
     def new_runs(self, is_known: Callable[[str], bool]) -> list[Path]:
         """Run directories not known (``is_known`` of their relative path) in the directories
         that changed since the last look."""

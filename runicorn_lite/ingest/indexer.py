@@ -88,24 +88,22 @@ class Indexer:
             st.last_scan_started_at = started
             st.runs_seen = 0
             st.runs_indexed = 0
-            cold = ColdScan(self.db, cold=not self._known)
             try:
-                # Runs found are marked with the walk's number (sets of the runs found and known
-                # took ~150 MB at a million runs), and read as found, a batch at a time (every
-                # plan held first took 1.85 KB a run).
-                self._walk_no += 1
-                st.last_walk_s = round(self._read_planned(self._walk(self._walk_no), progress, cold), 4)
-                with self._lock:
-                    # Runs known and not found by the walk (what is written meanwhile is marked: _keep)
-                    vanished = [rel for rel, known in self._known.items() if known.walk != self._walk_no]
-                    if vanished and not self._stopping.is_set():
-                        self._remove(vanished)
-                cold.finish()
-                self._analyze_if_grown()
+                with ColdScan(self.db, cold=not self._known) as cold:
+                    # Runs found are marked with the walk's number (sets of the runs found and
+                    # known took ~150 MB at a million runs), and read as found, a batch at a time
+                    # (every plan held first took 1.85 KB a run).
+                    self._walk_no += 1
+                    st.last_walk_s = round(self._read_planned(self._walk(self._walk_no), progress, cold), 4)
+                    with self._lock:
+                        # Runs known and not found by the walk (what is written meanwhile is marked: _keep)
+                        vanished = [rel for rel, known in self._known.items() if known.walk != self._walk_no]
+                        if vanished and not self._stopping.is_set():
+                            self._remove(vanished)
+                self._analyze_if_grown()  # the indexes set aside are made again by now
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
             finally:
-                cold.finish()
                 self._scan_finished(started)
             return st
 
@@ -130,7 +128,7 @@ class Indexer:
                 yield plan
 
     def _read_planned(
-        self, plans: Iterable[Plan], progress: Callable[[int, int], None] | None, cold: ColdScan | None = None
+        self, plans: Iterable[Plan], progress: Callable[[int, int], None] | None, cold: ColdScan
     ) -> float:
         """Read and write the planned runs in batches (of BATCH_RUNS, or BATCH_SECONDS of reading);
         a run whose events are read only in part is written at once, then read to its end.
@@ -148,8 +146,7 @@ class Indexer:
                 self._write(batch)
             st.runs_indexed += len(batch)
             batch = []
-            if cold is not None:
-                cold.written(st.runs_indexed)
+            cold.written(st.runs_indexed)
 
         while True:
             walk_started = time.monotonic()
@@ -286,6 +283,7 @@ class Indexer:
 
     def _indexed_count(self) -> int:
         return sum(1 for known in self._known.values() if known.indexed)
+
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
 
