@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -380,3 +381,28 @@ class Background(threading.Thread):
     def stop(self) -> None:
         self.stop_event.set()
         self.join(30)
+
+
+# ---- PostgreSQL databases of the benchmarks ------------------------------------------------------
+
+
+def database_url(base: str, name: str, driver: str | None = None) -> str:
+    """``base`` (a libpq URL) naming the database ``name`` instead (and the scheme ``driver``)."""
+    parts = urllib.parse.urlsplit(base)
+    return urllib.parse.urlunsplit((driver or parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+
+def pg_admin(base: str, *statements: str) -> None:
+    """Run ``statements`` on ``base`` outside a transaction (CREATE / DROP DATABASE)."""
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
+
+def database_exists(base: str, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(base, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None

@@ -21,7 +21,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -29,10 +29,12 @@ import orjson
 from benchmarks.common import (
     OurServer,
     command_line,
+    database_url,
     fmt_ms,
     machine_info,
     markdown_table,
     percentile,
+    pg_admin,
     save_result,
 )
 
@@ -272,19 +274,6 @@ def render(res: dict[str, Any]) -> str:
 PRISTINE, LIVE = "bench_load_pristine", "bench_load_live"
 
 
-def _database_url(base: str, name: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-def _admin(base: str, *statements: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        for sql in statements:
-            conn.execute(sql)
-
-
 def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         args.runs, args.iterations, args.clients, args.requests = 200, 2000, "4", 40
@@ -299,9 +288,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         if root.exists():
             shutil.rmtree(root)
         if base is not None:
-            _admin(base, f"DROP DATABASE IF EXISTS {PRISTINE} WITH (FORCE)", f"CREATE DATABASE {PRISTINE}")
+            pg_admin(base, f"DROP DATABASE IF EXISTS {PRISTINE} WITH (FORCE)", f"CREATE DATABASE {PRISTINE}")
         info = prefill(root, args.runs, args.iterations,
-                       database=None if base is None else _database_url(base, PRISTINE))
+                       database=None if base is None else database_url(base, PRISTINE))
         meta.write_text(json.dumps(info))
     print(f"  pre-filled {info['runs']:,} runs / {info['iterations']:,} iterations in {info['seconds']:.1f} s",
           flush=True)
@@ -316,8 +305,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     shutil.copytree(root, work)
     store: tuple[str, ...] = ()
     if base is not None:
-        _admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)", f"CREATE DATABASE {LIVE} TEMPLATE {PRISTINE}")
-        store = ("--database", _database_url(base, LIVE))
+        pg_admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)", f"CREATE DATABASE {LIVE} TEMPLATE {PRISTINE}")
+        store = ("--database", database_url(base, LIVE))
     limits = ("--read-limit", huge, "--write-limit", huge, "--iterations-limit", huge)
     with OurServer(work, "--no-watch", "--workers", str(args.workers), *limits, *store) as server:
         server.wait_ready()
@@ -332,7 +321,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         res["server_peak_rss_mb"] = server.peak_rss_mb()
     shutil.rmtree(work, ignore_errors=True)
     if base is not None:
-        _admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)")
+        pg_admin(base, f"DROP DATABASE IF EXISTS {LIVE} WITH (FORCE)")
     md = f"Machine: {machine_info()}\n\nCommand: `{command_line()}`\n\n" + render(res)
     name = ("load-quick" if args.quick else "load") + ("-postgresql" if base is not None else "")
     path = save_result(name, res, md)

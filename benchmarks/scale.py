@@ -14,7 +14,6 @@ one whose growth says how the queries scale.
 from __future__ import annotations
 
 import argparse
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,13 @@ from benchmarks.common import (
     OurServer,
     RawClient,
     command_line,
+    database_exists,
+    database_url,
     fmt_ms,
     fmt_ratio,
     machine_info,
     markdown_table,
+    pg_admin,
     save_result,
     summarize,
 )
@@ -44,14 +46,10 @@ def corpus_for(size: int, steps: int, seed: int, quick: bool) -> Path:
 def scale_database(base: str, size: int) -> str:
     """The PostgreSQL database of one size (``bench_scale_<size>``), made when missing and kept,
     so a later run serves what an earlier one indexed (a million runs take a long cold index)."""
-    import psycopg
-
     name = f"bench_scale_{int(size)}"
-    with psycopg.connect(base, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            conn.execute(f"CREATE DATABASE {name}")
-    parts = urllib.parse.urlsplit(base)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+    if not database_exists(base, name):
+        pg_admin(base, f"CREATE DATABASE {name}")
+    return database_url(base, name)
 
 
 def measure(path: Path, reps: int, change_reps: int, database: str | None = None) -> dict[str, Any]:

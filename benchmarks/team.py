@@ -36,10 +36,13 @@ from benchmarks.common import (
     OurServer,
     RawClient,
     command_line,
+    database_exists,
+    database_url,
     fmt_ms,
     fmt_ratio,
     machine_info,
     markdown_table,
+    pg_admin,
     run_measured,
     save_result,
     summarize,
@@ -158,25 +161,6 @@ MLFLOW_ROWS = (f"`filter={FILTER_LR}` + sort by `{SORT_ACC_MAX}`", "List all (pa
                "Metrics (all points)")
 
 
-def _database_url(base: str, name: str, driver: str = "postgresql") -> str:
-    parts = urllib.parse.urlsplit(base)
-    return urllib.parse.urlunsplit((driver, parts.netloc, f"/{name}", "", ""))
-
-
-def _admin(base: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def _database_exists(base: str, name: str) -> bool:
-    import psycopg
-
-    with psycopg.connect(base, autocommit=True) as conn:
-        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
-
-
 @contextlib.contextmanager
 def mlflow_database(root: Path, base: str, n_runs: int, work: Path, keep: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """A database of MLflow's own on the PostgreSQL server of ``base``, loaded with ``n_runs`` of
@@ -189,13 +173,13 @@ def mlflow_database(root: Path, base: str, n_runs: int, work: Path, keep: bool) 
     base_dir = work / "mlflow-pg"
     marker = base_dir / "loaded.json"
     name = json.loads(marker.read_text()).get("database") if marker.exists() else None
-    if not (isinstance(name, str) and _database_exists(base, name)):
+    if not (isinstance(name, str) and database_exists(base, name)):
         name = f"bench_mlflow_{secrets.token_hex(4)}"
-    uri = _database_url(base, name, "postgresql+psycopg2")
+    uri = database_url(base, name, "postgresql+psycopg2")
 
     def fresh() -> None:
-        _admin(base, f"DROP DATABASE IF EXISTS {name}")
-        _admin(base, f"CREATE DATABASE {name}")
+        pg_admin(base, f"DROP DATABASE IF EXISTS {name}")
+        pg_admin(base, f"CREATE DATABASE {name}")
 
     try:
         t0 = time.perf_counter()
@@ -208,7 +192,7 @@ def mlflow_database(root: Path, base: str, n_runs: int, work: Path, keep: bool) 
     finally:
         if not keep:
             shutil.rmtree(base_dir, ignore_errors=True)
-            _admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            pg_admin(base, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def run_mlflow(root: Path, base: str, params: Params, n_runs: int, reps: int, work: Path,
