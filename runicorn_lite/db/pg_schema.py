@@ -244,12 +244,92 @@ def _covering_sort_indexes() -> list[str]:
     return out
 
 
-INDEX_MIGRATIONS = ("pg_0001_index", "pg_0002_all_runs_version", "pg_0003_covering_sort_indexes")
+def _kept_analytics() -> list[str]:
+    # As 0015_kept_analytics on SQLite: what the analytics summary adds up, kept by triggers.
+    dur = "CASE WHEN {r}.ended_at >= {r}.created_at THEN {r}.ended_at - {r}.created_at END"
+    live = "CASE WHEN {r}.deleted_at IS NULL THEN 1 ELSE 0 END"
+    day = "floor({r}.created_at / 86400)::bigint"
+    old_dur, new_dur = dur.format(r="OLD"), dur.format(r="NEW")
+    return [
+        f"""CREATE TABLE exp_stats (
+            live INTEGER NOT NULL,
+            project {_TEXT} NOT NULL,
+            status {_TEXT} NOT NULL,
+            n_dur BIGINT NOT NULL,
+            dur_sum DOUBLE PRECISION NOT NULL,
+            points BIGINT NOT NULL,
+            PRIMARY KEY (live, project, status)
+        )""",
+        f"""INSERT INTO exp_stats (live, project, status, n_dur, dur_sum, points)
+            SELECT {live.format(r="e")}, project, status, count({dur.format(r="e")}),
+                coalesce(sum({dur.format(r="e")}), 0), sum(n_points)
+            FROM experiments e GROUP BY 1, 2, 3""",
+        f"""CREATE TABLE exp_days (
+            live INTEGER NOT NULL,
+            day BIGINT NOT NULL,
+            project {_TEXT} NOT NULL,
+            status {_TEXT} NOT NULL,
+            n BIGINT NOT NULL,
+            PRIMARY KEY (live, day, project, status)
+        )""",
+        f"""INSERT INTO exp_days (live, day, project, status, n)
+            SELECT {live.format(r="e")}, {day.format(r="e")}, project, status, count(*)
+            FROM experiments e GROUP BY 1, 2, 3, 4""",
+        f"""CREATE FUNCTION exp_stats_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                UPDATE exp_stats SET n_dur = n_dur - CASE WHEN {old_dur} IS NULL THEN 0 ELSE 1 END,
+                    dur_sum = dur_sum - coalesce({old_dur}, 0), points = points - OLD.n_points
+                    WHERE live = {live.format(r="OLD")} AND project = OLD.project AND status = OLD.status;
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                INSERT INTO exp_stats (live, project, status, n_dur, dur_sum, points)
+                    VALUES ({live.format(r="NEW")}, NEW.project, NEW.status,
+                            CASE WHEN {new_dur} IS NULL THEN 0 ELSE 1 END, coalesce({new_dur}, 0), NEW.n_points)
+                    ON CONFLICT (live, project, status) DO UPDATE SET n_dur = exp_stats.n_dur + EXCLUDED.n_dur,
+                        dur_sum = exp_stats.dur_sum + EXCLUDED.dur_sum, points = exp_stats.points + EXCLUDED.points;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        f"""CREATE FUNCTION exp_days_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                UPDATE exp_days SET n = n - 1 WHERE live = {live.format(r="OLD")} AND day = {day.format(r="OLD")}
+                    AND project = OLD.project AND status = OLD.status;
+            END IF;
+            IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                INSERT INTO exp_days (live, day, project, status, n)
+                    VALUES ({live.format(r="NEW")}, {day.format(r="NEW")}, NEW.project, NEW.status, 1)
+                    ON CONFLICT (live, day, project, status) DO UPDATE SET n = exp_days.n + 1;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER exp_stats_insert AFTER INSERT OR DELETE ON experiments"
+        " FOR EACH ROW EXECUTE FUNCTION exp_stats_keep()",
+        "CREATE TRIGGER exp_stats_update AFTER UPDATE OF project, status, deleted_at, created_at, ended_at, n_points"
+        " ON experiments FOR EACH ROW WHEN (OLD.project IS DISTINCT FROM NEW.project"
+        " OR OLD.status IS DISTINCT FROM NEW.status OR (OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL)"
+        " OR OLD.created_at IS DISTINCT FROM NEW.created_at OR OLD.ended_at IS DISTINCT FROM NEW.ended_at"
+        " OR OLD.n_points IS DISTINCT FROM NEW.n_points) EXECUTE FUNCTION exp_stats_keep()",
+        "CREATE TRIGGER exp_days_insert AFTER INSERT OR DELETE ON experiments"
+        " FOR EACH ROW EXECUTE FUNCTION exp_days_keep()",
+        f"CREATE TRIGGER exp_days_update AFTER UPDATE OF project, status, deleted_at, created_at ON experiments"
+        f" FOR EACH ROW WHEN (OLD.project IS DISTINCT FROM NEW.project OR OLD.status IS DISTINCT FROM NEW.status"
+        f" OR (OLD.deleted_at IS NULL) <> (NEW.deleted_at IS NULL) OR {day.format(r='OLD')} <> {day.format(r='NEW')})"
+        f" EXECUTE FUNCTION exp_days_keep()",
+        "CREATE INDEX idx_live_project_status_best ON experiments (project, status, best_metric_value)"
+        " WHERE deleted_at IS NULL",
+    ]
+
+
+INDEX_MIGRATIONS = (
+    "pg_0001_index", "pg_0002_all_runs_version", "pg_0003_covering_sort_indexes", "pg_0004_kept_analytics",
+)
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
-    "metric_summaries", "exp_docs", "exp_images", "exp_counts", "table_versions", "change_log", "ingest_state",
-    "_index_migrations",
+    "metric_summaries", "exp_docs", "exp_images", "exp_counts", "exp_stats", "exp_days", "table_versions",
+    "change_log", "ingest_state", "_index_migrations",
 )
 
 
@@ -287,6 +367,10 @@ def migrate_index(conn: PgConn) -> list[str]:
         for statement in _covering_sort_indexes():
             conn.execute(statement)
         applied.append("pg_0003_covering_sort_indexes")
+    if "pg_0004_kept_analytics" not in done:
+        for statement in _kept_analytics():
+            conn.execute(statement)
+        applied.append("pg_0004_kept_analytics")
     for name in applied:
         conn.execute("INSERT INTO _index_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
     return applied
@@ -297,5 +381,5 @@ def drop_index(conn: PgConn) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '/runicorn-lite/index'))")
     for table in (*INDEX_TABLES, "deferred_indexes"):  # the latter made by a cold scan (db/bulk.py)
         conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-    conn.execute("DROP FUNCTION IF EXISTS exp_counts_keep() CASCADE")
-    conn.execute("DROP FUNCTION IF EXISTS all_runs_keep() CASCADE")
+    for function in ("exp_counts_keep", "all_runs_keep", "exp_stats_keep", "exp_days_keep"):
+        conn.execute(f"DROP FUNCTION IF EXISTS {function}() CASCADE")

@@ -107,7 +107,7 @@ def translate(sql: str) -> str:
 
 def _translate_code(code: str) -> str:
     code = code.replace("%", "%%").replace("?", "%s")
-    code = re.sub(r"\blikely\(", "(", code)
+    code = re.sub(r"\b(?:un)?likely\(", "(", code)
     code = re.sub(r"\binstr\(", "strpos(", code)
     code = re.sub(r"\btotal\(([^()]*)\)", r"coalesce(sum(\1), 0)::float8", code)
     # Unary plus (a hint that keeps SQLite's planner off an index) is no-op arithmetic here.

@@ -1,16 +1,31 @@
-"""``/api/v2/analytics/summary``: aggregates over live (not deleted) experiments."""
+"""``/api/v2/analytics/summary``: aggregates over live (not deleted) experiments.
+
+A filter of project, status and deletion alone (the overview's, and a project key's) is
+answered from what the index keeps by trigger (db/schema.py, 0015_kept_analytics): a few rows
+whatever the number of runs. Any other filter reads the matching runs.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from runicorn_lite.db.dialect import on_postgres
-from runicorn_lite.queries.experiments import ExperimentFilter, where_clause
+from runicorn_lite.db.where import Where
+from runicorn_lite.queries.experiments import ExperimentFilter, kept_where, only_kept_filters, where_clause
 from runicorn_lite.rundir import STATUSES
 
 RECENT_DAYS = 30
+DAY = 86400
+
+
+class _Figures(NamedTuple):
+    groups: list[tuple[str, str, int, float | None]]  # project, status, runs, best value
+    duration_sum: float
+    durations: int  # runs that ended at or after their start
+    points: int
+    recent: list[tuple[str, int, int, int]]  # date, runs, finished, failed
 
 
 def _by_status(pairs: list[tuple[str, int]]) -> dict[str, int]:
@@ -21,17 +36,82 @@ def _by_status(pairs: list[tuple[str, int]]) -> dict[str, int]:
     return out
 
 
-def summary(conn: sqlite3.Connection, f: ExperimentFilter, now: float | None = None) -> dict[str, Any]:
-    """Totals, status split, success rate, durations, per-project figures and recent activity."""
+def _kept(conn: sqlite3.Connection, f: ExperimentFilter, since_day: int) -> _Figures:
+    where = kept_where(f)
+    # The best live value of a (project, status): one descent of idx_live_project_status_best.
+    groups = conn.execute(
+        "SELECT project, status, sum(n), max(CASE WHEN live = 1 THEN (SELECT max(e.best_metric_value)"
+        " FROM experiments e WHERE e.project = c.project AND e.status = c.status AND e.deleted_at IS NULL) END)"
+        f" FROM exp_counts c WHERE {where.sql} AND n > 0 GROUP BY project, status",
+        where.args,
+    ).fetchall()
+    best = {(project, status): value for project, status, _n, value in groups}
+    if f.include_deleted is not False:  # the bin's best values: the deleted runs, by idx_experiments_deleted_at
+        # (unlikely: SQLite's statistics do not tell it that few runs are deleted; the unary
+        # plus keeps it off a project's or status's index, which holds all their runs)
+        deleted = Where().and_("unlikely(deleted_at IS NOT NULL)")
+        if f.project is not None:
+            deleted = deleted.and_("+project = ?", f.project)
+        if f.statuses:
+            deleted = deleted.and_in("+status", f.statuses)
+        for project, status, value in conn.execute(  # (grouped here: SQLite would walk an index in group order)
+            f"SELECT project, status, best_metric_value FROM experiments WHERE {deleted.sql}", deleted.args,
+        ).fetchall():
+            if value is not None and (best.get((project, status)) is None or value > best[(project, status)]):
+                best[(project, status)] = value
+    duration_sum, durations, points = conn.execute(
+        f"SELECT coalesce(sum(dur_sum), 0), coalesce(sum(n_dur), 0), coalesce(sum(points), 0) FROM exp_stats"
+        f" WHERE {where.sql}", where.args,
+    ).fetchone()
+    recent = conn.execute(
+        "SELECT day, sum(n), sum(CASE WHEN status = 'finished' THEN n ELSE 0 END),"
+        f" sum(CASE WHEN status = 'failed' THEN n ELSE 0 END) FROM exp_days WHERE {where.sql} AND day >= ?"
+        " GROUP BY day HAVING sum(n) > 0 ORDER BY day",
+        (*where.args, since_day),
+    ).fetchall()
+    return _Figures(
+        [(project, status, int(n), best[(project, status)]) for project, status, n, _value in groups],
+        float(duration_sum), int(durations), int(points),
+        [(time.strftime("%Y-%m-%d", time.gmtime(int(day) * DAY)), int(n), int(fin), int(failed))
+         for day, n, fin, failed in recent],
+    )
+
+
+def _read(conn: sqlite3.Connection, f: ExperimentFilter, since_day: int) -> _Figures:
     where, params = where_clause(f)
-    per_project = conn.execute(
+    groups = conn.execute(
         f"SELECT project, status, count(*), max(best_metric_value) FROM experiments WHERE {where}"
-        " GROUP BY project, status ORDER BY project",
+        " GROUP BY project, status",
         params,
     ).fetchall()
+    duration_sum, durations, points = conn.execute(
+        "SELECT coalesce(sum(CASE WHEN ended_at >= created_at THEN ended_at - created_at END), 0),"
+        " count(CASE WHEN ended_at >= created_at THEN 1 END), coalesce(sum(n_points), 0)"
+        f" FROM experiments WHERE {where}",
+        params,
+    ).fetchone()
+    day = ("to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')" if on_postgres()
+           else "date(created_at, 'unixepoch')")
+    recent = conn.execute(
+        f"SELECT {day} AS day, count(*),"
+        " sum(CASE WHEN status = 'finished' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)"
+        f" FROM experiments WHERE {where} AND created_at >= ? GROUP BY day ORDER BY day",
+        (*params, since_day * DAY),
+    ).fetchall()
+    return _Figures(
+        [(project, status, int(n), value) for project, status, n, value in groups],
+        float(duration_sum), int(durations), int(points),
+        [(day, int(n), int(fin or 0), int(failed or 0)) for day, n, fin, failed in recent],
+    )
+
+
+def summary(conn: sqlite3.Connection, f: ExperimentFilter, now: float | None = None) -> dict[str, Any]:
+    """Totals, status split, success rate, durations, per-project figures and recent activity."""
+    now = time.time() if now is None else now
+    since_day = int(now // DAY) - (RECENT_DAYS - 1)
+    figures = (_kept if only_kept_filters(f) else _read)(conn, f, since_day)
     projects: dict[str, dict[str, Any]] = {}
-    overall: list[tuple[str, int]] = []
-    for project, status, count, best in per_project:
+    for project, status, count, best in sorted(figures.groups):
         entry = projects.setdefault(
             project, {"project": project, "count": 0, "by_status": dict.fromkeys(STATUSES, 0), "best_metric_max": None}
         )
@@ -39,34 +119,18 @@ def summary(conn: sqlite3.Connection, f: ExperimentFilter, now: float | None = N
         entry["by_status"][status] = entry["by_status"].get(status, 0) + count
         if best is not None and (entry["best_metric_max"] is None or best > entry["best_metric_max"]):
             entry["best_metric_max"] = best
-        overall.append((status, count))
-    by_status = _by_status(overall)
-    total = sum(by_status.values())
+    by_status = _by_status([(status, count) for _project, status, count, _best in figures.groups])
     ended = by_status["finished"] + by_status["failed"] + by_status["interrupted"]
-    avg_duration, points = conn.execute(
-        "SELECT avg(CASE WHEN ended_at IS NOT NULL AND ended_at >= created_at"
-        f" THEN ended_at - created_at END), coalesce(sum(n_points), 0) FROM experiments WHERE {where}",
-        params,
-    ).fetchone()
-    now = time.time() if now is None else now
-    since = (int(now // 86400) - (RECENT_DAYS - 1)) * 86400
-    day = ("to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')" if on_postgres()
-           else "date(created_at, 'unixepoch')")
-    recent = conn.execute(
-        f"SELECT {day} AS day, count(*),"
-        " sum(CASE WHEN status = 'finished' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END)"
-        f" FROM experiments WHERE {where} AND created_at >= ? GROUP BY day ORDER BY day",
-        (*params, since),
-    ).fetchall()
+    average = figures.duration_sum / figures.durations if figures.durations else None
     return {
-        "total_experiments": total,
+        "total_experiments": sum(by_status.values()),
         "by_status": by_status,
         "success_rate": round(by_status["finished"] * 100.0 / ended, 2) if ended else 0.0,
-        "average_duration_s": round(avg_duration, 3) if avg_duration is not None else None,
-        "total_data_points": points,
+        "average_duration_s": round(average, 3) if average is not None else None,
+        "total_data_points": figures.points,
         "projects": sorted(projects.values(), key=lambda p: (-p["count"], p["project"])),
         "recent_activity": [
-            {"date": day, "count": count, "finished": fin or 0, "failed": failed or 0}
-            for day, count, fin, failed in recent
+            {"date": day, "count": count, "finished": fin, "failed": failed}
+            for day, count, fin, failed in figures.recent
         ],
     }

@@ -67,7 +67,7 @@ def _row_filters(f: ExperimentFilter) -> bool:
                 and f.created_before is None and f.best_metric_min is None and f.best_metric_max is None)
 
 
-def _only_kept_filters(f: ExperimentFilter) -> bool:
+def only_kept_filters(f: ExperimentFilter) -> bool:
     """Whether ``f`` filters by nothing but project, status and deletion: what exp_counts
     counts."""
     return f.expression is None and not _row_filters(f)
@@ -88,12 +88,19 @@ def kept_count(conn: sqlite3.Connection, f: ExperimentFilter, cache: QueryCache 
     return kept
 
 
-def _kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
+def kept_where(f: ExperimentFilter) -> Where:
+    """The rows of a table kept per (live, project, status) that a filter of project /
+    statuses / deletion alone (:func:`only_kept_filters`) selects."""
     where = Where() if f.include_deleted is True else Where().and_(f"live = {int(not f.include_deleted)}")
     if f.project is not None:
         where = where.and_("project = ?", f.project)
     if f.statuses:
         where = where.and_in("status", f.statuses)
+    return where
+
+
+def _kept_count(conn: sqlite3.Connection, f: ExperimentFilter) -> int:
+    where = kept_where(f)
     return int(conn.execute(f"SELECT coalesce(sum(n), 0) FROM exp_counts WHERE {where.sql}", where.args).fetchone()[0])
 
 
@@ -262,7 +269,7 @@ def _total(
 ) -> int | None:
     """The number of matches when what the index keeps answers it: a sum of the kept counts
     (project, status, deletion), or the kept clause sets (``filter=`` alone); else None."""
-    if _only_kept_filters(f):
+    if only_kept_filters(f):
         return kept_count(conn, f, counts, generation)
     if counts is None or not _only_clauses(f):
         return None

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import DAY, Corpus, Spec, assert_error, utc_date
+
+import runicorn_lite
+from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.pg_schema import migrate_index
+from runicorn_lite.db.schema import INDEX_MIGRATIONS
+from runicorn_lite.db.sqlite import connect, migrate
+from runicorn_lite.queries import analytics
+from runicorn_lite.queries.experiments import ExperimentFilter
+from runicorn_lite.rundir import DELETED, mark_deleted
 
 STATUSES = ("running", "finished", "failed", "interrupted")
 
@@ -124,3 +137,83 @@ def test_status_counts_of_the_corpus_are_what_the_specs_say(corpus: Corpus) -> N
 )
 async def test_summary_rejects_bad_filters(client, params: dict[str, str]) -> None:
     assert_error(await client.get("/api/v2/analytics/summary", params=params), 400)
+
+
+def _figures_alike(kept: Any, read: Any) -> None:
+    assert sorted(kept.groups) == sorted(read.groups)
+    assert kept.durations == read.durations and kept.points == read.points
+    assert kept.duration_sum == pytest.approx(read.duration_sum, rel=1e-9, abs=1e-6)
+    assert kept.recent == read.recent
+
+
+def _downgrade_and_migrate(ctx: Any) -> None:
+    """Make the index one from before 0015_kept_analytics, and bring it up to date (on the
+    store's writer, the only thread that writes the index)."""
+    with ctx.index.write() as conn:
+        conn.execute("DROP INDEX idx_live_project_status_best")
+        postgres = on_postgres()  # (known inside a transaction of the store)
+        if postgres:
+            for function in ("exp_stats_keep", "exp_days_keep"):
+                conn.execute(f"DROP FUNCTION {function}() CASCADE")
+            conn.execute("DELETE FROM _index_migrations WHERE name = 'pg_0004_kept_analytics'")
+        else:
+            for name in ("exp_stats_insert", "exp_stats_delete", "exp_stats_update", "exp_days_update"):
+                conn.execute(f"DROP TRIGGER {name}")
+            conn.execute("DELETE FROM _migrations WHERE name = '0015_kept_analytics'")
+        conn.execute("DROP TABLE exp_stats")
+        conn.execute("DROP TABLE exp_days")
+    if postgres:
+        with ctx.index.write() as conn:
+            assert migrate_index(conn) == ["pg_0004_kept_analytics"]
+    else:  # (SQLite's migrations take their own transactions)
+        conn = connect(ctx.settings.index_path)
+        try:
+            assert migrate(conn, INDEX_MIGRATIONS) == ["0015_kept_analytics"]
+        finally:
+            conn.close()
+
+
+def test_kept_figures_follow_every_change_of_the_rows(make_app: Any, root: Path) -> None:
+    """What the index keeps for the summary (exp_stats, exp_days, by trigger) always equals
+    reading the rows, for every filter it answers: through new runs, points, ends, a run
+    moved out of the last 30 days, a soft delete and its restore, a run removed, and an index
+    made before it existed."""
+    ctx = make_app().state.ctx
+    since = int(time.time() // DAY) - (analytics.RECENT_DAYS - 1)
+    filters = [ExperimentFilter(), ExperimentFilter(include_deleted=True), ExperimentFilter(include_deleted="only"),
+               ExperimentFilter(project="a"), ExperimentFilter(statuses=("running", "finished")),
+               ExperimentFilter(project="b", statuses=("failed",), include_deleted=True)]
+
+    def check() -> None:
+        for f in filters:
+            kept = ctx.index.read(lambda c, f=f: analytics._kept(c, f, since))
+            _figures_alike(kept, ctx.index.read(lambda c, f=f: analytics._read(c, f, since)))
+
+    runs = [runicorn_lite.init(project="ab"[i % 2], name=f"n{i}", root=root) for i in range(7)]
+    for i, run in enumerate(runs):
+        run.log({"acc": i / 10, "loss": 1 - i / 10}, step=1)
+        run.flush()
+    ctx.indexer.scan()
+    check()
+    for i, run in enumerate(runs[:5]):
+        run.log({"acc": 0.5}, step=2)
+        run.finish("failed" if i % 2 else "finished")
+    meta = runs[1].run_dir / "meta.json"
+    body = json.loads(meta.read_text())
+    body["created_at"] -= 45 * DAY
+    meta.write_text(json.dumps(body))
+    ctx.indexer.scan()
+    check()
+    assert len(ctx.index.read(lambda c: analytics._kept(c, ExperimentFilter(), since)).recent) == 1
+    mark_deleted(runs[0].run_dir, "finished", "cleanup", 1.0)
+    mark_deleted(runs[5].run_dir, "running", "cleanup", 1.0)
+    ctx.indexer.scan()
+    check()
+    (runs[0].run_dir / DELETED).unlink()  # restored
+    shutil.rmtree(runs[3].run_dir)
+    ctx.indexer.scan()
+    check()
+    total = ctx.index.read(lambda c: analytics.summary(c, ExperimentFilter(include_deleted=True)))
+    assert total["total_experiments"] == 6
+    ctx.indexer.store.run(lambda: _downgrade_and_migrate(ctx))
+    check()

@@ -91,3 +91,31 @@ def test_counts_never_scan_the_table(index: Database, name: str) -> None:
 
     plan = index.read(explain)
     assert not _full_scans(plan), plan  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("f", [DEFAULT, FILTERED["project"], FILTERED["status"], FILTERED["deleted_project"],
+                               ExperimentFilter(include_deleted="only")], ids=repr)
+def test_the_overview_reads_what_is_kept_not_the_runs(index: Database, f: ExperimentFilter) -> None:
+    """The analytics summary of a project / status / deletion filter sums the tables kept by
+    trigger and reaches the runs only for each group's best value: by one descent of
+    idx_live_project_status_best, and for deleted runs through idx_experiments_deleted_at."""
+    from runicorn_lite.queries import analytics
+
+    def statements(conn: sqlite3.Connection) -> list[str]:
+        seen: list[str] = []
+        conn.set_trace_callback(seen.append)
+        try:
+            analytics.summary(conn, f)
+        finally:
+            conn.set_trace_callback(None)
+        return seen
+
+    plans = []
+    for sql in index.read(statements):
+        if sql.lstrip().upper().startswith("SELECT"):
+            plans += index.read(lambda conn, sql=sql: [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)])
+    runs = [p for p in plans if " experiments" in p or p.split()[:2] in (["SCAN", "e"], ["SEARCH", "e"])]
+    assert runs, plans
+    for line in runs:
+        assert not line.startswith("SCAN"), plans
+        assert "idx_live_project_status_best" in line or "idx_experiments_deleted_at" in line, plans
