@@ -452,7 +452,8 @@ def test_the_indexer_knows_a_run_id_by_its_directory(root: Path, index) -> None:
     for run in runs:
         run.finish()
     indexer.scan()
-    known = indexer._known[f"runs/p/n/{runs[0].id}"]
+    known = indexer._known.get(f"runs/p/n/{runs[0].id}")
+    assert known is not None
     assert known.own_id is None and known.run_id(f"runs/p/n/{runs[0].id}") == runs[0].id
     other = Known.of("runs/p/n/somewhere", 1, runs[0].id, "sig", None, 0, None, "finished", None, None)
     assert other.run_id("runs/p/n/somewhere") == runs[0].id  # kept when the name differs

@@ -23,7 +23,7 @@ from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.changelog import log_changes, publish_state
 from runicorn_lite.ingest.changes import Change
-from runicorn_lite.ingest.known import Known, analyzed_rows, load_known
+from runicorn_lite.ingest.known import Known, KnownRuns, analyzed_rows, load_known
 from runicorn_lite.ingest.reading import Plan, plan_run, prepare_run
 from runicorn_lite.ingest.state import IndexState
 from runicorn_lite.ingest.writer import Prepared, Rows, delete_row, marker, write_run
@@ -60,8 +60,7 @@ class Indexer:
         self._lock = threading.RLock()  # guards _known and the index writes
         self._scan_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._known: dict[str, Known] = {}
-        self._walk_no = 0  # the number of the last walk (Known.walk)
+        self._known = KnownRuns()
         self._analyzed_rows: int | None = None
         self._load_known()
 
@@ -90,14 +89,12 @@ class Indexer:
             st.runs_indexed = 0
             try:
                 with ColdScan(self.db, cold=not self._known) as cold:
-                    # Runs found are marked with the walk's number (sets of the runs found and
-                    # known took ~150 MB at a million runs), and read as found, a batch at a time
-                    # (every plan held first took 1.85 KB a run).
-                    self._walk_no += 1
-                    st.last_walk_s = round(self._read_planned(self._walk(self._walk_no), progress, cold), 4)
+                    # Runs are read as the walk finds them, a batch at a time (every plan held
+                    # first took 1.85 KB a run at a million runs).
+                    walk_no = self._known.begin_walk()
+                    st.last_walk_s = round(self._read_planned(self._walk(walk_no), progress, cold), 4)
                     with self._lock:
-                        # Runs known and not found by the walk (what is written meanwhile is marked: _keep)
-                        vanished = [rel for rel, known in self._known.items() if known.walk != self._walk_no]
+                        vanished = self._known.unwalked()
                         if vanished and not self._stopping.is_set():
                             self._remove(vanished)
                 self._analyze_if_grown()  # the indexes set aside are made again by now
@@ -179,7 +176,7 @@ class Indexer:
         st.last_scan_finished_at = finished
         st.last_scan_duration_s = round(finished - started, 4)
         st.scans_completed += 1
-        st.runs_in_index = self._indexed_count()
+        st.runs_in_index = self._known.indexed_count()
         st.last_scan_runs_seen, st.last_scan_runs_indexed = st.runs_seen, st.runs_indexed
         if self.shared:
             self._publish_state(finished)
@@ -219,7 +216,7 @@ class Indexer:
     def _reattach(self, reopen: Callable[[], None]) -> None:
         with self._scan_lock, self._lock:
             reopen()
-            self._known = {}
+            self._known = KnownRuns()
             self._load_known()
 
     def refresh(self, run_dirs: Iterable[Path], changed_at: float | None = None, *, urgent: bool = False) -> int:
@@ -256,7 +253,7 @@ class Indexer:
                 self._write(batch)
             if gone:
                 self._remove(gone)
-            self.state.runs_in_index = self._indexed_count()
+            self.state.runs_in_index = self._known.indexed_count()
             if changed_at is not None and (batch or gone):
                 self.state.last_ingest_lag_s = round(time.time() - changed_at, 4)
         # The rest of a huge events file, window by window, without holding the lock between
@@ -280,9 +277,6 @@ class Indexer:
                 return
             if written is None or written.events_offset != prepared.events.offset:
                 return  # the write failed (logged): the next scan or change retries
-
-    def _indexed_count(self) -> int:
-        return sum(1 for known in self._known.values() if known.indexed)
 
     def _analyze_if_grown(self) -> None:
         """Refresh the planner's statistics when the table grew or shrank by a quarter.
@@ -320,16 +314,13 @@ class Indexer:
                 return self.root / rel
         return None
 
-    def _running(self) -> list[tuple[str, Known]]:  # the runs marked running, with what is known
-        return [(rel, k) for rel, k in list(self._known.items()) if k.status == "running"]
-
     def live_run_dirs(self) -> list[Path]:
         """Run directories of the runs marked running (few, whatever the size of the tree)."""
-        return [self.root / rel for rel, _k in self._running()]
+        return [self.root / rel for rel, _k in self._known.running()]
 
     def check_live_runs(self) -> int:
         """Refresh runs marked running whose process is gone (reported failed from now on)."""
-        dead = [self.root / rel for rel, k in self._running() if rundir.pid_is_gone(k.pid, k.hostname)]
+        dead = [self.root / rel for rel, k in self._known.running() if rundir.pid_is_gone(k.pid, k.hostname)]
         if not dead:
             return 0
 
@@ -354,26 +345,14 @@ class Indexer:
         except ValueError:
             return Path(run_dir).as_posix()
 
-    def _keep(self, rel: str, known: Known) -> None:
-        """Remember ``known`` of ``rel``, as found by the current (or last) walk: it exists."""
-        known.walk = self._walk_no
-        self._known[rel] = known
-
     def _load_known(self) -> None:
-        self._known = self.db.read(load_known)
-        for known in self._known.values():
-            known.walk = self._walk_no
+        self._known.replace(self.db.read(load_known))
         self._analyzed_rows = self.db.read(analyzed_rows)
         self.state.runs_in_index = len(self._known)
 
     def _reload_known(self, rels: list[str]) -> None:
         """What the index holds now for these runs (another worker may have written them)."""
-        found = self.db.read(lambda conn: load_known(conn, rels))
-        for rel in rels:
-            if (known := found.get(rel)) is not None:
-                self._keep(rel, known)
-            elif rel in self._known and self._known[rel].indexed:
-                del self._known[rel]
+        self._known.update(rels, self.db.read(lambda conn: load_known(conn, rels)))
 
     def _prepare(self, plan: Plan) -> Prepared | None:
         try:
@@ -405,9 +384,9 @@ class Indexer:
             return self._write_failed(exc, batch)
         for rel, value in staged.items():
             if value is None:
-                self._known.pop(rel, None)
+                self._known.pop(rel)
             else:
-                self._keep(rel, value)
+                self._known.keep(rel, value)
         self.state.last_change_at = now
         self._notify(notes)
 
@@ -475,19 +454,20 @@ class Indexer:
         gone_ids = set()
         notes = []
         for rel in rels:
-            known = self._known.pop(rel, None)
+            known = self._known.pop(rel)
             if known is not None:
                 gone_ids.add(known.run_id(rel))
                 if known.pk is not None:
                     notes.append(Change("removed", known.run_id(rel), known.pk))
         self._notify(notes)
         # Other copies of a removed run id were left alone while it was indexed: read them now.
-        others = [rel for rel, known in self._known.items() if not known.indexed and known.run_id(rel) in gone_ids]
-        for rel in others:
-            self._keep(rel, Known.seen(rel, self._known[rel].run_id(rel)))
+        others = [(rel, known.run_id(rel)) for rel, known in self._known.items()
+                  if not known.indexed and known.run_id(rel) in gone_ids]
+        for rel, run_id in others:
+            self._known.keep(rel, Known.seen(rel, run_id))
         self.state.last_change_at = time.time()
         if others:
-            self._refresh([self.root / rel for rel in others], None)
+            self._refresh([self.root / rel for rel, _id in others], None)
 
     def _notify(self, changes: list[Change]) -> None:
         """Tell the listeners what a committed write changed (a listener never breaks ingest)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from runicorn_lite.db.dialect import on_postgres
@@ -107,3 +107,70 @@ def analyzed_rows(conn: sqlite3.Connection) -> int | None:
     except sqlite3.OperationalError:  # never analyzed: no sqlite_stat1 table yet
         return None
     return int(row[0].split()[0]) if row and not unknown else None
+
+
+class KnownRuns:
+    """Every run directory the indexer knows (relative to the root, as ``a/b/<id>``) with what
+    it knows of it, and which of them the current walk has found: a walk marks each run it
+    finds with its number (sets of the runs found and known took ~150 MB at a million runs),
+    and what is written meanwhile is marked as found (it exists)."""
+
+    __slots__ = ("_runs", "walk_no")
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Known] = {}
+        self.walk_no = 0  # the number of the current (or last) walk
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self._runs
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._runs)
+
+    def get(self, rel: str) -> Known | None:
+        return self._runs.get(rel)
+
+    def items(self) -> list[tuple[str, Known]]:
+        """A copy: safe to iterate while the runs change."""
+        return list(self._runs.items())
+
+    def pop(self, rel: str) -> Known | None:
+        return self._runs.pop(rel, None)
+
+    def keep(self, rel: str, known: Known) -> None:
+        """Remember ``known`` of ``rel``, as found by the current walk: it exists."""
+        known.walk = self.walk_no
+        self._runs[rel] = known
+
+    def replace(self, runs: dict[str, Known]) -> None:
+        """Know these runs and no other (as read from the index), all found."""
+        for known in runs.values():
+            known.walk = self.walk_no
+        self._runs = runs
+
+    def update(self, rels: Sequence[str], found: dict[str, Known]) -> None:
+        """What the index holds now for ``rels`` (another worker may have written them): a run
+        indexed no more is forgotten; one only seen is kept."""
+        for rel in rels:
+            if (known := found.get(rel)) is not None:
+                self.keep(rel, known)
+            elif (old := self._runs.get(rel)) is not None and old.indexed:
+                del self._runs[rel]
+
+    def begin_walk(self) -> int:
+        self.walk_no += 1
+        return self.walk_no
+
+    def unwalked(self) -> list[str]:
+        """The runs the current walk has not found (nor written)."""
+        return [rel for rel, known in self._runs.items() if known.walk != self.walk_no]
+
+    def indexed_count(self) -> int:
+        return sum(1 for known in self._runs.values() if known.indexed)
+
+    def running(self) -> list[tuple[str, Known]]:
+        """The runs marked running (few, whatever the size of the tree), with what is known."""
+        return [(rel, k) for rel, k in list(self._runs.items()) if k.status == "running"]
