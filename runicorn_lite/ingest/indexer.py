@@ -23,8 +23,9 @@ from runicorn_lite.db.store import IndexStore
 from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.changelog import log_changes, publish_state
 from runicorn_lite.ingest.changes import Change
-from runicorn_lite.ingest.known import Known, KnownRuns, analyzed_rows, load_known
-from runicorn_lite.ingest.reading import Plan, plan_run, prepare_run
+from runicorn_lite.ingest.coldread import HANDOVER_RUNS, ChildReader
+from runicorn_lite.ingest.known import Known, KnownRuns, analyzed_rows, load_known, relative_to
+from runicorn_lite.ingest.reading import Plan, Timed, plan_run, prepare_run
 from runicorn_lite.ingest.state import IndexState
 from runicorn_lite.ingest.writer import Prepared, Rows, delete_row, marker, write_run
 
@@ -90,9 +91,13 @@ class Indexer:
             try:
                 with ColdScan(self.db, cold=not self._known) as cold:
                     # Runs are read as the walk finds them, a batch at a time (every plan held
-                    # first took 1.85 KB a run at a million runs).
-                    walk_no = self._known.begin_walk()
-                    st.last_walk_s = round(self._read_planned(self._walk(walk_no), progress, cold), 4)
+                    # first took 1.85 KB a run at a million runs); past HANDOVER_RUNS, a cold
+                    # scan's are read by a second process (ingest/coldread.py).
+                    walk = Timed(self._walk(self._known.begin_walk()))
+                    read = ((plan.loc, self._prepare(plan)) for plan in walk)
+                    handover = cold.cold and self._read_prepared(read, progress, cold, HANDOVER_RUNS)
+                    walk_s = walk.seconds + (self._read_in_child(progress, cold) if handover else 0.0)
+                    st.last_walk_s = round(walk_s, 4)
                     with self._lock:
                         vanished = self._known.unwalked()
                         if vanished and not self._stopping.is_set():
@@ -124,18 +129,37 @@ class Indexer:
             if plan is not None:
                 yield plan
 
-    def _read_planned(
-        self, plans: Iterable[Plan], progress: Callable[[int, int], None] | None, cold: ColdScan
-    ) -> float:
-        """Read and write the planned runs in batches (of BATCH_RUNS, or BATCH_SECONDS of reading);
-        a run whose events are read only in part is written at once, then read to its end.
-        Returns the seconds spent in ``plans`` itself (the walk, when it is a generator): what
-        the periodic rescans are paced by."""
+    def _read_in_child(self, progress: Callable[[int, int], None] | None, cold: ColdScan) -> float:
+        """Have a child process read the runs not known yet, and write them; the seconds it
+        spent walking."""
+        reader = ChildReader(self.root, set(self._known))
+        walk_s = 0.0
+
+        def read() -> Iterator[tuple[rundir.RunLocation, Prepared | None]]:
+            nonlocal walk_s
+            for chunk in reader.chunks():
+                self.state.runs_seen += chunk.seen
+                self.state.errors += chunk.errors
+                walk_s += chunk.walk_s
+                yield from chunk.runs
+
+        try:
+            self._read_prepared(read(), progress, cold)
+        finally:
+            reader.close()
+        return walk_s
+
+    def _read_prepared(
+        self, runs: Iterable[tuple[rundir.RunLocation, Prepared | None]], progress: Callable[[int, int], None] | None,
+        cold: ColdScan, limit: int | None = None,
+    ) -> bool:
+        """Write the runs read in batches (of BATCH_RUNS, or BATCH_SECONDS of reading); a run
+        whose events are read only in part is written at once, then read to its end. With
+        ``limit``, stop after that many runs: whether it stopped so (there may be more)."""
         st = self.state
         batch: list[Prepared] = []
         batch_started = time.monotonic()
-        walking = 0.0
-        planned = iter(plans)
+        count = 0
 
         def write() -> None:
             nonlocal batch
@@ -145,29 +169,26 @@ class Indexer:
             batch = []
             cold.written(st.runs_indexed)
 
-        while True:
-            walk_started = time.monotonic()
-            plan = next(planned, None)
-            walking += time.monotonic() - walk_started
-            if plan is None:
-                break
+        for loc, prepared in runs:
             if self._stopping.is_set():  # shutting down: the next start resumes
                 break
-            prepared = self._prepare(plan)
             if prepared is not None:
                 batch.append(prepared)
             if prepared is not None and prepared.events is not None and prepared.events.more:
                 write()
-                self._read_rest(plan.loc, plan.rel)
+                self._read_rest(loc, prepared.rel)
             if len(batch) >= BATCH_RUNS or (batch and time.monotonic() - batch_started > BATCH_SECONDS):
                 write()
                 batch_started = time.monotonic()
                 if progress:
                     progress(st.runs_seen, st.runs_indexed)
                 self.store.between_batches()
+            count += 1
+            if count == limit:
+                break
         if batch:
             write()
-        return walking
+        return count == limit
 
     def _scan_finished(self, started: float) -> None:
         st = self.state
@@ -337,13 +358,7 @@ class Indexer:
     # -- reading --------------------------------------------------------------------------
 
     def _rel(self, run_dir: Path) -> str:
-        text, root = str(run_dir), self._root_prefix
-        if text.startswith(root):  # the common case, without pathlib's parsing
-            return text[len(root):].replace(os.sep, "/")
-        try:
-            return Path(run_dir).relative_to(self.root).as_posix()
-        except ValueError:
-            return Path(run_dir).as_posix()
+        return relative_to(self._root_prefix, self.root, run_dir)
 
     def _load_known(self) -> None:
         self._known.replace(self.db.read(load_known))

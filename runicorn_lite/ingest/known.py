@@ -4,10 +4,12 @@ index (at start, after a reattach, and before each write when several workers sh
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.where import placeholders
@@ -23,6 +25,18 @@ def signature_key(files_sig: str) -> int | None:
         return None
     return int.from_bytes(hashlib.blake2b(files_sig.encode(), digest_size=8).digest(), "little", signed=True)
 
+
+
+def relative_to(prefix: str, root: Path, run_dir: Path) -> str:
+    """``run_dir`` relative to ``root`` as the key of what is known of it (``a/b/<id>``);
+    ``prefix`` is the root's text and a separator (the common case, without pathlib's parsing)."""
+    text = str(run_dir)
+    if text.startswith(prefix):
+        return text[len(prefix):].replace(os.sep, "/")
+    try:
+        return Path(run_dir).relative_to(root).as_posix()
+    except ValueError:
+        return Path(run_dir).as_posix()
 
 @dataclass(slots=True)
 class Known:

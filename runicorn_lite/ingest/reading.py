@@ -4,6 +4,8 @@ what changed (its small files, the new part of its events, its config and enviro
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from runicorn_lite import leftovers, rundir
@@ -25,6 +27,24 @@ class Plan:
     events_ino: int | None
     events_size: int
     full: bool
+
+
+class Timed:
+    """An iterator, and the seconds spent in it (the walk: what periodic rescans are paced by)."""
+
+    def __init__(self, items: Iterator[Plan]) -> None:
+        self._items = items
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[Plan]:
+        return self
+
+    def __next__(self) -> Plan:
+        started = time.monotonic()
+        try:
+            return next(self._items)
+        finally:
+            self.seconds += time.monotonic() - started
 
 
 def plan_run(loc: rundir.RunLocation, rel: str, known: Known | None) -> Plan | None:
