@@ -125,6 +125,7 @@ class ChildReader:
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._out = self._process.stdout
+        self._done = False
         try:
             self._process.stdin.write(pickle.dumps(skip, protocol=pickle.HIGHEST_PROTOCOL))
             self._process.stdin.close()
@@ -143,9 +144,13 @@ class ChildReader:
                 log.log(level, "%s", message)
             yield chunk
             if chunk.done:
+                self._done = True
                 return
 
     def close(self) -> None:
+        if self._done:  # it has sent everything: let it exit
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(5)
         if self._process.poll() is None:
             self._process.terminate()
         self._out.close()

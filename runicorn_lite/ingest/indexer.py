@@ -95,7 +95,7 @@ class Indexer:
                     # scan's are read by a second process (ingest/coldread.py).
                     walk = Timed(self._walk(self._known.begin_walk()))
                     read = ((plan.loc, self._prepare(plan)) for plan in walk)
-                    handover = cold.cold and self._read_prepared(read, progress, cold, HANDOVER_RUNS)
+                    handover = self._read_prepared(read, progress, cold, HANDOVER_RUNS if cold.cold else None)
                     walk_s = walk.seconds + (self._read_in_child(progress, cold) if handover else 0.0)
                     st.last_walk_s = round(walk_s, 4)
                     with self._lock:

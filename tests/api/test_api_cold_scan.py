@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 import runicorn_lite
 from runicorn_lite.db import bulk
 from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.ingest import coldread
 from runicorn_lite.ingest import indexer as indexer_module
 
 QUERIES = (
@@ -109,3 +110,75 @@ def test_a_small_cold_scan_keeps_its_indexes(make_app: Any, root: Path, runs: in
     app = make_app()
     app.state.ctx.indexer.scan()
     assert calls == []
+
+
+def _table_contents(app: Any) -> list[Any]:
+    """What the index holds of the runs, less what depends on the order they were written in."""
+
+    def read(conn: Any) -> list[Any]:
+        return [
+            conn.execute("SELECT id, project, name, status, created_at, ended_at, best_metric_value, n_points,"
+                         " files_sig, events_offset, tags FROM experiments ORDER BY id").fetchall(),
+            conn.execute(f"SELECT exp_id, key, {'vn, vs' if on_postgres() else 'v'} FROM exp_params"
+                         " ORDER BY exp_id, key").fetchall(),
+            conn.execute("SELECT e.id, s.metric, s.count, s.last, s.max FROM metric_summaries s"
+                         " JOIN experiments e ON e.pk = s.exp_pk ORDER BY e.id, s.metric").fetchall(),
+            conn.execute("SELECT live, project, status, n_dur, points FROM exp_stats ORDER BY 1, 2, 3").fetchall(),
+        ]
+
+    return app.state.ctx.index.read(read)  # type: ignore[no-any-return]
+
+
+def test_a_big_cold_scan_read_by_a_second_process_indexes_the_same(
+    make_app: Any, root: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    """Past HANDOVER_RUNS, a cold scan has a child process walk and read the rest: every run
+    indexed once, as a scan in one process indexes it, and what the child logs logged here."""
+    _runs(root, 12)
+    broken = runicorn_lite.init(project="p9", name="torn", root=root)
+    broken.log({"acc": 0.5}, step=1)
+    broken.finish()
+    with (broken.run_dir / "events.jsonl").open("ab") as f:
+        f.write(b'{"not json\n')
+    one = make_app()
+    one.state.ctx.indexer.scan()  # 13 runs: all read in this process
+    started: list[coldread.ChildReader] = []
+
+    class Recorded(coldread.ChildReader):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            started.append(self)
+
+    monkeypatch.setattr(indexer_module, "ChildReader", Recorded)
+    monkeypatch.setattr(indexer_module, "HANDOVER_RUNS", 4)
+    monkeypatch.setattr(indexer_module, "BATCH_RUNS", 3)
+    elsewhere = root.parent / "cold-index"
+    elsewhere.mkdir()
+    two = make_app(index_dir=elsewhere)
+    state = two.state.ctx.indexer.scan()
+    assert len(started) == 1 and started[0]._process.returncode == 0  # it ran, and ended
+    assert state.runs_seen == 13 and state.runs_indexed == 13
+    assert _table_contents(two) == _table_contents(one)
+    assert any("unreadable line" in r.getMessage() and r.name == "runicorn_lite.ingest" for r in caplog.records)
+    assert two.state.ctx.indexer.scan().runs_indexed == 0  # nothing left to read
+
+
+def test_a_reading_process_that_dies_leaves_the_rest_to_the_next_scan(
+    make_app: Any, root: Path, monkeypatch: Any, caplog: Any
+) -> None:
+    _runs(root, 12)
+
+    class Killed(coldread.ChildReader):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self._process.kill()  # as the OOM killer would, before it has read a run
+            self._process.wait()
+
+    monkeypatch.setattr(indexer_module, "ChildReader", Killed)
+    monkeypatch.setattr(indexer_module, "HANDOVER_RUNS", 2)
+    app = make_app()
+    assert app.state.ctx.indexer.scan().runs_indexed == 2  # what this process read before the handover
+    assert any("ended before it was done" in r.getMessage() for r in caplog.records)
+    assert app.state.ctx.indexer.scan().runs_indexed == 10  # the rest, in this process
+    with TestClient(app) as client:
+        assert client.get("/api/v2/experiments", params={"per_page": 100}).json()["total"] == 12
