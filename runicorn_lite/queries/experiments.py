@@ -19,7 +19,8 @@ from runicorn_lite.db.rows import compose
 from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
 from runicorn_lite.db.where import Where, placeholders
 from runicorn_lite.queries.cache import QueryCache as QueryCache  # re-exported: its users import it from here
-from runicorn_lite.queries.filter_sets import SetEvaluator, aggregate_column, expression_where, set_page
+from runicorn_lite.queries.field_pages import field_order, field_source, kept_field_page
+from runicorn_lite.queries.filter_sets import SetEvaluator, expression_where, set_page
 from runicorn_lite.queries.filters import Expr, Field
 from runicorn_lite.queries.search import search_clause
 
@@ -241,10 +242,11 @@ def list_experiments(
         # The same page of an unchanged index: its rows as read then (no statement at all, so
         # no round trip to PostgreSQL; a few KB a page in the bounded cache).
         rows = list(known_page)
-    elif counts is not None and _only_clauses(f) and isinstance(order_by, str):
-        # filter= alone, by a column: the page from the kept sets too (filter_sets.set_page),
+    elif counts is not None and _only_clauses(f) and (
+            pks := _kept_sets_page(conn, f, order_by, desc, offset, per_page, total, counts, generation)) is not None:
+        # filter= alone: the page from the kept sets too (filter_sets.set_page, field_pages),
         # not from SQL that would build every clause's set again after any change.
-        rows = _rows_by_pk(conn, _kept_sets_page(conn, f, order_by, desc, offset, per_page, total, counts, generation))
+        rows = _rows_by_pk(conn, pks)
     elif isinstance(order_by, Field):
         walk_where = None
         if where != LIVE and total:
@@ -283,16 +285,29 @@ def _total(
 def _kept_sets_page(
     conn: sqlite3.Connection,
     f: ExperimentFilter,
-    order_by: str,
+    order_by: Order,
     desc: bool,
     offset: int,
     per_page: int,
     total: int,
     counts: QueryCache,
     generation: int,
-) -> list[int]:
-    """The pks of a page of a ``filter=`` expression alone, ordered by a column, from the kept
-    sets of its clauses."""
+) -> list[int] | None:
+    """The pks of a page of a ``filter=`` expression alone from the kept sets of its clauses;
+    by a param or metric, None when SQL finds it cheaper (field_pages.kept_field_page)."""
+    runs, deleted, condition, everything = _kept_runs(conn, f, counts, generation)
+    if isinstance(order_by, Field):
+        return kept_field_page(conn, runs, deleted, everything, order_by, desc, offset, per_page, total)
+    return set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset, per_page, everything,
+                    condition, total, deleted)
+
+
+def _kept_runs(
+    conn: sqlite3.Connection, f: ExperimentFilter, counts: QueryCache, generation: int
+) -> tuple[frozenset[int], frozenset[int], str, int]:
+    """A ``filter=`` expression's kept set of runs; the members a page leaves out (deleted
+    runs, unless wanted); the condition of the runs a walk of the list may meet, and how many
+    there are."""
     assert f.expression is not None
     sets = SetEvaluator(conn, counts, generation)
     runs = sets.evaluate(f.expression)
@@ -301,8 +316,7 @@ def _kept_sets_page(
     if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
         runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
     everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted), counts, generation)
-    return set_page(conn, runs, SORT_COLUMNS[order_by], order_clause(order_by, desc), offset, per_page, everything,
-                    condition, total, deleted)
+    return runs, deleted, condition, everything
 
 
 def _column_page(
@@ -336,25 +350,6 @@ def _column_page(
     return conn.execute(sql, args).fetchall()
 
 
-def field_order(field: Field, direction: str) -> str:
-    """ORDER BY terms of a field's value (``s.``: its params or summaries row) in ``direction``:
-    numbers before strings for params on both backends."""
-    if field.kind != "params":
-        return f"s.{aggregate_column(field)} {direction}"
-    if on_postgres():
-        return f"(s.vn IS NULL) {direction}, s.vn {direction}, s.vs {direction}"
-    return f"s.v {direction}"
-
-
-def _field_source(field: Field) -> tuple[str, str, list[Any]]:
-    """(table, condition, params) of the rows that give runs a value for ``field``; the value
-    is column ``s.v`` (params) or the aggregate's column (metrics)."""
-    if field.kind == "params":
-        return "exp_params", "s.key = ?", [field.name]
-    col = aggregate_column(field)
-    return "metric_summaries", f"s.metric = ? AND s.{col} IS NOT NULL", [field.name]
-
-
 def _field_page(
     conn: sqlite3.Connection,
     where: str,
@@ -374,7 +369,7 @@ def _field_page(
     Two statements rather than one ``ORDER BY value IS NULL``: that would sort every match,
     where these walk indexes and stop at the page.
     """
-    table, has, has_params = _field_source(field)
+    table, has, has_params = field_source(field)
     direction = "DESC" if desc else ""
     if walk_where is not None:
         # Filtering as the walk goes is cheaper than building every match first (see

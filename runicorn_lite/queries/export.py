@@ -1,7 +1,7 @@
 """SQL behind the CSV exports: every match of a list query in order, and a run's points in step
 order, each read in short pieces so that no read transaction outlives one batch.
 
-Identifiers come from the same whitelists as the list (``order_clause``, ``_field_source``);
+Identifiers come from the same whitelists as the list (``order_clause``, ``field_source``);
 every value is a bound parameter.
 """
 
@@ -15,14 +15,8 @@ from typing import Any
 
 from runicorn_lite.db.chunks import unpack
 from runicorn_lite.db.dialect import on_postgres
-from runicorn_lite.queries.experiments import (
-    ExperimentFilter,
-    Order,
-    _field_source,
-    field_order,
-    order_clause,
-    where_clause,
-)
+from runicorn_lite.queries.experiments import ExperimentFilter, Order, order_clause, where_clause
+from runicorn_lite.queries.field_pages import field_order, field_source
 from runicorn_lite.queries.filters import Field
 
 # Rows of one export batch: each batch is one short read, so a slow download never holds a
@@ -44,7 +38,7 @@ def ordered_pks(conn: sqlite3.Connection, f: ExperimentFilter, order_by: Order, 
             f"SELECT pk FROM experiments WHERE {where} ORDER BY {order_clause(order_by, desc)}", params
         ))
         return out
-    table, has, has_params = _field_source(order_by)
+    table, has, has_params = field_source(order_by)
     direction = "DESC" if desc else ""
     out.extend(r[0] for r in conn.execute(
         f"SELECT e.pk FROM {table} s JOIN experiments e ON e.pk = s.exp_pk"

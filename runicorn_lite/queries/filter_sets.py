@@ -14,7 +14,7 @@ a value of the other kind (a string against a number) is false as well.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -376,14 +376,8 @@ def set_page(
     if not total or offset >= total:
         return []
     if wanted * everything <= total * total * 4:
-        picked: list[int] = []
         cursor = conn.execute(f"SELECT pk FROM experiments WHERE {where} ORDER BY {order}")
-        contains = runs.__contains__
-        for (pk,) in cursor:
-            if contains(pk):
-                picked.append(pk)
-                if len(picked) >= wanted:
-                    break
+        picked = walk_page(cursor, runs, frozenset(), wanted)
         cursor.close()
         return picked[offset:]
     keys: list[tuple[Any, str, int]] = []
@@ -399,3 +393,16 @@ def set_page(
     else:  # NULLs last, ties by id
         keys.sort(key=lambda k: (k[0] is None, k[0] if k[0] is not None else 0, k[1]))
     return [k[2] for k in keys[offset:wanted]]
+
+
+def walk_page(cursor: Iterable[tuple[int]], runs: frozenset[int], deleted: frozenset[int], wanted: int) -> list[int]:
+    """The first ``wanted`` pks of ``cursor`` (a walk of a sort index, in the list's order)
+    that are members of ``runs`` and not of ``deleted``: a kept set tested in memory, where
+    SQL would build the set again in every statement (``pk IN (...)``: linear in its size)."""
+    picked: list[int] = []
+    for (pk,) in cursor:
+        if pk in runs and pk not in deleted:
+            picked.append(pk)
+            if len(picked) >= wanted:
+                break
+    return picked

@@ -296,6 +296,31 @@ async def test_order_by_a_field_with_filters_and_deleted_runs(client, ref: Ref) 
     assert any(e.get("deleted_at") for e in body["experiments"]) == any(dict(ref.runs)[i]["deleted"] for i in keep)
 
 
+@pytest.mark.parametrize("field", ["params.lr", "params.optim.name", "metrics.acc.max", "metrics.loss.min",
+                                   "params.nothing"])
+@pytest.mark.parametrize("desc", [False, True])
+@pytest.mark.parametrize("include_deleted", ["false", "true", "only"])
+async def test_a_filter_ordered_by_a_field_pages_as_the_reference(
+    client, ref: Ref, field: str, desc: bool, include_deleted: str
+) -> None:
+    """A ``filter=`` alone that most runs match, ordered by a param or a metric: its pages come
+    from a walk of the field's index testing the filter's kept set (queries/field_pages.py),
+    through the runs that lack the field, deleted runs left out, kept or alone as asked."""
+    keep = {i for i, s in ref.runs if s["args"]["batch_size"] != 7}
+    everything = reference_order(ref, field, desc, include_deleted != "false")
+    deleted = {i for i, s in ref.runs if s["deleted"]}
+    expected = [i for i in everything if i in keep and (include_deleted != "only" or i in deleted)]
+    for per_page in (1, 3):
+        got: list[str] = []
+        for page in range(1, len(expected) // per_page + 3):
+            body = (await client.get("/api/v2/experiments", params={
+                "filter": "params.batch_size != 7", "order_by": field, "order_desc": str(desc).lower(),
+                "include_deleted": include_deleted, "per_page": per_page, "page": page})).json()
+            assert body["total"] == len(expected)
+            got.extend(ids(body))
+        assert got == expected
+
+
 @pytest.mark.parametrize(
     ("params", "words"),
     [
