@@ -1,18 +1,20 @@
-"""A big cold scan's runs read in a second process, while this one writes them.
+"""A big cold scan's runs read by child processes, while this one writes them.
 
 Indexing a run is one core of Python: list and stat its directory, open and parse four files,
 flatten its config, build its points (60% of a cold index, profiled), then write its rows (the
-rest). A thread cannot take half of that (the GIL: a reading thread made a cold index of 100k
-runs slower, 108 -> 128 s), a process can. So once a cold scan (one that began on an empty
-index) has read :data:`HANDOVER_RUNS` runs itself, a child process walks the rest of the tree
-and reads each new run with the same code (``plan_run``, ``prepare_run``), and sends them a
-hundred at a time; the indexer writes them as it writes its own. A small tree never starts one
-(a process takes a few hundred ms to start).
+rest). Threads cannot share that (the GIL: a reading thread made a cold index of 100k runs
+slower, 108 -> 128 s; four reading threads in a child took twice the CPU of one), processes
+can. So once a cold scan (one that began on an empty index) has read :data:`HANDOVER_RUNS` runs
+itself, :data:`READERS` child processes walk the rest of the tree, each reading the new runs of
+its share (by a hash of their directory) with the same code (``plan_run``, ``prepare_run``), and
+send them a hundred at a time; the indexer writes them as it writes its own. Two readers on two
+cores: one alone kept the writer waiting (its reads wait for the disk too). A small tree never
+starts one (a process takes a few hundred ms to start).
 
-The child (:func:`main` of this module in a new interpreter) knows nothing of the index:
-it reads every run it finds except those it is told were read already, and writes what it read
-to its stdout as pickles (from one process of ours to another). What it logs is sent along and
-logged here. If it dies, the scan ends with what was written, and the next scan (not cold any
+A child (:func:`main` of this module in a new interpreter) knows nothing of the index: it reads
+every run of its share except those it is told were read already, and writes what it read to
+its stdout as pickles (from one process of ours to another). What it logs is sent along and
+logged here. If one dies, the scan ends with what was written, and the next scan (not cold any
 more) reads the rest in this process.
 """
 
@@ -22,15 +24,16 @@ import contextlib
 import logging
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 import time
-from collections import deque
+import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 import runicorn_lite
 from runicorn_lite import rundir
@@ -40,19 +43,19 @@ from runicorn_lite.ingest.writer import Prepared
 
 log = logging.getLogger("runicorn_lite.ingest")
 
-# A cold scan reads this many runs itself before a child reads the rest.
+# A cold scan reads this many runs itself before child processes read the rest.
 HANDOVER_RUNS = 3_000
+# How many: at least two (the writer waits less than a reader), at most four (the writer is
+# then the limit).
+READERS = max(2, min(4, (os.cpu_count() or 2) - 1))
 # Runs a message carries (or what half a second of reading found, whichever comes first).
 CHUNK_RUNS = 100
 CHUNK_SECONDS = 0.5
-# Threads reading runs in the child, and how many runs they may be ahead of what was sent.
-READ_THREADS = 4
-READ_AHEAD = 64
 
 
 @dataclass
 class Chunk:
-    """What the child read since its last message."""
+    """What a child read since its last message."""
 
     runs: list[tuple[rundir.RunLocation, Prepared]] = field(default_factory=list)
     seen: int = 0  # run directories found (read or not)
@@ -73,21 +76,14 @@ class _Kept(logging.Handler):
         self.records.append((record.levelno, record.getMessage()))
 
 
-def _read_one(loc: rundir.RunLocation, rel: str) -> tuple[rundir.RunLocation, Prepared | None, bool]:
-    """Plan and read one new run: (where, what was read or None, whether it failed)."""
-    try:
-        plan = plan_run(loc, rel, None)
-        return loc, (prepare_run(plan) if plan is not None else None), False
-    except OSError as exc:  # vanished or unreadable mid-read; picked up when it changes
-        log.warning("skipping run %s: %s", rel, exc)
-        return loc, None, True
+def share(rel: str, readers: int) -> int:
+    """Which reader reads the run directory ``rel``."""
+    return zlib.crc32(rel.encode()) % readers
 
 
-def _read(root: Path, skip: set[str], out: BinaryIO) -> None:
-    """The child: walk ``root``, read every run not in ``skip``, send what was read, in the
-    walk's order. Runs are read by READ_THREADS threads: most of a cold read's time is waiting
-    for the disk (a file cache without the tree: a third of two cores idle with one reader),
-    which a thread does without the GIL."""
+def _read(root: Path, skip: set[str], part: int, readers: int, out: BinaryIO) -> None:
+    """A child: walk ``root``, read every run of share ``part`` not in ``skip``, send what was
+    read."""
     kept = _Kept()
     logger = logging.getLogger("runicorn_lite")
     logger.addHandler(kept)
@@ -95,11 +91,27 @@ def _read(root: Path, skip: set[str], out: BinaryIO) -> None:
     logger.propagate = False
     prefix = f"{root}{os.sep}"
     chunk, sent_at = Chunk(), time.monotonic()
-
-    def take(read: tuple[rundir.RunLocation, Prepared | None, bool]) -> None:
-        nonlocal chunk, sent_at
-        loc, prepared, failed = read
-        chunk.errors += failed
+    runs = rundir.iter_runs(root)
+    while True:
+        started = time.monotonic()
+        loc = next(runs, None)
+        if loc is None:
+            chunk.walk_s += time.monotonic() - started
+            break
+        rel = relative_to(prefix, root, loc.run_dir)
+        if share(rel, readers) != part or rel in skip:
+            chunk.walk_s += time.monotonic() - started
+            continue
+        skip.add(rel)  # (a directory may be found twice)
+        chunk.seen += 1
+        plan = plan_run(loc, rel, None)
+        chunk.walk_s += time.monotonic() - started
+        try:
+            prepared = prepare_run(plan) if plan is not None else None
+        except OSError as exc:  # vanished or unreadable mid-read; picked up when it changes
+            log.warning("skipping run %s: %s", rel, exc)
+            chunk.errors += 1
+            prepared = None
         if prepared is not None:
             chunk.runs.append((loc, prepared))
         if len(chunk.runs) >= CHUNK_RUNS or time.monotonic() - sent_at > CHUNK_SECONDS:
@@ -107,84 +119,106 @@ def _read(root: Path, skip: set[str], out: BinaryIO) -> None:
             pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
             chunk, sent_at = Chunk(), time.monotonic()
-
-    runs = rundir.iter_runs(root)
-    pending: deque[Future[tuple[rundir.RunLocation, Prepared | None, bool]]] = deque()
-    with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read") as pool:
-        while True:
-            started = time.monotonic()
-            loc = next(runs, None)
-            chunk.walk_s += time.monotonic() - started
-            if loc is None:
-                break
-            rel = relative_to(prefix, root, loc.run_dir)
-            if rel in skip:
-                continue
-            skip.add(rel)  # (a directory may be found twice)
-            chunk.seen += 1
-            pending.append(pool.submit(_read_one, loc, rel))
-            while len(pending) > READ_AHEAD or (pending and pending[0].done()):
-                take(pending.popleft().result())
-        while pending:
-            take(pending.popleft().result())
     chunk.logs, chunk.done = kept.records, True
     pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
     out.flush()
 
 
 class ChildReader:
-    """A child process reading the runs under ``root`` but those in ``skip``; iterate over
+    """Child processes reading the runs under ``root`` but those in ``skip``; iterate over
     :meth:`chunks`, then :meth:`close` (also when stopping early)."""
 
-    def __init__(self, root: Path, skip: set[str]) -> None:
+    def __init__(self, root: Path, skip: set[str], readers: int | None = None) -> None:
+        self.readers = readers if readers is not None else READERS
         env = dict(os.environ)
         # This package where the child looks first: the one this process runs.
         home = str(Path(runicorn_lite.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen(  # a fixed command: this interpreter and module
-            [sys.executable, "-c", "from runicorn_lite.ingest.coldread import main; main()", str(root)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        )
-        assert self._process.stdin is not None and self._process.stdout is not None
-        self._out = self._process.stdout
-        self._done = False
+        skipped = pickle.dumps(skip, protocol=pickle.HIGHEST_PROTOCOL)
+        self._processes: list[subprocess.Popen[bytes]] = []
+        for part in range(self.readers):
+            process = subprocess.Popen(  # a fixed command: this interpreter and this module
+                [sys.executable, "-c", "from runicorn_lite.ingest.coldread import main; main()",
+                 str(root), str(part), str(self.readers)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+            )
+            assert process.stdin is not None
+            try:
+                process.stdin.write(skipped)
+                process.stdin.close()
+            except OSError:  # it died at once: chunks() says so
+                pass
+            self._processes.append(process)
+        self._done = [False] * self.readers
+        self._closed = False
+        self._received: queue.Queue[tuple[int, Chunk | None]] = queue.Queue(maxsize=4 * self.readers)
+
+    def _receive(self, part: int, stream: IO[bytes]) -> None:
+        """A thread: the chunks of one child into the queue; None when it ends."""
         try:
-            self._process.stdin.write(pickle.dumps(skip, protocol=pickle.HIGHEST_PROTOCOL))
-            self._process.stdin.close()
-        except OSError:  # it died at once: chunks() says so
-            pass
+            while True:
+                try:
+                    chunk: Chunk = pickle.load(stream)
+                except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+                    return
+                self._put((part, chunk))
+                if chunk.done:
+                    return
+        finally:
+            self._put((part, None))
+
+    def _put(self, item: tuple[int, Chunk | None]) -> None:
+        while not self._closed:  # (once closed, nobody takes from the queue)
+            try:
+                self._received.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def chunks(self) -> Iterator[Chunk]:
-        while True:
-            try:
-                chunk: Chunk = pickle.load(self._out)
-            except (EOFError, OSError, pickle.UnpicklingError):
-                log.error("the process reading the runs ended before it was done (exit code %s);"
-                          " the next scan reads the rest", self._process.poll())
-                return
+        for part, process in enumerate(self._processes):
+            assert process.stdout is not None
+            threading.Thread(target=self._receive, args=(part, process.stdout), daemon=True,
+                             name=f"reader-{part}").start()
+        ended = 0
+        while ended < self.readers:
+            part, chunk = self._received.get()
+            if chunk is None:
+                ended += 1
+                if not self._done[part]:
+                    log.error("a process reading the runs ended before it was done (exit code %s);"
+                              " the next scan reads the rest", self._processes[part].poll())
+                continue
             for level, message in chunk.logs:
                 log.log(level, "%s", message)
+            self._done[part] = chunk.done
             yield chunk
-            if chunk.done:
-                self._done = True
-                return
 
     def close(self) -> None:
-        if self._done:  # it has sent everything: let it exit
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._process.wait(5)
-        if self._process.poll() is None:
-            self._process.terminate()
-        self._out.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        self._closed = True
+        for part, process in enumerate(self._processes):
+            if self._done[part]:  # it has sent everything: let it exit
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(5)
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            if process.stdout is not None:
+                process.stdout.close()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    @property
+    def returncodes(self) -> list[int | None]:
+        return [process.returncode for process in self._processes]
 
 
 def main() -> None:
-    """The child's entry: the root as its argument, the runs to skip on its stdin."""
+    """A child's entry: the root, its share and the number of shares as its arguments, the
+    runs to skip on its stdin."""
     skip = pickle.load(sys.stdin.buffer)
     with contextlib.suppress(BrokenPipeError):  # the indexer stopped reading (shutting down)
-        _read(Path(sys.argv[1]), skip, sys.stdout.buffer)
+        _read(Path(sys.argv[1]), skip, int(sys.argv[2]), int(sys.argv[3]), sys.stdout.buffer)

@@ -132,8 +132,9 @@ def _table_contents(app: Any) -> list[Any]:
 def test_a_big_cold_scan_read_by_a_second_process_indexes_the_same(
     make_app: Any, root: Path, monkeypatch: Any, caplog: Any
 ) -> None:
-    """Past HANDOVER_RUNS, a cold scan has a child process walk and read the rest: every run
-    indexed once, as a scan in one process indexes it, and what the child logs logged here."""
+    """Past HANDOVER_RUNS, a cold scan has child processes walk and read the rest, each its
+    share: every run indexed once, as a scan in one process indexes it, and what a child logs
+    logged here."""
     _runs(root, 12)
     broken = runicorn_lite.init(project="p9", name="torn", root=root)
     broken.log({"acc": 0.5}, step=1)
@@ -156,7 +157,7 @@ def test_a_big_cold_scan_read_by_a_second_process_indexes_the_same(
     elsewhere.mkdir()
     two = make_app(index_dir=elsewhere)
     state = two.state.ctx.indexer.scan()
-    assert len(started) == 1 and started[0]._process.returncode == 0  # it ran, and ended
+    assert len(started) == 1 and started[0].returncodes == [0] * started[0].readers  # they ran, and ended
     assert state.runs_seen == 13 and state.runs_indexed == 13
     assert _table_contents(two) == _table_contents(one)
     assert any("unreadable line" in r.getMessage() and r.name == "runicorn_lite.ingest" for r in caplog.records)
@@ -171,8 +172,9 @@ def test_a_reading_process_that_dies_leaves_the_rest_to_the_next_scan(
     class Killed(coldread.ChildReader):
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
-            self._process.kill()  # as the OOM killer would, before it has read a run
-            self._process.wait()
+            for process in self._processes:
+                process.kill()  # as the OOM killer would, before it has read a run
+                process.wait()
 
     monkeypatch.setattr(indexer_module, "ChildReader", Killed)
     monkeypatch.setattr(indexer_module, "HANDOVER_RUNS", 2)
