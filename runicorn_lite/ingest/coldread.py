@@ -47,7 +47,7 @@ log = logging.getLogger("runicorn_lite.ingest")
 HANDOVER_RUNS = 3_000
 # How many: at least two (the writer waits less than a reader), at most four (the writer is
 # then the limit).
-READERS = max(2, min(4, (os.cpu_count() or 2) - 1))
+READERS = max(2, min(4, (os.cpu_count() or 2) + 1))
 # Runs a message carries (or what half a second of reading found, whichever comes first).
 CHUNK_RUNS = 100
 CHUNK_SECONDS = 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,23 @@ class RunInfo:
 def read_run(loc: RunLocation) -> RunInfo | None:
     """Read a run's small files. None when the directory vanished or holds no run any more."""
     run_dir = loc.run_dir
-    meta = read_json_object(run_dir / META)
-    status_obj = read_json_object(run_dir / STATUS)
+    names = loc.names  # the listing the walk made, when it did: files it lacks are not tried
+
+    def read(fname: str) -> dict[str, Any] | None:
+        return read_json_object(run_dir / fname) if names is None or fname in names else None
+
+    meta = read(META)
+    status_obj = read(STATUS)
     if meta is None and status_obj is None and not run_dir.is_dir():
         return None
     meta = meta or {}
     status_obj = status_obj or {}
-    summary = read_json_object(run_dir / SUMMARY) or {}
-    deleted = read_json_object(run_dir / DELETED)
-    deleted_exists = deleted is not None or (run_dir / DELETED).exists()
+    summary = read(SUMMARY) or {}
+    deleted = read(DELETED)
+    deleted_exists = deleted is not None or (DELETED in names if names is not None else (run_dir / DELETED).exists())
 
     project, name, path = _place(loc, meta, deleted)
-    dir_mtime, updated_at = _mtimes(run_dir)
+    dir_mtime, updated_at = _mtimes(run_dir, names)
 
     started_at = float_or_none(status_obj.get("started_at"))
     created_at = float_or_none(meta.get("created_at"))
@@ -156,12 +162,15 @@ def _place(loc: RunLocation, meta: dict[str, Any], deleted: dict[str, Any] | Non
     return project, name, raw_path.strip("/") if raw_path else project
 
 
-def _mtimes(run_dir: Path) -> tuple[float, float]:
-    """(the directory's mtime, the latest mtime of its small files and events, else the former)."""
+def _mtimes(run_dir: Path, names: frozenset[str] | None) -> tuple[float, float]:
+    """(the directory's mtime, the latest mtime of its small files and events, else the former);
+    ``names``: the directory's listing, when known."""
     mtimes = []
+    base = f"{run_dir}{os.sep}"
     for fname in (META, STATUS, SUMMARY, EVENTS):
-        with contextlib.suppress(OSError):
-            mtimes.append((run_dir / fname).stat().st_mtime)
+        if names is None or fname in names:
+            with contextlib.suppress(OSError):
+                mtimes.append(os.stat(base + fname).st_mtime)
     try:
         dir_mtime = run_dir.stat().st_mtime
     except OSError:
