@@ -102,8 +102,7 @@ def _read(root: Path, skip: set[str], part: int, readers: int, out: BinaryIO) ->
         if share(rel, readers) != part or rel in skip:
             chunk.walk_s += time.monotonic() - started
             continue
-        skip.add(rel)  # (a directory may be found twice)
-        chunk.seen += 1
+        chunk.seen += 1  # (a directory found twice is read twice, and written once: the indexer knows it then)
         plan = plan_run(loc, rel, None)
         chunk.walk_s += time.monotonic() - started
         try:
@@ -151,7 +150,7 @@ class ChildReader:
             self._processes.append(process)
         self._done = [False] * self.readers
         self._closed = False
-        self._received: queue.Queue[tuple[int, Chunk | None]] = queue.Queue(maxsize=4 * self.readers)
+        self._received: queue.Queue[tuple[int, Chunk | None]] = queue.Queue(maxsize=2 * self.readers)
 
     def _receive(self, part: int, stream: IO[bytes]) -> None:
         """A thread: the chunks of one child into the queue; None when it ends."""
