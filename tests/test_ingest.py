@@ -553,3 +553,29 @@ def test_a_meta_edit_of_a_finished_run_leaves_its_points_and_summaries(root: Pat
     assert indexer.scan().runs_indexed == 1
     assert versions() == before
     assert one(db, run.id)["description"] == "edited"
+
+
+def test_what_is_known_is_read_at_start_beyond_a_requests_budget(root: Path, index, monkeypatch) -> None:
+    """At a start the indexer reads what it knows of every run: at a million runs from a cold
+    file cache that took longer than a request's 10 s budget, and the server could not start."""
+    from runicorn_lite.db import READ_BUDGET_S
+    from runicorn_lite.ingest.known import LOAD_BUDGET_S
+
+    db, indexer = index
+    for _ in range(3):
+        runicorn_lite.init(project="p", name="n", root=root).finish()
+    indexer.scan()
+    budgets: list[tuple[str, float]] = []
+    real = Database.read
+
+    def recorded(self, fn, budget_s=READ_BUDGET_S):  # the real read, its budget noted
+        budgets.append((getattr(fn, "__name__", ""), budget_s))
+        return real(self, fn, budget_s)
+
+    monkeypatch.setattr(Database, "read", recorded)
+    second_db, restarted = open_index(root)
+    try:
+        assert ("load_known", LOAD_BUDGET_S) in budgets and LOAD_BUDGET_S >= 60 * READ_BUDGET_S
+        assert restarted.scan().runs_indexed == 0  # it knows the three runs
+    finally:
+        second_db.close()

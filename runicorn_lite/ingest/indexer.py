@@ -24,7 +24,7 @@ from runicorn_lite.heap import give_memory_back
 from runicorn_lite.ingest.changelog import log_changes, publish_state
 from runicorn_lite.ingest.changes import Change
 from runicorn_lite.ingest.coldread import HANDOVER_RUNS, ChildReader
-from runicorn_lite.ingest.known import Known, KnownRuns, analyzed_rows, load_known, relative_to
+from runicorn_lite.ingest.known import LOAD_BUDGET_S, Known, KnownRuns, analyzed_rows, load_known, relative_to
 from runicorn_lite.ingest.reading import Plan, Timed, plan_run, prepare_run
 from runicorn_lite.ingest.state import IndexState
 from runicorn_lite.ingest.writer import Prepared, Rows, delete_row, marker, write_run
@@ -361,7 +361,7 @@ class Indexer:
         return relative_to(self._root_prefix, self.root, run_dir)
 
     def _load_known(self) -> None:
-        self._known.replace(self.db.read(load_known))
+        self._known.replace(self.db.read(load_known, budget_s=LOAD_BUDGET_S))
         self._analyzed_rows = self.db.read(analyzed_rows)
         self.state.runs_in_index = len(self._known)
 

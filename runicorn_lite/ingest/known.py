@@ -15,6 +15,9 @@ from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.where import placeholders
 
 _COLUMNS = "run_dir, pk, id, files_sig, events_ino, events_offset, events_last_step, status, pid, hostname"
+# Reading what is known of every run is not a request: a million rows from a cold file cache
+# took longer than a request's 10 s budget, and the server could not start.
+LOAD_BUDGET_S = 3600.0
 
 
 def signature_key(files_sig: str) -> int | None:
