@@ -561,7 +561,7 @@ def test_what_is_known_is_read_at_start_beyond_a_requests_budget(root: Path, ind
     from runicorn_lite.db import READ_BUDGET_S
     from runicorn_lite.ingest.known import LOAD_BUDGET_S
 
-    db, indexer = index
+    _db, indexer = index
     for _ in range(3):
         runicorn_lite.init(project="p", name="n", root=root).finish()
     indexer.scan()
