@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO
 
-import runicorn_lite
 from runicorn_lite import rundir
 from runicorn_lite.ingest.known import relative_to
 from runicorn_lite.ingest.reading import plan_run, prepare_run
@@ -131,7 +130,7 @@ class ChildReader:
         self.readers = readers if readers is not None else READERS
         env = dict(os.environ)
         # This package where the child looks first: the one this process runs.
-        home = str(Path(runicorn_lite.__file__).resolve().parent.parent)
+        home = str(Path(__file__).resolve().parents[2])  # (…/runicorn_lite/ingest/coldread.py)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (home, env.get("PYTHONPATH")) if p)
         skipped = pickle.dumps(skip, protocol=pickle.HIGHEST_PROTOCOL)
         self._processes: list[subprocess.Popen[bytes]] = []
