@@ -92,7 +92,7 @@ class Indexer:
                 with ColdScan(self.db, cold=not self._known) as cold:
                     # Runs are read as the walk finds them, a batch at a time (every plan held
                     # first took 1.85 KB a run at a million runs); past HANDOVER_RUNS, a cold
-                    # scan's are read by a second process (ingest/coldread.py).
+                    # scan's are read by child processes (ingest/coldread.py).
                     walk = Timed(self._walk(self._known.begin_walk()))
                     read = ((plan.loc, self._prepare(plan)) for plan in walk)
                     handover = self._read_prepared(read, progress, cold, HANDOVER_RUNS if cold.cold else None)
@@ -130,7 +130,7 @@ class Indexer:
                 yield plan
 
     def _read_in_child(self, progress: Callable[[int, int], None] | None, cold: ColdScan) -> float:
-        """Have a child process read the runs not known yet, and write them; the seconds it
+        """Have child processes read the runs not known yet, and write them; the seconds they
         spent walking."""
         reader = ChildReader(self.root, set(self._known))
         walk_s = 0.0
