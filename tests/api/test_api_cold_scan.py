@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import backends
 import pytest
 from starlette.testclient import TestClient
 
@@ -184,3 +185,32 @@ def test_a_reading_process_that_dies_leaves_the_rest_to_the_next_scan(
     assert app.state.ctx.indexer.scan().runs_indexed == 10  # the rest, in this process
     with TestClient(app) as client:
         assert client.get("/api/v2/experiments", params={"per_page": 100}).json()["total"] == 12
+
+
+def test_indexes_set_aside_are_made_past_a_requests_statement_timeout(
+    make_app: Any, root: Path, monkeypatch: Any
+) -> None:
+    """On PostgreSQL every connection has a request's statement timeout; making an index over a
+    million runs takes minutes, and the timeout had cancelled it at every scan, so the index
+    stayed without its secondary indexes (lists of a million runs took 0.4-6 s)."""
+    from runicorn_lite.db import postgres
+
+    if backends.current() != "postgresql":
+        pytest.skip("PostgreSQL's statement timeout")
+    monkeypatch.setattr(postgres, "READ_BUDGET_S", 0.3)  # each connection's timeout, as 10 s is
+    _runs(root, 6)
+    app = make_app()
+    app.state.ctx.indexer.scan()
+    db = app.state.ctx.index
+
+    def slow_index() -> None:  # an index whose making takes ~0.6 s, set aside as a cold scan does
+        bulk.set_aside(db)
+        with db.write() as conn:
+            conn.execute("CREATE FUNCTION slow_key(x bigint) RETURNS bigint IMMUTABLE LANGUAGE plpgsql"
+                         " AS $$ BEGIN PERFORM pg_sleep(0.1); RETURN x; END $$")
+            conn.execute("INSERT INTO deferred_indexes (name, sql) VALUES"
+                         " ('idx_slow_key', 'CREATE INDEX idx_slow_key ON experiments (slow_key(pk))')")
+
+    app.state.ctx.store.run(slow_index)
+    app.state.ctx.indexer.scan()  # not cold: makes what was set aside first
+    assert "idx_slow_key" in _indexes(app) and "idx_sort_live_created_at" in _indexes(app)
