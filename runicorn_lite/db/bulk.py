@@ -80,10 +80,6 @@ def make_again(db: Backend) -> int:
     with db.write() as conn:
         pending = _pending(conn)
         sqlite = not on_postgres()
-        if not sqlite:
-            # Not a request: making an index over a million runs (21M param rows) takes minutes,
-            # and a request's statement timeout had it cancelled, every scan, so none was made.
-            conn.execute("SET LOCAL statement_timeout = 0")
         if sqlite:
             # SQLite sorts an index's keys within its page cache and writes the runs it sorted
             # to temporary files: in memory (this store's temp_store) that was 150 MB more at

@@ -197,13 +197,19 @@ class _NumericLoader(Loader):
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
+    """The writer's connection: no time limit on a statement, as the store's own jobs grow with
+    the index (a migration over every run, the indexes a cold scan set aside: minutes at a
+    million runs, which a request's 10 s budget cancelled at every scan), but none waits longer
+    than that for another process's lock."""
     conn.adapters.register_loader("numeric", _NumericLoader)
-    conn.execute(f"SET statement_timeout = {int(READ_BUDGET_S * 1000)}")
+    conn.execute(f"SET lock_timeout = {int(READ_BUDGET_S * 1000)}")
     conn.commit()
 
 
 def _configure_reader(conn: psycopg.Connection[Any]) -> None:
     _configure(conn)
+    conn.execute(f"SET statement_timeout = {int(READ_BUDGET_S * 1000)}")  # a request's budget
+    conn.commit()
     # Every read is one snapshot, and only reads.
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.read_only = True
@@ -214,7 +220,7 @@ def _errors(what: str = "") -> Iterator[None]:
     """psycopg's errors as ours (see the module's docstring)."""
     try:
         yield
-    except psycopg.errors.QueryCanceled as exc:
+    except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
         raise QueryTimeout(f"query stopped after its budget: {exc}") from exc
     except psycopg.errors.IntegrityError as exc:
         raise sqlite3.IntegrityError(str(exc)) from exc

@@ -190,14 +190,15 @@ def test_a_reading_process_that_dies_leaves_the_rest_to_the_next_scan(
 def test_indexes_set_aside_are_made_past_a_requests_statement_timeout(
     make_app: Any, root: Path, monkeypatch: Any
 ) -> None:
-    """On PostgreSQL every connection has a request's statement timeout; making an index over a
-    million runs takes minutes, and the timeout had cancelled it at every scan, so the index
-    stayed without its secondary indexes (lists of a million runs took 0.4-6 s)."""
+    """On PostgreSQL the writer's connection had a request's statement timeout; making an index
+    over a million runs takes minutes, and the timeout had cancelled it at every scan, so the
+    index stayed without its secondary indexes (lists of a million runs took 0.4-6 s). Only the
+    readers have a request's budget now."""
     from runicorn_lite.db import postgres
 
     if backends.current() != "postgresql":
         pytest.skip("PostgreSQL's statement timeout")
-    monkeypatch.setattr(postgres, "READ_BUDGET_S", 0.05)  # each connection's timeout, as 10 s is
+    monkeypatch.setattr(postgres, "READ_BUDGET_S", 0.05)  # the connections' budget, as 10 s is
     _runs(root, 6)
     app = make_app()
     app.state.ctx.indexer.scan()
