@@ -579,3 +579,32 @@ def test_what_is_known_is_read_at_start_beyond_a_requests_budget(root: Path, ind
         assert restarted.scan().runs_indexed == 0  # it knows the three runs
     finally:
         second_db.close()
+
+
+def test_known_runs_keep_their_running_runs_and_indexed_count() -> None:
+    """The running runs and the indexed count that KnownRuns keeps as runs change equal what a
+    walk of every run gives (the watcher asks for them every poll)."""
+    from runicorn_lite.ingest.known import Known, KnownRuns
+
+    def known(pk, status):
+        return Known.of(f"r/{pk}", pk, f"id{pk}", "sig", None, 0, None, status, 1, "h")
+
+    runs = KnownRuns()
+
+    def check() -> None:
+        everything = runs.items()
+        assert sorted(rel for rel, _ in runs.running()) == sorted(
+            rel for rel, k in everything if k.status == "running")
+        assert runs.indexed_count() == sum(1 for _, k in everything if k.indexed)
+
+    runs.replace({"a": known(1, "running"), "b": known(2, "finished"), "c": Known.seen("c", "idc")})
+    check()
+    runs.keep("a", known(1, "finished"))  # a run ends
+    runs.keep("d", known(4, "running"))
+    runs.keep("c", known(3, "running"))  # a run only seen is indexed
+    check()
+    runs.pop("d")
+    runs.pop("nothing")
+    runs.update(["b", "c"], {"c": known(3, "failed")})  # b indexed no more, c read again
+    check()
+    assert [rel for rel, _ in runs.running()] == [] and runs.indexed_count() == 2
