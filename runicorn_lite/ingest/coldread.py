@@ -90,6 +90,12 @@ def _read(root: Path, skip: set[str], part: int, readers: int, out: BinaryIO) ->
     logger.propagate = False
     prefix = f"{root}{os.sep}"
     chunk, sent_at = Chunk(), time.monotonic()
+
+    def send(done: bool = False) -> None:
+        chunk.logs, chunk.done, kept.records = kept.records, done, []
+        pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
     runs = rundir.iter_runs(root)
     while True:
         started = time.monotonic()
@@ -113,13 +119,9 @@ def _read(root: Path, skip: set[str], part: int, readers: int, out: BinaryIO) ->
         if prepared is not None:
             chunk.runs.append((loc, prepared))
         if len(chunk.runs) >= CHUNK_RUNS or time.monotonic() - sent_at > CHUNK_SECONDS:
-            chunk.logs, kept.records = kept.records, []
-            pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
+            send()
             chunk, sent_at = Chunk(), time.monotonic()
-    chunk.logs, chunk.done = kept.records, True
-    pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
-    out.flush()
+    send(done=True)
 
 
 class ChildReader:

@@ -13,7 +13,13 @@ from typing import Any, NamedTuple
 
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.db.where import Where
-from runicorn_lite.queries.experiments import ExperimentFilter, kept_where, only_kept_filters, where_clause
+from runicorn_lite.queries.experiments import (
+    ExperimentFilter,
+    kept_where,
+    only_kept_filters,
+    scoped_where,
+    where_clause,
+)
 from runicorn_lite.rundir import STATUSES
 
 RECENT_DAYS = 30
@@ -49,11 +55,7 @@ def _kept(conn: sqlite3.Connection, f: ExperimentFilter, since_day: int) -> _Fig
     if f.include_deleted is not False:  # the bin's best values: the deleted runs, by idx_experiments_deleted_at
         # (unlikely: SQLite's statistics do not tell it that few runs are deleted; the unary
         # plus keeps it off a project's or status's index, which holds all their runs)
-        deleted = Where().and_("unlikely(deleted_at IS NOT NULL)")
-        if f.project is not None:
-            deleted = deleted.and_("+project = ?", f.project)
-        if f.statuses:
-            deleted = deleted.and_in("+status", f.statuses)
+        deleted = scoped_where(Where().and_("unlikely(deleted_at IS NOT NULL)"), f, hint="+")
         for project, status, value in conn.execute(  # (grouped here: SQLite would walk an index in group order)
             f"SELECT project, status, best_metric_value FROM experiments WHERE {deleted.sql}", deleted.args,
         ).fetchall():
