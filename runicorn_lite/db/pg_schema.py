@@ -233,6 +233,22 @@ def _all_runs_version() -> list[str]:
     ]
 
 
+def _set_changes() -> list[str]:
+    # As 0016_set_changes on SQLite: which run each move of a logged version was for.
+    return [
+        "CREATE TABLE set_changes (tbl TEXT NOT NULL, v BIGINT NOT NULL, exp_pk BIGINT NOT NULL, PRIMARY KEY (tbl, v))",
+        """CREATE OR REPLACE FUNCTION all_runs_keep() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            run BIGINT;
+        BEGIN
+            IF TG_OP = 'DELETE' THEN run := OLD.pk; ELSE run := NEW.pk; END IF;
+            WITH moved AS (UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs' RETURNING name, v)
+                INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, run FROM moved;
+            RETURN NULL;
+        END $$""",
+    ]
+
+
 def _covering_sort_indexes() -> list[str]:
     """The sort indexes with the pk in their leaves: the live runs in any sort order are then
     an index-only scan (SQLite's indexes hold the rowid, which is the pk)."""
@@ -324,12 +340,13 @@ def _kept_analytics() -> list[str]:
 
 INDEX_MIGRATIONS = (
     "pg_0001_index", "pg_0002_all_runs_version", "pg_0003_covering_sort_indexes", "pg_0004_kept_analytics",
+    "pg_0005_set_changes",
 )
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
     "metric_summaries", "exp_docs", "exp_images", "exp_counts", "exp_stats", "exp_days", "table_versions",
-    "change_log", "ingest_state", "_index_migrations",
+    "set_changes", "change_log", "ingest_state", "_index_migrations",
 )
 
 
@@ -371,6 +388,10 @@ def migrate_index(conn: PgConn) -> list[str]:
         for statement in _kept_analytics():
             conn.execute(statement)
         applied.append("pg_0004_kept_analytics")
+    if "pg_0005_set_changes" not in done:
+        for statement in _set_changes():
+            conn.execute(statement)
+        applied.append("pg_0005_set_changes")
     for name in applied:
         conn.execute("INSERT INTO _index_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
     return applied

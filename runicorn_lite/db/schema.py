@@ -461,4 +461,27 @@ INDEX_MIGRATIONS = [
             WHERE deleted_at IS NULL;
         """,
     ),
+    Migration(
+        "0016_set_changes",
+        """
+        -- Which run each move of a logged table version was for (db/set_changes.py): a kept set
+        -- of runs is brought up to date by testing those runs again. One row per version.
+        CREATE TABLE set_changes (
+            tbl TEXT NOT NULL,
+            v INTEGER NOT NULL,
+            exp_pk INTEGER NOT NULL,
+            PRIMARY KEY (tbl, v)
+        ) WITHOUT ROWID;
+        DROP TRIGGER all_runs_insert;
+        DROP TRIGGER all_runs_delete;
+        CREATE TRIGGER all_runs_insert AFTER INSERT ON experiments BEGIN
+            UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs';
+            INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, new.pk FROM table_versions WHERE name = 'all_runs';
+        END;
+        CREATE TRIGGER all_runs_delete AFTER DELETE ON experiments BEGIN
+            UPDATE table_versions SET v = v + 1 WHERE name = 'all_runs';
+            INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, old.pk FROM table_versions WHERE name = 'all_runs';
+        END;
+        """,
+    ),
 ]

@@ -11,14 +11,8 @@ from typing import Any
 
 from runicorn_lite import rundir
 from runicorn_lite.db.chunks import CHUNK_POINTS, m4, pack, pack_times, split_sorted, unpack, unpack_times
+from runicorn_lite.db.set_changes import changed
 from runicorn_lite.ingest.summaries import Summary, extend, summarize
-
-
-def changed(conn: sqlite3.Connection, table: str) -> None:
-    """Move ``table``'s version on (db/schema.py, 0012_table_versions): its rows changed in
-    this transaction."""
-    conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
-
 
 Parts = list[tuple[list[int], list[float]]]
 
@@ -52,7 +46,7 @@ def replace_points(
         conn.execute("DELETE FROM chunk_outlines WHERE exp_pk = ?", (pk,))
         conn.execute("DELETE FROM metric_summaries WHERE exp_pk = ?", (pk,))
     if not fresh or parts_of:
-        changed(conn, "metric_summaries")
+        changed(conn, "metric_summaries", pk)
     if not parts_of:
         return
     chunk_rows = []
@@ -96,7 +90,7 @@ def append_points(
             after = _summary_from_chunks(conn, pk, metric)
         conn.execute(_UPSERT_SUMMARY, _summary_row(pk, metric, exp_id, after))
     if touched:
-        changed(conn, "metric_summaries")
+        changed(conn, "metric_summaries", pk)
     return sorted(touched)
 
 

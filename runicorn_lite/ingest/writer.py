@@ -22,6 +22,7 @@ from runicorn_lite import rundir
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.rows import row_document
 from runicorn_lite.db.schema import LIST_AGGREGATES
+from runicorn_lite.db.set_changes import changed
 from runicorn_lite.db.where import placeholders
 from runicorn_lite.ingest.changes import Change, carried_points
 from runicorn_lite.ingest.known import Known
@@ -29,7 +30,6 @@ from runicorn_lite.ingest.metric_cap import cap_metric_names
 from runicorn_lite.ingest.points import (
     append_points,
     best_of,
-    changed,
     finite,
     point_count,
     real,
@@ -180,8 +180,8 @@ def delete_row(conn: sqlite3.Connection, pk: int, rows: Rows | None = None, exp_
         rows.by_id.pop(exp_id, None)
     conn.execute("DELETE FROM experiments_fts WHERE rowid = ?", (pk,))
     conn.execute("DELETE FROM experiments WHERE pk = ?", (pk,))
-    changed(conn, "exp_params")
-    changed(conn, "metric_summaries")
+    changed(conn, "exp_params", pk)
+    changed(conn, "metric_summaries", pk)
 
 
 # -- which row ----------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ def _write_params(conn: sqlite3.Connection, pk: int, item: Prepared, fresh: bool
     if not fresh:  # a new row was written with them
         conn.execute("UPDATE experiments SET params_json = ? WHERE pk = ?", (encoded, pk))
     if item.params or not fresh:
-        changed(conn, "exp_params")
+        changed(conn, "exp_params", pk)
 
 
 def _write_list_metrics(conn: sqlite3.Connection, pk: int, summaries: dict[str, Summary] | None) -> None:

@@ -83,6 +83,16 @@ class QueryCache:
         hit = self._sets.get(key)
         return hit[1] if hit is not None and hit[0] == version else None
 
+    def set_entry(self, key: tuple[Any, ...]) -> tuple[Any, frozenset[int]] | None:
+        """The set of runs kept under ``key`` with the version it was good for, whatever that
+        version (one to bring up to date: queries/filter_sets.py)."""
+        return self._sets.get(key)
+
+    def entry(self, key: tuple[Any, ...]) -> tuple[Any, Any] | None:
+        """What is kept under ``key`` with its generation (or version), whatever that is."""
+        hit = self._entries.get(key)
+        return (hit[0], hit[1]) if hit is not None else None
+
     def put(self, key: tuple[Any, ...], generation: Any, value: Any) -> None:
         """Keep ``value`` for this generation (or version), dropping the oldest entries while
         there would be more than ``size`` of them or more than ``max_bytes``."""

@@ -20,9 +20,10 @@ from runicorn_lite.db.schema import NULLABLE_SORT_COLUMNS, SORT_COLUMNS
 from runicorn_lite.db.where import Where, placeholders
 from runicorn_lite.queries.cache import QueryCache as QueryCache  # re-exported: its users import it from here
 from runicorn_lite.queries.field_pages import field_order, field_source, kept_field_page
-from runicorn_lite.queries.filter_sets import SetEvaluator, expression_where, set_page
+from runicorn_lite.queries.filter_sets import SetEvaluator, expression_where
 from runicorn_lite.queries.filters import Expr, Field
 from runicorn_lite.queries.search import search_clause
+from runicorn_lite.queries.set_pages import set_page
 
 # What an experiment object is built from (see db/rows.py).
 EXPERIMENT_COLUMNS = "run_dir, deleted_at, row_json"

@@ -8,8 +8,9 @@ import sqlite3
 from typing import Any
 
 from runicorn_lite.db.dialect import on_postgres
-from runicorn_lite.queries.filter_sets import aggregate_column, walk_page
+from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import Field
+from runicorn_lite.queries.set_pages import walk_page
 
 
 def field_order(field: Field, direction: str) -> str:

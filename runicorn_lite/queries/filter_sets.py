@@ -14,13 +14,14 @@ a value of the other kind (a string against a number) is false as well.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.schema import METRIC_AGGREGATES
+from runicorn_lite.db.set_changes import LOGGED, changes_since
 from runicorn_lite.queries.cache import QueryCache
 from runicorn_lite.queries.filters import (
     ATTRIBUTES,
@@ -249,49 +250,145 @@ class SetEvaluator:
         return ("generation", self.generation)  # tags and the experiments' own columns
 
     def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: list[Any]) -> frozenset[int]:
-        version = self.version(table)
+        version = (self.version(table),)
         runs = self.cache.get_set(key, version)
         if runs is None:
-            runs = frozenset(r[0] for r in self.conn.execute(sql, params))
+            column = "pk" if table == "all_runs" else "exp_pk"
+            runs = self._brought_up(key, (table,), lambda within: self._select(sql, params, column, within))
+            if runs is None:
+                runs = frozenset(r[0] for r in self.conn.execute(sql, params))
             self.cache.put_set(key, version, runs)
         return runs
+
+    def _select(self, sql: str, params: list[Any], column: str, within: frozenset[int]) -> frozenset[int]:
+        """The runs of ``within`` that ``sql`` (one of a logged table's, its rows' run in
+        ``column``) selects, a few hundred at a time by the run's key."""
+        joiner = " AND " if " WHERE " in sql else " WHERE "
+        members = sorted(within)
+        found: list[int] = []
+        for start in range(0, len(members), 500):
+            part = members[start : start + 500]
+            found.extend(r[0] for r in self.conn.execute(
+                f"{sql}{joiner}{column} IN ({','.join('?' * len(part))})", [*params, *part]
+            ))
+        return frozenset(found)
+
+    def _changed(self, tables: tuple[str, ...], old: tuple[Any, ...]) -> frozenset[int] | None:
+        """The runs changed in ``tables`` since versions ``old`` (one per table), up to this read's
+        versions; None when the log cannot say (db/set_changes.py)."""
+        if len(old) != len(tables):
+            return None
+        changed: set[int] = set()
+        for table, before in zip(tables, old, strict=True):
+            now = self.version(table)
+            if table not in LOGGED or not isinstance(before, tuple) or before[0] != now[0]:
+                return None
+            found = changes_since(self.conn, table, before[1], now[1])
+            if found is None:
+                return None
+            changed |= found
+        return frozenset(changed)
+
+    def _brought_up(
+        self, key: tuple[Any, ...], tables: tuple[str, ...], test: Callable[[frozenset[int]], frozenset[int]],
+    ) -> frozenset[int] | None:
+        """The set kept under ``key`` for older versions of ``tables`` (one each), brought up to
+        this read's by testing again only the runs changed since (``test``: which of them are
+        members now): the same set object when none joined or left (a live run's points), one
+        copy when they did; None when there is none to bring up or the log cannot say."""
+        stale = self.cache.set_entry(key)
+        if stale is None:
+            return None
+        before, runs = stale
+        changed = self._changed(tables, before)
+        if changed is None:
+            return None
+        if not changed:
+            return runs
+        found = test(changed)
+        left = (runs & changed) - found
+        joined = found - runs
+        if not left:
+            return runs | joined if joined else runs
+        out = set(runs)
+        out -= left
+        out |= joined
+        return frozenset(out)
 
     def everything(self) -> frozenset[int]:
         """Every run of the index, deleted ones included (the set ``not`` takes from)."""
         return self._kept(("all-runs",), "all_runs", "SELECT pk FROM experiments", [])
 
-    def clause(self, clause: Clause) -> frozenset[int]:
+    def _clause_kept(self, clause: Clause) -> tuple[frozenset[int], bool]:
+        """The kept set of a clause's SQL, and whether the clause is true for every run but those."""
         sql = clause_sql(clause)
-        runs = self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params)
-        return self.everything() - runs if sql.complement else runs
+        return self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params), sql.complement
+
+    def clause(self, clause: Clause) -> frozenset[int]:
+        runs, complement = self._clause_kept(clause)
+        return self.everything() - runs if complement else runs
 
     def evaluate(self, expr: Expr) -> frozenset[int]:
         """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
-        its version (a delete, a restore or a live run's points leave it good)."""
-        version = self._expression_version(expr)
+        its version (a delete, a restore or a live run's points leave it good), and brought up
+        to date from the runs changed since when one moves on (a new run)."""
+        tables = self._expression_tables(expr)
+        version = tuple(self.version(t) for t in tables)
         key = ("expression-set", repr(expr))
         runs = self.cache.get_set(key, version)
         if runs is None:
-            runs = self._evaluate(expr)
+            runs = self._brought_up(key, tables, lambda within: self._members(expr, within))
+            if runs is None:
+                runs = self._evaluate(expr)
             self.cache.put_set(key, version, runs)
         return runs
 
-    def _expression_version(self, expr: Expr) -> tuple[Any, ...]:
+    def _members(self, expr: Expr, within: frozenset[int]) -> frozenset[int]:
+        """Which runs of ``within`` ``expr`` is true for, tested one by one against the kept sets
+        of its clauses (each brought up to date itself)."""
+        clauses = {repr(c): self._clause_kept(c) for c in clauses_of(expr)}
+        negated = any(c[1] for c in clauses.values()) or any(isinstance(e, Not) for e in _nodes(expr))
+        # a run exists (for 'not'): those of ``within`` still in the index, not the set of all
+        everything = self._select("SELECT pk FROM experiments", [], "pk", within) if negated else frozenset()
+
+        def member(e: Expr, pk: int) -> bool:
+            if isinstance(e, Clause):
+                kept, complement = clauses[repr(e)]
+                return (pk in everything and pk not in kept) if complement else pk in kept
+            if isinstance(e, Not):
+                return pk in everything and not member(e.item, pk)
+            if isinstance(e, Or):
+                return any(member(item, pk) for item in e.items)
+            return all(member(item, pk) for item in e.items)
+
+        return frozenset(pk for pk in within if member(expr, pk))
+
+    def _expression_tables(self, expr: Expr) -> tuple[str, ...]:
         tables = {clause_sql(c).table for c in clauses_of(expr)}
         if any(isinstance(e, Not) for e in _nodes(expr)) or any(clause_sql(c).complement for c in clauses_of(expr)):
             tables.add("all_runs")
-        return tuple(self.version(t) for t in sorted(tables))
+        return tuple(sorted(tables))
+
+    def _expression_version(self, expr: Expr) -> tuple[Any, ...]:
+        return tuple(self.version(t) for t in self._expression_tables(expr))
 
     def sorted_runs(self, expr: Expr | None) -> np.ndarray:
         """The runs ``expr`` is true for (every run when None, deleted ones included) as a
-        sorted array of pks, kept beside the set for as long as the set is good: what numpy
-        groups by without building the array from the set again after a change."""
+        sorted array of pks, kept beside the set for as long as the set is good (and brought up
+        to date with it): what numpy groups by without building the array from the set again
+        after a change."""
         key: tuple[Any, ...] = ("all-runs-array",) if expr is None else ("expression-array", repr(expr))
-        version = self.version("all_runs") if expr is None else self._expression_version(expr)
+        tables = ("all_runs",) if expr is None else self._expression_tables(expr)
+        version = tuple(self.version(t) for t in tables)
         found: np.ndarray | None = self.cache.get(key, version)
         if found is None:
             runs = self.everything() if expr is None else self.evaluate(expr)
-            found = np.sort(np.fromiter(runs, dtype=np.int64, count=len(runs)))
+            stale = self.cache.entry(key)
+            changed = self._changed(tables, stale[0]) if stale is not None else None
+            if stale is not None and changed is not None:
+                found = _patched(stale[1], runs, changed)
+            else:
+                found = np.sort(np.fromiter(runs, dtype=np.int64, count=len(runs)))
             found.flags.writeable = False  # shared by every request that reads it
             self.cache.put(key, version, found)
         return found
@@ -311,8 +408,7 @@ class SetEvaluator:
             if isinstance(item, Not):
                 negative.append(self._evaluate(item.item))
             elif isinstance(item, Clause) and clause_sql(item).complement:
-                sql = clause_sql(item)
-                negative.append(self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params))
+                negative.append(self._clause_kept(item)[0])
             else:
                 positive.append(self._evaluate(item))
         if not positive:
@@ -343,6 +439,17 @@ class SetEvaluator:
         return len(runs) - sum(1 for pk in deleted if pk in runs)
 
 
+def _patched(before: np.ndarray, runs: frozenset[int], changed: frozenset[int]) -> np.ndarray:
+    """A sorted array of runs brought up to date: the ``changed`` runs taken out, and those of
+    them that are members of ``runs`` now put back in their places."""
+    if not changed:
+        return before
+    moved = np.array(sorted(changed), dtype=np.int64)
+    kept = before[~np.isin(before, moved)]
+    back = moved[[pk in runs for pk in moved.tolist()]]
+    return np.insert(kept, np.searchsorted(kept, back), back)
+
+
 def _nodes(expr: Expr) -> Iterator[Expr]:
     yield expr
     if isinstance(expr, Not):
@@ -350,59 +457,3 @@ def _nodes(expr: Expr) -> Iterator[Expr]:
     elif not isinstance(expr, Clause):
         for item in expr.items:
             yield from _nodes(item)
-
-
-def set_page(
-    conn: sqlite3.Connection,
-    runs: frozenset[int],
-    column: str,
-    order: str,
-    offset: int,
-    per_page: int,
-    everything: int,
-    where: str,
-    total: int,
-    deleted: frozenset[int] = frozenset(),
-) -> list[int]:
-    """The pks of one page of ``runs`` (a filter's set, deleted runs already left out when they
-    are not wanted) in the list's order of ``column`` (``order``: its ORDER BY text from
-    ``order_clause``, ``column`` whitelisted by the caller), without SQLite building the set
-    again: either a walk of the sort index keeping the members (about ``wanted × everything /
-    len(runs)`` rows read, cheap when the set is large), or the members' sort keys read by pk
-    and sorted here (``len(runs)`` rows, cheap when it is small). ``everything``: how many runs
-    the walk could meet; ``where``: the walk's condition (live runs: the sort index's own);
-    ``total``: how many members the walk can meet; ``deleted``: members the sort leaves out."""
-    wanted = offset + per_page
-    if not total or offset >= total:
-        return []
-    if wanted * everything <= total * total * 4:
-        cursor = conn.execute(f"SELECT pk FROM experiments WHERE {where} ORDER BY {order}")
-        picked = walk_page(cursor, runs, frozenset(), wanted)
-        cursor.close()
-        return picked[offset:]
-    keys: list[tuple[Any, str, int]] = []
-    members = [pk for pk in runs if pk not in deleted] if deleted else list(runs)
-    for start in range(0, len(members), 500):
-        part = members[start : start + 500]
-        keys.extend(conn.execute(
-            f"SELECT {column}, id, pk FROM experiments WHERE pk IN ({','.join('?' * len(part))})", part
-        ).fetchall())
-    descending = " DESC" in order
-    if descending:  # NULL lowest: last when descending; ties by id, descending too
-        keys.sort(key=lambda k: (k[0] is not None, k[0] if k[0] is not None else 0, k[1]), reverse=True)
-    else:  # NULLs last, ties by id
-        keys.sort(key=lambda k: (k[0] is None, k[0] if k[0] is not None else 0, k[1]))
-    return [k[2] for k in keys[offset:wanted]]
-
-
-def walk_page(cursor: Iterable[tuple[int]], runs: frozenset[int], deleted: frozenset[int], wanted: int) -> list[int]:
-    """The first ``wanted`` pks of ``cursor`` (a walk of a sort index, in the list's order)
-    that are members of ``runs`` and not of ``deleted``: a kept set tested in memory, where
-    SQL would build the set again in every statement (``pk IN (...)``: linear in its size)."""
-    picked: list[int] = []
-    for (pk,) in cursor:
-        if pk in runs and pk not in deleted:
-            picked.append(pk)
-            if len(picked) >= wanted:
-                break
-    return picked

@@ -1,0 +1,65 @@
+"""A page of a filter's kept set of runs in the list's order, without SQL building the set
+again: a walk of a sort index testing each run against the set, or the members' sort keys read
+and sorted here, whichever reads fewer rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+
+def set_page(
+    conn: sqlite3.Connection,
+    runs: frozenset[int],
+    column: str,
+    order: str,
+    offset: int,
+    per_page: int,
+    everything: int,
+    where: str,
+    total: int,
+    deleted: frozenset[int] = frozenset(),
+) -> list[int]:
+    """The pks of one page of ``runs`` (a filter's set, deleted runs already left out when they
+    are not wanted) in the list's order of ``column`` (``order``: its ORDER BY text from
+    ``order_clause``, ``column`` whitelisted by the caller), without SQLite building the set
+    again: either a walk of the sort index keeping the members (about ``wanted × everything /
+    len(runs)`` rows read, cheap when the set is large), or the members' sort keys read by pk
+    and sorted here (``len(runs)`` rows, cheap when it is small). ``everything``: how many runs
+    the walk could meet; ``where``: the walk's condition (live runs: the sort index's own);
+    ``total``: how many members the walk can meet; ``deleted``: members the sort leaves out."""
+    wanted = offset + per_page
+    if not total or offset >= total:
+        return []
+    if wanted * everything <= total * total * 4:
+        cursor = conn.execute(f"SELECT pk FROM experiments WHERE {where} ORDER BY {order}")
+        picked = walk_page(cursor, runs, frozenset(), wanted)
+        cursor.close()
+        return picked[offset:]
+    keys: list[tuple[Any, str, int]] = []
+    members = [pk for pk in runs if pk not in deleted] if deleted else list(runs)
+    for start in range(0, len(members), 500):
+        part = members[start : start + 500]
+        keys.extend(conn.execute(
+            f"SELECT {column}, id, pk FROM experiments WHERE pk IN ({','.join('?' * len(part))})", part
+        ).fetchall())
+    descending = " DESC" in order
+    if descending:  # NULL lowest: last when descending; ties by id, descending too
+        keys.sort(key=lambda k: (k[0] is not None, k[0] if k[0] is not None else 0, k[1]), reverse=True)
+    else:  # NULLs last, ties by id
+        keys.sort(key=lambda k: (k[0] is None, k[0] if k[0] is not None else 0, k[1]))
+    return [k[2] for k in keys[offset:wanted]]
+
+
+def walk_page(cursor: Iterable[tuple[int]], runs: frozenset[int], deleted: frozenset[int], wanted: int) -> list[int]:
+    """The first ``wanted`` pks of ``cursor`` (a walk of a sort index, in the list's order)
+    that are members of ``runs`` and not of ``deleted``: a kept set tested in memory, where
+    SQL would build the set again in every statement (``pk IN (...)``: linear in its size)."""
+    picked: list[int] = []
+    for (pk,) in cursor:
+        if pk in runs and pk not in deleted:
+            picked.append(pk)
+            if len(picked) >= wanted:
+                break
+    return picked
