@@ -50,8 +50,8 @@ def _changed(real):
     counter = iter(range(10**9))
 
     def signature(run_dir, names=None):
-        sig, events = real(run_dir, names)
-        return f"{sig}#{next(counter)}", events
+        sig, events, latest = real(run_dir, names)
+        return f"{sig}#{next(counter)}", events, latest
 
     return signature
 

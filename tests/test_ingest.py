@@ -207,10 +207,10 @@ def test_run_deleted_between_listing_and_reading(root: Path, index, monkeypatch)
     victim = runs[1].run_dir
     real_read_run = rundir.read_run
 
-    def read_run_after_rmtree(loc):
+    def read_run_after_rmtree(loc, latest=None):
         if loc.run_dir == victim:
             shutil.rmtree(victim)  # the directory vanishes after it was listed
-        return real_read_run(loc)
+        return real_read_run(loc, latest)
 
     monkeypatch.setattr(rundir, "read_run", read_run_after_rmtree)
     indexer.scan()

@@ -87,6 +87,46 @@ def test_read_events_leaves_half_written_line_for_later(tmp_path: Path) -> None:
     assert second.bad_lines == 0
 
 
+def test_read_events_in_windows_reads_every_line_once(tmp_path: Path) -> None:
+    """Windows of a few hundred bytes over a file whose lines are shorter and longer than a
+    window (the long one read by the longer way): every point once, then nothing more."""
+    path = tmp_path / "events.jsonl"
+    lines = []
+    for step in range(1, 41):
+        pad = "x" * (900 if step == 17 else step)  # step 17's line is longer than a window
+        lines.append(json.dumps({"type": "metrics", "data": {"loss": step / 10, "global_step": step, "note": pad}}))
+    _write(path, "\n".join(lines) + "\n" + '{"type": "metrics", "data": {"loss"')
+    offset, last, seen, reads = 0, None, {}, 0
+    while True:
+        chunk = rundir.read_events(path, offset, last, max_bytes=300)
+        reads += 1
+        assert not set(seen) & set(chunk.points.get("loss", {}))
+        seen.update(chunk.points.get("loss", {}))
+        offset, last = chunk.offset, chunk.last_step
+        if not chunk.more:
+            break
+    assert seen == {step: step / 10 for step in range(1, 41)} and reads > 5
+    assert offset == path.stat().st_size - len('{"type": "metrics", "data": {"loss"')  # the half line waits
+    assert rundir.read_events(path, offset, last, max_bytes=300).points == {}
+
+
+def test_read_small_reads_whole_files_and_refuses_big_ones(tmp_path: Path) -> None:
+    from runicorn_lite.rundir.jsonfiles import FileTooLarge, read_small
+
+    big = _write(tmp_path / "big.json", os.urandom(200_000))  # several reads' worth
+    assert read_small(big) == big.read_bytes()
+    assert read_small(_write(tmp_path / "empty.json", b"")) == b""
+    exact = _write(tmp_path / "exact.json", b"y" * (1 << 16))  # a full first read, then the end
+    assert read_small(str(exact)) == exact.read_bytes()
+    with pytest.raises(FileTooLarge) as refused:
+        read_small(big, max_bytes=100_000)
+    assert refused.value.size == 200_000
+    with pytest.raises(FileNotFoundError):
+        read_small(tmp_path / "missing.json")
+    with pytest.raises(OSError):
+        read_small(tmp_path)  # a directory
+
+
 def test_read_events_without_steps_numbers_them(tmp_path: Path) -> None:
     text = "".join(f'{{"type": "metrics", "data": {{"x": {i}}}}}\n' for i in range(3))
     chunk = rundir.read_events(_write(tmp_path / "events.jsonl", text))

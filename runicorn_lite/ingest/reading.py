@@ -27,6 +27,7 @@ class Plan:
     events_ino: int | None
     events_size: int
     full: bool
+    latest: float | None = None  # the latest mtime of its stamped files (rundir.file_signature)
 
 
 class Timed:
@@ -50,7 +51,7 @@ class Timed:
 def plan_run(loc: rundir.RunLocation, rel: str, known: Known | None) -> Plan | None:
     """What reading this run takes, or None when it is unchanged (two stats per file)."""
     leftovers.sweep(loc.run_dir, loc.names or ())
-    files_sig, events_stat = rundir.file_signature(loc.run_dir, loc.names)
+    files_sig, events_stat, latest = rundir.file_signature(loc.run_dir, loc.names)
     events_ino = events_stat[0] if events_stat else None
     events_size = events_stat[1] if events_stat else 0
     if (
@@ -63,14 +64,14 @@ def plan_run(loc: rundir.RunLocation, rel: str, known: Known | None) -> Plan | N
     full = (
         known is None or not known.indexed or known.events_ino != events_ino or events_size < known.events_offset
     )
-    return Plan(loc, rel, known, files_sig, events_ino, events_size, full)
+    return Plan(loc, rel, known, files_sig, events_ino, events_size, full, latest)
 
 
 def prepare_run(plan: Plan) -> Prepared | None:
     """Read the run as planned; None when it holds no run any more. OSError when it vanished or
     is unreadable mid-read."""
     loc, rel, known = plan.loc, plan.rel, plan.known
-    info = rundir.read_run(loc)
+    info = rundir.read_run(loc, plan.latest)
     if info is None:
         return None
     full = plan.full or known is None or known.run_id(rel) != info.id
@@ -118,9 +119,10 @@ def read_documents(item: Prepared) -> None:
         item.config = config if isinstance(config, dict) else None
         item.params, param_problems = flatten_config(config)
         problems.extend(param_problems)
-    item.environment, problem = rundir.read_doc(run_dir / rundir.ENVIRONMENT)
-    if problem:
-        problems.append(problem)
+    if item.info.environment_available:
+        item.environment, problem = rundir.read_doc(run_dir / rundir.ENVIRONMENT)
+        if problem:
+            problems.append(problem)
     if problems:
         more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
         log.warning("%s: %s%s", item.rel, "; ".join(problems[:5]), more)

@@ -46,6 +46,8 @@ DELETED = ".deleted"
 # The files whose size and mtime decide whether a run changed (events.jsonl is tracked apart,
 # by byte offset).
 SMALL_FILES = (META, STATUS, SUMMARY, DELETED, ENVIRONMENT, ASSETS)
+# The files whose latest mtime is a run's ``updated_at``.
+STAMPED_FILES = (META, STATUS, SUMMARY, EVENTS)
 
 
 # Top-level folders that are never projects in the legacy layout.

@@ -15,6 +15,7 @@ from runicorn_lite.rundir.layout import (
     ENVIRONMENT,
     EVENTS,
     META,
+    STAMPED_FILES,
     STATUS,
     SUMMARY,
     normalize_status,
@@ -60,8 +61,10 @@ class RunInfo:
     meta: dict[str, Any]
 
 
-def read_run(loc: RunLocation) -> RunInfo | None:
-    """Read a run's small files. None when the directory vanished or holds no run any more."""
+def read_run(loc: RunLocation, latest: float | None = None) -> RunInfo | None:
+    """Read a run's small files. None when the directory vanished or holds no run any more.
+    ``latest``: the latest mtime of meta, status, summary and events, when the caller has just
+    read them (:func:`~runicorn_lite.rundir.walk.file_signature`)."""
     run_dir = loc.run_dir
     names = loc.names  # the listing the walk made, when it did: files it lacks are not tried
 
@@ -79,12 +82,14 @@ def read_run(loc: RunLocation) -> RunInfo | None:
     deleted_exists = deleted is not None or (DELETED in names if names is not None else (run_dir / DELETED).exists())
 
     project, name, path = _place(loc, meta, deleted)
-    dir_mtime, updated_at = _mtimes(run_dir, names)
+    updated_at = latest if latest is not None else _latest_mtime(run_dir, names)
+    if updated_at is None:
+        updated_at = _dir_mtime(run_dir)
 
     started_at = float_or_none(status_obj.get("started_at"))
     created_at = float_or_none(meta.get("created_at"))
     if created_at is None:
-        created_at = started_at if started_at is not None else dir_mtime
+        created_at = started_at if started_at is not None else _dir_mtime(run_dir)
     # No status yet: the run is starting. A status that is there but unknown: finished.
     status = normalize_status(status_obj["status"]) if "status" in status_obj else "running"
     exit_reason = str_or_none(status_obj.get("exit_reason"))
@@ -108,7 +113,7 @@ def read_run(loc: RunLocation) -> RunInfo | None:
             try:
                 deleted_at = (run_dir / DELETED).stat().st_mtime
             except OSError:
-                deleted_at = dir_mtime
+                deleted_at = _dir_mtime(run_dir)
         delete_reason = str_or_none(deleted.get("reason"))
         original_status = str_or_none(deleted.get("original_status"))
 
@@ -140,7 +145,7 @@ def read_run(loc: RunLocation) -> RunInfo | None:
         deleted_at=deleted_at,
         delete_reason=delete_reason,
         original_status=original_status,
-        environment_available=(run_dir / ENVIRONMENT).is_file(),
+        environment_available=ENVIRONMENT in names if names is not None else (run_dir / ENVIRONMENT).is_file(),
         meta=meta,
     )
 
@@ -162,20 +167,23 @@ def _place(loc: RunLocation, meta: dict[str, Any], deleted: dict[str, Any] | Non
     return project, name, raw_path.strip("/") if raw_path else project
 
 
-def _mtimes(run_dir: Path, names: frozenset[str] | None) -> tuple[float, float]:
-    """(the directory's mtime, the latest mtime of its small files and events, else the former);
+def _latest_mtime(run_dir: Path, names: frozenset[str] | None) -> float | None:
+    """The latest mtime of the run's small files and events, None when it has none of them;
     ``names``: the directory's listing, when known."""
     mtimes = []
     base = f"{run_dir}{os.sep}"
-    for fname in (META, STATUS, SUMMARY, EVENTS):
+    for fname in STAMPED_FILES:
         if names is None or fname in names:
             with contextlib.suppress(OSError):
                 mtimes.append(os.stat(base + fname).st_mtime)
+    return max(mtimes) if mtimes else None
+
+
+def _dir_mtime(run_dir: Path) -> float:
     try:
-        dir_mtime = run_dir.stat().st_mtime
+        return run_dir.stat().st_mtime
     except OSError:
-        dir_mtime = 0.0
-    return dir_mtime, max(mtimes) if mtimes else dir_mtime
+        return 0.0
 
 
 def _primary_metric(meta: dict[str, Any]) -> tuple[str | None, str | None]:

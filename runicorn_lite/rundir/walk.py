@@ -15,6 +15,7 @@ from runicorn_lite.rundir.layout import (
     RECYCLE_DIRNAME,
     RUNS_DIRNAME,
     SMALL_FILES,
+    STAMPED_FILES,
     STATUS,
     is_valid_run_id,
 )
@@ -124,8 +125,11 @@ def location_of(root: Path, run_dir: Path) -> RunLocation | None:
     return None
 
 
-def file_signature(run_dir: Path, names: frozenset[str] | None = None) -> tuple[str, tuple[int, int, int] | None]:
-    """(signature of the small files, (inode, size, mtime_ns) of events.jsonl or None).
+def file_signature(
+    run_dir: Path, names: frozenset[str] | None = None
+) -> tuple[str, tuple[int, int, int] | None, float | None]:
+    """(signature of the small files, (inode, size, mtime_ns) of events.jsonl or None, the
+    latest mtime of STAMPED_FILES or None: what ``read_run`` would stat them again for).
 
     Two reads of an unchanged run give equal signatures; that is how a rescan skips it.
     ``names`` (the directory's listing, when the caller has it) spares the stats of files
@@ -133,6 +137,7 @@ def file_signature(run_dir: Path, names: frozenset[str] | None = None) -> tuple[
     """
     base = f"{run_dir}{os.sep}"
     parts = []
+    latest: float | None = None
     for fname in SMALL_FILES:
         if names is not None and fname not in names:
             parts.append("-")
@@ -143,14 +148,17 @@ def file_signature(run_dir: Path, names: frozenset[str] | None = None) -> tuple[
             parts.append("-")
             continue
         parts.append(f"{st.st_size}:{st.st_mtime_ns}")
+        if fname in STAMPED_FILES and (latest is None or st.st_mtime > latest):
+            latest = st.st_mtime
     events = None
     if names is None or EVENTS in names:
         try:
             st = os.stat(base + EVENTS)
             events = (st.st_ino, st.st_size, st.st_mtime_ns)
+            latest = st.st_mtime if latest is None else max(latest, st.st_mtime)
         except OSError:
             pass
-    return "|".join(parts), events
+    return "|".join(parts), events, latest
 
 
 def count_files(run_dir: Path) -> int:
