@@ -134,9 +134,10 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
 
     browser_bench.add_parser(sub, _corpus_arg)
 
-    from benchmarks import analysis
+    from benchmarks import analysis, newrun
 
     analysis.add_parser(sub, _corpus_arg)
+    newrun.add_parser(sub, _corpus_arg)
 
     args = parser.parse_args(argv)
     machine_info()  # stamp date and commit now, before anything is measured
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:  # noqa: C901, PLR0912, PLR0915
         uploads.main(args)
     elif args.command == "analysis":
         analysis.main(args)
+    elif args.command == "newrun":
+        newrun.main(args)
     elif args.command == "scale":
         from benchmarks import scale
 

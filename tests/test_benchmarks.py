@@ -194,3 +194,13 @@ def test_uploads(work: Path) -> None:
     res = json.loads((work / "results" / "uploads-quick.json").read_text())
     assert res["latency"]["n"] == 10 and res["throughput"]["points"] == 8000
     assert res["concurrent"] == {"runs": 4, "steps_each": 50, "lost": 0, "duplicated": 0}
+
+
+def test_newrun(corpus: Path, work: Path) -> None:
+    proc = bench(work, "newrun", "--root", str(corpus), "--rounds", "2")
+    assert "| `filter=` of 3 clauses |" in proc.stdout
+    res = json.loads((work / "results" / "newrun.json").read_text())
+    assert res["runs"] == 30
+    for q in res["queries"].values():
+        assert q["kept"]["n"] == 2 and q["whole"]["n"] == 2
+    assert not (corpus / "runs" / "bench_newrun").exists()  # its runs are removed again
