@@ -354,14 +354,14 @@ def test_the_set_changes_log_says_what_changed_or_that_it_cannot(root: Path) -> 
     logged, None when one is missing (pruned, or the gap too long to be worth it)."""
     db = Database(Settings(root=root).index_path, INDEX_MIGRATIONS)
     try:
-        every = set_changes.PRUNE_EVERY
-        top = (set_changes.KEEP_VERSIONS // every + 1) * every - 3
+        top = set_changes.KEEP_VERSIONS + 1000
         with db.write() as conn:
             conn.executemany("INSERT INTO set_changes (tbl, v, exp_pk) VALUES ('exp_params', ?, ?)",
                              [(v, v % 97) for v in range(1, top + 1)])
             conn.execute("UPDATE table_versions SET v = ? WHERE name = 'exp_params'", (top,))
-            for pk in (5, 6, 5):  # the last of these moves the version to a multiple: rows are pruned
+            for pk in (5, 6, 5):
                 set_changes.changed(conn, "exp_params", pk)
+            set_changes.prune(conn)  # as every PRUNE_EVERY-th move of a version does
         now = top + 3
         oldest = db.read(lambda c: c.execute("SELECT min(v) FROM set_changes WHERE tbl = 'exp_params'").fetchone()[0])
         assert oldest == now - set_changes.KEEP_VERSIONS + 1

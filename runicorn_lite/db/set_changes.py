@@ -14,10 +14,9 @@ a gap (rows pruned, a version moved with no row) means "read the set again", nev
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from typing import Any
-
-from runicorn_lite.db.dialect import on_postgres
 
 # The tables whose versions are logged: 'all_runs' by the experiments' triggers, the others by
 # the writer (:func:`changed`).
@@ -25,32 +24,34 @@ LOGGED = ("exp_params", "metric_summaries", "all_runs")
 # Rows kept per table: a reader whose set is older reads it again (as it would anyway: a few
 # hundred thousand runs tested one by one cost about what one read of the whole set does).
 KEEP_VERSIONS = 100_000
-# Rows are pruned when a version is a multiple of this.
+# The log is pruned after every this many moves of a version by this process.
 PRUNE_EVERY = 4_096
 # Past this many versions a reader reads the whole set again instead.
 MAX_DELTA = 20_000
 
-_SQLITE_CHANGED = "UPDATE table_versions SET v = v + 1 WHERE name = ? RETURNING v"
-_PG_CHANGED = (
-    "WITH moved AS (UPDATE table_versions SET v = v + 1 WHERE name = ? RETURNING name, v)"
-    " INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, ? FROM moved RETURNING v"
-)
+# Moves of a version logged by this process: the log is pruned every PRUNE_EVERY of them.
+_moves = itertools.count(1)
 
 
 def changed(conn: sqlite3.Connection, table: str, pk: int) -> None:
     """Move ``table``'s version on (its rows changed in this transaction, for run ``pk``) and
-    log which run it was for."""
-    if on_postgres():
-        version = conn.execute(_PG_CHANGED, (table, pk)).fetchall()[0][0]
-    else:
-        version = conn.execute(_SQLITE_CHANGED, (table,)).fetchall()[0][0]
-        conn.execute("INSERT INTO set_changes (tbl, v, exp_pk) VALUES (?, ?, ?)", (table, version, pk))
-    if version % PRUNE_EVERY == 0:
-        for logged in LOGGED:
-            conn.execute(
-                "DELETE FROM set_changes WHERE tbl = ? AND v <= (SELECT v FROM table_versions WHERE name = ?) - ?",
-                (logged, logged, KEEP_VERSIONS),
-            )
+    log which run it was for. Two statements that need no answer: on PostgreSQL they go out in
+    the writer's pipeline like the rest of a run's (reading the new version back would wait for
+    the server, three times a run of a cold index)."""
+    conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
+    conn.execute("INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, ? FROM table_versions WHERE name = ?",
+                 (pk, table))
+    if next(_moves) % PRUNE_EVERY == 0:
+        prune(conn)
+
+
+def prune(conn: sqlite3.Connection) -> None:
+    """Drop the rows older than each table's last KEEP_VERSIONS versions."""
+    for logged in LOGGED:
+        conn.execute(
+            "DELETE FROM set_changes WHERE tbl = ? AND v <= (SELECT v FROM table_versions WHERE name = ?) - ?",
+            (logged, logged, KEEP_VERSIONS),
+        )
 
 
 def changes_since(conn: sqlite3.Connection, table: str, old: int, new: int) -> frozenset[int] | None:
