@@ -156,7 +156,7 @@ def test_totals_of_filter_clauses_follow_every_change_while_their_sets_are_kept(
     for run in runs[:10]:
         run.finish()
     settings = Settings(root=root)
-    caches = [QueryCache(), QueryCache(set_members=10)]  # the second drops sets and builds them again
+    caches = [QueryCache(), QueryCache(set_bytes=10)]  # the second drops sets and builds them again
     texts = ["params.lr < 0.05", "params.opt = 'adam' and metrics.acc.max >= 0.4",
              "metrics.acc.last > 0.2 and params.lr != 0.01 and params.opt != 'x'", "params.missing = 1",
              "not (params.lr = 0.1 or metrics.acc.max < 0.3) or params.opt not in ('adam')",

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from runicorn_lite.queries.runsets import RunSet
+
 # What the query cache may hold, about (numpy arrays of params and metric summaries, sorted
 # sets of runs, answers): at 100k runs one param's array of pks and codes is 1.6 MB, so this
 # keeps the columns of importance over about 80 params there (its default weighs at most 200).
@@ -52,22 +54,22 @@ class QueryCache:
     larger than the whole bound is not kept.
     """
 
-    # Sets of runs kept, at most this many members in all (~60 bytes each): one clause that most
-    # of a million runs match must fit, or every request after any change reads its 800k rows
-    # again, twice (1.8 s at a million runs with 400k, measured).
-    SET_MEMBERS = 1_200_000
+    # Sets of runs (queries/runsets.py: a byte a run key, 1 MB each at a million runs) kept, at
+    # most this many bytes in all: every clause of a few filters at a million runs. As
+    # frozensets (~70 bytes a member) 84 MB held 1.2M members, not the three clauses of one
+    # filter over most runs, which were then read again at every request after a change.
+    SET_BYTES = 96 << 20
 
-    def __init__(self, size: int = 256, set_members: int = SET_MEMBERS, max_bytes: int = QUERY_CACHE_BYTES) -> None:
+    def __init__(self, size: int = 256, set_bytes: int = SET_BYTES, max_bytes: int = QUERY_CACHE_BYTES) -> None:
         self.size = size
         self.max_bytes = max_bytes
         self._entries: dict[tuple[Any, ...], tuple[Any, Any, int]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
-        # Sets of runs (filter_sets) are kept apart, within a number of members in all
-        # (about 50 bytes each: 400,000 are ~20 MB).
-        self.set_members = set_members
-        self._sets: dict[tuple[Any, ...], tuple[Any, frozenset[int]]] = {}
-        self._members = 0
+        # Sets of runs (filter_sets) are kept apart, within their own bytes.
+        self.set_bytes = set_bytes
+        self._sets: dict[tuple[Any, ...], tuple[Any, RunSet]] = {}
+        self._set_bytes = 0
 
     @property
     def nbytes(self) -> int:
@@ -78,12 +80,12 @@ class QueryCache:
         hit = self._entries.get(key)
         return hit[1] if hit is not None and hit[0] == generation else None
 
-    def get_set(self, key: tuple[Any, ...], version: Any) -> frozenset[int] | None:
+    def get_set(self, key: tuple[Any, ...], version: Any) -> RunSet | None:
         """A set of runs kept by :meth:`put_set` for this version of its table, else None."""
         hit = self._sets.get(key)
         return hit[1] if hit is not None and hit[0] == version else None
 
-    def set_entry(self, key: tuple[Any, ...]) -> tuple[Any, frozenset[int]] | None:
+    def set_entry(self, key: tuple[Any, ...]) -> tuple[Any, RunSet] | None:
         """The set of runs kept under ``key`` with the version it was good for, whatever that
         version (one to bring up to date: queries/filter_sets.py)."""
         return self._sets.get(key)
@@ -108,15 +110,15 @@ class QueryCache:
             self._entries[key] = (generation, value, nbytes)
             self._bytes += nbytes
 
-    def put_set(self, key: tuple[Any, ...], version: Any, runs: frozenset[int]) -> None:
-        """Keep a set of runs, dropping the oldest sets while the members would be too many."""
-        if len(runs) > self.set_members:
-            return
+    def put_set(self, key: tuple[Any, ...], version: Any, runs: RunSet) -> None:
+        """Keep a set of runs, dropping the oldest sets while they would hold too many bytes."""
         with self._lock:
             old = self._sets.pop(key, None)
             if old is not None:
-                self._members -= len(old[1])
-            while self._sets and self._members + len(runs) > self.set_members:
-                self._members -= len(self._sets.pop(next(iter(self._sets)))[1])
+                self._set_bytes -= old[1].nbytes
+            if runs.nbytes > self.set_bytes:
+                return
+            while self._sets and self._set_bytes + runs.nbytes > self.set_bytes:
+                self._set_bytes -= self._sets.pop(next(iter(self._sets)))[1].nbytes
             self._sets[key] = (version, runs)
-            self._members += len(runs)
+            self._set_bytes += runs.nbytes

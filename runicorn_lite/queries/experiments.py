@@ -22,6 +22,7 @@ from runicorn_lite.queries.cache import QueryCache as QueryCache  # re-exported:
 from runicorn_lite.queries.field_pages import field_order, field_source, kept_field_page
 from runicorn_lite.queries.filter_sets import SetEvaluator, expression_where
 from runicorn_lite.queries.filters import Expr, Field
+from runicorn_lite.queries.runsets import RunSet
 from runicorn_lite.queries.search import search_clause
 from runicorn_lite.queries.set_pages import set_page
 
@@ -310,7 +311,7 @@ def _kept_sets_page(
 
 def _kept_runs(
     conn: sqlite3.Connection, f: ExperimentFilter, counts: QueryCache, generation: int
-) -> tuple[frozenset[int], frozenset[int], str, int]:
+) -> tuple[RunSet, frozenset[int], str, int]:
     """A ``filter=`` expression's kept set of runs; the members a page leaves out (deleted
     runs, unless wanted); the condition of the runs a walk of the list may meet, and how many
     there are."""
@@ -320,7 +321,8 @@ def _kept_runs(
     deleted = frozenset() if f.include_deleted is True else frozenset(sets.deleted())
     condition = "TRUE" if f.include_deleted is True else LIVE
     if f.include_deleted == "only":  # the recycle bin: the deleted runs among them
-        runs, deleted, condition = runs & deleted, frozenset(), "deleted_at IS NOT NULL"
+        runs, condition = RunSet.of([pk for pk in deleted if pk in runs]), "deleted_at IS NOT NULL"
+        deleted = frozenset()
     everything = kept_count(conn, ExperimentFilter(include_deleted=f.include_deleted), counts, generation)
     return runs, deleted, condition, everything
 

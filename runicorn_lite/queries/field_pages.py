@@ -10,6 +10,7 @@ from typing import Any
 from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import Field
+from runicorn_lite.queries.runsets import RunSet
 from runicorn_lite.queries.set_pages import walk_page
 
 
@@ -33,7 +34,7 @@ def field_source(field: Field) -> tuple[str, str, list[Any]]:
 
 
 def kept_field_page(
-    conn: sqlite3.Connection, runs: frozenset[int], deleted: frozenset[int], everything: int, field: Field,
+    conn: sqlite3.Connection, runs: RunSet, deleted: frozenset[int], everything: int, field: Field,
     desc: bool, offset: int, per_page: int, total: int,
 ) -> list[int] | None:
     """The pks of a page of ``runs`` (a ``filter=`` expression's kept set, less ``deleted``;

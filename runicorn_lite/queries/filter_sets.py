@@ -35,6 +35,7 @@ from runicorn_lite.queries.filters import (
     Or,
     clauses_of,
 )
+from runicorn_lite.queries.runsets import RunSet, union
 
 # An attribute's SQL over an experiments row (``duration_s``: null while the run has no end).
 ATTRIBUTE_SQL = {name: name for name in ATTRIBUTES} | {"duration_s": "(ended_at - created_at)"}
@@ -228,8 +229,8 @@ def expression_where(expr: Expr, pk: str = "pk") -> tuple[str, list[Any]]:
 
 
 class SetEvaluator:
-    """Evaluates expressions into frozensets of run pks (deleted runs included) on one read
-    snapshot, keeping each clause's set (and the set of all runs) in ``cache``."""
+    """Evaluates expressions into sets of run pks (:class:`RunSet`, deleted runs included) on
+    one read snapshot, keeping each clause's set (and the set of all runs) in ``cache``."""
 
     def __init__(self, conn: sqlite3.Connection, cache: QueryCache, generation: int) -> None:
         self.conn = conn
@@ -249,14 +250,14 @@ class SetEvaluator:
             return (self.versions["epoch"], self.versions[table])
         return ("generation", self.generation)  # tags and the experiments' own columns
 
-    def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: list[Any]) -> frozenset[int]:
+    def _kept(self, key: tuple[Any, ...], table: str, sql: str, params: list[Any]) -> RunSet:
         version = (self.version(table),)
         runs = self.cache.get_set(key, version)
         if runs is None:
             column = "pk" if table == "all_runs" else "exp_pk"
             runs = self._brought_up(key, (table,), lambda within: self._select(sql, params, column, within))
             if runs is None:
-                runs = frozenset(r[0] for r in self.conn.execute(sql, params))
+                runs = RunSet.of(r[0] for r in self.conn.execute(sql, params))
             self.cache.put_set(key, version, runs)
         return runs
 
@@ -291,44 +292,40 @@ class SetEvaluator:
 
     def _brought_up(
         self, key: tuple[Any, ...], tables: tuple[str, ...], test: Callable[[frozenset[int]], frozenset[int]],
-    ) -> frozenset[int] | None:
+    ) -> RunSet | None:
         """The set kept under ``key`` for older versions of ``tables`` (one each), brought up to
         this read's by testing again only the runs changed since (``test``: which of them are
-        members now): the same set object when none joined or left (a live run's points), one
+        members now): the same set object when none joined or left (a live run's points), a
         copy when they did; None when there is none to bring up or the log cannot say."""
         stale = self.cache.set_entry(key)
         if stale is None:
             return None
         before, runs = stale
+        assert isinstance(runs, RunSet)
         changed = self._changed(tables, before)
         if changed is None:
             return None
         if not changed:
             return runs
         found = test(changed)
-        left = (runs & changed) - found
-        joined = found - runs
-        if not left:
-            return runs | joined if joined else runs
-        out = set(runs)
-        out -= left
-        out |= joined
-        return frozenset(out)
+        left = [pk for pk in changed if pk in runs and pk not in found]
+        joined = [pk for pk in found if pk not in runs]
+        return runs.changed(left, joined) if left or joined else runs
 
-    def everything(self) -> frozenset[int]:
+    def everything(self) -> RunSet:
         """Every run of the index, deleted ones included (the set ``not`` takes from)."""
         return self._kept(("all-runs",), "all_runs", "SELECT pk FROM experiments", [])
 
-    def _clause_kept(self, clause: Clause) -> tuple[frozenset[int], bool]:
+    def _clause_kept(self, clause: Clause) -> tuple[RunSet, bool]:
         """The kept set of a clause's SQL, and whether the clause is true for every run but those."""
         sql = clause_sql(clause)
         return self._kept(("clause-set", sql.select, *sql.params), sql.table, sql.select, sql.params), sql.complement
 
-    def clause(self, clause: Clause) -> frozenset[int]:
+    def clause(self, clause: Clause) -> RunSet:
         runs, complement = self._clause_kept(clause)
         return self.everything() - runs if complement else runs
 
-    def evaluate(self, expr: Expr) -> frozenset[int]:
+    def evaluate(self, expr: Expr) -> RunSet:
         """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
         its version (a delete, a restore or a live run's points leave it good), and brought up
         to date from the runs changed since when one moves on (a new run)."""
@@ -374,36 +371,27 @@ class SetEvaluator:
 
     def sorted_runs(self, expr: Expr | None) -> np.ndarray:
         """The runs ``expr`` is true for (every run when None, deleted ones included) as a
-        sorted array of pks, kept beside the set for as long as the set is good (and brought up
-        to date with it): what numpy groups by without building the array from the set again
-        after a change."""
+        sorted array of pks (what numpy groups by), kept beside the set while it is good."""
         key: tuple[Any, ...] = ("all-runs-array",) if expr is None else ("expression-array", repr(expr))
-        tables = ("all_runs",) if expr is None else self._expression_tables(expr)
-        version = tuple(self.version(t) for t in tables)
+        version = self._expression_version(expr) if expr is not None else (self.version("all_runs"),)
         found: np.ndarray | None = self.cache.get(key, version)
         if found is None:
-            runs = self.everything() if expr is None else self.evaluate(expr)
-            stale = self.cache.entry(key)
-            changed = self._changed(tables, stale[0]) if stale is not None else None
-            if stale is not None and changed is not None:
-                found = _patched(stale[1], runs, changed)
-            else:
-                found = np.sort(np.fromiter(runs, dtype=np.int64, count=len(runs)))
+            found = (self.everything() if expr is None else self.evaluate(expr)).sorted()
             found.flags.writeable = False  # shared by every request that reads it
             self.cache.put(key, version, found)
         return found
 
-    def _evaluate(self, expr: Expr) -> frozenset[int]:
+    def _evaluate(self, expr: Expr) -> RunSet:
         if isinstance(expr, Clause):
             return self.clause(expr)
         if isinstance(expr, Not):
             return self.everything() - self._evaluate(expr.item)
         if isinstance(expr, Or):
-            return frozenset().union(*(self._evaluate(item) for item in expr.items))
+            return union(self._evaluate(item) for item in expr.items)
         # and: the positive items intersected, the negated ones taken away (never a complement
         # of all runs built only to be intersected)
-        positive: list[frozenset[int]] = []
-        negative: list[frozenset[int]] = []
+        positive: list[RunSet] = []
+        negative: list[RunSet] = []
         for item in expr.items:
             if isinstance(item, Not):
                 negative.append(self._evaluate(item.item))
@@ -434,20 +422,9 @@ class SetEvaluator:
             self.cache.put(("deleted-runs",), self.generation, found)
         return found
 
-    def live_count(self, runs: frozenset[int], deleted: tuple[int, ...]) -> int:
+    def live_count(self, runs: RunSet, deleted: tuple[int, ...]) -> int:
         """How many of ``runs`` are not soft-deleted (no copy of the set)."""
         return len(runs) - sum(1 for pk in deleted if pk in runs)
-
-
-def _patched(before: np.ndarray, runs: frozenset[int], changed: frozenset[int]) -> np.ndarray:
-    """A sorted array of runs brought up to date: the ``changed`` runs taken out, and those of
-    them that are members of ``runs`` now put back in their places."""
-    if not changed:
-        return before
-    moved = np.array(sorted(changed), dtype=np.int64)
-    kept = before[~np.isin(before, moved)]
-    back = moved[[pk in runs for pk in moved.tolist()]]
-    return np.insert(kept, np.searchsorted(kept, back), back)
 
 
 def _nodes(expr: Expr) -> Iterator[Expr]:

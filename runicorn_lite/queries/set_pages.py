@@ -8,10 +8,12 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from runicorn_lite.queries.runsets import RunSet
+
 
 def set_page(
     conn: sqlite3.Connection,
-    runs: frozenset[int],
+    runs: RunSet,
     column: str,
     order: str,
     offset: int,
@@ -52,7 +54,7 @@ def set_page(
     return [k[2] for k in keys[offset:wanted]]
 
 
-def walk_page(cursor: Iterable[tuple[int]], runs: frozenset[int], deleted: frozenset[int], wanted: int) -> list[int]:
+def walk_page(cursor: Iterable[tuple[int]], runs: RunSet, deleted: frozenset[int], wanted: int) -> list[int]:
     """The first ``wanted`` pks of ``cursor`` (a walk of a sort index, in the list's order)
     that are members of ``runs`` and not of ``deleted``: a kept set tested in memory, where
     SQL would build the set again in every statement (``pk IN (...)``: linear in its size)."""
