@@ -4,7 +4,7 @@ A new run moves the params' and the summaries' table versions on. Each round wri
 through our SDK into the corpus, waits until the server (watching the tree) has indexed it, then
 times each ``filter=`` request once: its kept sets are brought up to date from the runs the new
 versions changed (db/set_changes.py). In the same round, the same request with one more clause
-never asked before (``params.lr < 1e6 + round``, true for the same runs) times a set read whole,
+never asked before (``params.lr < N``, N new each time, true for the same runs) times a set read whole,
 which is what each request after a new run paid before: the baseline, measured beside ours.
 The runs it writes are removed at the end.
 """
@@ -85,9 +85,10 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                 indexed = []
                 for i in range(args.rounds):
                     indexed.append(wait_indexed(c, write_run(root, i)))
-                    for name, params in QUERIES:
+                    for q, (name, params) in enumerate(QUERIES):
                         kept[name].append(timed(c, params))
-                        fresh = dict(params, filter=f"{params['filter']} and params.lr < {1_000_000 + i}")
+                        bound = 1_000_000 + i * len(QUERIES) + q  # a clause no request asked for before
+                        fresh = dict(params, filter=f"{params['filter']} and params.lr < {bound}")
                         whole[name].append(timed(c, fresh))
             out["indexed_s_median"] = statistics.median(indexed)
             for name, _ in QUERIES:

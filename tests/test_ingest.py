@@ -608,3 +608,22 @@ def test_known_runs_keep_their_running_runs_and_indexed_count() -> None:
     runs.update(["b", "c"], {"c": known(3, "failed")})  # b indexed no more, c read again
     check()
     assert [rel for rel, _ in runs.running()] == [] and runs.indexed_count() == 2
+
+
+def test_known_keeps_its_numbers_packed_and_none_as_none() -> None:
+    """A Known's five numbers live in one bytes object: every value, None included, reads back
+    as it was given; forgetting the files clears the signature alone."""
+    from runicorn_lite.ingest.known import Known, signature_key
+
+    full = Known.of("a/b/r1", 7, "r1", "1:2|-", 2**40, 123_456, -3, "running", 42, "host")
+    assert (full.pk, full.events_ino, full.events_offset, full.events_last_step) == (7, 2**40, 123_456, -3)
+    assert full.sig == signature_key("1:2|-") and full.same_files("1:2|-") and not full.same_files("1:3|-")
+    assert (full.own_id, full.status, full.pid, full.hostname) == (None, "running", 42, "host")
+    seen = Known.seen("a/b/r2", "other-id")
+    numbers = (seen.pk, seen.sig, seen.events_ino, seen.events_offset, seen.events_last_step)
+    assert numbers == (None, None, None, 0, None)
+    assert seen.own_id == "other-id" and seen.run_id("a/b/r2") == "other-id" and full.run_id("a/b/r1") == "r1"
+    full.forget_files()
+    assert full.sig is None and not full.same_files("1:2|-")
+    assert (full.pk, full.events_ino, full.events_offset, full.events_last_step) == (7, 2**40, 123_456, -3)
+    assert full == Known(7, None, None, 2**40, 123_456, -3, "running", 42, "host") != seen
