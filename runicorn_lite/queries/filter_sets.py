@@ -1,11 +1,13 @@
 """A ``filter=`` expression as sets of runs: each clause one indexed SQL statement, combined
 by union (``or``), intersection (``and``) and difference (``not``: all runs but these).
 
-A clause's set is kept (:class:`~runicorn_lite.queries.cache.QueryCache`) while the table
-it reads keeps its version (db/schema.py, 0012_table_versions): a run's new points, an edit or a
-delete leave the params' and summaries' sets good, so an expression after a change of the index
-is a few set operations, not a read of every run's params. Sets over the experiments' own
-columns and tags are kept for one index generation.
+A clause's set (a bitmap: queries/runsets.py) is kept
+(:class:`~runicorn_lite.queries.cache.QueryCache`) while the table it reads keeps its version
+(db/schema.py, 0012_table_versions): an edit or a delete leave the params' and summaries' sets
+good, so an expression after a change of the index is a few set operations, not a read of every
+run's params. When the version moves on (a new run, a live run's points), the runs it moved for
+(db/set_changes.py) are tested again and the set is brought up to date, not read whole. Sets
+over the experiments' own columns and tags are kept for one index generation.
 
 Every clause is false for a run that lacks its field (``!=``, ``not in``, ``not like`` too);
 a value of the other kind (a string against a number) is false as well.
@@ -301,7 +303,6 @@ class SetEvaluator:
         if stale is None:
             return None
         before, runs = stale
-        assert isinstance(runs, RunSet)
         changed = self._changed(tables, before)
         if changed is None:
             return None
@@ -327,8 +328,8 @@ class SetEvaluator:
 
     def evaluate(self, expr: Expr) -> RunSet:
         """The runs ``expr`` is true for, kept as a whole too while every table it reads keeps
-        its version (a delete, a restore or a live run's points leave it good), and brought up
-        to date from the runs changed since when one moves on (a new run)."""
+        its version (a delete or a restore leaves it good), and brought up to date from the runs
+        changed since when one moves on (a new run; a live run's points, for its metrics)."""
         tables = self._expression_tables(expr)
         version = tuple(self.version(t) for t in tables)
         key = ("expression-set", repr(expr))
