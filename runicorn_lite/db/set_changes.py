@@ -18,6 +18,8 @@ import itertools
 import sqlite3
 from typing import Any
 
+from runicorn_lite.db.dialect import on_postgres
+
 # The tables whose versions are logged: 'all_runs' by the experiments' triggers, the others by
 # the writer (:func:`changed`).
 LOGGED = ("exp_params", "metric_summaries", "all_runs")
@@ -29,6 +31,10 @@ PRUNE_EVERY = 4_096
 # Past this many versions a reader reads the whole set again instead.
 MAX_DELTA = 20_000
 
+_PG_CHANGED = (
+    "WITH moved AS (UPDATE table_versions SET v = v + 1 WHERE name = ? RETURNING name, v)"
+    " INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, ? FROM moved"
+)
 # Moves of a version logged by this process: the log is pruned every PRUNE_EVERY of them.
 _moves = itertools.count(1)
 
@@ -38,9 +44,12 @@ def changed(conn: sqlite3.Connection, table: str, pk: int) -> None:
     log which run it was for. Two statements that need no answer: on PostgreSQL they go out in
     the writer's pipeline like the rest of a run's (reading the new version back would wait for
     the server, three times a run of a cold index)."""
-    conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
-    conn.execute("INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, ? FROM table_versions WHERE name = ?",
-                 (pk, table))
+    if on_postgres():  # one statement: each costs the writer's thread (py-spy: 6% for two)
+        conn.execute(_PG_CHANGED, (table, pk))
+    else:
+        conn.execute("UPDATE table_versions SET v = v + 1 WHERE name = ?", (table,))
+        conn.execute("INSERT INTO set_changes (tbl, v, exp_pk) SELECT name, v, ? FROM table_versions WHERE name = ?",
+                     (pk, table))
     if next(_moves) % PRUNE_EVERY == 0:
         prune(conn)
 
