@@ -11,7 +11,7 @@ from runicorn_lite.db.dialect import on_postgres
 from runicorn_lite.queries.filter_sets import aggregate_column
 from runicorn_lite.queries.filters import Field
 from runicorn_lite.queries.runsets import RunSet
-from runicorn_lite.queries.set_pages import walk_page
+from runicorn_lite.queries.set_pages import walk, walk_page
 
 
 def field_order(field: Field, direction: str) -> str:
@@ -48,8 +48,8 @@ def kept_field_page(
         return None
     table, has, has_params = field_source(field)
     direction = "DESC" if desc else ""
-    cursor = conn.execute(f"SELECT s.exp_pk FROM {table} s WHERE {has}"
-                          f" ORDER BY {field_order(field, direction)}, s.exp_id {direction}", has_params)
-    picked = walk_page(cursor, runs, deleted, wanted)
-    cursor.close()
+    rows = walk(conn, f"SELECT s.exp_pk FROM {table} s WHERE {has}"
+                f" ORDER BY {field_order(field, direction)}, s.exp_id {direction}", has_params,
+                wanted * everything // total)
+    picked = walk_page(rows, runs, deleted, wanted)
     return picked[offset:] if len(picked) == wanted else None

@@ -131,3 +131,37 @@ async def test_sets_are_brought_up_from_the_changed_runs(world, client_for) -> N
     model.add(101, 0.0001, "sgd", [0.2])
     scan(app)
     await check(client, model)
+
+
+@pytest.fixture
+def late_members(tmp_path: Path, backend: str) -> Iterator[Starlette]:
+    """300 runs: the filter's members are the 150 oldest, with the lowest accuracy, so a walk in
+    the list's order (newest first, or best first) meets 150 other runs before the first member."""
+    root = tmp_path / "data"
+    for i in range(300):
+        run = runicorn_lite.init(project="p", name=f"n{i}", root=root, run_id=f"20240101_000000_{i:06x}")
+        run.log_config({"lr": 0.001 if i < 150 else 0.1})
+        run.log({"acc": i / 300}, step=1)
+        run.finish()
+    app = open_app(root)
+    yield app
+    close_app(app)
+
+
+@pytest.mark.parametrize("order", [{}, {"order_by": "metrics.acc.max"}])
+async def test_a_walk_past_many_other_runs_pages_as_the_list_does(late_members, client_for, order) -> None:  # type: ignore[no-untyped-def]
+    """Pages of a filter whose members come late in the list's order: the walk of the sort index
+    goes on past its first window (PostgreSQL reads it in growing windows) and gives the pages
+    the unfiltered list gives, less the others."""
+    client = client_for(late_members)
+    listed = await client.get("/api/v2/experiments", params={"per_page": 1000, "include": "params", **order})
+    everything = listed.json()
+    expected = [e["id"] for e in everything["experiments"] if e["params"]["lr"] < 0.01]
+    assert len(expected) == 150 and len(everything["experiments"]) == 300
+    got = []
+    for page in range(1, 17):
+        body = (await client.get("/api/v2/experiments",
+                                 params={"filter": "params.lr < 0.01", "per_page": 10, "page": page, **order})).json()
+        assert body["total"] == 150
+        got.extend(ids(body))
+    assert got == expected
