@@ -343,6 +343,8 @@ INDEX_MIGRATIONS = (
     "pg_0005_set_changes",
 )
 # The tables of the index (what a rebuild drops; the primary store's tables are never among them).
+# The index's tables of a few rows that every run written updates (versions, kept counts).
+CHURNED_TABLES = ("table_versions", "exp_counts", "exp_stats", "exp_days")
 INDEX_TABLES = (
     "experiments", "exp_tags", "metric_chunks", "chunk_outlines", "experiments_fts", "exp_params",
     "metric_summaries", "exp_docs", "exp_images", "exp_counts", "exp_stats", "exp_days", "table_versions",

@@ -64,10 +64,10 @@ def open_store(settings: Settings) -> tuple[Backend, Indexer]:
     url = settings.postgres_url
     if url is None:
         return open_index(settings.index_path, settings.root)
-    from runicorn_lite.db.pg_schema import INDEX_TABLES, migrate_index
+    from runicorn_lite.db.pg_schema import CHURNED_TABLES, INDEX_TABLES, migrate_index
     from runicorn_lite.db.postgres import PgDatabase
 
-    db = PgDatabase(url, migrate_index, name="index", pipeline=True, tables=INDEX_TABLES)
+    db = PgDatabase(url, migrate_index, name="index", pipeline=True, tables=INDEX_TABLES, churned=CHURNED_TABLES)
     return db, Indexer(settings.root, db)
 
 

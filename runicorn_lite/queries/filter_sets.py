@@ -23,7 +23,7 @@ import numpy as np
 
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.schema import METRIC_AGGREGATES
-from runicorn_lite.db.set_changes import LOGGED, changes_since
+from runicorn_lite.db.set_changes import LOGGED, changes_since, read_versions
 from runicorn_lite.queries.cache import QueryCache
 from runicorn_lite.queries.filters import (
     ATTRIBUTES,
@@ -242,7 +242,7 @@ class SetEvaluator:
         # a filter asks for them twice, and on PostgreSQL each is a round trip.
         versions: dict[str, Any] | None = cache.get(("table-versions",), generation)
         if versions is None:
-            versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+            versions = read_versions(conn)
             cache.put(("table-versions",), generation, versions)
         self.versions = versions
 

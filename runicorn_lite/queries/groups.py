@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.set_changes import read_versions
 from runicorn_lite.queries.experiments import (
     ExperimentFilter,
     QueryCache,
@@ -85,7 +86,7 @@ class Columns:
     def __init__(self, conn: sqlite3.Connection, cache: QueryCache | None = None) -> None:
         self.conn = conn
         self.cache = cache
-        self.versions = dict(conn.execute("SELECT name, v FROM table_versions").fetchall())
+        self.versions = read_versions(conn)
 
     def _kept(self, key: tuple[Any, ...], table: str, build: Any) -> Any:
         version = (self.versions["epoch"], self.versions[table])
