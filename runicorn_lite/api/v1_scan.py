@@ -5,7 +5,8 @@ directory, as Runicorn's viewer does: about 2 ms per thousand runs for the walk 
 read of each run's files. Ten clients asking at once used to make ten scans side by side, each
 holding every run's record and its own answer: the time and the memory grew with the clients.
 Here one scan runs at a time; a request that arrives while one is under way waits for it and
-shares its result (the runs as they were when that scan started, at most one scan old), and the
+shares its result (the runs as they were when that scan started, at most one scan old; a scan
+that started before a write to the index is not shared: the next one is), and the
 ``/api/runs`` answer is encoded once per scan for all of them. A request after it ends starts a
 new one. Memory is one scan's, whatever the number of requests.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,19 +69,33 @@ class Scan:
 
 
 class SharedScan:
-    """At most one full scan of ``root`` at a time; callers during it share its result."""
+    """At most one full scan of ``root`` at a time; callers during it share its result, unless
+    the index was written after it started (``generation``: the index's count of writes), as
+    a soft delete of the caller's own is: then the caller waits for that scan to end and shares
+    the next one (one scan old at most, never older than its own writes)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, generation: Callable[[], int] = lambda: 0) -> None:
         self.root = root
         self.started = 0  # scans started (for tests and logs)
+        self._generation = generation
         self._current: asyncio.Future[Scan] | None = None
+        self._current_generation = 0
 
     async def get(self) -> Scan:
-        current = self._current
-        if current is None:
-            self.started += 1
-            current = self._current = asyncio.ensure_future(run_in_threadpool(self._build))
-            current.add_done_callback(self._finished)
+        waited = False
+        while True:
+            current = self._current
+            if current is None or current.done():
+                self.started += 1
+                self._current_generation = self._generation()
+                current = self._current = asyncio.ensure_future(run_in_threadpool(self._build))
+                current.add_done_callback(self._finished)
+                break
+            if waited or self._current_generation == self._generation():
+                break
+            waited = True  # once: writes that keep coming must not keep a caller waiting
+            with contextlib.suppress(Exception):
+                await asyncio.shield(current)
         # A client that leaves stops waiting; the scan goes on for the others.
         return await asyncio.shield(current)
 
@@ -101,5 +117,6 @@ def shared_scan(conn: HTTPConnection) -> SharedScan:
     state = conn.app.state
     found: SharedScan | None = getattr(state, "v1_scan", None)
     if found is None:
-        found = state.v1_scan = SharedScan(conn.app.state.ctx.root)
+        index = conn.app.state.ctx.index
+        found = state.v1_scan = SharedScan(conn.app.state.ctx.root, lambda: int(index.generation))
     return found

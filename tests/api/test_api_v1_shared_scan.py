@@ -68,3 +68,25 @@ async def test_memory_of_concurrent_v1_lists_does_not_grow_with_their_number(app
     # Ten answers are ten references to one body, and one scan's records at a time (the
     # clients' own buffers of the body are the rest).
     assert ten < 2 * one, (one, ten)
+
+
+async def test_a_list_after_a_delete_never_shares_a_scan_started_before_it(app, client_for) -> None:
+    """A V1 list that arrives while a scan started before the caller's own soft delete does not
+    take that scan's runs (the run would still be listed): it waits for it and shares the next.
+    Seen from outside as Runicorn's UI showing a run moved to the bin, under load."""
+    client = client_for(app)
+    shared = shared_scan(type("Conn", (), {"app": app})())
+    victim = (await client.get("/api/runs")).json()[0]["id"]
+    for _ in range(3):
+        early = asyncio.ensure_future(client.get("/api/runs"))  # a scan under way (300 runs)
+        await asyncio.sleep(0.005)
+        before = shared.started
+        gone = await client.post("/api/runs/soft-delete", json={"run_ids": [victim]})
+        assert gone.status_code == 200, gone.text
+        listed = await client.get("/api/runs")
+        assert victim not in {r["id"] for r in listed.json()}
+        assert shared.started >= before + 1  # a scan of its own, after the write
+        await early
+        back = await client.post("/api/recycle-bin/restore", json={"run_ids": [victim]})
+        assert back.status_code == 200, back.text
+        assert victim in {r["id"] for r in (await client.get("/api/runs")).json()}
