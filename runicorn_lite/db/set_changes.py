@@ -19,6 +19,7 @@ import sqlite3
 from typing import Any
 
 from runicorn_lite.db.dialect import on_postgres
+from runicorn_lite.db.where import placeholders
 
 # The tables whose versions are logged: 'all_runs' by the experiments' triggers, the others by
 # the writer (:func:`changed`).
@@ -68,7 +69,7 @@ def read_versions(conn: sqlite3.Connection) -> dict[str, Any]:
     its four rows read every dead row a long write had left (156 MB after a cold index of a
     million runs with autovacuum off: 30-190 ms a read)."""
     names = ("epoch", *LOGGED)
-    return dict(conn.execute(f"SELECT name, v FROM table_versions WHERE name IN ({', '.join('?' * len(names))})",
+    return dict(conn.execute(f"SELECT name, v FROM table_versions WHERE name IN ({placeholders(len(names))})",
                              names).fetchall())
 
 

@@ -90,11 +90,6 @@ class QueryCache:
         version (one to bring up to date: queries/filter_sets.py)."""
         return self._sets.get(key)
 
-    def entry(self, key: tuple[Any, ...]) -> tuple[Any, Any] | None:
-        """What is kept under ``key`` with its generation (or version), whatever that is."""
-        hit = self._entries.get(key)
-        return (hit[0], hit[1]) if hit is not None else None
-
     def put(self, key: tuple[Any, ...], generation: Any, value: Any) -> None:
         """Keep ``value`` for this generation (or version), dropping the oldest entries while
         there would be more than ``size`` of them or more than ``max_bytes``."""

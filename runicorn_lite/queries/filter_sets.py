@@ -24,6 +24,7 @@ import numpy as np
 from runicorn_lite.db.dialect import on_postgres, pg_number
 from runicorn_lite.db.schema import METRIC_AGGREGATES
 from runicorn_lite.db.set_changes import LOGGED, changes_since, read_versions
+from runicorn_lite.db.where import placeholders
 from runicorn_lite.queries.cache import QueryCache
 from runicorn_lite.queries.filters import (
     ATTRIBUTES,
@@ -272,7 +273,7 @@ class SetEvaluator:
         for start in range(0, len(members), 500):
             part = members[start : start + 500]
             found.extend(r[0] for r in self.conn.execute(
-                f"{sql}{joiner}{column} IN ({','.join('?' * len(part))})", [*params, *part]
+                f"{sql}{joiner}{column} IN ({placeholders(len(part))})", [*params, *part]
             ))
         return frozenset(found)
 
